@@ -1,0 +1,65 @@
+package server
+
+import (
+	"context"
+
+	"github.com/kafscale/kafscale/internal/metadata"
+)
+
+// The handlers reach storage and metadata only through these two interfaces.
+// broker/partition implements Log; internal/metadata implements Cluster.
+//
+// Errors: implementations return (or wrap) franz-go kerr errors — kerr.NotLeaderForPartition,
+// kerr.UnknownTopicOrPartition, kerr.OffsetOutOfRange, kerr.CorruptMessage,
+// kerr.KafkaStorageError, kerr.RequestTimedOut, kerr.TopicAlreadyExists, … — and the handlers
+// put the matching code in the response with kerr.ErrorForCode's inverse (errors.As on
+// *kerr.Error). Any other error is answered as UNKNOWN_SERVER_ERROR and logged.
+
+// Log is the partition data path of this broker.
+type Log interface {
+	// Append validates (CRC-32C, magic 2, lengths) and appends one or more RecordBatch v2
+	// bytes, exactly as the client sent them, to a partition this broker leads, assigning
+	// offsets. With wait it returns only once the data is in S3 and the partition state is
+	// committed in etcd (group commit: many Appends share one flush); without wait it
+	// returns as soon as the batches are buffered.
+	Append(ctx context.Context, topic string, partition int32, batches []byte, wait bool) (AppendResult, error)
+	// Read returns stored batches starting at the batch containing offset, up to about
+	// maxBytes (at least one whole batch when any exists), as stored bytes.
+	Read(ctx context.Context, topic string, partition int32, offset int64, maxBytes int32) (ReadResult, error)
+	// Offsets returns the log start offset and the high watermark.
+	Offsets(ctx context.Context, topic string, partition int32) (logStart, highWatermark int64, err error)
+	// OffsetForTimestamp returns the first offset whose batch max timestamp is >= ts, and
+	// that timestamp; offset -1 when none.
+	OffsetForTimestamp(ctx context.Context, topic string, partition int32, ts int64) (offset, timestamp int64, err error)
+	// EndOffsetForEpoch answers OffsetForLeaderEpoch: the end offset of the largest leader
+	// epoch <= epoch, and that epoch.
+	EndOffsetForEpoch(ctx context.Context, topic string, partition int32, epoch int32) (endOffset int64, leaderEpoch int32, err error)
+	// Changed returns a channel that is closed the next time any partition's high watermark
+	// moves; long-polling fetches wait on it.
+	Changed() <-chan struct{}
+}
+
+// AppendResult is where an append landed.
+type AppendResult struct {
+	BaseOffset     int64
+	LogStartOffset int64
+	// LogAppendTime is -1 (CreateTime topics).
+	LogAppendTime int64
+}
+
+// ReadResult is a slice of a partition's log.
+type ReadResult struct {
+	Batches        []byte
+	HighWatermark  int64
+	LogStartOffset int64
+}
+
+// Cluster is this broker's view of the cluster metadata and the topic admin operations.
+type Cluster interface {
+	// Snapshot is the latest metadata document; never nil once the broker serves.
+	Snapshot() *metadata.Snapshot
+	// CreateTopic adds a topic with partitions spread over live brokers.
+	CreateTopic(ctx context.Context, name string, partitions int32, configs map[string]string) error
+	// DeleteTopic removes a topic from the metadata; its data is deleted afterwards.
+	DeleteTopic(ctx context.Context, name string) error
+}
