@@ -182,3 +182,50 @@ func TestKubeNamespaceAndCRD(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestNoProcessLeftBehind starts every server inside a subtest and checks, once the subtest's
+// cleanups have run, that no process mentioning their ports is still alive.
+func TestNoProcessLeftBehind(t *testing.T) {
+	var marks []string
+	t.Run("start", func(t *testing.T) {
+		e := testenv.StartEtcd(t)
+		s := testenv.StartS3(t)
+		k := testenv.StartKube(t)
+		marks = append(marks, strings.TrimPrefix(e.Endpoints()[0], "http://"), strings.TrimPrefix(s.Endpoint, "http://"))
+		kubeHostPort := strings.TrimPrefix(k.Config.Host, "https://")
+		marks = append(marks, kubeHostPort[strings.LastIndex(kubeHostPort, ":")+1:])
+		for _, m := range marks {
+			if len(processesMentioning(t, m)) == 0 {
+				t.Fatalf("no running process mentions %q; the check below would prove nothing", m)
+			}
+		}
+	})
+	for _, m := range marks {
+		if pids := processesMentioning(t, m); len(pids) > 0 {
+			t.Errorf("processes still running after cleanup that mention %q: %v", m, pids)
+		}
+	}
+}
+
+// processesMentioning lists the PIDs whose command line contains s.
+func processesMentioning(t *testing.T, s string) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatalf("read /proc: %v", err)
+	}
+	var pids []string
+	for _, e := range entries {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		if bytes.Contains(cmdline, []byte(s)) {
+			pids = append(pids, e.Name()+": "+string(bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))
+		}
+	}
+	return pids
+}
