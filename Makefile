@@ -39,7 +39,7 @@ TOOL_STAMPS := \
 	$(STAMP)/helm-docs-$(HELM_DOCS_VERSION) \
 	$(STAMP)/staticcheck-$(STATICCHECK_VERSION) \
 	$(STAMP)/versitygw-$(VERSITYGW_VERSION) \
-	$(STAMP)/kube-apiserver-$(KUBE_VERSION) \
+	$(STAMP)/kube-apiserver-$(KUBE_VERSION)-v \
 	$(STAMP)/etcd-$(ETCD_VERSION) \
 	$(STAMP)/debian-packages
 
@@ -83,8 +83,15 @@ $(STAMP)/versitygw-$(VERSITYGW_VERSION): | $(STAMP)
 	@touch $@
 
 # Built static: the same binaries go into FROM-scratch images for kind.
-$(STAMP)/kube-apiserver-$(KUBE_VERSION): tests/tools/kube-apiserver/go.mod | $(STAMP)
-	cd tests/tools/kube-apiserver && CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/kube-apiserver .
+# The version variables make /version report the real release (charts check kubeVersion
+# against it); without them a source build reports v0.0.0-master.
+KUBE_LDFLAGS = -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
+	-X k8s.io/component-base/version.gitMajor=$(word 2,$(subst ., ,$(subst v,v ,$(KUBE_VERSION)))) \
+	-X k8s.io/component-base/version.gitMinor=$(word 3,$(subst ., ,$(subst v,v ,$(KUBE_VERSION)))) \
+	-X k8s.io/component-base/version.gitTreeState=clean
+
+$(STAMP)/kube-apiserver-$(KUBE_VERSION)-v: tests/tools/kube-apiserver/go.mod | $(STAMP)
+	cd tests/tools/kube-apiserver && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(KUBE_LDFLAGS)" -o $(BIN)/kube-apiserver .
 	@touch $@
 
 $(STAMP)/etcd-$(ETCD_VERSION): tests/tools/etcd/go.mod | $(STAMP)

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kafscale/kafscale/tests/testenv"
@@ -113,6 +114,19 @@ func TestKubeNamespaceAndCRD(t *testing.T) {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kafscale-testenv"}}
 	if err := k.Client.Create(ctx(t), ns); err != nil {
 		t.Fatalf("create namespace: %v", err)
+	}
+	// The source build reports the release it was built from, so charts' kubeVersion checks
+	// and client version skew logic see a real version.
+	dc, err := discovery.NewDiscoveryClientForConfig(k.Config)
+	if err != nil {
+		t.Fatalf("discovery client: %v", err)
+	}
+	info, err := dc.ServerVersion()
+	if err != nil {
+		t.Fatalf("server version: %v", err)
+	}
+	if !strings.HasPrefix(info.GitVersion, "v1.34.") || info.Major != "1" || info.Minor != "34" {
+		t.Fatalf("kube-apiserver reports %+v, want v1.34.x (built with version ldflags by make tools)", info)
 	}
 	var gotNS corev1.Namespace
 	if err := k.Client.Get(ctx(t), client.ObjectKey{Name: ns.Name}, &gotNS); err != nil {
