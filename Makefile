@@ -21,6 +21,7 @@ GO ?= go
 
 # --- pinned tool versions (see docs/development.md for why each was chosen) -------------
 HELM_VERSION             := v3.22.0
+HELM_KUBE_MINOR          := 34
 CT_VERSION               := v3.14.0
 CONTROLLER_TOOLS_VERSION := v0.23.0
 HELM_DOCS_VERSION        := v1.14.2
@@ -33,7 +34,7 @@ ETCD_VERSION             := $(call module_version,go.etcd.io/etcd/server/v3,test
 DEBIAN_PACKAGES          := kcat yamllint
 
 TOOL_STAMPS := \
-	$(STAMP)/helm-$(HELM_VERSION) \
+	$(STAMP)/helm-$(HELM_VERSION)-kube$(HELM_KUBE_MINOR) \
 	$(STAMP)/ct-$(CT_VERSION) \
 	$(STAMP)/controller-gen-$(CONTROLLER_TOOLS_VERSION) \
 	$(STAMP)/helm-docs-$(HELM_DOCS_VERSION) \
@@ -54,8 +55,14 @@ tools: $(TOOL_STAMPS) ## install every pinned tool the tests need into ./bin
 $(STAMP):
 	@mkdir -p $@
 
-$(STAMP)/helm-$(HELM_VERSION): | $(STAMP)
-	$(GO) install -ldflags "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)" helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+# helm's default Kubernetes version (used by `helm template` and `helm lint` without a
+# cluster) is set at link time, as helm's own release build does; without it it is v1.20 and
+# the chart's kubeVersion constraint fails. It names the release we test against.
+$(STAMP)/helm-$(HELM_VERSION)-kube$(HELM_KUBE_MINOR): | $(STAMP)
+	$(GO) install -ldflags "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	  -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$(HELM_KUBE_MINOR) \
+	  -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$(HELM_KUBE_MINOR)" \
+	  helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 	@touch $@
 
 # chart-testing's version list is filtered on the proxy, so `go install` fails; download the
