@@ -27,6 +27,9 @@ CONTROLLER_TOOLS_VERSION := v0.23.0
 HELM_DOCS_VERSION        := v1.14.2
 STATICCHECK_VERSION      := v0.8.2
 VERSITYGW_VERSION        := v1.8.0
+# The monitoring.coreos.com CRDs the rendering tests install into kube-apiserver, and the Go
+# API types they unmarshal into (the same version, pinned in go.mod).
+PROMETHEUS_OPERATOR_VERSION := v0.85.0
 # kube-apiserver and etcd are built from the modules pinned in their own go.mod files.
 module_version = $(shell awk '{for (i = 1; i < NF; i++) if ($$i == "$(1)") {print $$(i+1); exit}}' $(2))
 KUBE_VERSION             := $(call module_version,k8s.io/kubernetes,tests/tools/kube-apiserver/go.mod)
@@ -40,6 +43,7 @@ TOOL_STAMPS := \
 	$(STAMP)/helm-docs-$(HELM_DOCS_VERSION) \
 	$(STAMP)/staticcheck-$(STATICCHECK_VERSION) \
 	$(STAMP)/versitygw-$(VERSITYGW_VERSION) \
+	$(STAMP)/prometheus-operator-crds-$(PROMETHEUS_OPERATOR_VERSION) \
 	$(STAMP)/kube-apiserver-$(KUBE_VERSION) \
 	$(STAMP)/etcd-$(ETCD_VERSION) \
 	$(STAMP)/debian-packages
@@ -89,6 +93,14 @@ $(STAMP)/versitygw-$(VERSITYGW_VERSION): | $(STAMP)
 	$(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 	@touch $@
 
+# Only the CRD manifests of the module (example/prometheus-operator-crd/), into
+# bin/prometheus-operator-crds/; the chart's tests install them next to our own CRDs.
+$(STAMP)/prometheus-operator-crds-$(PROMETHEUS_OPERATOR_VERSION): | $(STAMP)
+	dir=$$($(GO) mod download -json github.com/prometheus-operator/prometheus-operator@$(PROMETHEUS_OPERATOR_VERSION) | sed -n 's/^\s*"Dir": "\(.*\)",$$/\1/p'); \
+	  rm -rf $(BIN)/prometheus-operator-crds && mkdir -p $(BIN)/prometheus-operator-crds && \
+	  install -m 0644 "$$dir"/example/prometheus-operator-crd/*.yaml $(BIN)/prometheus-operator-crds/
+	@touch $@
+
 # Built static: the same binaries go into FROM-scratch images for kind.
 $(STAMP)/kube-apiserver-$(KUBE_VERSION): tests/tools/kube-apiserver/go.mod | $(STAMP)
 	cd tests/tools/kube-apiserver && CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/kube-apiserver .
@@ -110,28 +122,56 @@ $(STAMP)/debian-packages: | $(STAMP)
 build: ## build every KafScale binary into ./bin
 	$(GO) build ./...
 
+# --- generate ----------------------------------------------------------------------------
+CHART := charts/kafscale
+# Everything `generate` writes; `check-generated` fails when any of it differs from git.
+GENERATED := operator/api/v1alpha1/zz_generated.deepcopy.go $(CHART)/files/crds \
+	$(CHART)/values.schema.json $(CHART)/README.md
+
+.PHONY: generate
+generate: tools ## regenerate deepcopy code, CRDs, values.schema.json and the chart README
+	controller-gen object:headerFile=/dev/null paths=./operator/api/...
+	rm -f $(CHART)/files/crds/*.yaml
+	controller-gen crd paths=./operator/api/... output:crd:artifacts:config=$(CHART)/files/crds
+	$(GO) run ./internal/tools/valuesschema -values $(CHART)/values.yaml -out $(CHART)/values.schema.json
+	helm-docs --chart-search-root $(CHART) --template-files README.md.gotmpl --log-level warning
+
+.PHONY: check-generated
+check-generated: generate ## fail when generated files differ from what is committed
+	@if ! git diff --quiet -- $(GENERATED) || [ -n "$$(git ls-files --others --exclude-standard -- $(GENERATED))" ]; then \
+	  git --no-pager diff --stat -- $(GENERATED); git ls-files --others --exclude-standard -- $(GENERATED); \
+	  echo "generated files are out of date: run 'make generate' and commit the result"; exit 1; \
+	fi
+
 # --- lint ------------------------------------------------------------------------------------
 .PHONY: lint
-lint: tools ## gofmt, go vet, staticcheck (and helm lint / ct lint once the chart exists)
+lint: tools check-generated ## gofmt, go vet, staticcheck, generated-file drift, helm lint --strict, ct lint
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bin/*')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	staticcheck ./...
+	helm lint --strict $(CHART)
+	for f in $(CHART)/ci/*-values.yaml; do helm lint --strict $(CHART) -f "$$f"; done
+	ct lint --config ct.yaml
 
 # --- tests -----------------------------------------------------------------------------------
 GOTEST ?= $(GO) test
 TEST_FLAGS ?= -count=1
 
 .PHONY: test
-test: tools lint test-unit test-integration ## install tools, lint, then run every test tier
+test: tools lint test-unit test-render test-integration ## install tools, lint, then run every test tier
 
 .PHONY: test-unit
 test-unit: ## tier 1: unit tests (no outside processes)
 	$(GOTEST) $(TEST_FLAGS) -race $$($(GO) list ./... | grep -v /tests/)
 
+.PHONY: test-render
+test-render: tools ## tier 2: the chart rendered and asserted, dry-run against kube-apiserver, release lifecycle
+	$(GOTEST) $(TEST_FLAGS) -timeout 15m ./tests/chart/...
+
 .PHONY: test-integration
 test-integration: tools ## tier 3: real etcd, S3 server and kube-apiserver on loopback
-	$(GOTEST) $(TEST_FLAGS) -timeout 20m ./tests/...
+	$(GOTEST) $(TEST_FLAGS) -timeout 20m $$($(GO) list ./tests/... | grep -v /tests/chart)
 
 .PHONY: clean
 clean: ## remove build outputs (keeps ./bin tools)
