@@ -227,7 +227,3 @@ type KafscaleClusterList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []KafscaleCluster `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&KafscaleCluster{}, &KafscaleClusterList{})
-}

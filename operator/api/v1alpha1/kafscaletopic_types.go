@@ -95,7 +95,3 @@ type KafscaleTopicList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []KafscaleTopic `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&KafscaleTopic{}, &KafscaleTopicList{})
-}
