@@ -89,6 +89,88 @@ func TestAgainstKubeAPIServer(t *testing.T) {
 	t.Run("lifecycle", func(t *testing.T) {
 		lifecycle(t, kube.Client, kubeconfig)
 	})
+
+	// The lifecycle leaves the current CRDs installed; their validation is the API server's.
+	t.Run("crd-validation", func(t *testing.T) {
+		crdValidation(t, kube.Client)
+	})
+}
+
+func crdValidation(t *testing.T, c client.Client) {
+	const ns = "crd-validation"
+	createNamespace(t, c, ns)
+	obj := func(kind, name string, spec map[string]any) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{Object: map[string]any{"spec": spec}}
+		u.SetGroupVersionKind(schema.GroupVersionKind{Group: "kafscale.io", Version: "v1alpha1", Kind: kind})
+		u.SetNamespace(ns)
+		u.SetName(name)
+		return u
+	}
+	s3 := func(extra map[string]any) map[string]any {
+		m := map[string]any{"bucket": "kafscale-data", "region": "eu-west-1"}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	rejected := []struct {
+		name string
+		obj  *unstructured.Unstructured
+		want string
+	}{
+		{"cluster without s3", obj("KafscaleCluster", "no-s3", map[string]any{}), `spec.s3: Required value`},
+		{"bucket without region", obj("KafscaleCluster", "no-region", map[string]any{"s3": map[string]any{"bucket": "kafscale-data"}}), `spec.s3.region: Required value`},
+		{"negative replicas", obj("KafscaleCluster", "neg", map[string]any{"s3": s3(nil), "brokers": map[string]any{"replicas": int64(-1)}}), `spec.brokers.replicas: Invalid value: -1`},
+		{"service type", obj("KafscaleCluster", "svc", map[string]any{"s3": s3(nil), "brokers": map[string]any{"service": map[string]any{"type": "ExternalName"}}}), `Unsupported value: "ExternalName"`},
+		{"source ranges without LoadBalancer", obj("KafscaleCluster", "ranges", map[string]any{"s3": s3(nil), "brokers": map[string]any{"service": map[string]any{"loadBalancerSourceRanges": []any{"10.0.0.0/8"}}}}), `loadBalancerSourceRanges needs type LoadBalancer`},
+		{"readRegion without readBucket", obj("KafscaleCluster", "read", map[string]any{"s3": s3(map[string]any{"readRegion": "us-east-1"})}), `readRegion needs readBucket`},
+		{"etcd endpoint without scheme", obj("KafscaleCluster", "etcd", map[string]any{"s3": s3(nil), "etcd": map[string]any{"endpoints": []any{"etcd:2379"}}}), `spec.etcd.endpoints[0]: Invalid value`},
+		{"segment bytes below minimum", obj("KafscaleCluster", "seg", map[string]any{"s3": s3(nil), "config": map[string]any{"segmentBytes": int64(10)}}), `spec.config.segmentBytes: Invalid value: 10`},
+		{"topic without cluster", obj("KafscaleTopic", "orphan", map[string]any{"partitions": int64(3)}), `spec.clusterRef: Required value`},
+		{"zero partitions", obj("KafscaleTopic", "zero", map[string]any{"clusterRef": "kafscale", "partitions": int64(0)}), `spec.partitions: Invalid value: 0`},
+		{"bad topic name", obj("KafscaleTopic", "bad-name", map[string]any{"clusterRef": "kafscale", "topicName": "a b"}), `spec.topicName: Invalid value: "a b"`},
+	}
+	for _, tc := range rejected {
+		err := c.Create(ctxFor(t), tc.obj)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want an error containing %q", tc.name, err, tc.want)
+		}
+	}
+
+	// Defaults apply, and transition rules guard updates.
+	good := obj("KafscaleCluster", "good", map[string]any{"s3": s3(map[string]any{"readBucket": "kafscale-replica", "readRegion": "us-east-1"})})
+	if err := c.Create(ctxFor(t), good); err != nil {
+		t.Fatalf("valid cluster: %v", err)
+	}
+	replicas, _, _ := unstructured.NestedInt64(good.Object, "spec", "brokers", "replicas")
+	port, _, _ := unstructured.NestedInt64(good.Object, "spec", "brokers", "advertisedPort")
+	eq(t, "defaulted replicas and port", []int64{replicas, port}, []int64{3, 9092})
+
+	topic := obj("KafscaleTopic", "orders", map[string]any{"clusterRef": "good", "partitions": int64(6)})
+	if err := c.Create(ctxFor(t), topic); err != nil {
+		t.Fatalf("valid topic: %v", err)
+	}
+	for _, tc := range []struct {
+		field string
+		value any
+		want  string
+	}{
+		{"partitions", int64(3), "partitions can only grow"},
+		{"clusterRef", "other", "clusterRef is immutable"},
+	} {
+		changed := topic.DeepCopy()
+		if err := unstructured.SetNestedField(changed.Object, tc.value, "spec", tc.field); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Update(ctxFor(t), changed); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("update %s to %v: got %v, want %q", tc.field, tc.value, err, tc.want)
+		}
+	}
+	grown := topic.DeepCopy()
+	_ = unstructured.SetNestedField(grown.Object, int64(12), "spec", "partitions")
+	if err := c.Update(ctxFor(t), grown); err != nil {
+		t.Errorf("growing partitions: %v", err)
+	}
 }
 
 func ctxFor(t *testing.T) context.Context {

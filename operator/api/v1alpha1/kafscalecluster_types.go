@@ -9,6 +9,7 @@ import (
 // buckets holding its log segments and the etcd holding its metadata.
 type KafscaleClusterSpec struct {
 	// Brokers describes the broker Deployment and its Service.
+	// +kubebuilder:default={}
 	// +optional
 	Brokers BrokerSpec `json:"brokers,omitempty"`
 
@@ -52,6 +53,7 @@ type BrokerSpec struct {
 	AdvertisedPort int32 `json:"advertisedPort,omitempty"`
 
 	// Service configures the Service in front of the brokers.
+	// +kubebuilder:default={}
 	// +optional
 	Service BrokerServiceSpec `json:"service,omitempty"`
 }
