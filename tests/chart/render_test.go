@@ -3,6 +3,7 @@ package chart
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -802,6 +803,15 @@ func TestSchemaIsGeneratedFromValues(t *testing.T) {
 	schema, err := os.ReadFile(filepath.Join(chartDir(t), "values.schema.json"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	gen := exec.Command("go", "run", "./internal/tools/valuesschema", "-values", filepath.Join(chartDir(t), "values.yaml"))
+	gen.Dir = repoPath(t)
+	fresh, err := gen.Output()
+	if err != nil {
+		t.Fatalf("generate the schema: %v", err)
+	}
+	if string(fresh) != string(schema) {
+		t.Fatal("charts/kafscale/values.schema.json is not what values.yaml generates: run `make generate`")
 	}
 	var s map[string]any
 	if err := json.Unmarshal(schema, &s); err != nil {
