@@ -21,11 +21,15 @@ GO ?= go
 
 # --- pinned tool versions (see docs/development.md for why each was chosen) -------------
 HELM_VERSION             := v3.22.0
+HELM_KUBE_MINOR          := 34
 CT_VERSION               := v3.14.0
 CONTROLLER_TOOLS_VERSION := v0.23.0
 HELM_DOCS_VERSION        := v1.14.2
 STATICCHECK_VERSION      := v0.8.2
 VERSITYGW_VERSION        := v1.8.0
+# The monitoring.coreos.com CRDs the rendering tests install into kube-apiserver, and the Go
+# API types they unmarshal into (the same version, pinned in go.mod).
+PROMETHEUS_OPERATOR_VERSION := v0.85.0
 # kube-apiserver and etcd are built from the modules pinned in their own go.mod files.
 module_version = $(shell awk '{for (i = 1; i < NF; i++) if ($$i == "$(1)") {print $$(i+1); exit}}' $(2))
 KUBE_VERSION             := $(call module_version,k8s.io/kubernetes,tests/tools/kube-apiserver/go.mod)
@@ -33,12 +37,13 @@ ETCD_VERSION             := $(call module_version,go.etcd.io/etcd/server/v3,test
 DEBIAN_PACKAGES          := kcat yamllint
 
 TOOL_STAMPS := \
-	$(STAMP)/helm-$(HELM_VERSION) \
+	$(STAMP)/helm-$(HELM_VERSION)-kube$(HELM_KUBE_MINOR) \
 	$(STAMP)/ct-$(CT_VERSION) \
 	$(STAMP)/controller-gen-$(CONTROLLER_TOOLS_VERSION) \
 	$(STAMP)/helm-docs-$(HELM_DOCS_VERSION) \
 	$(STAMP)/staticcheck-$(STATICCHECK_VERSION) \
 	$(STAMP)/versitygw-$(VERSITYGW_VERSION) \
+	$(STAMP)/prometheus-operator-crds-$(PROMETHEUS_OPERATOR_VERSION) \
 	$(STAMP)/kube-apiserver-$(KUBE_VERSION)-v \
 	$(STAMP)/etcd-$(ETCD_VERSION) \
 	$(STAMP)/debian-packages
@@ -54,8 +59,14 @@ tools: $(TOOL_STAMPS) ## install every pinned tool the tests need into ./bin
 $(STAMP):
 	@mkdir -p $@
 
-$(STAMP)/helm-$(HELM_VERSION): | $(STAMP)
-	$(GO) install -ldflags "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)" helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+# helm's default Kubernetes version (used by `helm template` and `helm lint` without a
+# cluster) is set at link time, as helm's own release build does; without it it is v1.20 and
+# the chart's kubeVersion constraint fails. It names the release we test against.
+$(STAMP)/helm-$(HELM_VERSION)-kube$(HELM_KUBE_MINOR): | $(STAMP)
+	$(GO) install -ldflags "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	  -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$(HELM_KUBE_MINOR) \
+	  -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$(HELM_KUBE_MINOR)" \
+	  helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 	@touch $@
 
 # chart-testing's version list is filtered on the proxy, so `go install` fails; download the
@@ -80,6 +91,14 @@ $(STAMP)/staticcheck-$(STATICCHECK_VERSION): | $(STAMP)
 
 $(STAMP)/versitygw-$(VERSITYGW_VERSION): | $(STAMP)
 	$(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+	@touch $@
+
+# Only the CRD manifests of the module (example/prometheus-operator-crd/), into
+# bin/prometheus-operator-crds/; the chart's tests install them next to our own CRDs.
+$(STAMP)/prometheus-operator-crds-$(PROMETHEUS_OPERATOR_VERSION): | $(STAMP)
+	dir=$$($(GO) mod download -json github.com/prometheus-operator/prometheus-operator@$(PROMETHEUS_OPERATOR_VERSION) | sed -n 's/^\s*"Dir": "\(.*\)",$$/\1/p'); \
+	  rm -rf $(BIN)/prometheus-operator-crds && mkdir -p $(BIN)/prometheus-operator-crds && \
+	  install -m 0644 "$$dir"/example/prometheus-operator-crd/*.yaml $(BIN)/prometheus-operator-crds/
 	@touch $@
 
 # Built static: the same binaries go into FROM-scratch images for kind.
@@ -110,28 +129,56 @@ $(STAMP)/debian-packages: | $(STAMP)
 build: ## build every KafScale binary into ./bin
 	$(GO) build ./...
 
+# --- generate ----------------------------------------------------------------------------
+CHART := charts/kafscale
+# Everything `generate` writes; `check-generated` fails when any of it differs from git.
+GENERATED := operator/api/v1alpha1/zz_generated.deepcopy.go $(CHART)/files/crds \
+	$(CHART)/values.schema.json $(CHART)/README.md
+
+.PHONY: generate
+generate: tools ## regenerate deepcopy code, CRDs, values.schema.json and the chart README
+	controller-gen object:headerFile=/dev/null paths=./operator/api/...
+	rm -f $(CHART)/files/crds/*.yaml
+	controller-gen crd paths=./operator/api/... output:crd:artifacts:config=$(CHART)/files/crds
+	$(GO) run ./internal/tools/valuesschema -values $(CHART)/values.yaml -out $(CHART)/values.schema.json
+	helm-docs --chart-search-root $(CHART) --template-files README.md.gotmpl --log-level warning
+
+.PHONY: check-generated
+check-generated: generate ## fail when generated files differ from what is committed
+	@if ! git diff --quiet -- $(GENERATED) || [ -n "$$(git ls-files --others --exclude-standard -- $(GENERATED))" ]; then \
+	  git --no-pager diff --stat -- $(GENERATED); git ls-files --others --exclude-standard -- $(GENERATED); \
+	  echo "generated files are out of date: run 'make generate' and commit the result"; exit 1; \
+	fi
+
 # --- lint ------------------------------------------------------------------------------------
 .PHONY: lint
-lint: tools ## gofmt, go vet, staticcheck (and helm lint / ct lint once the chart exists)
+lint: tools check-generated ## gofmt, go vet, staticcheck, generated-file drift, helm lint --strict, ct lint
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bin/*')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	staticcheck ./...
+	helm lint --strict $(CHART)
+	for f in $(CHART)/ci/*-values.yaml; do helm lint --strict $(CHART) -f "$$f"; done
+	ct lint --config ct.yaml
 
 # --- tests -----------------------------------------------------------------------------------
 GOTEST ?= $(GO) test
 TEST_FLAGS ?= -count=1
 
 .PHONY: test
-test: tools lint test-unit test-integration ## install tools, lint, then run every test tier
+test: tools lint test-unit test-render test-integration ## install tools, lint, then run every test tier
 
 .PHONY: test-unit
 test-unit: ## tier 1: unit tests (no outside processes)
 	$(GOTEST) $(TEST_FLAGS) -race $$($(GO) list ./... | grep -v /tests/)
 
+.PHONY: test-render
+test-render: tools ## tier 2: the chart rendered and asserted, dry-run against kube-apiserver, release lifecycle
+	$(GOTEST) $(TEST_FLAGS) -timeout 15m ./tests/chart/...
+
 .PHONY: test-integration
 test-integration: tools ## tier 3: real etcd, S3 server and kube-apiserver on loopback
-	$(GOTEST) $(TEST_FLAGS) -timeout 20m ./tests/...
+	$(GOTEST) $(TEST_FLAGS) -timeout 20m $$($(GO) list ./tests/... | grep -v /tests/chart)
 
 .PHONY: clean
 clean: ## remove build outputs (keeps ./bin tools)

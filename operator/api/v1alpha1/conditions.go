@@ -1,0 +1,13 @@
+package v1alpha1
+
+// Condition types reported in status.conditions. Types and reasons are CamelCase, as
+// metav1.Condition requires.
+const (
+	// ConditionReady is True when every object the resource asks for exists and is healthy.
+	ConditionReady = "Ready"
+	// ConditionEtcdSnapshotAccess is True when the operator's S3 write preflight for etcd
+	// snapshots succeeded.
+	ConditionEtcdSnapshotAccess = "EtcdSnapshotAccess"
+	// ConditionPublished is True when the topic is part of the metadata snapshot in etcd.
+	ConditionPublished = "Published"
+)

@@ -1,0 +1,72 @@
+package chart
+
+import (
+	"context"
+	"net"
+	"os/exec"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// The `helm test` pods' scripts, run with the real kcat (Debian's, librdkafka 2.0) against
+// kfake, franz-go's in-process Kafka, standing in for the proxy: one endpoint that answers
+// Metadata with itself. Only the bootstrap address (the proxy Service's cluster DNS name)
+// is replaced by kfake's; everything else runs as rendered.
+func TestHelmTestPodsWithRealKcat(t *testing.T) {
+	if _, err := exec.LookPath("kcat"); err != nil {
+		t.Fatal("kcat is missing: run `make tools` (it installs the Debian package)")
+	}
+	const topic = "kafscale-helm-test"
+
+	// start returns the first listener of a fresh kfake cluster holding the test topic.
+	start := func(t *testing.T, brokers int) string {
+		t.Helper()
+		cluster, err := kfake.NewCluster(kfake.NumBrokers(brokers), kfake.SeedTopics(1, topic))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cluster.Close)
+		addrs := cluster.ListenAddrs()
+		sort.Strings(addrs)
+		return addrs[0]
+	}
+	// step runs one test pod's command, rendered for a proxy advertising addr.
+	step := func(t *testing.T, addr, which string) error {
+		t.Helper()
+		host, port, _ := net.SplitHostPort(addr)
+		m := render(t, values{set: map[string]string{
+			"proxy.advertisedHost": host, "proxy.advertisedPort": port, "tests.timeoutSeconds": "10", "tests.topic": topic,
+		}})
+		c := get[corev1.Pod](t, m, "Pod", name("test-"+which)).Spec.Containers[0]
+		script := strings.ReplaceAll(c.Args[0], name("proxy")+":9092", addr)
+		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, c.Command[0], append(c.Command[1:], script)...).CombinedOutput()
+		t.Logf("%s (err %v):\n%s", which, err, out)
+		return err
+	}
+
+	t.Run("metadata, produce, consume through one advertised endpoint", func(t *testing.T) {
+		addr := start(t, 1)
+		for _, which := range []string{"metadata", "produce", "consume"} {
+			if err := step(t, addr, which); err != nil {
+				t.Fatalf("%s failed: %v", which, err)
+			}
+		}
+	})
+	t.Run("metadata fails when brokers other than the advertised endpoint are listed", func(t *testing.T) {
+		if step(t, start(t, 3), "metadata") == nil {
+			t.Error("the metadata check passed with three brokers listed")
+		}
+	})
+	t.Run("consume fails when the record was not produced", func(t *testing.T) {
+		if step(t, start(t, 1), "consume") == nil {
+			t.Error("consume found a record nobody produced")
+		}
+	})
+}
