@@ -45,6 +45,11 @@ type AppendResult struct {
 	LogStartOffset int64
 	// LogAppendTime is -1 (CreateTime topics).
 	LogAppendTime int64
+	// Durable, set when Append was called with wait=false, blocks until the flush holding
+	// this append is in S3 and committed in etcd (nil), or failed (the error). The produce
+	// handler appends a connection's pipelined requests in arrival order with wait=false
+	// and waits on Durable concurrently, so order is kept without one flush per request.
+	Durable func(ctx context.Context) error
 }
 
 // ReadResult is a slice of a partition's log.
