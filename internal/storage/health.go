@@ -99,10 +99,10 @@ type Health struct {
 	opts HealthOptions
 	now  func() time.Time
 
-	mu          sync.Mutex
-	samples     []sample // oldest first, pruned to opts.Window
-	consecFail  int
-	consecOK    int
+	mu         sync.Mutex
+	samples    []sample // oldest first, pruned to opts.Window
+	consecFail int
+	consecOK   int
 }
 
 // NewHealth returns a tracker; now is the clock (time.Now when nil).
