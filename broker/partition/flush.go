@@ -30,7 +30,7 @@ func (m *Manager) Append(ctx context.Context, topic string, part int32, batches 
 	if err != nil {
 		return server.AppendResult{}, fmt.Errorf("%s/%d: %w", topic, part, err)
 	}
-	p, err := m.partitionFor(ctx, topic, part)
+	p, err := m.partitionFor(ctx, topic, part, false)
 	if err != nil {
 		return server.AppendResult{}, err
 	}

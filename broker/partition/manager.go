@@ -241,6 +241,12 @@ func (m *Manager) startLocked(tp topicPartition, topicID [16]byte, epoch int32, 
 		prev.retire(fmt.Errorf("%s: leader epoch moved on: %w", tp, kerr.NotLeaderForPartition), &m.buffered)
 	}
 	p := newPartition(tp, topicID, epoch)
+	if prev != nil && prev.topicID == topicID {
+		// Until the claim completes, reads keep being served from what was committed.
+		prev.mu.Lock()
+		p.committed = prev.committed
+		prev.mu.Unlock()
+	}
 	m.parts[tp] = p
 	go m.claim(p, prev)
 }
@@ -342,13 +348,16 @@ func (m *Manager) tryClaim(p *partition, key string) (*metadata.PartitionState, 
 	if !tresp.Succeeded {
 		return nil, 0, nil
 	}
-	m.log.Info("partition claimed", "partition", p.tp, "epoch", p.epoch, "hwm", next.HighWatermark)
+	m.log.Debug("partition claimed", "partition", p.tp, "epoch", p.epoch, "hwm", next.HighWatermark)
 	return next, tresp.Header.Revision, nil
 }
 
 // partitionFor returns the incarnation leading tp once it is ready, or the error a client
 // should see.
-func (m *Manager) partitionFor(ctx context.Context, topic string, part int32) (*partition, error) {
+//
+// Reads (forRead) do not wait for a claim when an earlier incarnation left a committed
+// state: committed data is immutable, so it stays readable while etcd is unreachable.
+func (m *Manager) partitionFor(ctx context.Context, topic string, part int32, forRead bool) (*partition, error) {
 	tp := topicPartition{topic, part}
 	m.mu.Lock()
 	p := m.parts[tp]
@@ -364,6 +373,14 @@ func (m *Manager) partitionFor(ctx context.Context, topic string, part int32) (*
 		}
 		return nil, fmt.Errorf("%s: node %d is not the leader: %w", tp, m.opts.NodeID, kerr.NotLeaderForPartition)
 	}
+	if forRead {
+		p.mu.Lock()
+		st, committed := p.status, p.committed
+		p.mu.Unlock()
+		if st == loading && committed != nil {
+			return p, nil
+		}
+	}
 	wait := time.NewTimer(m.opts.CommitTimeout)
 	defer wait.Stop()
 	select {
@@ -375,10 +392,28 @@ func (m *Manager) partitionFor(ctx context.Context, topic string, part int32) (*
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.status != leading {
+	if p.status == retired {
 		return nil, p.err
 	}
 	return p, nil
+}
+
+// Flush flushes everything buffered now and waits for the commit (tests, tools).
+func (m *Manager) Flush(ctx context.Context) error {
+	req := make(chan struct{})
+	select {
+	case m.flushReq <- req:
+	case <-m.done:
+		return errors.New("partition: manager closed")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-req:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Drain stops accepting appends, flushes and commits everything buffered, then stops
@@ -389,18 +424,8 @@ func (m *Manager) Drain(ctx context.Context) error {
 	m.draining = true
 	m.mu.Unlock()
 	for m.buffered.Load() > 0 || m.anyInflight() {
-		req := make(chan struct{})
-		select {
-		case m.flushReq <- req:
-		case <-m.done:
-			return errors.New("partition: manager closed")
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		select {
-		case <-req:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := m.Flush(ctx); err != nil {
+			return err
 		}
 	}
 	m.mu.Lock()

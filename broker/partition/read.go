@@ -14,7 +14,7 @@ import (
 
 // committedState returns the partition's last committed state.
 func (m *Manager) committedState(ctx context.Context, topic string, part int32) (*metadata.PartitionState, error) {
-	p, err := m.partitionFor(ctx, topic, part)
+	p, err := m.partitionFor(ctx, topic, part, true)
 	if err != nil {
 		return nil, err
 	}
