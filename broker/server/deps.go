@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/kafscale/kafscale/internal/metadata"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // The handlers reach storage and metadata only through these two interfaces.
@@ -67,4 +68,23 @@ type Cluster interface {
 	CreateTopic(ctx context.Context, name string, partitions int32, configs map[string]string) error
 	// DeleteTopic removes a topic from the metadata; its data is deleted afterwards.
 	DeleteTopic(ctx context.Context, name string) error
+}
+
+// Groups is the group coordinator (broker/groups). Each method answers one request of the
+// API it is named after, for the groups this broker coordinates (NOT_COORDINATOR for the
+// others), and returns within the group's timeouts or when ctx ends; etcd failures become
+// COORDINATOR_NOT_AVAILABLE or REQUEST_TIMED_OUT in the response, never a hang.
+type Groups interface {
+	// Coordinator returns the NodeID coordinating the group in snap, -1 when none.
+	Coordinator(snap *metadata.Snapshot, group string) int32
+	JoinGroup(ctx context.Context, clientID, clientHost string, req *kmsg.JoinGroupRequest) *kmsg.JoinGroupResponse
+	SyncGroup(ctx context.Context, req *kmsg.SyncGroupRequest) *kmsg.SyncGroupResponse
+	Heartbeat(ctx context.Context, req *kmsg.HeartbeatRequest) *kmsg.HeartbeatResponse
+	LeaveGroup(ctx context.Context, req *kmsg.LeaveGroupRequest) *kmsg.LeaveGroupResponse
+	OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRequest) *kmsg.OffsetCommitResponse
+	OffsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchResponse
+	OffsetDelete(ctx context.Context, req *kmsg.OffsetDeleteRequest) *kmsg.OffsetDeleteResponse
+	DescribeGroups(ctx context.Context, req *kmsg.DescribeGroupsRequest) *kmsg.DescribeGroupsResponse
+	ListGroups(ctx context.Context, req *kmsg.ListGroupsRequest) *kmsg.ListGroupsResponse
+	DeleteGroups(ctx context.Context, req *kmsg.DeleteGroupsRequest) *kmsg.DeleteGroupsResponse
 }
