@@ -23,6 +23,7 @@ import (
 //     naming a session gets FETCH_SESSION_ID_NOT_FOUND.
 //   - v9+ CurrentLeaderEpoch is checked against the snapshot (FENCED_LEADER_EPOCH,
 //     UNKNOWN_LEADER_EPOCH); v11+ rack-aware preferred replicas are not used (-1).
+//   - A broker shutting down answers long polls at once with what it has.
 
 const fetchKey = 1
 
@@ -48,6 +49,9 @@ func (s *Server) handleFetch(ctx context.Context, _ *requestContext, kreq kmsg.R
 		select {
 		case <-changed:
 			timer.Stop()
+		case <-s.closingCh:
+			timer.Stop()
+			deadline = time.Now() // answer with what there is
 		case <-timer.C:
 		case <-ctx.Done():
 			timer.Stop()
@@ -97,9 +101,9 @@ func (s *Server) fetchPartition(ctx context.Context, snap *metadata.Snapshot, to
 	if err := checkLeaderEpoch(rp.CurrentLeaderEpoch, p.LeaderEpoch); err != nil {
 		return 0, err
 	}
-	limit := rp.PartitionMaxBytes
-	if !first {
-		limit = min(limit, remaining)
+	limit := min(rp.PartitionMaxBytes, remaining)
+	if limit <= 0 && first {
+		limit = 1 // the Log still returns one whole batch
 	}
 	if limit <= 0 {
 		start, hw, err := s.log.Offsets(ctx, topic, rp.Partition)

@@ -15,13 +15,17 @@ import (
 //
 // Topics are added to the metadata snapshot with their partitions spread over the live
 // brokers. NumPartitions -1 means KAFSCALE_AUTO_CREATE_PARTITIONS. The replication factor is
-// accepted and ignored (-1 or any positive value): S3 is the replication. Manual replica
-// assignments are refused (INVALID_REPLICA_ASSIGNMENT). v1+ ValidateOnly checks without
-// creating; v5+ answers the partition count, replication factor and configs; v7 the topic id.
+// accepted and ignored (-1 or any positive value): S3 is the replication. A topic has at
+// most 10000 partitions. Manual replica assignments are refused (INVALID_REPLICA_ASSIGNMENT).
+// v1+ ValidateOnly checks without creating; v5+ answers the partition count, replication factor and configs; v7 the topic id.
 // The answer waits, up to TimeoutMillis, until the new topic is in this broker's view so
 // the client's next Metadata request sees it. Refused when KAFSCALE_ALLOW_ADMIN_APIS=false.
 
 const createTopicsKey = 19
+
+// maxPartitionsPerTopic keeps one request from growing the metadata snapshot (one etcd
+// value) beyond reason.
+const maxPartitionsPerTopic = 10000
 
 func init() { register(createTopicsKey, 0, 7, (*Server).handleCreateTopics) }
 
@@ -64,8 +68,8 @@ func (s *Server) handleCreateTopics(ctx context.Context, _ *requestContext, kreq
 			err = fmt.Errorf("%w: topic names are 1-249 characters of [a-zA-Z0-9._-]", kerr.InvalidTopicException)
 		case len(rt.ReplicaAssignment) > 0:
 			err = fmt.Errorf("%w: manual replica assignment is not supported; partitions are spread over live brokers", kerr.InvalidReplicaAssignment)
-		case partitions <= 0:
-			err = fmt.Errorf("%w: partitions must be positive (or -1 for the default)", kerr.InvalidPartitions)
+		case partitions <= 0 || partitions > maxPartitionsPerTopic:
+			err = fmt.Errorf("%w: partitions must be 1..%d (or -1 for the default)", kerr.InvalidPartitions, maxPartitionsPerTopic)
 		case rt.ReplicationFactor == 0 || rt.ReplicationFactor < -1:
 			err = fmt.Errorf("%w: replication factor must be positive or -1", kerr.InvalidReplicationFactor)
 		case s.cluster.Snapshot().Topic(rt.Topic) != nil:

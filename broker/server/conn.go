@@ -123,7 +123,9 @@ func (c *conn) readLoop() error {
 		}
 		in, req, rc, err := c.decode(frame)
 		if err != nil {
-			c.s.metrics.rejected("malformed")
+			if !errors.Is(err, errDecodeTimeout) {
+				c.s.metrics.rejected("malformed")
+			}
 			return err
 		}
 		select {
@@ -183,13 +185,13 @@ func (c *conn) decode(frame []byte) (*inflight, kmsg.Request, *requestContext, e
 		rc.clientID = *id
 	}
 	if req.IsFlexible() {
-		kmsg.SkipTags(&b)
+		skipTags(&b)
 	}
 	if err := b.Complete(); err != nil {
 		return nil, nil, nil, fmt.Errorf("%s v%d: malformed request header", kmsg.NameForKey(key), version)
 	}
-	if err := req.ReadFrom(b.Src); err != nil {
-		return nil, nil, nil, fmt.Errorf("%s v%d: malformed request body: %v", kmsg.NameForKey(key), version, err)
+	if err := c.readBody(req, b.Src); err != nil {
+		return nil, nil, nil, fmt.Errorf("%s v%d: malformed request body: %w", kmsg.NameForKey(key), version, err)
 	}
 	if key == produceKey {
 		turn, mine := c.lastProduce, make(chan struct{})
@@ -201,8 +203,50 @@ func (c *conn) decode(frame []byte) (*inflight, kmsg.Request, *requestContext, e
 	return in, req, rc, nil
 }
 
+// skipTags skips a tagged-field section, stopping as soon as the data runs out. (kmsg's
+// SkipTags keeps counting down a declared tag count after the data has ended, which a
+// 5-byte count turns into billions of iterations.)
+func skipTags(b *kbin.Reader) {
+	for n := b.Uvarint(); n > 0 && b.Ok(); n-- {
+		_, size := b.Uvarint(), b.Uvarint()
+		b.Span(int(size))
+	}
+}
+
+// decodeTimeout bounds the decoding of one flexible request body. Well-formed bodies decode
+// in microseconds to milliseconds; kmsg's tag parsing, given a huge declared tag count and
+// too few bytes, loops for minutes. Such a connection is closed after decodeTimeout (the
+// stray decode still finishes in the background).
+const decodeTimeout = time.Second
+
+var errDecodeTimeout = errors.New("decoding took longer than 1s (malformed tagged fields)")
+
+// readBody decodes a request body, with decodeTimeout for flexible versions.
+func (c *conn) readBody(req kmsg.Request, body []byte) error {
+	if !req.IsFlexible() {
+		return req.ReadFrom(body)
+	}
+	done := make(chan error, 1)
+	go func() { done <- req.ReadFrom(body) }()
+	timer := time.NewTimer(decodeTimeout)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-timer.C:
+		c.s.metrics.rejected("decode_timeout")
+		return errDecodeTimeout
+	}
+}
+
 // handle runs the request's handler and hands the result to the writer.
 func (c *conn) handle(in *inflight, req kmsg.Request, rc *requestContext) {
+	c.s.inflight.Add(1)
+	c.s.metrics.inflight.Inc()
+	defer func() {
+		c.s.inflight.Add(-1)
+		c.s.metrics.inflight.Dec()
+	}()
 	defer close(in.done)
 	if rc.releaseTurn != nil {
 		defer rc.releaseTurn()

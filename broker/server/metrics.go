@@ -12,6 +12,7 @@ type Metrics struct {
 	requests        *prometheus.CounterVec
 	latency         *prometheus.HistogramVec
 	connections     prometheus.Gauge
+	inflight        prometheus.Gauge
 	rejects         *prometheus.CounterVec
 	partitionErrors *prometheus.CounterVec
 	producedRecords prometheus.Counter
@@ -40,6 +41,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "kafscale_connections",
 			Help: "Open Kafka client connections.",
 		}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kafscale_requests_inflight",
+			Help: "Kafka requests being handled (long-polling fetches and produces waiting for a flush included).",
+		}),
 		rejects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kafscale_connections_rejected_total",
 			Help: "Connections closed because of bad input, by reason (frame_size, malformed, handler_error).",
@@ -64,7 +69,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		fetchRate:   newRateWindow(rateWindowSeconds),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.connections, m.rejects, m.partitionErrors,
+		reg.MustRegister(m.requests, m.latency, m.connections, m.inflight, m.rejects, m.partitionErrors,
 			m.producedRecords, m.producedBytes, m.fetchedBytes,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "kafscale_produce_rps",

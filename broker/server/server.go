@@ -48,7 +48,9 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 	closing   atomic.Bool
+	closingCh chan struct{} // closed by Shutdown: long polls answer at once
 	connWG    sync.WaitGroup
+	inflight  atomic.Int64 // requests being handled
 }
 
 // New returns a server; metrics may be nil (tests).
@@ -76,6 +78,7 @@ func New(cfg Config, log Log, cluster Cluster, logger *slog.Logger, metrics *Met
 		metrics:   metrics,
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
+		closingCh: make(chan struct{}),
 	}
 }
 
@@ -139,7 +142,9 @@ func (s *Server) Serve(ln net.Listener) error {
 // ends first, the remaining connections are closed at once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.closing.Store(true)
+	if !s.closing.Swap(true) {
+		close(s.closingCh)
+	}
 	for ln := range s.listeners {
 		ln.Close()
 	}
