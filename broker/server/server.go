@@ -41,6 +41,7 @@ type Server struct {
 	cfg     Config
 	log     Log
 	cluster Cluster
+	groups  Groups // nil until set (broker/server/groups.go): group APIs answer COORDINATOR_NOT_AVAILABLE
 	logger  *slog.Logger
 	metrics *Metrics
 
