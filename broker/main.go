@@ -1,6 +1,9 @@
 // Command broker is the KafScale broker: a stateless Kafka-protocol server whose log lives
 // in S3 and whose metadata lives in etcd. It is configured entirely by KAFSCALE_* environment
 // variables (docs/runtime-settings.md) and drains gracefully on SIGTERM.
+//
+// `broker local [-brokers N] [-clean]` instead runs a whole local platform in one process
+// (embedded etcd, an S3 store on disk, N brokers): what `make run` starts.
 package main
 
 import (
@@ -14,9 +17,14 @@ import (
 
 	"github.com/kafscale/kafscale/broker/app"
 	"github.com/kafscale/kafscale/internal/config"
+	"github.com/kafscale/kafscale/internal/local"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "local" {
+		// `broker local`: embedded etcd, S3 store and brokers in this process (make run).
+		os.Exit(local.Main(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	cfg, err := config.Load()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kafscale broker: %v\nSee docs/runtime-settings.md for every variable.\n", err)

@@ -77,6 +77,7 @@ func (s *Server) fetchOnce(ctx context.Context, req *kmsg.FetchRequest) (*kmsg.F
 			sp.Partition = rp.Partition
 			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
 			sp.PreferredReadReplica = -1
+			sp.RecordBatches = []byte{} // never null: librdkafka rejects a -1 length
 			remaining := int32(int64(maxBytes) - int64(total))
 			n, err := s.fetchPartition(ctx, snap, rt.Topic, &rp, &sp, remaining, total == 0)
 			if err != nil {
@@ -121,7 +122,9 @@ func (s *Server) fetchPartition(ctx context.Context, snap *metadata.Snapshot, to
 		return 0, err
 	}
 	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = res.HighWatermark, res.HighWatermark, res.LogStartOffset
-	sp.RecordBatches = res.Batches
+	if len(res.Batches) > 0 {
+		sp.RecordBatches = res.Batches
+	}
 	return len(res.Batches), nil
 }
 
