@@ -118,13 +118,13 @@ type Stats struct {
 	// Txns is the number of etcd commit transactions; Commits the partition states they wrote.
 	Txns, Commits, Fenced, CommitErrors int64
 	// GarbageObjects were written but referenced by no committed state (deleted best effort).
-	GarbageObjects  int64
-	Reads           int64
-	Readaheads      int64
-	BufferedBytes   int64
-	LeadPartitions  int64
-	Cache           storage.CacheStats
-	ObjectStoreHeat storage.HealthState
+	GarbageObjects int64
+	Reads          int64
+	Readaheads     int64
+	BufferedBytes  int64
+	LeadPartitions int64
+	Cache          storage.CacheStats
+	S3Health       storage.HealthState
 }
 
 type topicPartition struct {
@@ -181,7 +181,7 @@ func (m *Manager) Stats() Stats {
 		CommitErrors: m.stats.commitErrors.Load(), GarbageObjects: m.stats.garbage.Load(),
 		Reads: m.stats.reads.Load(), Readaheads: m.stats.readaheads.Load(),
 		BufferedBytes: m.buffered.Load(), LeadPartitions: lead,
-		Cache: m.cache.Stats(), ObjectStoreHeat: m.objects.Health(),
+		Cache: m.cache.Stats(), S3Health: m.objects.Health(),
 	}
 }
 

@@ -132,10 +132,8 @@ type cut struct {
 	prevRev int64
 
 	// Filled while building and committing the flush.
-	next    *metadata.PartitionState
-	value   string // the encoded next state
-	err     error
-	settled bool
+	next  *metadata.PartitionState
+	value string // the encoded next state
 }
 
 // takeCut hands the pending data to the flusher, or returns nil.
