@@ -77,7 +77,7 @@ func DefaultOptions(o Options) Options {
 
 // Coordinator coordinates the groups that hash to this broker.
 type Coordinator struct {
-	cli      *clientv3.Client
+	kv       kv
 	keys     metadata.Keys
 	snapshot func() *metadata.Snapshot
 	opts     Options
@@ -91,9 +91,13 @@ type Coordinator struct {
 // New returns a coordinator that reads the cluster view from snapshot (never nil) and keeps
 // group state in etcd through cli.
 func New(cli *clientv3.Client, keys metadata.Keys, snapshot func() *metadata.Snapshot, opts Options) *Coordinator {
+	return newCoordinator(etcdKV{cli}, keys, snapshot, opts)
+}
+
+func newCoordinator(store kv, keys metadata.Keys, snapshot func() *metadata.Snapshot, opts Options) *Coordinator {
 	opts = DefaultOptions(opts)
 	return &Coordinator{
-		cli:      cli,
+		kv:       store,
 		keys:     keys,
 		snapshot: snapshot,
 		opts:     opts,

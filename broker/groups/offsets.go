@@ -6,7 +6,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // OffsetCommit answers an OffsetCommit request (v0-v8). Members commit with their
@@ -72,7 +71,7 @@ func (c *Coordinator) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRe
 
 	snap := c.snapshot()
 	now := c.opts.Clock.Now().UnixMilli()
-	var ops []clientv3.Op
+	var ops []op
 	var committed [][2]int
 	for i, t := range req.Topics {
 		topic := snap.Topic(t.Topic)
@@ -91,7 +90,7 @@ func (c *Coordinator) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRe
 				codes[i][j] = kerr.OffsetMetadataTooLarge.Code
 			default:
 				data, _ := json.Marshal(doc)
-				ops = append(ops, clientv3.OpPut(c.keys.Offset(g.id, t.Topic, p.Partition), string(data)))
+				ops = append(ops, putOp(c.keys.Offset(g.id, t.Topic, p.Partition), string(data)))
 				committed = append(committed, [2]int{i, j})
 			}
 		}
@@ -265,7 +264,7 @@ func (c *Coordinator) OffsetDelete(ctx context.Context, req *kmsg.OffsetDeleteRe
 		subscribed = g.subscribedTopics()
 	}
 	snap := c.snapshot()
-	var ops []clientv3.Op
+	var ops []op
 	var deleting []*kmsg.OffsetDeleteResponseTopicPartition
 	for _, t := range req.Topics {
 		rt := kmsg.NewOffsetDeleteResponseTopic()
@@ -280,7 +279,7 @@ func (c *Coordinator) OffsetDelete(ctx context.Context, req *kmsg.OffsetDeleteRe
 			case subscribed[t.Topic]:
 				rp.ErrorCode = kerr.GroupSubscribedToTopic.Code
 			default:
-				ops = append(ops, clientv3.OpDelete(c.keys.Offset(g.id, t.Topic, p.Partition)))
+				ops = append(ops, deleteOp(c.keys.Offset(g.id, t.Topic, p.Partition)))
 			}
 			rt.Partitions = append(rt.Partitions, rp)
 		}

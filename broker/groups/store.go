@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // GroupDocument is the JSON stored at groups/<group>: the group as of its last completed
@@ -96,19 +95,19 @@ func (g *group) document() GroupDocument {
 func (c *Coordinator) loadGroup(ctx context.Context, id string) (*group, error) {
 	ctx, cancel := c.etcdCtx(ctx)
 	defer cancel()
-	resp, err := c.cli.Get(ctx, c.keys.Group(id))
+	kvs, err := c.kv.get(ctx, c.keys.Group(id), false, false)
 	if err != nil {
 		return nil, &etcdError{"load group " + id, err}
 	}
-	if len(resp.Kvs) == 0 {
+	if len(kvs) == 0 {
 		return nil, nil
 	}
 	var doc GroupDocument
-	if err := json.Unmarshal(resp.Kvs[0].Value, &doc); err != nil {
+	if err := json.Unmarshal([]byte(kvs[0].value), &doc); err != nil {
 		return nil, fmt.Errorf("decode group %s: %w", id, err)
 	}
 	g := c.newGroup(id)
-	g.rev = resp.Kvs[0].ModRevision
+	g.rev = kvs[0].modRev
 	g.protocolType, g.protocol, g.generation, g.leader = doc.ProtocolType, doc.Protocol, doc.Generation, doc.Leader
 	for i, md := range doc.Members {
 		g.members[md.MemberID] = &member{
@@ -133,26 +132,20 @@ func (c *Coordinator) loadGroup(ctx context.Context, id string) (*group, error) 
 	return g, nil
 }
 
-// fence is the comparison every write of a group carries: its document is still the one
-// this broker last read or wrote.
-func (c *Coordinator) fence(g *group) clientv3.Cmp {
-	return clientv3.Compare(clientv3.ModRevision(c.keys.Group(g.id)), "=", g.rev)
-}
-
 // storeGroup writes the group's document, fenced. errFenced when another broker wrote it.
 func (c *Coordinator) storeGroup(ctx context.Context, g *group) error {
 	data, err := json.Marshal(g.document())
 	if err != nil {
 		return err
 	}
-	resp, err := c.cli.Txn(ctx).If(c.fence(g)).Then(clientv3.OpPut(c.keys.Group(g.id), string(data))).Commit()
+	ok, rev, err := c.kv.txn(ctx, c.keys.Group(g.id), g.rev, []op{putOp(c.keys.Group(g.id), string(data))})
 	if err != nil {
 		return &etcdError{"store group " + g.id, err}
 	}
-	if !resp.Succeeded {
+	if !ok {
 		return errFenced
 	}
-	g.rev = resp.Header.Revision
+	g.rev = rev
 	g.persistedEmpty = len(g.members) == 0
 	return nil
 }
@@ -193,19 +186,19 @@ type topicPartition struct {
 func (c *Coordinator) readOffsets(ctx context.Context, group string) (map[topicPartition]OffsetDocument, error) {
 	ctx, cancel := c.etcdCtx(ctx)
 	defer cancel()
-	resp, err := c.cli.Get(ctx, c.offsetsPrefix(group), clientv3.WithPrefix())
+	kvs, err := c.kv.get(ctx, c.offsetsPrefix(group), true, false)
 	if err != nil {
 		return nil, &etcdError{"read offsets of " + group, err}
 	}
 	out := map[topicPartition]OffsetDocument{}
-	for _, kv := range resp.Kvs {
-		gid, topic, p, ok := c.offsetKey(string(kv.Key))
+	for _, kv := range kvs {
+		gid, topic, p, ok := c.offsetKey(kv.key)
 		if !ok || gid != group {
 			continue
 		}
 		var doc OffsetDocument
-		if err := json.Unmarshal(kv.Value, &doc); err != nil {
-			c.log.Warn("undecodable committed offset", "key", string(kv.Key), "err", err)
+		if err := json.Unmarshal([]byte(kv.value), &doc); err != nil {
+			c.log.Warn("undecodable committed offset", "key", kv.key, "err", err)
 			continue
 		}
 		out[topicPartition{topic, p}] = doc
@@ -215,7 +208,7 @@ func (c *Coordinator) readOffsets(ctx context.Context, group string) (map[topicP
 
 // writeOps applies puts and deletes to etcd in fenced transactions of at most maxTxnOps
 // operations. The group's document comes first when writeDoc (a group never stored yet).
-func (c *Coordinator) writeOps(ctx context.Context, g *group, writeDoc bool, ops []clientv3.Op) error {
+func (c *Coordinator) writeOps(ctx context.Context, g *group, writeDoc bool, ops []op) error {
 	ctx, cancel := c.etcdCtx(ctx)
 	defer cancel()
 	if writeDoc {
@@ -223,19 +216,19 @@ func (c *Coordinator) writeOps(ctx context.Context, g *group, writeDoc bool, ops
 		if err != nil {
 			return err
 		}
-		ops = append([]clientv3.Op{clientv3.OpPut(c.keys.Group(g.id), string(data))}, ops...)
+		ops = append([]op{putOp(c.keys.Group(g.id), string(data))}, ops...)
 	}
 	for len(ops) > 0 {
 		n := min(len(ops), maxTxnOps)
-		resp, err := c.cli.Txn(ctx).If(c.fence(g)).Then(ops[:n]...).Commit()
+		ok, rev, err := c.kv.txn(ctx, c.keys.Group(g.id), g.rev, ops[:n])
 		if err != nil {
 			return &etcdError{"write group " + g.id, err}
 		}
-		if !resp.Succeeded {
+		if !ok {
 			return errFenced
 		}
 		if writeDoc {
-			g.rev = resp.Header.Revision
+			g.rev = rev
 			g.persistedEmpty = len(g.members) == 0
 			writeDoc = false
 		}
@@ -248,17 +241,17 @@ func (c *Coordinator) writeOps(ctx context.Context, g *group, writeDoc bool, ops
 func (c *Coordinator) deleteGroup(ctx context.Context, g *group) error {
 	ctx, cancel := c.etcdCtx(ctx)
 	defer cancel()
-	resp, err := c.cli.Get(ctx, c.offsetsPrefix(g.id), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	kvs, err := c.kv.get(ctx, c.offsetsPrefix(g.id), true, true)
 	if err != nil {
 		return &etcdError{"list offsets of " + g.id, err}
 	}
-	var ops []clientv3.Op
-	for _, kv := range resp.Kvs {
-		if gid, _, _, ok := c.offsetKey(string(kv.Key)); ok && gid == g.id {
-			ops = append(ops, clientv3.OpDelete(string(kv.Key)))
+	var ops []op
+	for _, kv := range kvs {
+		if gid, _, _, ok := c.offsetKey(kv.key); ok && gid == g.id {
+			ops = append(ops, deleteOp(kv.key))
 		}
 	}
-	ops = append(ops, clientv3.OpDelete(c.keys.Group(g.id)))
+	ops = append(ops, deleteOp(c.keys.Group(g.id)))
 	return c.writeOps(ctx, g, false, ops)
 }
 
@@ -267,18 +260,18 @@ func (c *Coordinator) listStoredGroups(ctx context.Context) (map[string]GroupDoc
 	ctx, cancel := c.etcdCtx(ctx)
 	defer cancel()
 	prefix := c.keys.Prefix() + "groups/"
-	resp, err := c.cli.Get(ctx, prefix, clientv3.WithPrefix())
+	kvs, err := c.kv.get(ctx, prefix, true, false)
 	if err != nil {
 		return nil, &etcdError{"list groups", err}
 	}
 	out := map[string]GroupDocument{}
-	for _, kv := range resp.Kvs {
+	for _, kv := range kvs {
 		var doc GroupDocument
-		if err := json.Unmarshal(kv.Value, &doc); err != nil {
-			c.log.Warn("undecodable group document", "key", string(kv.Key), "err", err)
+		if err := json.Unmarshal([]byte(kv.value), &doc); err != nil {
+			c.log.Warn("undecodable group document", "key", kv.key, "err", err)
 			continue
 		}
-		out[strings.TrimPrefix(string(kv.Key), prefix)] = doc
+		out[strings.TrimPrefix(kv.key, prefix)] = doc
 	}
 	return out, nil
 }
