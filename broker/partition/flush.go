@@ -34,8 +34,6 @@ func (m *Manager) Append(ctx context.Context, topic string, part int32, batches 
 	if err != nil {
 		return server.AppendResult{}, err
 	}
-	data := append([]byte(nil), batches...)
-
 	p.mu.Lock()
 	if p.status != leading {
 		err := p.err
@@ -46,6 +44,10 @@ func (m *Manager) Append(ctx context.Context, topic string, part int32, batches 
 	if len(p.pend) == 0 {
 		p.pendBase, p.pendTS = base, -1
 	}
+	// The buffer gets its own copy of the bytes, patched in place.
+	start := len(p.pend)
+	p.pend = append(p.pend, batches...)
+	data := p.pend[start:]
 	pos := 0
 	for _, b := range parsed {
 		raw := data[pos : pos+b.Size()]
@@ -55,7 +57,6 @@ func (m *Manager) Append(ctx context.Context, topic string, part int32, batches 
 		p.pendTS = max(p.pendTS, b.MaxTimestamp)
 		pos += b.Size()
 	}
-	p.pend = append(p.pend, data...)
 	res := p.pendRes
 	logStart := p.committed.LogStartOffset
 	p.mu.Unlock()

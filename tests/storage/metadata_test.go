@@ -118,7 +118,10 @@ func TestControllerReassignsLeaders(t *testing.T) {
 	t.Cleanup(stop1)
 	t.Cleanup(stop2)
 	done1 := make(chan struct{})
-	go func() { defer close(done1); _ = s1.RunController(ctx1, 1, metadata.ControllerOptions{SessionTTL: 2 * time.Second}) }()
+	go func() {
+		defer close(done1)
+		_ = s1.RunController(ctx1, 1, metadata.ControllerOptions{SessionTTL: 2 * time.Second})
+	}()
 	eventually(t, 30*time.Second, func() error {
 		if snap := s1.Snapshot(); snap.ControllerID != 1 || len(snap.Brokers) != 2 || snap.ClusterID == "" {
 			return fmt.Errorf("snapshot %+v", snap)
