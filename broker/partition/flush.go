@@ -171,8 +171,10 @@ func (m *Manager) flush() {
 		ch := c.next.Chunks[len(c.next.Chunks)-1]
 		m.cache.Put(chunkKey(ch.Object, ch.Pos), c.data)
 	}
-	committed := m.commit(cuts)
-	if committed == 0 {
+	committed, uncertain := m.commit(cuts)
+	// Delete the object only when every partition in it was refused for certain: after an
+	// etcd error a commit may have landed, and then the object holds committed data.
+	if committed == 0 && uncertain == 0 {
 		m.stats.garbage.Add(1)
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), m.objectsTimeout())
@@ -255,9 +257,8 @@ func (m *Manager) buildObject(name string, cuts []*cut) ([]byte, error) {
 
 // commit writes every cut's next state in as few etcd transactions as the limits allow,
 // each fenced by the ModRevisions this broker last wrote. It settles every cut and returns
-// how many committed.
-func (m *Manager) commit(cuts []*cut) int {
-	committed := 0
+// how many committed and how many have an unknown outcome (etcd errors).
+func (m *Manager) commit(cuts []*cut) (committed, uncertain int) {
 	deadline := time.Now().Add(m.opts.CommitTimeout)
 	pending := cuts
 	for len(pending) > 0 {
@@ -269,9 +270,11 @@ func (m *Manager) commit(cuts []*cut) int {
 		}
 		group := pending[:n]
 		pending = pending[n:]
-		committed += m.commitGroup(group, deadline)
+		c, u := m.commitGroup(group, deadline)
+		committed += c
+		uncertain += u
 	}
-	return committed
+	return committed, uncertain
 }
 
 // commitGroup commits one group: a transaction comparing every key's ModRevision and, when
@@ -279,8 +282,7 @@ func (m *Manager) commit(cuts []*cut) int {
 // in fact already committed by an earlier attempt whose answer was lost) and retrying the
 // rest. etcd errors are retried until the deadline; after that the outcome is unknown and
 // the partitions restart from etcd.
-func (m *Manager) commitGroup(group []*cut, deadline time.Time) int {
-	committed := 0
+func (m *Manager) commitGroup(group []*cut, deadline time.Time) (committed, uncertain int) {
 	backoff := 50 * time.Millisecond
 	for len(group) > 0 {
 		keys := make([]string, len(group))
@@ -310,14 +312,14 @@ func (m *Manager) commitGroup(group []*cut, deadline time.Time) int {
 				c.p.settle(c, nil, 0, cerr, &m.buffered)
 				m.restart(c.p, cerr)
 			}
-			return committed
+			return committed, len(group)
 		}
 		if resp.Succeeded {
 			for _, c := range group {
 				c.p.settle(c, c.next, resp.Header.Revision, nil, &m.buffered)
 			}
 			m.stats.commits.Add(int64(len(group)))
-			return committed + len(group)
+			return committed + len(group), 0
 		}
 		var retry []*cut
 		for i, c := range group {
@@ -340,7 +342,7 @@ func (m *Manager) commitGroup(group []*cut, deadline time.Time) int {
 		}
 		group = retry
 	}
-	return committed
+	return committed, 0
 }
 
 func chunkKey(object string, pos int64) string { return fmt.Sprintf("%s#%d", object, pos) }
