@@ -279,3 +279,5 @@ func (s *seen) missing(values []string) []string {
 	}
 	return out
 }
+
+func kadmClient(cl *kgo.Client) *kadm.Client { return kadm.NewClient(cl) }
