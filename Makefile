@@ -103,6 +103,16 @@ $(STAMP)/debian-packages: | $(STAMP)
 build: ## build every KafScale binary into ./bin
 	$(GO) build ./...
 
+# --- run -----------------------------------------------------------------------------------
+BROKERS   ?= 1
+CLEAN     ?=
+RUN_FLAGS ?=
+
+# Needs only Go: etcd (embedded) and the S3 store (gofakes3) run inside the broker process.
+.PHONY: run
+run: ## local platform on 127.0.0.1:9092, data in ./.kafscale (BROKERS=3 for three, CLEAN=1 to start afresh)
+	$(GO) run ./broker local -brokers $(BROKERS) $(if $(CLEAN),-clean) $(RUN_FLAGS)
+
 # --- lint ------------------------------------------------------------------------------------
 .PHONY: lint
 lint: tools ## gofmt, go vet, staticcheck (and helm lint / ct lint once the chart exists)
@@ -116,11 +126,21 @@ GOTEST ?= $(GO) test
 TEST_FLAGS ?= -count=1
 
 .PHONY: test
-test: tools lint test-unit test-integration ## install tools, lint, then run every test tier
+test: tools lint test-unit fuzz test-integration ## install tools, lint, then run every test tier
 
 .PHONY: test-unit
 test-unit: ## tier 1: unit tests (no outside processes)
 	$(GOTEST) $(TEST_FLAGS) -race $$($(GO) list ./... | grep -v /tests/)
+
+FUZZTIME ?= 20s
+
+.PHONY: fuzz
+fuzz: ## fuzz Kafka request decoding and handling for FUZZTIME (default 20s)
+	$(GOTEST) -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME) ./broker/server
+
+.PHONY: test-broker
+test-broker: tools ## broker integration tests: kcat, franz-go, sarama, kafka-go, restarts, kill -9, bad input, make run
+	$(GOTEST) $(TEST_FLAGS) -timeout 15m ./tests/broker/...
 
 .PHONY: test-integration
 test-integration: tools ## tier 3: real etcd, S3 server and kube-apiserver on loopback

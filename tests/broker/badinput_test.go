@@ -41,7 +41,9 @@ func TestBadInput(t *testing.T) {
 		h = binary.BigEndian.AppendUint32(h, 1)
 		return binary.BigEndian.AppendUint16(h, 0xffff)
 	}
-	frame := func(body []byte) []byte { return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...) }
+	frame := func(body []byte) []byte {
+		return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
+	}
 	closes := []struct {
 		name  string
 		bytes []byte
@@ -165,4 +167,3 @@ func recordBatch(value string) []byte {
 	binary.BigEndian.PutUint32(out[17:], crc32.Checksum(out[21:], crc32.MakeTable(crc32.Castagnoli)))
 	return out
 }
-
