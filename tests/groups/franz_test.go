@@ -25,7 +25,12 @@ type franzConsumer struct {
 }
 
 func (c *cluster) franzConsumer(b *broker, name, group, topic string, extra ...kgo.Opt) *franzConsumer {
+	return c.franzConsumerSeeds([]string{b.addr()}, name, group, topic, extra...)
+}
+
+func (c *cluster) franzConsumerSeeds(seeds []string, name, group, topic string, extra ...kgo.Opt) *franzConsumer {
 	opts := append([]kgo.Opt{
+		kgo.SeedBrokers(seeds...), kgo.RetryTimeout(60 * time.Second),
 		kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll(),
@@ -33,7 +38,11 @@ func (c *cluster) franzConsumer(b *broker, name, group, topic string, extra ...k
 		kgo.SessionTimeout(10 * time.Second), kgo.HeartbeatInterval(500 * time.Millisecond),
 		kgo.ClientID(name),
 	}, extra...)
-	fc := &franzConsumer{name: name, cl: c.client(b, opts), done: make(chan struct{})}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	fc := &franzConsumer{name: name, cl: cl, done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	fc.cancel = cancel
 	go func() {

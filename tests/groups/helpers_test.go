@@ -207,11 +207,16 @@ func (c *cluster) produce(b *broker, topic string, partitions int32, prefix stri
 
 // committed returns a group's committed offsets as topic → partition → offset.
 func (c *cluster) committed(b *broker, group string) map[string]map[int32]int64 {
-	t := c.t
-	t.Helper()
+	c.t.Helper()
 	cl := c.client(b, nil)
 	defer cl.Close()
-	resp, err := kadm.NewClient(cl).FetchOffsets(ctxT(t, 20*time.Second), group)
+	return c.committedVia(kadm.NewClient(cl), group)
+}
+
+func (c *cluster) committedVia(adm *kadm.Client, group string) map[string]map[int32]int64 {
+	t := c.t
+	t.Helper()
+	resp, err := adm.FetchOffsets(ctxT(t, 30*time.Second), group)
 	if err != nil {
 		t.Fatalf("fetch offsets of %s: %v", group, err)
 	}
