@@ -188,6 +188,9 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 	ready.Store(false)
 	drainCtx, cancelDrain := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancelDrain()
+	// Group requests waiting for a rebalance are answered NOT_COORDINATOR at once, so they do
+	// not hold the drain up; clients move to the next coordinator.
+	stopGroups()
 	if err := srv.Shutdown(drainCtx); err != nil {
 		log.Warn("requests still in flight at the shutdown timeout were cut off", "err", err)
 	}
@@ -197,7 +200,6 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 	}
 	mgrClosed = true
 	_ = mgr.Close()
-	stopGroups()
 	if err := registration.Close(drainCtx); err != nil {
 		log.Warn("deregister", "err", err)
 	}

@@ -114,9 +114,13 @@ func TestRuntimeSettingsDocumentsEveryVariable(t *testing.T) {
 		t.Fatal(err)
 	}
 	documented := map[string]bool{}
+	name := regexp.MustCompile("`(KAFSCALE_[A-Z0-9_]+)`")
 	for _, line := range strings.Split(string(doc), "\n") {
-		if m := regexp.MustCompile("^\\| `(KAFSCALE_[A-Z0-9_]+)`").FindStringSubmatch(line); m != nil {
-			documented[m[1]] = true
+		// The first column of a table row names the variable(s).
+		if cells := strings.Split(line, "|"); len(cells) > 2 && strings.HasPrefix(line, "| `KAFSCALE_") {
+			for _, m := range name.FindAllStringSubmatch(cells[1], -1) {
+				documented[m[1]] = true
+			}
 		}
 	}
 	for _, name := range Names() {
