@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/kafscale/kafscale/tests/testenv"
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -315,6 +318,24 @@ func TestClients(t *testing.T) {
 			"kafscale_requests_total{api=\"Fetch\"}", "kafscale_flushes_total"} {
 			if !strings.Contains(text, name) {
 				t.Errorf("/metrics lacks %s", name)
+			}
+		}
+		// Every kafscale_* series is documented in docs/metrics.md.
+		root, err := testenv.RepoRoot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := os.ReadFile(filepath.Join(root, "docs", "metrics.md"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(text, "\n") {
+			if !strings.HasPrefix(line, "# TYPE kafscale_") {
+				continue
+			}
+			name := strings.Fields(line)[2]
+			if !strings.Contains(string(doc), "`"+name+"`") {
+				t.Errorf("%s is exposed but not documented in docs/metrics.md", name)
 			}
 		}
 	})
