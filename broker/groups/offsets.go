@@ -10,7 +10,8 @@ import (
 
 // OffsetCommit answers an OffsetCommit request (v0-v8). Members commit with their
 // generation and member id; groupless consumers and admin tools commit with generation -1
-// to a group without members. The offsets of one request are written to etcd together
+// to a group without members; v0 commits (no generation) are not checked against the group.
+// The offsets of one request are written to etcd together
 // (in transactions of at most maxTxnOps keys), fenced by the group document's revision;
 // an etcd failure answers REQUEST_TIMED_OUT, which clients retry.
 func (c *Coordinator) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRequest) *kmsg.OffsetCommitResponse {
@@ -44,9 +45,6 @@ func (c *Coordinator) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRe
 		return resp
 	}
 	generation, memberID := req.Generation, req.MemberID
-	if req.Version == 0 {
-		generation = -1
-	}
 	g, err := c.lockGroup(ctx, req.Group, true)
 	if err != nil {
 		all(c.errorFor("OffsetCommit", req.Group, err, kerr.CoordinatorNotAvailable))
@@ -54,6 +52,9 @@ func (c *Coordinator) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRe
 	}
 	defer g.mu.Unlock()
 	switch m := g.members[memberID]; {
+	case req.Version == 0:
+		// v0 carries no generation or member: Kafka stored these in ZooKeeper without
+		// looking at the group, and so does this coordinator (in etcd)
 	case generation < 0 && memberID == "" && g.state == Empty:
 		// a simple commit: allowed while the group has no members
 	case g.state == CompletingRebalance:

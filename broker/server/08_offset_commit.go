@@ -14,7 +14,8 @@ import (
 // -1 and no member id are accepted for groups without members. Partitions of unknown topics
 // answer UNKNOWN_TOPIC_OR_PARTITION; metadata over 4096 bytes OFFSET_METADATA_TOO_LARGE; an
 // etcd failure REQUEST_TIMED_OUT. Differences by version:
-//   - v0: no generation (a simple commit); v1: a per-partition timestamp (ignored).
+//   - v0: no generation or member id, so not checked against the group (Kafka wrote these
+//     to ZooKeeper unchecked); v1: a per-partition timestamp (ignored).
 //   - v2-v4: a retention time (ignored: offsets are kept until the group is deleted).
 //   - v6+: the leader epoch of each offset, stored and returned by OffsetFetch v5+.
 //   - v7+: group.instance.id (ignored); v8: flexible encoding.
