@@ -29,7 +29,7 @@ import (
 type counter struct {
 	base                           http.RoundTripper
 	segmentPuts, gets, primaryGets atomic.Int64
-	replicaGets                    atomic.Int64
+	replicaGets, ranged            atomic.Int64
 	bucket, replica                string
 }
 
@@ -39,6 +39,9 @@ func (c *counter) RoundTrip(r *http.Request) (*http.Response, error) {
 		c.segmentPuts.Add(1)
 	case r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/segments/"):
 		c.gets.Add(1)
+		if r.Header.Get("Range") != "" {
+			c.ranged.Add(1)
+		}
 		if c.replica != "" && strings.HasPrefix(r.URL.Path, "/"+c.replica+"/") {
 			c.replicaGets.Add(1)
 		} else if strings.HasPrefix(r.URL.Path, "/"+c.bucket+"/") {
