@@ -11,9 +11,9 @@ import (
 // OffsetCommit answers an OffsetCommit request (v0-v8). Members commit with their
 // generation and member id; groupless consumers and admin tools commit with generation -1
 // to a group without members; v0 commits (no generation) are not checked against the group.
-// The offsets of one request are written to etcd together
-// (in transactions of at most maxTxnOps keys), fenced by the group document's revision;
-// an etcd failure answers REQUEST_TIMED_OUT, which clients retry.
+// The offsets of one request are written to etcd together (in transactions of at most
+// maxTxnOps keys), fenced by the group document's revision; an etcd failure answers
+// REQUEST_TIMED_OUT, which clients retry.
 func (c *Coordinator) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRequest) *kmsg.OffsetCommitResponse {
 	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
 	codes := make([][]int16, len(req.Topics))
