@@ -91,6 +91,7 @@ type Manager struct {
 
 	mu       sync.Mutex
 	parts    map[topicPartition]*partition
+	gone     map[topicPartition]*partition // stopped incarnations, until the partition comes back
 	snap     *metadata.Snapshot
 	changed  chan struct{}
 	draining bool
@@ -150,6 +151,7 @@ func NewManager(ctx context.Context, opts Options, cli *clientv3.Client, keys me
 		cache:     storage.NewCache(opts.CacheBytes),
 		log:       opts.Logger.With("node", opts.NodeID),
 		parts:     map[topicPartition]*partition{},
+		gone:      map[topicPartition]*partition{},
 		snap:      &metadata.Snapshot{ControllerID: -1},
 		changed:   make(chan struct{}),
 		kick:      make(chan struct{}, 1),
@@ -231,6 +233,12 @@ func (m *Manager) Apply(snap *metadata.Snapshot) {
 		if !want[tp] {
 			p.retire(fmt.Errorf("%s: leadership moved away from node %d: %w", tp, m.opts.NodeID, kerr.NotLeaderForPartition), &m.buffered)
 			delete(m.parts, tp)
+			m.gone[tp] = p
+		}
+	}
+	for tp, g := range m.gone {
+		if !g.busy() {
+			delete(m.gone, tp) // nothing in flight: nothing to wait for
 		}
 	}
 }
@@ -241,14 +249,19 @@ func (m *Manager) startLocked(tp topicPartition, topicID [16]byte, epoch int32, 
 		prev.retire(fmt.Errorf("%s: leader epoch moved on: %w", tp, kerr.NotLeaderForPartition), &m.buffered)
 	}
 	p := newPartition(tp, topicID, epoch)
+	waitFor := prev
 	if prev != nil && prev.topicID == topicID {
 		// Until the claim completes, reads keep being served from what was committed.
 		prev.mu.Lock()
 		p.committed = prev.committed
 		prev.mu.Unlock()
+	} else if waitFor == nil {
+		// Leadership comes back: an earlier incarnation's flush may still be committing.
+		waitFor = m.gone[tp]
 	}
+	delete(m.gone, tp)
 	m.parts[tp] = p
-	go m.claim(p, prev)
+	go m.claim(p, waitFor)
 }
 
 // restart replaces p, when it is still current, by a new incarnation at the same epoch
@@ -264,7 +277,8 @@ func (m *Manager) restart(p *partition, err error) {
 
 // claim makes p the fenced writer of its partition state: it adopts a state this node
 // already wrote at the same epoch (a restart), or moves the state to its epoch with a
-// compare-and-swap, retrying etcd errors until p is retired.
+// compare-and-swap, retrying etcd errors until p is retired. It first waits until prev, the
+// incarnation before it, has no commit in flight.
 func (m *Manager) claim(p *partition, prev *partition) {
 	if prev != nil {
 		prev.waitIdle() // its in-flight commit lands (or fails) before we read
