@@ -34,6 +34,9 @@ func (m *Manager) Append(ctx context.Context, topic string, part int32, batches 
 	if err != nil {
 		return server.AppendResult{}, err
 	}
+	if err := m.waitForRoom(ctx); err != nil {
+		return server.AppendResult{}, fmt.Errorf("%s/%d: %w", topic, part, err)
+	}
 	p.mu.Lock()
 	if p.status != leading {
 		err := p.err
@@ -74,6 +77,31 @@ func (m *Manager) Append(ctx context.Context, topic string, part int32, batches 
 		}
 	}
 	return out, nil
+}
+
+// maxBuffered bounds the bytes waiting for S3: beyond it (a slow S3), appends wait for the
+// next flush to take the buffers — backpressure instead of unbounded memory.
+func (m *Manager) maxBuffered() int64 { return 4 * int64(m.opts.SegmentBytes) }
+
+func (m *Manager) waitForRoom(ctx context.Context) error {
+	for m.buffered.Load() >= m.maxBuffered() {
+		m.mu.Lock()
+		ch := m.cutDone
+		m.mu.Unlock()
+		if m.buffered.Load() < m.maxBuffered() {
+			return nil
+		}
+		select {
+		case m.kick <- struct{}{}:
+		default:
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("buffers full while S3 is slow: %w (%w)", kerr.RequestTimedOut, ctx.Err())
+		}
+	}
+	return nil
 }
 
 // flushLoop is the one flusher of the broker: it flushes when the buffers reach
@@ -144,6 +172,10 @@ func (m *Manager) flush() {
 		}
 	}
 	m.buffered.Add(-total)
+	m.mu.Lock()
+	close(m.cutDone)
+	m.cutDone = make(chan struct{})
+	m.mu.Unlock()
 	if len(cuts) == 0 {
 		return
 	}

@@ -97,6 +97,7 @@ type Manager struct {
 	draining bool
 
 	buffered atomic.Int64
+	cutDone  chan struct{} // closed and replaced after each flush takes the buffers (under mu)
 	kick     chan struct{}
 	flushReq chan chan struct{}
 	stop     chan struct{}
@@ -154,6 +155,7 @@ func NewManager(ctx context.Context, opts Options, cli *clientv3.Client, keys me
 		gone:      map[topicPartition]*partition{},
 		snap:      &metadata.Snapshot{ControllerID: -1},
 		changed:   make(chan struct{}),
+		cutDone:   make(chan struct{}),
 		kick:      make(chan struct{}, 1),
 		flushReq:  make(chan chan struct{}),
 		stop:      make(chan struct{}),

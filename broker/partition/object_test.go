@@ -2,11 +2,15 @@ package partition
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/kafscale/kafscale/internal/metadata"
 )
@@ -73,5 +77,30 @@ func TestResultWaitAndFinishOnce(t *testing.T) {
 	r.finish(fmt.Errorf("late")) // ignored
 	if err := r.wait(t.Context()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Appends wait while the buffers hold 4×SegmentBytes, until a flush takes them.
+func TestWaitForRoomBackpressure(t *testing.T) {
+	m := &Manager{opts: DefaultOptions(Options{SegmentBytes: 10}), cutDone: make(chan struct{}), kick: make(chan struct{}, 1)}
+	if err := m.waitForRoom(t.Context()); err != nil {
+		t.Fatalf("empty buffers: %v", err)
+	}
+	m.buffered.Store(40)
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := m.waitForRoom(cancelled); !errors.Is(err, kerr.RequestTimedOut) {
+		t.Fatalf("full buffers, request gone: %v", err)
+	}
+	done := make(chan error)
+	go func() { done <- m.waitForRoom(t.Context()) }()
+	<-m.kick // the waiting append asked for a flush
+	m.mu.Lock()
+	m.buffered.Store(0) // the flush took the buffers
+	close(m.cutDone)
+	m.cutDone = make(chan struct{})
+	m.mu.Unlock()
+	if err := <-done; err != nil {
+		t.Fatalf("after the cut: %v", err)
 	}
 }
