@@ -191,9 +191,12 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 	// Group requests waiting for a rebalance are answered NOT_COORDINATOR at once, so they do
 	// not hold the drain up; clients move to the next coordinator.
 	stopGroups()
-	if err := srv.Shutdown(drainCtx); err != nil {
-		log.Warn("requests still in flight at the shutdown timeout were cut off", "err", err)
+	// Requests get two thirds of the budget, so the flush always has time left.
+	requestsCtx, cancelRequests := context.WithTimeout(drainCtx, cfg.ShutdownTimeout*2/3)
+	if err := srv.Shutdown(requestsCtx); err != nil {
+		log.Warn("requests still in flight after two thirds of the shutdown timeout were cut off", "err", err)
 	}
+	cancelRequests()
 	if err := mgr.Drain(drainCtx); err != nil {
 		log.Error("flush on shutdown failed; unflushed produces were not acknowledged", "err", err)
 		runErr = errors.Join(runErr, fmt.Errorf("drain: %w", err))
