@@ -74,8 +74,10 @@ func (e *env) store(t *testing.T, mod func(*storage.Options)) (*storage.Store, *
 		Bucket: e.s3.Bucket, Region: e.s3.Region, Endpoint: e.s3.Endpoint, PathStyle: true,
 		AccessKey: e.s3.AccessKey, SecretKey: e.s3.SecretKey, Namespace: "ns",
 		RequestTimeout: 5 * time.Second,
-		Health:         storage.HealthOptions{ProbeInterval: 100 * time.Millisecond},
-		HTTPClient:     &http.Client{Transport: c},
+		// Latency thresholds far above anything a loaded test machine shows: health here
+		// reacts to failures only, so the assertions do not depend on speed.
+		Health:     storage.HealthOptions{ProbeInterval: 100 * time.Millisecond, LatencyWarn: 30 * time.Second, LatencyCrit: time.Minute},
+		HTTPClient: &http.Client{Transport: c},
 	}
 	if mod != nil {
 		mod(&opts)
@@ -93,7 +95,7 @@ func (e *env) store(t *testing.T, mod func(*storage.Options)) (*storage.Store, *
 // flushes happen when a test calls Flush.
 func (e *env) manager(t *testing.T, node int32, objects *storage.Store, mod func(*partition.Options)) *partition.Manager {
 	t.Helper()
-	opts := partition.Options{NodeID: node, FlushInterval: time.Hour, CommitTimeout: 2 * time.Second, ReadaheadSegments: 2}
+	opts := partition.Options{NodeID: node, FlushInterval: time.Hour, CommitTimeout: 5 * time.Second, ReadaheadSegments: 2}
 	if mod != nil {
 		mod(&opts)
 	}
