@@ -90,15 +90,19 @@ func (s *Server) handleProduce(ctx context.Context, rc *requestContext, kreq kms
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// Appending does not depend on the client staying: Kafka appends a request it has read
+	// even if the connection closes right after (kcat with acks=0 exits at once).
+	appendCtx, cancelAppend := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancelAppend()
 
 	// Append in this connection's arrival order.
 	select {
 	case <-rc.produceTurn:
-	case <-ctx.Done():
+	case <-appendCtx.Done():
 		return s.produceError(req, resp, kerr.RequestTimedOut.Code)
 	}
 	for _, t := range targets {
-		t.result, t.err = s.log.Append(ctx, t.topic, t.rp.Partition, t.records, false)
+		t.result, t.err = s.log.Append(appendCtx, t.topic, t.rp.Partition, t.records, false)
 	}
 	rc.releaseTurn()
 

@@ -145,3 +145,18 @@ func TestCheckBatchesCountsRecords(t *testing.T) {
 		t.Fatalf("got %d records, %v; want 4", n, err)
 	}
 }
+
+func TestProduceAcksZeroIsAppendedEvenWhenTheClientLeavesAtOnce(t *testing.T) {
+	b := startTestBroker(t)
+	b.createTopic(t, "gone", 1)
+	c := b.dial(t)
+	c.send(produceRequest(0, "gone", 0, makeBatch(1, "a")))
+	c.nc.Close()
+	for {
+		changed := b.log.Changed()
+		if _, hw, _ := b.log.Offsets(t.Context(), "gone", 0); hw == 1 {
+			return
+		}
+		<-changed
+	}
+}

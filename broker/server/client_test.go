@@ -72,3 +72,17 @@ func TestShutdownAnswersWhatWasReadAndClosesConnections(t *testing.T) {
 	}
 	c.expectClosed()
 }
+
+func TestClientLeavingEndsItsLongPoll(t *testing.T) {
+	b := startTestBroker(t)
+	b.createTopic(t, "idle", 1)
+	c := b.dial(t)
+	c.send(fetchRequest("idle", 0, 0, 600000, 1)) // ten minutes
+	for b.srv.inflight.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	c.nc.Close()
+	for b.srv.inflight.Load() != 0 { // would wait out the ten minutes if nothing noticed
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -92,6 +92,14 @@ func (c *conn) serve() {
 		c.writeLoop()
 	}()
 	reason := c.readLoop()
+	select {
+	case <-c.stop:
+		// Graceful shutdown: the requests already read are still answered.
+	default:
+		// The client left or sent something unreadable: nobody waits for the answers, so
+		// long polls and waits for flushes end now.
+		c.cancel()
+	}
 	close(c.pending)
 	<-writerDone
 	c.cancel()
