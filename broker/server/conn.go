@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -125,8 +126,8 @@ func (c *conn) readLoop() error {
 			c.s.metrics.rejected("frame_size")
 			return fmt.Errorf("request frame of %d bytes outside [8, %d] (KAFSCALE_MAX_REQUEST_BYTES)", size, c.s.cfg.MaxRequestBytes)
 		}
-		frame := make([]byte, size) // never reused: the Log may keep produced bytes
-		if _, err := io.ReadFull(r, frame); err != nil {
+		frame, err := readFrame(r, int(size)) // never reused: the Log may keep produced bytes
+		if err != nil {
 			return c.readError(err)
 		}
 		in, req, rc, err := c.decode(frame)
@@ -146,6 +147,23 @@ func (c *conn) readLoop() error {
 		}
 		go c.handle(in, req, rc)
 	}
+}
+
+// readFrame reads size bytes, growing the buffer as they arrive instead of allocating the
+// announced size up front, so a client announcing 100 MiB and sending little holds little.
+func readFrame(r io.Reader, size int) ([]byte, error) {
+	buf := make([]byte, 0, min(size, 64<<10))
+	for len(buf) < size {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(size-len(buf), cap(buf)))
+		}
+		end := min(cap(buf), size)
+		if _, err := io.ReadFull(r, buf[len(buf):end]); err != nil {
+			return nil, err
+		}
+		buf = buf[:end]
+	}
+	return buf, nil
 }
 
 func (c *conn) readError(err error) error {

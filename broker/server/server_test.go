@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/binary"
 	"testing"
 
@@ -135,5 +136,21 @@ func TestPipelinedRequestsAreAnsweredInOrder(t *testing.T) {
 		if f, ok := resp.(*kmsg.FetchResponse); ok && len(f.Topics[0].Partitions[0].RecordBatches) == 0 {
 			t.Fatal("long-polling fetch returned without the produced batch")
 		}
+	}
+}
+
+func TestReadFrameGrowsAsBytesArrive(t *testing.T) {
+	for _, size := range []int{8, 1000, 64 << 10, 64<<10 + 1, 1<<20 + 7} {
+		want := make([]byte, size)
+		for i := range want {
+			want[i] = byte(i * 7)
+		}
+		got, err := readFrame(bytes.NewReader(want), size)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("size %d: err %v, equal %v", size, err, bytes.Equal(got, want))
+		}
+	}
+	if _, err := readFrame(bytes.NewReader(make([]byte, 100)), 1<<20); err == nil {
+		t.Fatal("short input: no error")
 	}
 }
