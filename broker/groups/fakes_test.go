@@ -89,6 +89,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 // memKV is an in-memory etcd with revisions; fail makes every call fail (an outage).
 type memKV struct {
 	mu   sync.Mutex
+	txns int
 	rev  int64
 	data map[string]pair
 	fail bool
@@ -129,6 +130,7 @@ func (m *memKV) txn(_ context.Context, fenceKey string, fenceRev int64, ops []op
 	if m.fail {
 		return false, 0, errOutage
 	}
+	m.txns++
 	if m.data[fenceKey].modRev != fenceRev {
 		return false, m.rev, nil
 	}
@@ -171,9 +173,14 @@ func (h *harness) setBrokers(ids ...int32) {
 	for _, id := range ids {
 		snap.Brokers = append(snap.Brokers, metadata.Broker{NodeID: id, Host: "127.0.0.1", Port: 9000 + id})
 	}
+	big := metadata.Topic{Name: "big"}
+	for i := range int32(250) {
+		big.Partitions = append(big.Partitions, metadata.Partition{ID: i, Leader: ids[0]})
+	}
 	snap.Topics = []metadata.Topic{
 		{Name: "t1", Partitions: []metadata.Partition{{ID: 0, Leader: ids[0]}, {ID: 1, Leader: ids[0]}}},
 		{Name: "t2", Partitions: []metadata.Partition{{ID: 0, Leader: ids[0]}}},
+		big,
 	}
 	snap.Normalize()
 	h.mu.Lock()

@@ -3,6 +3,7 @@ package groups
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -525,4 +526,45 @@ func TestCoordinatorForIsDeterministicAndSpreads(t *testing.T) {
 	if CoordinatorFor(&metadata.Snapshot{}, "g") != -1 {
 		t.Fatal("no brokers must mean no coordinator")
 	}
+}
+
+func TestLargeCommitIsSplitIntoTransactions(t *testing.T) {
+	h := newHarness(t)
+	c := h.coordinator(1, nil)
+	offsets := map[int32]int64{}
+	for p := range int32(250) {
+		offsets[p] = int64(p) + 1
+	}
+	before := h.kv.txns
+	resp := c.OffsetCommit(context.Background(), commitReq(8, "wide", "", -1, map[string]map[int32]int64{"big": offsets}))
+	for p, code := range commitCodes(resp)["big"] {
+		mustCode(t, fmt.Sprintf("partition %d", p), code, nil)
+	}
+	// 250 offsets and the group document in transactions of at most maxTxnOps keys
+	if n := h.kv.txns - before; n != 3 {
+		t.Fatalf("%d transactions, want 3", n)
+	}
+	got := fetched(t, c, "wide")["big"]
+	if len(got) != 250 || got[0] != 1 || got[249] != 250 {
+		t.Fatalf("fetched %d offsets", len(got))
+	}
+}
+
+func TestMoveAndCloseAnswerWaitingMembers(t *testing.T) {
+	h := newHarness(t)
+	c := h.coordinator(1, func(o *Options) { o.InitialRebalanceDelay = time.Second })
+	_, waiting := joinNew(t, c, "g")
+	waitFor(t, "member waits in the initial delay", func() bool { _, _, j, _ := groupState(c, "g"); return j == 1 })
+	h.setBrokers(2) // the group moves to broker 2
+	c.Apply(h.snapshot())
+	mustCode(t, "waiting join after the move", (<-waiting).ErrorCode, kerr.NotCoordinator)
+	mustCode(t, "new join after the move", c.JoinGroup(context.Background(), "x", "/h", joinReq(5, "g", "")).ErrorCode, kerr.NotCoordinator)
+
+	h.setBrokers(1)
+	c.Apply(h.snapshot())
+	_, waiting = joinNew(t, c, "g")
+	waitFor(t, "member waits again", func() bool { _, _, j, _ := groupState(c, "g"); return j == 1 })
+	c.Close()
+	mustCode(t, "waiting join at close", (<-waiting).ErrorCode, kerr.NotCoordinator)
+	mustCode(t, "join after close", c.JoinGroup(context.Background(), "x", "/h", joinReq(5, "g", "")).ErrorCode, kerr.NotCoordinator)
 }
