@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -26,6 +27,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&opts.S3Port, "s3-port", 19000, "local S3 store port (0: a free port)")
 	logLevel := fs.String("log-level", "warn", "broker log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	var level slog.Level
