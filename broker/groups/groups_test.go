@@ -568,3 +568,98 @@ func TestMoveAndCloseAnswerWaitingMembers(t *testing.T) {
 	mustCode(t, "waiting join at close", (<-waiting).ErrorCode, kerr.NotCoordinator)
 	mustCode(t, "join after close", c.JoinGroup(context.Background(), "x", "/h", joinReq(5, "g", "")).ErrorCode, kerr.NotCoordinator)
 }
+
+func staticJoin(version int16, group, member, instance string, protocols ...string) *kmsg.JoinGroupRequest {
+	r := joinReq(version, group, member, protocols...)
+	r.InstanceID = kmsg.StringPtr(instance)
+	return r
+}
+
+func TestStaticMembership(t *testing.T) {
+	h := newHarness(t)
+	c := h.coordinator(1, nil)
+	ctx := context.Background()
+
+	// static members get their id without MEMBER_ID_REQUIRED
+	ja := <-join(c, staticJoin(9, "g", "", "inst-a"))
+	mustCode(t, "static join a", ja.ErrorCode, nil)
+	a := ja.MemberID
+	mustCode(t, "sync a", c.SyncGroup(ctx, syncReq("g", a, ja.Generation, map[string]string{a: "all"})).ErrorCode, nil)
+	bJoin := join(c, staticJoin(9, "g", "", "inst-b"))
+	waitFor(t, "rebalance for b", func() bool { s, _, _, _ := groupState(c, "g"); return s == PreparingRebalance })
+	mustCode(t, "rejoin a", (<-join(c, staticJoin(9, "g", a, "inst-a"))).ErrorCode, nil)
+	jb := <-bJoin
+	mustCode(t, "join b", jb.ErrorCode, nil)
+	b, gen := jb.MemberID, jb.Generation
+	bSync := syncAsync(c, syncReq("g", b, gen, nil))
+	mustCode(t, "leader sync", c.SyncGroup(ctx, syncReq("g", a, gen, map[string]string{a: "pa", b: "pb"})).ErrorCode, nil)
+	mustCode(t, "follower sync", (<-bSync).ErrorCode, nil)
+
+	// b restarts: same instance id, no member id; it replaces itself without a rebalance
+	jb2 := <-join(c, staticJoin(9, "g", "", "inst-b"))
+	mustCode(t, "static rejoin", jb2.ErrorCode, nil)
+	if jb2.MemberID == b || jb2.Generation != gen {
+		t.Fatalf("static rejoin: member %q (was %q) generation %d (was %d)", jb2.MemberID, b, jb2.Generation, gen)
+	}
+	if s, g, _, _ := groupState(c, "g"); s != Stable || g != gen {
+		t.Fatalf("state %v gen %d after a static rejoin, want Stable %d", s, g, gen)
+	}
+	sb := c.SyncGroup(ctx, syncReq("g", jb2.MemberID, gen, nil))
+	if sb.ErrorCode != 0 || string(sb.MemberAssignment) != "pb" {
+		t.Fatalf("sync of the new incarnation: %d %q", sb.ErrorCode, sb.MemberAssignment)
+	}
+	if doc := storedGroup(t, h, "g"); doc.Members[1].MemberID != jb2.MemberID {
+		t.Fatalf("stored member ids %+v", doc.Members)
+	}
+	// the old incarnation is fenced everywhere
+	hb := kmsg.NewPtrHeartbeatRequest()
+	hb.Version, hb.Group, hb.Generation, hb.MemberID, hb.InstanceID = 4, "g", gen, b, kmsg.StringPtr("inst-b")
+	mustCode(t, "old heartbeat", c.Heartbeat(ctx, hb).ErrorCode, kerr.FencedInstanceID)
+	oc := commitReq(8, "g", b, gen, map[string]map[int32]int64{"t1": {0: 1}})
+	oc.InstanceID = kmsg.StringPtr("inst-b")
+	mustCode(t, "old commit", commitCodes(c.OffsetCommit(ctx, oc))["t1"][0], kerr.FencedInstanceID)
+	mustCode(t, "old join", c.JoinGroup(ctx, "x", "/h", staticJoin(9, "g", b, "inst-b")).ErrorCode, kerr.FencedInstanceID)
+
+	// the leader restarting keeps the generation and is told to skip the assignment
+	ja2 := <-join(c, staticJoin(9, "g", "", "inst-a"))
+	if ja2.ErrorCode != 0 || ja2.LeaderID != ja2.MemberID || !ja2.SkipAssignment || ja2.Generation != gen {
+		t.Fatalf("static leader rejoin: %+v", ja2)
+	}
+
+	// a static member rejoining with other protocols makes the group rebalance
+	changed := staticJoin(9, "g", "", "inst-b", "range", "roundrobin")
+	jbChanged := join(c, changed)
+	waitFor(t, "rebalance on changed protocols", func() bool { s, _, _, _ := groupState(c, "g"); return s == PreparingRebalance })
+	ja3 := <-join(c, staticJoin(9, "g", ja2.MemberID, "inst-a"))
+	if r := <-jbChanged; r.ErrorCode != 0 || r.Generation != gen+1 || ja3.Generation != gen+1 {
+		t.Fatalf("rebalance after changed protocols: %d gen %d / %d", r.ErrorCode, r.Generation, ja3.Generation)
+	}
+
+	// leave by instance id: a wrong member id is fenced, the right one (or none) leaves
+	lr := kmsg.NewPtrLeaveGroupRequest()
+	lr.Version, lr.Group = 4, "g"
+	lr.Members = []kmsg.LeaveGroupRequestMember{{MemberID: "stale", InstanceID: kmsg.StringPtr("inst-a")}, {InstanceID: kmsg.StringPtr("inst-b")}, {InstanceID: kmsg.StringPtr("nobody")}}
+	resp := c.LeaveGroup(ctx, lr)
+	mustCode(t, "leave fenced", resp.Members[0].ErrorCode, kerr.FencedInstanceID)
+	mustCode(t, "leave by instance", resp.Members[1].ErrorCode, nil)
+	mustCode(t, "leave unknown instance", resp.Members[2].ErrorCode, kerr.UnknownMemberID)
+	if d := describe(c, "g"); len(d.Members) != 1 || *d.Members[0].InstanceID != "inst-a" {
+		t.Fatalf("after leaving: %+v", d.Members)
+	}
+}
+
+func TestStaticRejoinSurvivesRestart(t *testing.T) {
+	h := newHarness(t)
+	c1 := h.coordinator(1, nil)
+	ja := <-join(c1, staticJoin(9, "g", "", "inst-a"))
+	mustCode(t, "sync", c1.SyncGroup(context.Background(), syncReq("g", ja.MemberID, ja.Generation, map[string]string{ja.MemberID: "x"})).ErrorCode, nil)
+	c1.Close()
+	c2 := h.coordinator(1, nil) // both the broker and the client restarted
+	jr := <-join(c2, staticJoin(9, "g", "", "inst-a"))
+	if jr.ErrorCode != 0 || jr.Generation != ja.Generation {
+		t.Fatalf("static rejoin after a broker restart: %d gen %d (was %d)", jr.ErrorCode, jr.Generation, ja.Generation)
+	}
+	if s := c2.SyncGroup(context.Background(), syncReq("g", jr.MemberID, jr.Generation, nil)); string(s.MemberAssignment) != "x" {
+		t.Fatalf("assignment %q", s.MemberAssignment)
+	}
+}

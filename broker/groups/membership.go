@@ -12,8 +12,10 @@ import (
 // joins completes, the member is answered otherwise, or ctx ends.
 //
 // v4+ members that join without a member id get one back with MEMBER_ID_REQUIRED and must
-// join again with it (KIP-394). group.instance.id (v5+) is recorded and shown, but members
-// are treated as dynamic: static membership is not implemented.
+// join again with it (KIP-394). Static members (group.instance.id, v5+, KIP-345) get their
+// member id at once; one that rejoins without its member id (a restarted process) replaces
+// its previous incarnation, which is fenced (FENCED_INSTANCE_ID), and a stable group keeps
+// its generation and assignments when the protocols did not change: no rebalance.
 func (c *Coordinator) JoinGroup(ctx context.Context, clientID, clientHost string, req *kmsg.JoinGroupRequest) *kmsg.JoinGroupResponse {
 	resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
 	resp.Generation = -1
@@ -50,7 +52,23 @@ func (c *Coordinator) JoinGroup(ctx context.Context, clientID, clientHost string
 	}
 
 	var m *member
+	var cur *member // the static member registered under the request's instance id
+	static := req.InstanceID != nil && *req.InstanceID != ""
+	if static {
+		cur = g.staticMember(*req.InstanceID)
+	}
+	replaced := false
 	switch _, pending := g.pending[req.MemberID]; {
+	case static && req.MemberID == "" && cur != nil:
+		if done := c.replaceStatic(ctx, g, cur, clientID, clientHost, protocols, req, resp); done != nil {
+			return done
+		}
+		m, replaced = cur, true
+	case static && req.MemberID == "":
+		m = g.addMember(newMemberID(*req.InstanceID))
+	case static && cur != nil && cur.id != req.MemberID:
+		g.mu.Unlock()
+		return fail(kerr.FencedInstanceID)
 	case req.MemberID == "":
 		id := newMemberID(clientID)
 		if req.Version >= 4 {
@@ -71,7 +89,7 @@ func (c *Coordinator) JoinGroup(ctx context.Context, clientID, clientHost string
 			return fail(kerr.UnknownMemberID)
 		}
 	}
-	changed := m.protocols == nil || !sameProtocols(m.protocols, protocols)
+	changed := replaced || m.protocols == nil || !sameProtocols(m.protocols, protocols)
 	m.instanceID, m.clientID, m.clientHost = req.InstanceID, clientID, clientHost
 	m.sessionTimeout, m.rebalanceTimeout, m.protocols = session, rebalance, protocols
 	if len(g.members) == 1 {
@@ -125,6 +143,74 @@ func (g *group) addMember(id string) *member {
 	return m
 }
 
+// replaceStatic gives a static member that rejoined without its member id (a restart) a new
+// member id; waiting requests of its previous incarnation answer FENCED_INSTANCE_ID. In a
+// stable group with unchanged protocols the new id is stored and the member gets the current
+// generation back without a rebalance (the leader with SkipAssignment in v9); the answer is
+// returned with the group unlocked. Otherwise it returns nil with the group still locked and
+// the member joins as a known member that starts a rebalance.
+func (c *Coordinator) replaceStatic(ctx context.Context, g *group, m *member, clientID, clientHost string, protocols []protocol, req *kmsg.JoinGroupRequest, resp *kmsg.JoinGroupResponse) *kmsg.JoinGroupResponse {
+	oldID, newID := m.id, newMemberID(*req.InstanceID)
+	g.answerWaiters(m, kerr.FencedInstanceID)
+	rename := func(from, to string) {
+		delete(g.members, from)
+		m.id = to
+		g.members[to] = m
+		if g.leader == from {
+			g.leader = to
+		}
+	}
+	rename(oldID, newID)
+	c.log.Debug("static member replaced", "group", g.id, "instance", *req.InstanceID, "old", oldID, "new", newID)
+	if g.state != Stable || !sameProtocols(m.protocols, protocols) {
+		return nil
+	}
+	m.clientID, m.clientHost = clientID, clientHost
+	sctx, cancel := c.etcdCtx(ctx)
+	err := c.storeGroup(sctx, g)
+	cancel()
+	if err != nil {
+		rename(newID, oldID)
+		resp.ErrorCode = c.errorFor("JoinGroup", g.id, err, kerr.CoordinatorNotAvailable).Code
+		if err == errFenced {
+			c.drop(g)
+		}
+		g.mu.Unlock()
+		return resp
+	}
+	res := g.joinResultFor(m)
+	g.scheduleHeartbeat(m)
+	g.mu.Unlock()
+	resp = c.joinResponse(resp, res, g)
+	resp.SkipAssignment = res.leader == res.memberID
+	return resp
+}
+
+// staticMember returns the member registered under a group.instance.id, or nil.
+func (g *group) staticMember(instanceID string) *member {
+	for _, m := range g.members {
+		if m.instanceID != nil && *m.instanceID == instanceID {
+			return m
+		}
+	}
+	return nil
+}
+
+// checkInstance validates the group.instance.id a request carries against its member id:
+// FENCED_INSTANCE_ID when another incarnation holds the instance id.
+func (g *group) checkInstance(instanceID *string, memberID string) *kerr.Error {
+	if instanceID == nil || *instanceID == "" {
+		return nil
+	}
+	switch m := g.staticMember(*instanceID); {
+	case m == nil:
+		return kerr.UnknownMemberID
+	case m.id != memberID:
+		return kerr.FencedInstanceID
+	}
+	return nil
+}
+
 func (c *Coordinator) joinResponse(resp *kmsg.JoinGroupResponse, res joinResult, g *group) *kmsg.JoinGroupResponse {
 	if res.err != nil {
 		resp.ErrorCode = res.err.Code
@@ -165,6 +251,10 @@ func (c *Coordinator) SyncGroup(ctx context.Context, req *kmsg.SyncGroupRequest)
 		return fail(kerr.UnknownMemberID)
 	}
 	m := g.members[req.MemberID]
+	if err := g.checkInstance(req.InstanceID, req.MemberID); err != nil {
+		g.mu.Unlock()
+		return fail(err)
+	}
 	switch {
 	case m == nil:
 		g.mu.Unlock()
@@ -285,6 +375,9 @@ func (c *Coordinator) heartbeat(ctx context.Context, req *kmsg.HeartbeatRequest)
 		return kerr.UnknownMemberID
 	}
 	defer g.mu.Unlock()
+	if err := g.checkInstance(req.InstanceID, req.MemberID); err != nil {
+		return err
+	}
 	m := g.members[req.MemberID]
 	switch {
 	case m == nil || g.state == Empty:
@@ -325,15 +418,19 @@ func (c *Coordinator) LeaveGroup(ctx context.Context, req *kmsg.LeaveGroupReques
 		rm := kmsg.NewLeaveGroupResponseMember()
 		rm.MemberID, rm.InstanceID = l.MemberID, l.InstanceID
 		m := g.members[l.MemberID]
-		if m == nil && l.MemberID == "" && l.InstanceID != nil {
-			for _, o := range g.members {
-				if o.instanceID != nil && *o.instanceID == *l.InstanceID {
-					m = o
-					rm.MemberID = o.id
-				}
+		var fenced bool
+		if l.InstanceID != nil && *l.InstanceID != "" {
+			m = g.staticMember(*l.InstanceID)
+			switch {
+			case m != nil && l.MemberID != "" && m.id != l.MemberID:
+				fenced = true
+			case m != nil:
+				rm.MemberID = m.id
 			}
 		}
 		switch {
+		case fenced:
+			rm.ErrorCode = kerr.FencedInstanceID.Code
 		case m != nil:
 			c.log.Debug("group member left", "group", g.id, "member", m.id)
 			g.removeMember(m, kerr.UnknownMemberID)

@@ -51,6 +51,12 @@ func (c *Coordinator) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRe
 		return resp
 	}
 	defer g.mu.Unlock()
+	if generation >= 0 {
+		if err := g.checkInstance(req.InstanceID, memberID); err != nil {
+			all(err)
+			return resp
+		}
+	}
 	switch m := g.members[memberID]; {
 	case req.Version == 0:
 		// v0 carries no generation or member: Kafka stored these in ZooKeeper without

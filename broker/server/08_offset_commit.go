@@ -18,7 +18,8 @@ import (
 //     to ZooKeeper unchecked); v1: a per-partition timestamp (ignored).
 //   - v2-v4: a retention time (ignored: offsets are kept until the group is deleted).
 //   - v6+: the leader epoch of each offset, stored and returned by OffsetFetch v5+.
-//   - v7+: group.instance.id (ignored); v8: flexible encoding.
+//   - v7+: group.instance.id (FENCED_INSTANCE_ID for a replaced static member); v8: flexible
+//     encoding.
 
 const offsetCommitKey = 8
 

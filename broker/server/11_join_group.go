@@ -14,10 +14,11 @@ import (
 //   - v0: no rebalance timeout (the session timeout is used); v1+ has one.
 //   - v4+ (KIP-394): a member joining without a member id is answered MEMBER_ID_REQUIRED
 //     with its new id and joins again with it.
-//   - v5+: group.instance.id, recorded and shown by DescribeGroups; static membership is not
-//     implemented, so such members are handled as dynamic ones.
-//   - v7+: protocol type and name in the response; v8+: a join reason (logged by nobody);
-//     v9: SkipAssignment, always false (the leader assigns).
+//   - v5+ (KIP-345): static members (group.instance.id) get their member id at once; one that
+//     rejoins without it replaces its previous incarnation (fenced with FENCED_INSTANCE_ID)
+//     and, in a stable group with unchanged protocols, keeps the generation: no rebalance.
+//   - v7+: protocol type and name in the response; v8+: a join reason (ignored);
+//     v9 (KIP-814): SkipAssignment, set for a static leader that rejoined a stable group.
 
 const joinGroupKey = 11
 

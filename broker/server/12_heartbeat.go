@@ -10,7 +10,8 @@ import (
 //
 // Keeps a member's session alive; REBALANCE_IN_PROGRESS tells it to rejoin,
 // ILLEGAL_GENERATION and UNKNOWN_MEMBER_ID that it is no longer part of the generation.
-// v3+ carry group.instance.id (ignored); v4 is the flexible encoding.
+// v3+ carry group.instance.id: FENCED_INSTANCE_ID when another incarnation of the static
+// member holds it; v4 is the flexible encoding.
 
 const heartbeatKey = 12
 

@@ -9,8 +9,8 @@ import (
 // LeaveGroup: v0-v5.
 //
 // v0-v2 remove one member, named by member id, with a top-level error. v3+ (KIP-345) remove
-// a batch, each named by member id or by group.instance.id with an empty member id, with an
-// error per member. v5 adds a leave reason.
+// a batch, each named by member id or by group.instance.id (FENCED_INSTANCE_ID when both are
+// given and do not match), with an error per member. v5 adds a leave reason.
 
 const leaveGroupKey = 13
 

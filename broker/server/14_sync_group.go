@@ -10,8 +10,8 @@ import (
 //
 // The leader's request carries every member's assignment; the group coordinator stores it in
 // etcd and then answers all members. Followers wait for the leader. v3+ carry
-// group.instance.id (ignored: no static membership); v5+ check the protocol type and name
-// against the group's (INCONSISTENT_GROUP_PROTOCOL) and echo them back.
+// group.instance.id (FENCED_INSTANCE_ID for a replaced incarnation); v5+ check the protocol
+// type and name against the group's (INCONSISTENT_GROUP_PROTOCOL) and echo them back.
 
 const syncGroupKey = 14
 

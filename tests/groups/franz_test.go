@@ -276,3 +276,37 @@ func TestKadmListDescribeDeleteGroups(t *testing.T) {
 		t.Fatalf("deleted group described as %s", d["live"].State)
 	}
 }
+
+// TestFranzGoStaticMemberRestart: a static member (group.instance.id) that restarts gets its
+// partitions back at once — same generation, no rebalance — and resumes after its commits.
+func TestFranzGoStaticMemberRestart(t *testing.T) {
+	c := newCluster(t)
+	b := c.startBroker(1, 0)
+	const topic, group = "static-topic", "static-group"
+	c.createTopic(b, topic, 2)
+	batchA := c.produce(b, topic, 2, "a", 40)
+	m := c.franzConsumer(b, "s1", group, topic, kgo.InstanceID("instance-1"))
+	waitAll(t, batchA, m.consumed)
+	eventually(t, 30*time.Second, func() error {
+		if got := sum(c.committed(b, group)[topic]); got != 40 {
+			return fmt.Errorf("committed %d of 40", got)
+		}
+		return nil
+	})
+	before := c.storedGroup(group)
+	m.close() // a static member does not leave the group on close
+
+	batchB := c.produce(b, topic, 2, "b", 40)
+	m2 := c.franzConsumer(b, "s1-restarted", group, topic, kgo.InstanceID("instance-1"))
+	waitAll(t, batchB, m2.consumed)
+	for _, v := range m2.consumed() {
+		if v[0] != 'b' {
+			t.Fatalf("the restarted static member re-consumed %s", v)
+		}
+	}
+	after := c.storedGroup(group)
+	if after.Generation != before.Generation || len(after.Members) != 1 || after.Members[0].MemberID == before.Members[0].MemberID {
+		t.Fatalf("static restart: generation %d → %d, member %s → %v", before.Generation, after.Generation, before.Members[0].MemberID, after.Members)
+	}
+	t.Logf("generation %d kept; member id %s replaced by %s", after.Generation, before.Members[0].MemberID, after.Members[0].MemberID)
+}

@@ -4,6 +4,7 @@ package groups_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -286,3 +287,17 @@ func (s *seen) missing(values []string) []string {
 }
 
 func kadmClient(cl *kgo.Client) *kadm.Client { return kadm.NewClient(cl) }
+
+// storedGroup reads a group's document from etcd.
+func (c *cluster) storedGroup(group string) groups.GroupDocument {
+	c.t.Helper()
+	resp, err := c.cli.Get(ctxT(c.t, 10*time.Second), c.keys.Group(group))
+	if err != nil || len(resp.Kvs) != 1 {
+		c.t.Fatalf("group %s in etcd: %v (%d keys)", group, err, len(resp.Kvs))
+	}
+	var doc groups.GroupDocument
+	if err := json.Unmarshal(resp.Kvs[0].Value, &doc); err != nil {
+		c.t.Fatal(err)
+	}
+	return doc
+}
