@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/kafscale/kafscale/internal/metadata"
@@ -18,7 +19,8 @@ import (
 //   - v0: an empty topic list means all topics; v1+: null means all, empty means none.
 //   - v2+: cluster id; v1+: controller id and rack.
 //   - v4+: AllowAutoTopicCreation (v0-v3 always allow); unknown topics are created when
-//     KAFSCALE_AUTO_CREATE_TOPICS is on, with KAFSCALE_AUTO_CREATE_PARTITIONS partitions.
+//     KAFSCALE_AUTO_CREATE_TOPICS is on, with KAFSCALE_AUTO_CREATE_PARTITIONS partitions
+//     (never names starting with "__", Kafka's internal topics).
 //   - v7+: leader epoch; v10+: topic ids, and v12 lets a request name topics by id only.
 
 const metadataKey = 3
@@ -76,7 +78,7 @@ func (s *Server) handleMetadata(ctx context.Context, _ *requestContext, kreq kms
 			mt.ErrorCode = kerr.UnknownTopicID.Code
 		case !validTopicName(*rt.Topic):
 			mt.ErrorCode = kerr.InvalidTopicException.Code
-		case allowCreate:
+		case allowCreate && autoCreatable(*rt.Topic):
 			mt.ErrorCode = kerr.LeaderNotAvailable.Code // being created; clients retry
 		default:
 			mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
@@ -91,7 +93,7 @@ func (s *Server) handleMetadata(ctx context.Context, _ *requestContext, kreq kms
 func (s *Server) autoCreate(ctx context.Context, snap *metadata.Snapshot, topics []kmsg.MetadataRequestTopic) *metadata.Snapshot {
 	var created []string
 	for _, rt := range topics {
-		if rt.Topic == nil || !validTopicName(*rt.Topic) || snap.Topic(*rt.Topic) != nil {
+		if rt.Topic == nil || !autoCreatable(*rt.Topic) || snap.Topic(*rt.Topic) != nil {
 			continue
 		}
 		err := s.cluster.CreateTopic(ctx, *rt.Topic, s.cfg.AutoCreatePartitions, nil)
@@ -138,6 +140,13 @@ func (s *Server) metadataTopic(snap *metadata.Snapshot, t *metadata.Topic) kmsg.
 		mt.Partitions = append(mt.Partitions, mp)
 	}
 	return mt
+}
+
+// autoCreatable excludes Kafka's internal names (__consumer_offsets, __transaction_state):
+// committed offsets and groups live in etcd, and a client asking for those topics must not
+// conjure them up as ordinary ones.
+func autoCreatable(name string) bool {
+	return validTopicName(name) && !strings.HasPrefix(name, "__")
 }
 
 func topicByID(snap *metadata.Snapshot, id [16]byte) *metadata.Topic {

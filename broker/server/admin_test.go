@@ -71,6 +71,10 @@ func TestMetadataAutoCreate(t *testing.T) {
 		if resp.Topics[1].ErrorCode != kerr.InvalidTopicException.Code {
 			t.Fatalf("bad name: error %d", resp.Topics[1].ErrorCode)
 		}
+		internal := c.roundTrip(metadataFor(12, "__consumer_offsets")).(*kmsg.MetadataResponse)
+		if internal.Topics[0].ErrorCode != kerr.UnknownTopicOrPartition.Code || b.cluster.Snapshot().Topic("__consumer_offsets") != nil {
+			t.Fatalf("__consumer_offsets: error %d; created: %v", internal.Topics[0].ErrorCode, b.cluster.Snapshot().Topic("__consumer_offsets") != nil)
+		}
 		// v4+ clients may forbid auto-creation.
 		req := metadataFor(12, "not-wanted")
 		req.AllowAutoTopicCreation = false
