@@ -198,7 +198,9 @@ func (c *Coordinator) lockGroup(ctx context.Context, id string, create bool) (*g
 			}
 			c.mu.Lock()
 			switch {
-			case c.closed:
+			// the snapshot may have moved the group while it loaded; Apply has already run
+			// for that snapshot, so looking again here is what keeps a moved group out
+			case c.closed || CoordinatorFor(c.snapshot(), id) != c.opts.NodeID:
 				c.mu.Unlock()
 				return nil, errNotCoordinator
 			case c.groups[id] != nil:
