@@ -35,10 +35,10 @@ type PartitionState struct {
 // Bounds of a PartitionState (see docs/storage.md, "The index").
 const (
 	// MaxChunks chunks stay in etcd; beyond that the oldest half moves to an IndexSection.
-	MaxChunks = 128
+	MaxChunks = 64
 	// MaxArchives references stay in etcd; beyond that the oldest half is folded into one
 	// IndexSection of references (a tree, so lookups stay logarithmic).
-	MaxArchives = 32
+	MaxArchives = 16
 	// MaxEpochs leader epochs are remembered.
 	MaxEpochs = 64
 )
