@@ -86,7 +86,12 @@ type Coordinator struct {
 	mu     sync.Mutex
 	groups map[string]*group // loaded groups this broker coordinates
 	closed bool
+	sweep  Timer // the next sweep of idle groups
 }
+
+// sweepInterval is how often empty groups are dropped from memory; their state is in etcd
+// and a later request loads them again.
+const sweepInterval = time.Minute
 
 // New returns a coordinator that reads the cluster view from snapshot (never nil) and keeps
 // group state in etcd through cli.
@@ -96,7 +101,7 @@ func New(cli *clientv3.Client, keys metadata.Keys, snapshot func() *metadata.Sna
 
 func newCoordinator(store kv, keys metadata.Keys, snapshot func() *metadata.Snapshot, opts Options) *Coordinator {
 	opts = DefaultOptions(opts)
-	return &Coordinator{
+	c := &Coordinator{
 		kv:       store,
 		keys:     keys,
 		snapshot: snapshot,
@@ -104,6 +109,35 @@ func newCoordinator(store kv, keys metadata.Keys, snapshot func() *metadata.Snap
 		log:      opts.Logger,
 		groups:   map[string]*group{},
 	}
+	c.sweep = opts.Clock.AfterFunc(sweepInterval, c.sweepIdle)
+	return c
+}
+
+// sweepIdle drops the loaded groups that are empty and stored as such (or were never
+// stored), so a broker does not keep every group it ever saw in memory.
+func (c *Coordinator) sweepIdle() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	loaded := make([]*group, 0, len(c.groups))
+	for _, g := range c.groups {
+		loaded = append(loaded, g)
+	}
+	c.mu.Unlock()
+	for _, g := range loaded {
+		g.mu.Lock()
+		if !g.gone && g.state == Empty && len(g.members) == 0 && len(g.pending) == 0 && (g.rev == 0 || g.persistedEmpty) {
+			c.drop(g)
+		}
+		g.mu.Unlock()
+	}
+	c.mu.Lock()
+	if !c.closed {
+		c.sweep = c.opts.Clock.AfterFunc(sweepInterval, c.sweepIdle)
+	}
+	c.mu.Unlock()
 }
 
 // CoordinatorFor returns the NodeID of the broker coordinating group in snap: FNV-1a of the
@@ -149,6 +183,7 @@ func (c *Coordinator) Apply(snap *metadata.Snapshot) {
 func (c *Coordinator) Close() {
 	c.mu.Lock()
 	c.closed = true
+	c.sweep.Stop()
 	all := c.groups
 	c.groups = map[string]*group{}
 	c.mu.Unlock()

@@ -663,3 +663,32 @@ func TestStaticRejoinSurvivesRestart(t *testing.T) {
 		t.Fatalf("assignment %q", s.MemberAssignment)
 	}
 }
+
+func TestIdleGroupsLeaveMemory(t *testing.T) {
+	h := newHarness(t)
+	c := h.coordinator(1, nil)
+	mustCode(t, "commit", commitCodes(c.OffsetCommit(context.Background(), commitReq(8, "idle", "", -1, map[string]map[int32]int64{"t1": {0: 9}})))["t1"][0], nil)
+	stableGroup(t, h, c, "busy")
+	h.clock.Advance(2 * time.Minute) // two sweeps; "busy" members expire meanwhile
+	if s, _, _, _ := groupState(c, "idle"); s != Dead {
+		t.Fatalf("idle group still in memory (%v)", s)
+	}
+	if got := fetched(t, c, "idle"); got["t1"][0] != 9 {
+		t.Fatalf("offsets of an evicted group: %v", got)
+	}
+	if d := describe(c, "idle"); d.State != "Empty" {
+		t.Fatalf("evicted group reloads as %s", d.State)
+	}
+	// a group with members is kept while it has them
+	h2 := newHarness(t)
+	c2 := h2.coordinator(1, nil)
+	a, b, gen := stableGroup(t, h2, c2, "live")
+	for range 30 {
+		h2.clock.Advance(5 * time.Second)
+		mustCode(t, "heartbeat a", heartbeat(c2, "live", a, gen), nil)
+		mustCode(t, "heartbeat b", heartbeat(c2, "live", b, gen), nil)
+	}
+	if s, _, _, _ := groupState(c2, "live"); s != Stable {
+		t.Fatalf("a live group was swept (%v)", s)
+	}
+}
