@@ -16,6 +16,7 @@ import (
 // franzConsumer is a kgo group member that commits what it polled before allowing the
 // next rebalance, so a partition moving to another member is resumed exactly where it was.
 type franzConsumer struct {
+	t      *testing.T
 	name   string
 	cl     *kgo.Client
 	mu     sync.Mutex
@@ -42,7 +43,7 @@ func (c *cluster) franzConsumerSeeds(seeds []string, name, group, topic string, 
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	fc := &franzConsumer{name: name, cl: cl, done: make(chan struct{})}
+	fc := &franzConsumer{t: c.t, name: name, cl: cl, done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	fc.cancel = cancel
 	go func() {
@@ -54,11 +55,7 @@ func (c *cluster) franzConsumerSeeds(seeds []string, name, group, topic string, 
 				fc.values = append(fc.values, string(r.Value))
 				fc.mu.Unlock()
 			})
-			if ctx.Err() == nil {
-				if err := fc.cl.CommitUncommittedOffsets(ctx); err != nil && ctx.Err() == nil {
-					c.t.Logf("%s: commit: %v", name, err)
-				}
-			}
+			fc.commit()
 			fc.cl.AllowRebalance()
 		}
 	}()
@@ -72,13 +69,24 @@ func (fc *franzConsumer) consumed() []string {
 	return append([]string(nil), fc.values...)
 }
 
-// close stops polling and leaves the group.
+// commit commits what was polled; it is not cut short by close, so every record the
+// consumer counted is committed before it leaves.
+func (fc *franzConsumer) commit() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := fc.cl.CommitUncommittedOffsets(ctx); err != nil {
+		fc.t.Logf("%s: commit: %v", fc.name, err)
+	}
+}
+
+// close stops polling, commits what was polled and leaves the group.
 func (fc *franzConsumer) close() {
 	if fc.cancel == nil {
 		return
 	}
 	fc.cancel()
 	<-fc.done
+	fc.commit()
 	fc.cl.AllowRebalance()
 	fc.cl.Close()
 	fc.cancel = nil
