@@ -150,6 +150,16 @@ check-generated: generate ## fail when generated files differ from what is commi
 	  echo "generated files are out of date: run 'make generate' and commit the result"; exit 1; \
 	fi
 
+# --- run -----------------------------------------------------------------------------------
+BROKERS   ?= 1
+CLEAN     ?=
+RUN_FLAGS ?=
+
+# Needs only Go: etcd (embedded) and the S3 store (gofakes3) run inside the broker process.
+.PHONY: run
+run: ## local platform on 127.0.0.1:9092, data in ./.kafscale (BROKERS=3 for three, CLEAN=1 to start afresh)
+	$(GO) run ./broker local -brokers $(BROKERS) $(if $(CLEAN),-clean) $(RUN_FLAGS)
+
 # --- lint ------------------------------------------------------------------------------------
 .PHONY: lint
 lint: tools check-generated ## gofmt, go vet, staticcheck, generated-file drift, helm lint --strict, ct lint
@@ -166,7 +176,7 @@ GOTEST ?= $(GO) test
 TEST_FLAGS ?= -count=1
 
 .PHONY: test
-test: tools lint test-unit test-render test-integration ## install tools, lint, then run every test tier
+test: tools lint test-unit fuzz test-render test-integration ## install tools, lint, then run every test tier
 
 .PHONY: test-unit
 test-unit: ## tier 1: unit tests (no outside processes)
@@ -175,6 +185,16 @@ test-unit: ## tier 1: unit tests (no outside processes)
 .PHONY: test-render
 test-render: tools ## tier 2: the chart rendered and asserted, dry-run against kube-apiserver, release lifecycle
 	$(GOTEST) $(TEST_FLAGS) -timeout 15m ./tests/chart/...
+
+FUZZTIME ?= 20s
+
+.PHONY: fuzz
+fuzz: ## fuzz Kafka request decoding and handling for FUZZTIME (default 20s)
+	$(GOTEST) -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME) ./broker/server
+
+.PHONY: test-broker
+test-broker: tools ## broker integration tests: kcat, franz-go, sarama, kafka-go, restarts, kill -9, bad input, make run
+	$(GOTEST) $(TEST_FLAGS) -timeout 15m ./tests/broker/...
 
 .PHONY: test-integration
 test-integration: tools ## tier 3: real etcd, S3 server and kube-apiserver on loopback

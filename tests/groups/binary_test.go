@@ -1,0 +1,335 @@
+package groups_test
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/kafscale/kafscale/broker/groups"
+	"github.com/kafscale/kafscale/internal/metadata"
+	"github.com/kafscale/kafscale/tests/testenv"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// brokerBinary builds ./broker once per test run.
+func brokerBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		root, err := testenv.RepoRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "kafscale-groups-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "broker")
+		cmd := exec.Command("go", "build", "-o", binPath, "./broker")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./broker: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// brokerProcess is the broker binary as a child process, restartable on the same ports.
+type brokerProcess struct {
+	t       *testing.T
+	node    int
+	addr    string
+	metrics string
+	env     []string
+	logPath string
+	cmd     *exec.Cmd
+	done    chan struct{}
+}
+
+func (c *cluster) startBinary(node int) *brokerProcess {
+	t := c.t
+	t.Helper()
+	p := &brokerProcess{
+		t:       t,
+		node:    node,
+		addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t))),
+		metrics: net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t))),
+		logPath: filepath.Join(t.TempDir(), fmt.Sprintf("broker-%d.log", node)),
+	}
+	p.env = []string{
+		"KAFSCALE_BROKER_ID=" + strconv.Itoa(node),
+		"KAFSCALE_BROKER_ADDR=" + p.addr,
+		"KAFSCALE_METRICS_ADDR=" + p.metrics,
+		"KAFSCALE_ETCD_ENDPOINTS=" + c.etcd.Endpoints()[0],
+		"KAFSCALE_CLUSTER_NAMESPACE=" + c.keys.Namespace,
+		"KAFSCALE_CLUSTER_NAME=" + c.keys.Cluster,
+		"KAFSCALE_S3_BUCKET=" + c.s3.Bucket,
+		"KAFSCALE_S3_ENDPOINT=" + c.s3.Endpoint,
+		"KAFSCALE_S3_REGION=" + c.s3.Region,
+		"KAFSCALE_S3_ACCESS_KEY=" + c.s3.AccessKey,
+		"KAFSCALE_S3_SECRET_KEY=" + c.s3.SecretKey,
+		"KAFSCALE_S3_PATH_STYLE=true",
+		"KAFSCALE_FLUSH_INTERVAL_MS=20",
+		"KAFSCALE_BROKER_LEASE_TTL_SEC=2",
+		"KAFSCALE_ALLOW_ADMIN_APIS=true",
+		"KAFSCALE_GROUP_INITIAL_REBALANCE_DELAY_MS=0",
+		"KAFSCALE_LOG_LEVEL=debug",
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			data, _ := os.ReadFile(p.logPath)
+			if len(data) > 8000 {
+				data = data[len(data)-8000:]
+			}
+			t.Logf("broker %d log tail:\n%s", node, data)
+		}
+		p.kill()
+	})
+	p.start()
+	return p
+}
+
+func (p *brokerProcess) start() {
+	p.t.Helper()
+	logFile, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	cmd := exec.Command(brokerBinary(p.t))
+	cmd.Env = append(os.Environ(), p.env...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	p.cmd, p.done = cmd, make(chan struct{})
+	done := p.done
+	go func() {
+		_ = cmd.Wait()
+		logFile.Close()
+		close(done)
+	}()
+	hc := &http.Client{Timeout: time.Second}
+	eventually(p.t, 60*time.Second, func() error {
+		select {
+		case <-done:
+			p.t.Fatalf("broker %d exited during startup", p.node)
+		default:
+		}
+		resp, err := hc.Get("http://" + p.metrics + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("readyz: %s", resp.Status)
+		}
+		return nil
+	})
+}
+
+// stop sends SIGTERM and waits for the exit.
+func (p *brokerProcess) stop() {
+	p.t.Helper()
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		p.t.Fatalf("broker %d did not exit within 60 s of SIGTERM", p.node)
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		p.t.Fatalf("broker %d exited with status %d after SIGTERM", p.node, code)
+	}
+	p.cmd = nil
+}
+
+func (p *brokerProcess) kill() {
+	if p.cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+	p.cmd = nil
+}
+
+func (c *cluster) binClient(extra []kgo.Opt, brokers ...*brokerProcess) *kgo.Client {
+	c.t.Helper()
+	var seeds []string
+	for _, b := range brokers {
+		seeds = append(seeds, b.addr)
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.RetryTimeout(60 * time.Second)}, extra...)...)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(cl.Close)
+	return cl
+}
+
+func (c *cluster) binProduce(cl *kgo.Client, topic string, partitions int32, prefix string, count int) []string {
+	c.t.Helper()
+	var recs []*kgo.Record
+	var values []string
+	for i := range count {
+		v := prefix + "-" + strconv.Itoa(i)
+		recs = append(recs, &kgo.Record{Topic: topic, Partition: int32(i) % partitions, Value: []byte(v)})
+		values = append(values, v)
+	}
+	if err := cl.ProduceSync(ctxT(c.t, 90*time.Second), recs...).FirstErr(); err != nil {
+		c.t.Fatalf("produce: %v", err)
+	}
+	return values
+}
+
+// binConsumer is franzConsumer against binary brokers.
+func (c *cluster) binConsumer(name, group, topic string, brokers ...*brokerProcess) *franzConsumer {
+	var seeds []string
+	for _, p := range brokers {
+		seeds = append(seeds, p.addr)
+	}
+	return c.franzConsumerSeeds(seeds, name, group, topic)
+}
+
+// TestBinaryRestartKeepsGroup: the broker binary is stopped (SIGTERM) and started again while
+// a group member keeps running; the member carries on from its committed offsets — the
+// restarted coordinator loads the group and offsets from etcd — and nothing is consumed twice.
+func TestBinaryRestartKeepsGroup(t *testing.T) {
+	c := newCluster(t)
+	b := c.startBinary(1)
+	const topic, group = "restart-topic", "restart-group"
+	cl := c.binClient([]kgo.Opt{kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.DisableIdempotentWrite()}, b)
+	adm := kadm.NewClient(cl)
+	if _, err := adm.CreateTopic(ctxT(t, 30*time.Second), 3, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	batchA := c.binProduce(cl, topic, 3, "a", 90)
+	m := c.binConsumer("m", group, topic, b)
+	waitAll(t, batchA, m.consumed)
+	eventually(t, 60*time.Second, func() error {
+		if got := sum(c.committedVia(adm, group)[topic]); got != 90 {
+			return fmt.Errorf("committed %d of 90", got)
+		}
+		return nil
+	})
+	before := describeStable(t, adm, group, 1)
+
+	b.stop()
+	b.start()
+
+	committed := c.committedVia(adm, group)[topic]
+	for p := int32(0); p < 3; p++ {
+		if committed[p] != 30 {
+			t.Fatalf("after restart partition %d committed at %d, want 30 (%v)", p, committed[p], committed)
+		}
+	}
+	batchB := c.binProduce(cl, topic, 3, "b", 60)
+	s := waitAll(t, append(append([]string{}, batchA...), batchB...), m.consumed)
+	if len(s.dups) > 0 {
+		t.Fatalf("%d records consumed twice across the restart, e.g. %s", len(s.dups), s.dups[0])
+	}
+	after := describeStable(t, adm, group, 1)
+	t.Logf("member %s before the restart, %s after", before.Members[0].MemberID, after.Members[0].MemberID)
+
+	// a new member of the group after the restart starts where the group left off
+	m.close()
+	batchC := c.binProduce(cl, topic, 3, "c", 30)
+	m2 := c.binConsumer("m2", group, topic, b)
+	waitAll(t, batchC, m2.consumed)
+	for _, v := range m2.consumed() {
+		if v[0] != 'c' {
+			t.Fatalf("the group re-consumed %s after the restart", v)
+		}
+	}
+}
+
+// TestBinaryCoordinatorMoves: two brokers; the broker coordinating a group is stopped; the
+// other one takes the group over from etcd and its member goes on without losing offsets.
+func TestBinaryCoordinatorMoves(t *testing.T) {
+	c := newCluster(t)
+	b1, b2 := c.startBinary(1), c.startBinary(2)
+	two := &metadata.Snapshot{Brokers: []metadata.Broker{{NodeID: 1}, {NodeID: 2}}}
+	group := ""
+	for i := 0; group == ""; i++ {
+		if id := "moving-" + strconv.Itoa(i); groups.CoordinatorFor(two, id) == 2 {
+			group = id
+		}
+	}
+	const topic = "moving-topic"
+	cl := c.binClient([]kgo.Opt{kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.DisableIdempotentWrite()}, b1, b2)
+	adm := kadm.NewClient(cl)
+	eventually(t, 60*time.Second, func() error {
+		m, err := adm.BrokerMetadata(ctxT(t, 10*time.Second))
+		if err != nil {
+			return err
+		}
+		if len(m.Brokers) != 2 {
+			resp, _ := c.cli.Get(ctxT(t, 5*time.Second), c.keys.Prefix(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+			var keys []string
+			for _, kv := range resp.Kvs {
+				keys = append(keys, string(kv.Key))
+			}
+			snap, _ := c.cli.Get(ctxT(t, 5*time.Second), c.keys.Metadata())
+			return fmt.Errorf("%d brokers in the metadata; etcd keys %v; snapshot %s", len(m.Brokers), keys, snap.Kvs)
+		}
+		return nil
+	})
+	if _, err := adm.CreateTopic(ctxT(t, 30*time.Second), 4, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	if co := adm.FindGroupCoordinators(ctxT(t, 10*time.Second), group)[group]; co.Err != nil || co.NodeID != 2 {
+		t.Fatalf("coordinator of %s: %+v", group, co)
+	}
+
+	batchA := c.binProduce(cl, topic, 4, "a", 80)
+	m := c.binConsumer("m", group, topic, b1, b2)
+	waitAll(t, batchA, m.consumed)
+	eventually(t, 60*time.Second, func() error {
+		if got := sum(c.committedVia(adm, group)[topic]); got != 80 {
+			return fmt.Errorf("committed %d of 80", got)
+		}
+		return nil
+	})
+
+	b2.stop()
+	eventually(t, 60*time.Second, func() error {
+		if co := adm.FindGroupCoordinators(ctxT(t, 10*time.Second), group)[group]; co.Err != nil || co.NodeID != 1 {
+			return fmt.Errorf("coordinator still %+v", co)
+		}
+		return nil
+	})
+	// a fresh client: the first one still has broker 2 cached as the coordinator
+	adm = kadm.NewClient(c.binClient(nil, b1))
+	if got := c.committedVia(adm, group)[topic]; sum(got) != 80 {
+		t.Fatalf("offsets at the new coordinator: %v", got)
+	}
+	batchB := c.binProduce(cl, topic, 4, "b", 80)
+	s := waitAll(t, append(append([]string{}, batchA...), batchB...), m.consumed)
+	if len(s.dups) > 0 {
+		t.Fatalf("%d records consumed twice after the coordinator moved, e.g. %s", len(s.dups), s.dups[0])
+	}
+	describeStable(t, adm, group, 1)
+}
