@@ -102,3 +102,22 @@ func TestV1AtTheCap(t *testing.T) {
 		t.Fatal("a 257-byte line was accepted")
 	}
 }
+
+// FuzzRead: any input either parses or errors, never panics, and a v1 header never
+// consumes more than MaxV1Bytes.
+func FuzzRead(f *testing.F) {
+	f.Add([]byte("PROXY TCP4 192.168.0.1 10.0.0.1 56324 9092\r\n"))
+	f.Add([]byte("PROXY UNKNOWN\r\n"))
+	f.Add(AppendV2(nil, netip.MustParseAddrPort("10.1.2.3:5555"), netip.MustParseAddrPort("10.9.9.9:9092")))
+	f.Add(v2(0, 0, nil))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		br := bytes.NewReader(in)
+		h, err := Read(bufio.NewReaderSize(br, 16))
+		if err == nil && h.Version == 1 && len(in)-br.Len() > MaxV1Bytes+16 {
+			t.Fatalf("v1 header consumed %d bytes", len(in)-br.Len())
+		}
+		if err == nil && !h.Local && !h.Source.IsValid() {
+			t.Fatalf("non-local header without a source: %+v", h)
+		}
+	})
+}
