@@ -76,18 +76,7 @@ func offsetCommitAll(req *kmsg.OffsetCommitRequest, code int16) kmsg.Response {
 
 func (s *Server) offsetCommit(ctx context.Context, req *kmsg.OffsetCommitRequest) kmsg.Response {
 	if s.groups == nil {
-		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
-		for _, t := range req.Topics {
-			rt := kmsg.NewOffsetCommitResponseTopic()
-			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewOffsetCommitResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p.Partition, noCoordinator.Code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp
+		return offsetCommitAll(req, noCoordinator.Code)
 	}
 	return s.groups.OffsetCommit(ctx, req)
 }
