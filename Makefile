@@ -189,8 +189,9 @@ test-render: tools ## tier 2: the chart rendered and asserted, dry-run against k
 FUZZTIME ?= 20s
 
 .PHONY: fuzz
-fuzz: ## fuzz Kafka request decoding and handling for FUZZTIME (default 20s)
+fuzz: ## fuzz Kafka request decoding and handling, and PROXY header parsing, for FUZZTIME each (default 20s)
 	$(GOTEST) -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME) ./broker/server
+	$(GOTEST) -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./internal/proxyproto
 
 .PHONY: test-broker
 test-broker: tools ## broker integration tests: kcat, franz-go, sarama, kafka-go, restarts, kill -9, bad input, make run

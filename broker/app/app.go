@@ -18,6 +18,7 @@ import (
 
 	"github.com/kafscale/kafscale/broker/partition"
 	"github.com/kafscale/kafscale/broker/server"
+	"github.com/kafscale/kafscale/internal/acl"
 	"github.com/kafscale/kafscale/internal/config"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/kafscale/kafscale/internal/storage"
@@ -122,7 +123,19 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 		AutoCreatePartitions: cfg.AutoCreatePartitions,
 		ProduceSyncFlush:     cfg.ProduceSyncFlush,
 		AllowAdminAPIs:       cfg.AllowAdminAPIs,
+		Authorizer:           acl.New(cfg.ACLEnabled, cfg.ACL),
+		PrincipalSource:      cfg.PrincipalSource,
+		ProxyProtocol:        cfg.ProxyProtocol,
 	}, mgr, meta, log, server.NewMetrics(reg))
+	if cfg.ACLEnabled {
+		log.Info("ACLs enforced", "rules", len(cfg.ACL), "principal_source", cfg.PrincipalSource)
+		if len(cfg.ACL) == 0 {
+			log.Warn("KAFSCALE_ACL_ENABLED=true without rules (KAFSCALE_ACL_CONFIG_JSON): every request but ApiVersions is denied")
+		}
+	}
+	if cfg.ProxyProtocol {
+		log.Info("PROXY protocol header required on every connection (KAFSCALE_PROXY_PROTOCOL=true)")
+	}
 	stopGroups := wireGroups(cfg, cli, keys, meta, srv, log)
 	defer stopGroups()
 

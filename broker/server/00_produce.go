@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kafscale/kafscale/internal/acl"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -60,12 +61,18 @@ func (s *Server) handleProduce(ctx context.Context, rc *requestContext, kreq kms
 	for _, rt := range req.Topics {
 		st := kmsg.NewProduceResponseTopic()
 		st.Topic = rt.Topic
+		allowed := s.allow(rc, "Produce", acl.Write, acl.Topic, rt.Topic)
 		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
 		for i, rp := range rt.Partitions {
 			sp := &st.Partitions[i]
 			*sp = kmsg.NewProduceResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
+			if !allowed {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				failed = true
+				continue
+			}
 			if _, code := s.leaderCheck(snap, rt.Topic, rp.Partition); code != 0 {
 				sp.ErrorCode = code
 				s.code("Produce", kerr.ErrorForCode(code))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/kafscale/kafscale/internal/acl"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -29,7 +30,7 @@ const fetchKey = 1
 
 func init() { register(fetchKey, 4, 12, (*Server).handleFetch) }
 
-func (s *Server) handleFetch(ctx context.Context, _ *requestContext, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) handleFetch(ctx context.Context, rc *requestContext, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.FetchRequest)
 	s.metrics.fetchRate.add(1)
 	if req.Version >= 7 && req.SessionID != 0 {
@@ -37,10 +38,19 @@ func (s *Server) handleFetch(ctx context.Context, _ *requestContext, kreq kmsg.R
 		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
 		return resp, nil
 	}
+	var denied map[string]bool // decided once, so a long poll logs a denial once
+	for _, rt := range req.Topics {
+		if !s.allow(rc, "Fetch", acl.Read, acl.Topic, rt.Topic) {
+			if denied == nil {
+				denied = map[string]bool{}
+			}
+			denied[rt.Topic] = true
+		}
+	}
 	deadline := time.Now().Add(time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond)
 	for {
 		changed := s.log.Changed() // taken before reading, so no append is missed
-		resp, bytes, hasErr := s.fetchOnce(ctx, req)
+		resp, bytes, hasErr := s.fetchOnce(ctx, req, denied)
 		if bytes >= int(req.MinBytes) || hasErr || !time.Now().Before(deadline) {
 			s.metrics.fetchedBytes.Add(float64(bytes))
 			return resp, nil
@@ -61,7 +71,7 @@ func (s *Server) handleFetch(ctx context.Context, _ *requestContext, kreq kmsg.R
 }
 
 // fetchOnce reads every requested partition once.
-func (s *Server) fetchOnce(ctx context.Context, req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bool) {
+func (s *Server) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, denied map[string]bool) (*kmsg.FetchResponse, int, bool) {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	snap := s.cluster.Snapshot()
 	maxBytes := req.MaxBytes
@@ -78,6 +88,12 @@ func (s *Server) fetchOnce(ctx context.Context, req *kmsg.FetchRequest) (*kmsg.F
 			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
 			sp.PreferredReadReplica = -1
 			sp.RecordBatches = []byte{} // never null: librdkafka rejects a -1 length
+			if denied[rt.Topic] {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				hasErr = true
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
 			remaining := int32(int64(maxBytes) - int64(total))
 			n, err := s.fetchPartition(ctx, snap, rt.Topic, &rp, &sp, remaining, total == 0)
 			if err != nil {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 
+	"github.com/kafscale/kafscale/internal/acl"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -19,18 +20,22 @@ const listOffsetsKey = 2
 
 func init() { register(listOffsetsKey, 1, 6, (*Server).handleListOffsets) }
 
-func (s *Server) handleListOffsets(ctx context.Context, _ *requestContext, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) handleListOffsets(ctx context.Context, rc *requestContext, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.ListOffsetsRequest)
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
 	snap := s.cluster.Snapshot()
 	for _, rt := range req.Topics {
 		st := kmsg.NewListOffsetsResponseTopic()
 		st.Topic = rt.Topic
+		allowed := s.allow(rc, "ListOffsets", acl.Describe, acl.Topic, rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
 			err := func() error {
+				if !allowed {
+					return kerr.TopicAuthorizationFailed
+				}
 				p, code := s.leaderCheck(snap, rt.Topic, rp.Partition)
 				if code != 0 {
 					return kerr.ErrorForCode(code)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kafscale/kafscale/internal/acl"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -22,6 +23,11 @@ import (
 //     KAFSCALE_AUTO_CREATE_TOPICS is on, with KAFSCALE_AUTO_CREATE_PARTITIONS partitions
 //     (never names starting with "__", Kafka's internal topics).
 //   - v7+: leader epoch; v10+: topic ids, and v12 lets a request name topics by id only.
+//
+// With ACLs, topics the principal may not Describe are left out of an all-topics answer and
+// answered TOPIC_AUTHORIZATION_FAILED when named; auto-creation also needs Create on the
+// topic or the cluster (otherwise an unknown topic is answered
+// UNKNOWN_TOPIC_OR_PARTITION, as Kafka does).
 
 const metadataKey = 3
 
@@ -31,15 +37,31 @@ func init() { register(metadataKey, 0, 12, (*Server).handleMetadata) }
 // appear in this broker's view before answering LEADER_NOT_AVAILABLE (clients retry).
 const autoCreateWait = 2 * time.Second
 
-func (s *Server) handleMetadata(ctx context.Context, _ *requestContext, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) handleMetadata(ctx context.Context, rc *requestContext, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	snap := s.cluster.Snapshot()
 
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	allowCreate := s.cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
+	// Named topics the principal may not describe: answered TOPIC_AUTHORIZATION_FAILED
+	// without saying whether they exist (by-id requests are checked once resolved).
+	denied := map[string]bool{}
+	if !all {
+		for _, rt := range req.Topics {
+			if rt.Topic != nil && !s.allow(rc, "Metadata", acl.Describe, acl.Topic, *rt.Topic) {
+				denied[*rt.Topic] = true
+			}
+		}
+	}
 	if !all && allowCreate {
-		snap = s.autoCreate(ctx, snap, req.Topics)
+		var creatable []kmsg.MetadataRequestTopic
+		for _, rt := range req.Topics {
+			if rt.Topic != nil && !denied[*rt.Topic] && snap.Topic(*rt.Topic) == nil && s.mayCreateTopic(rc, "Metadata", *rt.Topic) {
+				creatable = append(creatable, rt)
+			}
+		}
+		snap = s.autoCreate(ctx, snap, creatable)
 	}
 
 	for _, b := range snap.Brokers {
@@ -55,17 +77,32 @@ func (s *Server) handleMetadata(ctx context.Context, _ *requestContext, kreq kms
 
 	if all {
 		for i := range snap.Topics {
-			resp.Topics = append(resp.Topics, s.metadataTopic(snap, &snap.Topics[i]))
+			if s.allowQuiet(rc, acl.Describe, acl.Topic, snap.Topics[i].Name) {
+				resp.Topics = append(resp.Topics, s.metadataTopic(snap, &snap.Topics[i]))
+			}
 		}
 		return resp, nil
 	}
 	for _, rt := range req.Topics {
 		var t *metadata.Topic
 		switch {
+		case rt.Topic != nil && denied[*rt.Topic]:
+			mt := kmsg.NewMetadataResponseTopic()
+			mt.Topic, mt.TopicID = rt.Topic, rt.TopicID
+			mt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, mt)
+			continue
 		case rt.Topic != nil:
 			t = snap.Topic(*rt.Topic)
 		case rt.TopicID != [16]byte{}:
 			t = topicByID(snap, rt.TopicID)
+			if t != nil && !s.allow(rc, "Metadata", acl.Describe, acl.Topic, t.Name) {
+				mt := kmsg.NewMetadataResponseTopic()
+				mt.TopicID = rt.TopicID
+				mt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				resp.Topics = append(resp.Topics, mt)
+				continue
+			}
 		}
 		if t != nil {
 			resp.Topics = append(resp.Topics, s.metadataTopic(snap, t))
@@ -78,7 +115,7 @@ func (s *Server) handleMetadata(ctx context.Context, _ *requestContext, kreq kms
 			mt.ErrorCode = kerr.UnknownTopicID.Code
 		case !validTopicName(*rt.Topic):
 			mt.ErrorCode = kerr.InvalidTopicException.Code
-		case allowCreate && autoCreatable(*rt.Topic):
+		case allowCreate && autoCreatable(*rt.Topic) && s.mayCreateTopic(rc, "", *rt.Topic):
 			mt.ErrorCode = kerr.LeaderNotAvailable.Code // being created; clients retry
 		default:
 			mt.ErrorCode = kerr.UnknownTopicOrPartition.Code

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 
+	"github.com/kafscale/kafscale/internal/acl"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -25,21 +27,56 @@ const offsetCommitKey = 8
 
 func init() { register(offsetCommitKey, 0, 8, (*Server).handleOffsetCommit) }
 
-func (s *Server) handleOffsetCommit(ctx context.Context, _ *requestContext, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) handleOffsetCommit(ctx context.Context, rc *requestContext, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.OffsetCommitRequest)
-	if s.groups == nil {
-		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
-		for _, t := range req.Topics {
-			rt := kmsg.NewOffsetCommitResponseTopic()
-			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewOffsetCommitResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p.Partition, noCoordinator.Code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp, nil
+	// ACLs: Read on the group (GROUP_AUTHORIZATION_FAILED for every partition), then Read on
+	// each topic (TOPIC_AUTHORIZATION_FAILED for its partitions; the others are committed).
+	if !s.allow(rc, "OffsetCommit", acl.Read, acl.Group, req.Group) {
+		return offsetCommitAll(req, kerr.GroupAuthorizationFailed.Code), nil
 	}
-	return s.groups.OffsetCommit(ctx, req), nil
+	var denied []kmsg.OffsetCommitRequestTopic
+	if s.cfg.Authorizer.Enabled() {
+		allowed := make([]kmsg.OffsetCommitRequestTopic, 0, len(req.Topics))
+		for _, t := range req.Topics {
+			if s.allow(rc, "OffsetCommit", acl.Read, acl.Topic, t.Topic) {
+				allowed = append(allowed, t)
+			} else {
+				denied = append(denied, t)
+			}
+		}
+		if len(denied) > 0 {
+			cp := *req
+			cp.Topics = allowed
+			req = &cp
+		}
+	}
+	resp := s.offsetCommit(ctx, req)
+	if len(denied) > 0 {
+		deniedResp := offsetCommitAll(&kmsg.OffsetCommitRequest{Version: req.Version, Topics: denied}, kerr.TopicAuthorizationFailed.Code)
+		resp.(*kmsg.OffsetCommitResponse).Topics = append(resp.(*kmsg.OffsetCommitResponse).Topics, deniedResp.(*kmsg.OffsetCommitResponse).Topics...)
+	}
+	return resp, nil
+}
+
+// offsetCommitAll answers every partition of req with code.
+func offsetCommitAll(req *kmsg.OffsetCommitRequest, code int16) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+	for _, t := range req.Topics {
+		rt := kmsg.NewOffsetCommitResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewOffsetCommitResponseTopicPartition()
+			rp.Partition, rp.ErrorCode = p.Partition, code
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}
+
+func (s *Server) offsetCommit(ctx context.Context, req *kmsg.OffsetCommitRequest) kmsg.Response {
+	if s.groups == nil {
+		return offsetCommitAll(req, noCoordinator.Code)
+	}
+	return s.groups.OffsetCommit(ctx, req)
 }

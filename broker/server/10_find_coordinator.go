@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 
+	"github.com/kafscale/kafscale/internal/acl"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -16,12 +17,14 @@ import (
 // transactions are not supported. Differences by version:
 //   - v1+: key type, throttle and an error message.
 //   - v4 (KIP-699): a batch of keys, answered per key in Coordinators.
+//
+// ACLs, as in Kafka: Describe on the group (GROUP_AUTHORIZATION_FAILED).
 
 const findCoordinatorKey = 10
 
 func init() { register(findCoordinatorKey, 0, 4, (*Server).handleFindCoordinator) }
 
-func (s *Server) handleFindCoordinator(_ context.Context, _ *requestContext, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) handleFindCoordinator(_ context.Context, rc *requestContext, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.FindCoordinatorRequest)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	snap := s.cluster.Snapshot()
@@ -30,7 +33,7 @@ func (s *Server) handleFindCoordinator(_ context.Context, _ *requestContext, kre
 			c := kmsg.NewFindCoordinatorResponseCoordinator()
 			c.Key = key
 			var msg string
-			c.NodeID, c.Host, c.Port, c.ErrorCode, msg = s.findCoordinator(snap, req.CoordinatorType, key)
+			c.NodeID, c.Host, c.Port, c.ErrorCode, msg = s.findCoordinator(rc, snap, req.CoordinatorType, key)
 			if msg != "" {
 				c.ErrorMessage = kmsg.StringPtr(msg)
 			}
@@ -39,14 +42,14 @@ func (s *Server) handleFindCoordinator(_ context.Context, _ *requestContext, kre
 		return resp, nil
 	}
 	var msg string
-	resp.NodeID, resp.Host, resp.Port, resp.ErrorCode, msg = s.findCoordinator(snap, req.CoordinatorType, req.CoordinatorKey)
+	resp.NodeID, resp.Host, resp.Port, resp.ErrorCode, msg = s.findCoordinator(rc, snap, req.CoordinatorType, req.CoordinatorKey)
 	if msg != "" {
 		resp.ErrorMessage = kmsg.StringPtr(msg)
 	}
 	return resp, nil
 }
 
-func (s *Server) findCoordinator(snap *metadata.Snapshot, keyType int8, key string) (node int32, host string, port int32, code int16, msg string) {
+func (s *Server) findCoordinator(rc *requestContext, snap *metadata.Snapshot, keyType int8, key string) (node int32, host string, port int32, code int16, msg string) {
 	switch {
 	case keyType == 1:
 		return -1, "", -1, kerr.CoordinatorNotAvailable.Code, "transactions are not supported by this broker"
@@ -54,6 +57,8 @@ func (s *Server) findCoordinator(snap *metadata.Snapshot, keyType int8, key stri
 		return -1, "", -1, kerr.InvalidRequest.Code, "unknown coordinator key type"
 	case key == "":
 		return -1, "", -1, kerr.InvalidGroupID.Code, "empty group id"
+	case !s.allow(rc, "FindCoordinator", acl.Describe, acl.Group, key):
+		return -1, "", -1, kerr.GroupAuthorizationFailed.Code, "not authorized to describe the group"
 	case s.groups == nil:
 		return -1, "", -1, noCoordinator.Code, "this broker has no group coordinator"
 	}

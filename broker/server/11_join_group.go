@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 
+	"github.com/kafscale/kafscale/internal/acl"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -26,6 +28,12 @@ func init() { register(joinGroupKey, 0, 9, (*Server).handleJoinGroup) }
 
 func (s *Server) handleJoinGroup(ctx context.Context, rc *requestContext, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.JoinGroupRequest)
+	if !s.allow(rc, "JoinGroup", acl.Read, acl.Group, req.Group) {
+		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		resp.Generation, resp.MemberID = -1, req.MemberID
+		return resp, nil
+	}
 	if s.groups == nil {
 		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
 		resp.ErrorCode, resp.Generation, resp.MemberID = noCoordinator.Code, -1, req.MemberID

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 
+	"github.com/kafscale/kafscale/internal/acl"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -17,8 +19,13 @@ const heartbeatKey = 12
 
 func init() { register(heartbeatKey, 0, 4, (*Server).handleHeartbeat) }
 
-func (s *Server) handleHeartbeat(ctx context.Context, _ *requestContext, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) handleHeartbeat(ctx context.Context, rc *requestContext, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.HeartbeatRequest)
+	if !s.allow(rc, "Heartbeat", acl.Read, acl.Group, req.Group) {
+		resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return resp, nil
+	}
 	if s.groups == nil {
 		resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
 		resp.ErrorCode = noCoordinator.Code

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 
+	"github.com/kafscale/kafscale/internal/acl"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -16,8 +18,13 @@ const leaveGroupKey = 13
 
 func init() { register(leaveGroupKey, 0, 5, (*Server).handleLeaveGroup) }
 
-func (s *Server) handleLeaveGroup(ctx context.Context, _ *requestContext, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) handleLeaveGroup(ctx context.Context, rc *requestContext, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.LeaveGroupRequest)
+	if !s.allow(rc, "LeaveGroup", acl.Read, acl.Group, req.Group) {
+		resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return resp, nil
+	}
 	if s.groups == nil {
 		resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
 		resp.ErrorCode = noCoordinator.Code

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 
+	"github.com/kafscale/kafscale/internal/acl"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -17,8 +19,13 @@ const syncGroupKey = 14
 
 func init() { register(syncGroupKey, 0, 5, (*Server).handleSyncGroup) }
 
-func (s *Server) handleSyncGroup(ctx context.Context, _ *requestContext, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) handleSyncGroup(ctx context.Context, rc *requestContext, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.SyncGroupRequest)
+	if !s.allow(rc, "SyncGroup", acl.Read, acl.Group, req.Group) {
+		resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return resp, nil
+	}
 	if s.groups == nil {
 		resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
 		resp.ErrorCode = noCoordinator.Code

@@ -20,6 +20,8 @@ import (
 // v1+ ValidateOnly checks without creating; v5+ answers the partition count, replication factor and configs; v7 the topic id.
 // The answer waits, up to TimeoutMillis, until the new topic is in this broker's view so
 // the client's next Metadata request sees it. Refused when KAFSCALE_ALLOW_ADMIN_APIS=false.
+// With ACLs, each topic needs Create on the cluster or on the topic
+// (TOPIC_AUTHORIZATION_FAILED).
 
 const createTopicsKey = 19
 
@@ -29,7 +31,7 @@ const maxPartitionsPerTopic = 10000
 
 func init() { register(createTopicsKey, 0, 7, (*Server).handleCreateTopics) }
 
-func (s *Server) handleCreateTopics(ctx context.Context, _ *requestContext, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) handleCreateTopics(ctx context.Context, rc *requestContext, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.CreateTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
 	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
@@ -62,6 +64,8 @@ func (s *Server) handleCreateTopics(ctx context.Context, _ *requestContext, kreq
 		switch {
 		case !s.cfg.AllowAdminAPIs:
 			err = fmt.Errorf("%w: admin APIs are disabled on this broker (KAFSCALE_ALLOW_ADMIN_APIS=false)", kerr.ClusterAuthorizationFailed)
+		case !s.mayCreateTopic(rc, "CreateTopics", rt.Topic):
+			err = fmt.Errorf("%w: Create on topic %q or on the cluster is not allowed for %s", kerr.TopicAuthorizationFailed, rt.Topic, rc.principal)
 		case seen[rt.Topic] > 1:
 			err = fmt.Errorf("%w: topic named more than once in the request", kerr.InvalidRequest)
 		case !validTopicName(rt.Topic):

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kafscale/kafscale/internal/acl"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -16,12 +17,13 @@ import (
 // v0-v5 name topics in TopicNames, v6 in Topics by name or by id (UNKNOWN_TOPIC_ID when
 // the id is not known). v5+ error messages. The answer waits, up to TimeoutMillis, until the
 // topics are gone from this broker's view. Refused when KAFSCALE_ALLOW_ADMIN_APIS=false.
+// With ACLs, each topic needs Delete (TOPIC_AUTHORIZATION_FAILED).
 
 const deleteTopicsKey = 20
 
 func init() { register(deleteTopicsKey, 0, 6, (*Server).handleDeleteTopics) }
 
-func (s *Server) handleDeleteTopics(ctx context.Context, _ *requestContext, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) handleDeleteTopics(ctx context.Context, rc *requestContext, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DeleteTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
 	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
@@ -53,6 +55,8 @@ func (s *Server) handleDeleteTopics(ctx context.Context, _ *requestContext, kreq
 		switch {
 		case !s.cfg.AllowAdminAPIs:
 			err = fmt.Errorf("%w: admin APIs are disabled on this broker (KAFSCALE_ALLOW_ADMIN_APIS=false)", kerr.ClusterAuthorizationFailed)
+		case t.name != nil && *t.name != "" && !s.allow(rc, "DeleteTopics", acl.Delete, acl.Topic, *t.name):
+			err = kerr.TopicAuthorizationFailed
 		case t.name != nil && *t.name != "":
 			if topic = snap.Topic(*t.name); topic == nil {
 				err = kerr.UnknownTopicOrPartition
@@ -60,6 +64,8 @@ func (s *Server) handleDeleteTopics(ctx context.Context, _ *requestContext, kreq
 		default:
 			if topic = topicByID(snap, t.id); topic == nil {
 				err = kerr.UnknownTopicID
+			} else if !s.allow(rc, "DeleteTopics", acl.Delete, acl.Topic, topic.Name) {
+				topic, err = nil, kerr.TopicAuthorizationFailed
 			}
 		}
 		if err == nil {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 
+	"github.com/kafscale/kafscale/internal/acl"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -18,18 +19,22 @@ const offsetForLeaderEpochKey = 23
 
 func init() { register(offsetForLeaderEpochKey, 0, 4, (*Server).handleOffsetForLeaderEpoch) }
 
-func (s *Server) handleOffsetForLeaderEpoch(ctx context.Context, _ *requestContext, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) handleOffsetForLeaderEpoch(ctx context.Context, rc *requestContext, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.OffsetForLeaderEpochRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
 	snap := s.cluster.Snapshot()
 	for _, rt := range req.Topics {
 		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
 		st.Topic = rt.Topic
+		allowed := s.allow(rc, "OffsetForLeaderEpoch", acl.Describe, acl.Topic, rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LeaderEpoch, sp.EndOffset = -1, -1
 			err := func() error {
+				if !allowed {
+					return kerr.TopicAuthorizationFailed
+				}
 				p, code := s.leaderCheck(snap, rt.Topic, rp.Partition)
 				if code != 0 {
 					return kerr.ErrorForCode(code)

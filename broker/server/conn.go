@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kafscale/kafscale/internal/proxyproto"
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -23,9 +24,11 @@ import (
 // goroutine per request; the writer goroutine writes the responses in the order the
 // requests arrived, which is what Kafka clients rely on when they pipeline.
 type conn struct {
-	s      *Server
-	nc     net.Conn
-	remote string
+	s       *Server
+	nc      net.Conn
+	remote  string
+	peerIP  string // IP of remote, for the remote_addr principal
+	proxyIP string // source IP of the PROXY header (empty: none, or LOCAL)
 
 	ctx    context.Context // cancelled when the connection goes away
 	cancel context.CancelFunc
@@ -51,8 +54,9 @@ type inflight struct {
 
 // requestContext is what a handler knows about the request beyond its body.
 type requestContext struct {
-	clientID string
-	remote   string
+	clientID  string
+	remote    string
+	principal string // ACL principal, "User:<…>" (KAFSCALE_PRINCIPAL_SOURCE)
 
 	// Produce only: wait for produceTurn before appending, call releaseTurn after.
 	produceTurn <-chan struct{}
@@ -63,16 +67,32 @@ func newConn(s *Server, nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	first := make(chan struct{})
 	close(first)
+	remote := nc.RemoteAddr().String()
 	return &conn{
 		s:           s,
 		nc:          nc,
-		remote:      nc.RemoteAddr().String(),
+		remote:      remote,
+		peerIP:      peerIP(nc.RemoteAddr()),
 		ctx:         ctx,
 		cancel:      cancel,
 		pending:     make(chan *inflight, s.cfg.MaxInflightPerConn),
 		stop:        make(chan struct{}),
 		lastProduce: first,
 	}
+}
+
+// peerIP is the IP of a TCP peer address (the whole address for other kinds).
+func peerIP(a net.Addr) string {
+	if t, ok := a.(*net.TCPAddr); ok {
+		if ip4 := t.IP.To4(); ip4 != nil {
+			return ip4.String()
+		}
+		return t.IP.String()
+	}
+	if host, _, err := net.SplitHostPort(a.String()); err == nil {
+		return host
+	}
+	return a.String()
 }
 
 // stopReading makes the reader stop after the frame it is reading; requests already read
@@ -92,7 +112,14 @@ func (c *conn) serve() {
 		defer close(writerDone)
 		c.writeLoop()
 	}()
-	reason := c.readLoop()
+	r := bufio.NewReaderSize(c.nc, 64<<10)
+	var reason error
+	if c.s.cfg.ProxyProtocol {
+		reason = c.readProxyHeader(r)
+	}
+	if reason == nil {
+		reason = c.readLoop(r)
+	}
 	select {
 	case <-c.stop:
 		// Graceful shutdown: the requests already read are still answered.
@@ -114,8 +141,7 @@ func (c *conn) serve() {
 var errClosedByPeer = errors.New("closed by client")
 
 // readLoop reads requests until the connection ends or must be closed, and says why.
-func (c *conn) readLoop() error {
-	r := bufio.NewReaderSize(c.nc, 64<<10)
+func (c *conn) readLoop(r *bufio.Reader) error {
 	var sizeBuf [4]byte
 	for {
 		if _, err := io.ReadFull(r, sizeBuf[:]); err != nil {
@@ -147,6 +173,36 @@ func (c *conn) readLoop() error {
 		}
 		go c.handle(in, req, rc)
 	}
+}
+
+// proxyHeaderTimeout bounds the wait for the PROXY header of a new connection.
+const proxyHeaderTimeout = 10 * time.Second
+
+// readProxyHeader reads the PROXY protocol header every connection must start with when
+// KAFSCALE_PROXY_PROTOCOL is on; a missing or malformed one closes the connection.
+func (c *conn) readProxyHeader(r *bufio.Reader) error {
+	_ = c.nc.SetReadDeadline(time.Now().Add(proxyHeaderTimeout))
+	h, err := proxyproto.Read(r)
+	if err != nil {
+		select {
+		case <-c.stop:
+			return errors.New("broker shutting down")
+		default:
+		}
+		c.s.metrics.rejected("proxy_protocol")
+		c.s.logger.Info("closing connection without a valid PROXY protocol header (KAFSCALE_PROXY_PROTOCOL=true)", "remote", c.remote, "reason", err)
+		return err
+	}
+	_ = c.nc.SetReadDeadline(time.Time{})
+	select {
+	case <-c.stop: // stopReading's deadline was just lifted: the broker is shutting down
+		return errors.New("broker shutting down")
+	default:
+	}
+	if !h.Local {
+		c.proxyIP = h.Source.Addr().Unmap().String()
+	}
+	return nil
 }
 
 // readFrame reads size bytes, growing the buffer as they arrive instead of allocating the
@@ -210,6 +266,7 @@ func (c *conn) decode(frame []byte) (*inflight, kmsg.Request, *requestContext, e
 	if id := b.NullableString(); id != nil {
 		rc.clientID = *id
 	}
+	rc.principal = c.principal(rc.clientID)
 	if req.IsFlexible() {
 		skipTags(&b)
 	}

@@ -18,6 +18,7 @@ type Metrics struct {
 	producedRecords prometheus.Counter
 	producedBytes   prometheus.Counter
 	fetchedBytes    prometheus.Counter
+	aclDenied       *prometheus.CounterVec
 	produceRate     *rateWindow
 	fetchRate       *rateWindow
 }
@@ -47,7 +48,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		rejects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kafscale_connections_rejected_total",
-			Help: "Connections closed because of bad input, by reason (frame_size, malformed, handler_error).",
+			Help: "Connections closed because of bad input, by reason (frame_size, malformed, decode_timeout, handler_error, proxy_protocol).",
 		}, []string{"reason"}),
 		partitionErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kafscale_partition_errors_total",
@@ -65,12 +66,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "kafscale_fetched_bytes_total",
 			Help: "Record batch bytes returned by Fetch requests.",
 		}),
+		aclDenied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kafscale_acl_denied_total",
+			Help: "Resources of Kafka requests denied by the ACLs (KAFSCALE_ACL_ENABLED), by API.",
+		}, []string{"api"}),
 		produceRate: newRateWindow(rateWindowSeconds),
 		fetchRate:   newRateWindow(rateWindowSeconds),
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.latency, m.connections, m.inflight, m.rejects, m.partitionErrors,
-			m.producedRecords, m.producedBytes, m.fetchedBytes,
+			m.producedRecords, m.producedBytes, m.fetchedBytes, m.aclDenied,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "kafscale_produce_rps",
 				Help: "Produce requests per second over the last 60 s.",

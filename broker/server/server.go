@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kafscale/kafscale/internal/acl"
 )
 
 // Config is what the protocol server needs to know; broker/main.go fills it from
@@ -34,6 +36,12 @@ type Config struct {
 	// MaxInflightPerConn bounds the requests of one connection being handled at once
 	// (pipelining); the reader stops reading when it is reached. Default 64.
 	MaxInflightPerConn int
+	// Authorizer checks every request but ApiVersions; nil or disabled allows everything.
+	Authorizer *acl.Authorizer
+	// PrincipalSource is client_id (default), remote_addr or proxy_addr.
+	PrincipalSource string
+	// ProxyProtocol requires a PROXY v1/v2 header at the start of every connection.
+	ProxyProtocol bool
 }
 
 // Server serves the Kafka protocol on any number of listeners.
@@ -52,6 +60,7 @@ type Server struct {
 	closingCh chan struct{} // closed by Shutdown: long polls answer at once
 	connWG    sync.WaitGroup
 	inflight  atomic.Int64 // requests being handled
+	denialLog logLimiter   // rate of "ACL denied" log lines
 }
 
 // New returns a server; metrics may be nil (tests).

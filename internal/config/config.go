@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kafscale/kafscale/internal/acl"
 )
 
 // Broker is the broker's whole configuration.
@@ -48,6 +50,12 @@ type Broker struct {
 	ProduceSyncFlush     bool  // KAFSCALE_PRODUCE_SYNC_FLUSH
 	AllowAdminAPIs       bool  // KAFSCALE_ALLOW_ADMIN_APIS
 
+	// Security.
+	ACLEnabled      bool      // KAFSCALE_ACL_ENABLED: enforce ACL (fail closed)
+	ACL             acl.Rules // KAFSCALE_ACL_CONFIG_JSON, parsed
+	PrincipalSource string    // KAFSCALE_PRINCIPAL_SOURCE: client_id, remote_addr or proxy_addr
+	ProxyProtocol   bool      // KAFSCALE_PROXY_PROTOCOL: require a PROXY v1/v2 header on every connection
+
 	Etcd      Etcd
 	S3        S3
 	Storage   Storage
@@ -55,6 +63,13 @@ type Broker struct {
 	Namespace string // KAFSCALE_CLUSTER_NAMESPACE: etcd keys live under /kafscale/<namespace>/<cluster>/
 	Cluster   string // KAFSCALE_CLUSTER_NAME
 }
+
+// The values of KAFSCALE_PRINCIPAL_SOURCE.
+const (
+	PrincipalClientID   = "client_id"   // User:<client id of the request>
+	PrincipalRemoteAddr = "remote_addr" // User:<TCP peer IP>
+	PrincipalProxyAddr  = "proxy_addr"  // User:<source IP of the PROXY header>
+)
 
 // Etcd is how the broker reaches etcd.
 type Etcd struct {
@@ -130,6 +145,26 @@ func Parse(lookup func(string) (string, bool)) (*Broker, error) {
 	c.AutoCreatePartitions = int32(p.int("KAFSCALE_AUTO_CREATE_PARTITIONS", 1, 1, 10000))
 	c.ProduceSyncFlush = p.bool("KAFSCALE_PRODUCE_SYNC_FLUSH", true)
 	c.AllowAdminAPIs = p.bool("KAFSCALE_ALLOW_ADMIN_APIS", true)
+
+	c.ACLEnabled = p.bool("KAFSCALE_ACL_ENABLED", false)
+	if v, ok := p.raw("KAFSCALE_ACL_CONFIG_JSON"); ok {
+		rules, err := acl.Parse(v)
+		if err != nil {
+			p.fail("KAFSCALE_ACL_CONFIG_JSON: %v", err)
+		}
+		c.ACL = rules
+	}
+	c.ProxyProtocol = p.bool("KAFSCALE_PROXY_PROTOCOL", false)
+	c.PrincipalSource = p.str("KAFSCALE_PRINCIPAL_SOURCE", PrincipalClientID)
+	switch c.PrincipalSource {
+	case PrincipalClientID, PrincipalRemoteAddr:
+	case PrincipalProxyAddr:
+		if !c.ProxyProtocol {
+			p.fail("KAFSCALE_PRINCIPAL_SOURCE=proxy_addr needs KAFSCALE_PROXY_PROTOCOL=true (the address comes from the PROXY protocol header)")
+		}
+	default:
+		p.fail("KAFSCALE_PRINCIPAL_SOURCE=%q: want client_id, remote_addr or proxy_addr", c.PrincipalSource)
+	}
 
 	c.Etcd = Etcd{
 		Endpoints:      p.list("KAFSCALE_ETCD_ENDPOINTS", "http://127.0.0.1:2379"),
@@ -225,7 +260,8 @@ func Unknown(environ []string) []string {
 }
 
 // ignoredPrefix names variables of other components and of the tests, which may share the
-// environment of a broker without being typos.
+// environment of a broker without being typos. Broker variables sharing such a prefix
+// (KAFSCALE_PROXY_PROTOCOL) are in known, which Unknown checks first.
 func ignoredPrefix(name string) bool {
 	for _, p := range []string{"KAFSCALE_OPERATOR_", "KAFSCALE_PROXY_", "KAFSCALE_UI_", "KAFSCALE_CONSOLE_", "KAFSCALE_TEST_", "KAFSCALE_LOCAL_"} {
 		if strings.HasPrefix(name, p) {

@@ -107,30 +107,84 @@ func TestUnknownFlagsTypos(t *testing.T) {
 }
 
 // Every variable the broker reads is documented in docs/runtime-settings.md, and every
-// KAFSCALE_* variable of the broker sections there is read.
+// KAFSCALE_* variable of the broker sections there ("## Broker…" and the chart's
+// "### Brokers (through the operator)") is read, whatever its prefix: KAFSCALE_PROXY_PROTOCOL
+// is the broker's even though KAFSCALE_PROXY_* are otherwise the proxy's.
 func TestRuntimeSettingsDocumentsEveryVariable(t *testing.T) {
 	doc, err := os.ReadFile("../../docs/runtime-settings.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	documented := map[string]bool{}
+	documented := map[string]bool{} // name -> documented in a broker section
 	name := regexp.MustCompile("`(KAFSCALE_[A-Z0-9_]+)`")
+	brokerSection := false
 	for _, line := range strings.Split(string(doc), "\n") {
+		if strings.HasPrefix(line, "#") {
+			brokerSection = strings.HasPrefix(line, "## Broker") || strings.HasPrefix(line, "### Brokers")
+			continue
+		}
 		// The first column of a table row names the variable(s).
 		if cells := strings.Split(line, "|"); len(cells) > 2 && strings.HasPrefix(line, "| `KAFSCALE_") {
 			for _, m := range name.FindAllStringSubmatch(cells[1], -1) {
-				documented[m[1]] = true
+				documented[m[1]] = documented[m[1]] || brokerSection
 			}
 		}
 	}
 	for _, name := range Names() {
-		if !documented[name] {
+		if _, ok := documented[name]; !ok {
 			t.Errorf("%s is read but not documented in docs/runtime-settings.md", name)
 		}
 	}
-	for name := range documented {
-		if !known[name] && !ignoredPrefix(name) {
+	for name, broker := range documented {
+		if !known[name] && (broker || !ignoredPrefix(name)) {
 			t.Errorf("%s is documented but the broker does not read it", name)
 		}
+	}
+}
+
+func TestSecuritySettings(t *testing.T) {
+	c, err := Parse(env(map[string]string{"KAFSCALE_S3_BUCKET": "b"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ACLEnabled || c.ACL != nil || c.PrincipalSource != PrincipalClientID || c.ProxyProtocol {
+		t.Fatalf("defaults: %+v", c)
+	}
+	c, err = Parse(env(map[string]string{
+		"KAFSCALE_S3_BUCKET":        "b",
+		"KAFSCALE_ACL_ENABLED":      "true",
+		"KAFSCALE_ACL_CONFIG_JSON":  `{"rules":[{"principal":"User:10.0.0.0/8","operations":["Write"],"resource":{"type":"topic","name":"t"}}]}`,
+		"KAFSCALE_PRINCIPAL_SOURCE": "proxy_addr",
+		"KAFSCALE_PROXY_PROTOCOL":   "true",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.ACLEnabled || len(c.ACL) != 1 || c.PrincipalSource != PrincipalProxyAddr || !c.ProxyProtocol {
+		t.Fatalf("%+v", c)
+	}
+
+	cases := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"bad rule", map[string]string{"KAFSCALE_ACL_CONFIG_JSON": `{"rules":[{"principal":"bob","operations":["Read"],"resource":{"type":"topic","name":"t"}}]}`},
+			`KAFSCALE_ACL_CONFIG_JSON: rule 0 (principal "bob")`},
+		{"not json", map[string]string{"KAFSCALE_ACL_CONFIG_JSON": `rules`}, "KAFSCALE_ACL_CONFIG_JSON: not a valid ACL document"},
+		{"bad enabled", map[string]string{"KAFSCALE_ACL_ENABLED": "sometimes"}, "KAFSCALE_ACL_ENABLED"},
+		{"bad source", map[string]string{"KAFSCALE_PRINCIPAL_SOURCE": "cert"}, "KAFSCALE_PRINCIPAL_SOURCE=\"cert\""},
+		{"proxy_addr without proxy protocol", map[string]string{"KAFSCALE_PRINCIPAL_SOURCE": "proxy_addr"}, "needs KAFSCALE_PROXY_PROTOCOL=true"},
+		{"bad proxy protocol", map[string]string{"KAFSCALE_PROXY_PROTOCOL": "v2"}, "KAFSCALE_PROXY_PROTOCOL"},
+	}
+	for _, tc := range cases {
+		tc.env["KAFSCALE_S3_BUCKET"] = "b"
+		if _, err := Parse(env(tc.env)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	if got := Unknown([]string{"KAFSCALE_PROXY_PROTOCOL=true", "KAFSCALE_PROXY_PROTOCOLL=true"}); len(got) != 0 {
+		// KAFSCALE_PROXY_* other than the broker's own are the proxy's, not typos.
+		t.Fatalf("%v", got)
 	}
 }
