@@ -313,7 +313,7 @@ func TestClients(t *testing.T) {
 	})
 
 	t.Run("metrics", func(t *testing.T) {
-		text := b.metrics(t)
+		text := b.Metrics(t)
 		for _, name := range []string{"kafscale_produce_rps", "kafscale_s3_health_state 0", "kafscale_request_duration_seconds_bucket{api=\"Produce\"",
 			"kafscale_requests_total{api=\"Fetch\"}", "kafscale_flushes_total"} {
 			if !strings.Contains(text, name) {

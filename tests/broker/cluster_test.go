@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafscale/kafscale/tests/brokertest"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -14,7 +15,7 @@ import (
 // record is read back with dense offsets.
 func TestThreeBrokers(t *testing.T) {
 	be := startBackend(t)
-	brokers := []*brokerProc{be.startBroker(t, 0), be.startBroker(t, 1), be.startBroker(t, 2)}
+	brokers := []*brokertest.Broker{be.startBroker(t, 0), be.startBroker(t, 1), be.startBroker(t, 2)}
 	ctx := testContext(t, 4*time.Minute)
 	seed := brokers[0].Addr
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kafscale/kafscale/internal/proxyproto"
+	"github.com/kafscale/kafscale/tests/brokertest"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -49,15 +50,15 @@ func TestACLs(t *testing.T) {
 	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "acl-ok", Value: []byte("still")}).FirstErr(); err != nil {
 		t.Fatalf("produce to acl-ok after a denial: %v", err)
 	}
-	if m := b.metrics(t); !strings.Contains(m, `kafscale_acl_denied_total{api="Produce"} 1`) {
+	if m := b.Metrics(t); !strings.Contains(m, `kafscale_acl_denied_total{api="Produce"} 1`) {
 		t.Fatalf("no Produce denial counted:\n%s", grepLines(m, "kafscale_acl_denied_total"))
 	}
-	if log := b.logTail(); !strings.Contains(log, "ACL denied") || !strings.Contains(log, "User:producer") {
+	if log := b.LogTail(); !strings.Contains(log, "ACL denied") || !strings.Contains(log, "User:producer") {
 		t.Fatalf("denial not logged with its principal:\n%s", log)
 	}
 
 	t.Run("bad rule exits 2", func(t *testing.T) {
-		cmd := exec.Command(brokerBinary(t))
+		cmd := exec.Command(brokertest.Binary(t))
 		cmd.Env = append(os.Environ(), "KAFSCALE_S3_BUCKET=b", "KAFSCALE_ACL_ENABLED=true",
 			`KAFSCALE_ACL_CONFIG_JSON={"rules":[{"principal":"User:a","operations":["Fly"],"resource":{"type":"topic","name":"t"}}]}`)
 		out, err := cmd.CombinedOutput()
@@ -87,7 +88,7 @@ func TestProxyProtocolRequired(t *testing.T) {
 	if n, err := c.Read(make([]byte, 1)); err == nil || (!errors.Is(err, io.EOF) && !isReset(err)) {
 		t.Fatalf("read %d bytes, err %v; want the connection closed", n, err)
 	}
-	if m := b.metrics(t); !strings.Contains(m, `kafscale_connections_rejected_total{reason="proxy_protocol"} 1`) {
+	if m := b.Metrics(t); !strings.Contains(m, `kafscale_connections_rejected_total{reason="proxy_protocol"} 1`) {
 		t.Fatalf("rejection not counted:\n%s", grepLines(m, "kafscale_connections_rejected_total"))
 	}
 
@@ -103,7 +104,7 @@ func TestProxyProtocolRequired(t *testing.T) {
 	if !errors.Is(err, kerr.TopicAuthorizationFailed) {
 		t.Fatalf("produce as User:10.9.9.9: %v, want TOPIC_AUTHORIZATION_FAILED", err)
 	}
-	if log := b.logTail(); !strings.Contains(log, "User:10.9.9.9") {
+	if log := b.LogTail(); !strings.Contains(log, "User:10.9.9.9") {
 		t.Fatalf("denial does not name the header's address:\n%s", log)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafscale/kafscale/tests/brokertest"
 	"github.com/kafscale/kafscale/tests/testenv"
 )
 
@@ -42,7 +43,7 @@ func TestStartupGate(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := exec.Command(brokerBinary(t))
+			cmd := exec.Command(brokertest.Binary(t))
 			cmd.Env = append(append(os.Environ(), base...), tc.env...)
 			done := make(chan struct{})
 			var out []byte

@@ -2,14 +2,7 @@ package groups_test
 
 import (
 	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,168 +12,26 @@ import (
 
 	"github.com/kafscale/kafscale/broker/groups"
 	"github.com/kafscale/kafscale/internal/metadata"
-	"github.com/kafscale/kafscale/tests/testenv"
+	"github.com/kafscale/kafscale/tests/brokertest"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// brokerBinary builds ./broker once per test run.
-func brokerBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		root, err := testenv.RepoRoot()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		dir, err := os.MkdirTemp("", "kafscale-groups-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "broker")
-		cmd := exec.Command("go", "build", "-o", binPath, "./broker")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./broker: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-// brokerProcess is the broker binary as a child process, restartable on the same ports.
-type brokerProcess struct {
-	t       *testing.T
-	node    int
-	addr    string
-	metrics string
-	env     []string
-	logPath string
-	cmd     *exec.Cmd
-	done    chan struct{}
-}
-
-func (c *cluster) startBinary(node int) *brokerProcess {
-	t := c.t
-	t.Helper()
-	p := &brokerProcess{
-		t:       t,
-		node:    node,
-		addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t))),
-		metrics: net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t))),
-		logPath: filepath.Join(t.TempDir(), fmt.Sprintf("broker-%d.log", node)),
-	}
-	p.env = []string{
-		"KAFSCALE_BROKER_ID=" + strconv.Itoa(node),
-		"KAFSCALE_BROKER_ADDR=" + p.addr,
-		"KAFSCALE_METRICS_ADDR=" + p.metrics,
-		"KAFSCALE_ETCD_ENDPOINTS=" + c.etcd.Endpoints()[0],
+// startBinary runs the broker binary on this cluster's etcd and S3, under its keys.
+func (c *cluster) startBinary(node int) *brokertest.Broker {
+	c.t.Helper()
+	return brokertest.Start(c.t, brokertest.Options{NodeID: node, Etcd: c.etcd, S3: c.s3, Env: []string{
 		"KAFSCALE_CLUSTER_NAMESPACE=" + c.keys.Namespace,
 		"KAFSCALE_CLUSTER_NAME=" + c.keys.Cluster,
-		"KAFSCALE_S3_BUCKET=" + c.s3.Bucket,
-		"KAFSCALE_S3_ENDPOINT=" + c.s3.Endpoint,
-		"KAFSCALE_S3_REGION=" + c.s3.Region,
-		"KAFSCALE_S3_ACCESS_KEY=" + c.s3.AccessKey,
-		"KAFSCALE_S3_SECRET_KEY=" + c.s3.SecretKey,
-		"KAFSCALE_S3_PATH_STYLE=true",
 		"KAFSCALE_FLUSH_INTERVAL_MS=20",
-		"KAFSCALE_BROKER_LEASE_TTL_SEC=2",
 		"KAFSCALE_ALLOW_ADMIN_APIS=true",
 		"KAFSCALE_GROUP_INITIAL_REBALANCE_DELAY_MS=0",
-		"KAFSCALE_LOG_LEVEL=debug",
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			data, _ := os.ReadFile(p.logPath)
-			if len(data) > 8000 {
-				data = data[len(data)-8000:]
-			}
-			t.Logf("broker %d log tail:\n%s", node, data)
-		}
-		p.kill()
-	})
-	p.start()
-	return p
+	}})
 }
 
-func (p *brokerProcess) start() {
-	p.t.Helper()
-	logFile, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	cmd := exec.Command(brokerBinary(p.t))
-	cmd.Env = append(os.Environ(), p.env...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		p.t.Fatal(err)
-	}
-	p.cmd, p.done = cmd, make(chan struct{})
-	done := p.done
-	go func() {
-		_ = cmd.Wait()
-		logFile.Close()
-		close(done)
-	}()
-	hc := &http.Client{Timeout: time.Second}
-	eventually(p.t, 60*time.Second, func() error {
-		select {
-		case <-done:
-			p.t.Fatalf("broker %d exited during startup", p.node)
-		default:
-		}
-		resp, err := hc.Get("http://" + p.metrics + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("readyz: %s", resp.Status)
-		}
-		return nil
-	})
-}
-
-// stop sends SIGTERM and waits for the exit.
-func (p *brokerProcess) stop() {
-	p.t.Helper()
-	if p.cmd == nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(60 * time.Second):
-		p.t.Fatalf("broker %d did not exit within 60 s of SIGTERM", p.node)
-	}
-	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
-		p.t.Fatalf("broker %d exited with status %d after SIGTERM", p.node, code)
-	}
-	p.cmd = nil
-}
-
-func (p *brokerProcess) kill() {
-	if p.cmd == nil {
-		return
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	<-p.done
-	p.cmd = nil
-}
-
-func (c *cluster) binClient(extra []kgo.Opt, brokers ...*brokerProcess) *kgo.Client {
+func (c *cluster) binClient(extra []kgo.Opt, brokers ...*brokertest.Broker) *kgo.Client {
 	c.t.Helper()
 	var seeds []string
 	for _, b := range brokers {
-		seeds = append(seeds, b.addr)
+		seeds = append(seeds, b.Addr)
 	}
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.RetryTimeout(60 * time.Second)}, extra...)...)
 	if err != nil {
@@ -206,10 +57,10 @@ func (c *cluster) binProduce(cl *kgo.Client, topic string, partitions int32, pre
 }
 
 // binConsumer is franzConsumer against binary brokers.
-func (c *cluster) binConsumer(name, group, topic string, brokers ...*brokerProcess) *franzConsumer {
+func (c *cluster) binConsumer(name, group, topic string, brokers ...*brokertest.Broker) *franzConsumer {
 	var seeds []string
 	for _, p := range brokers {
-		seeds = append(seeds, p.addr)
+		seeds = append(seeds, p.Addr)
 	}
 	return c.franzConsumerSeeds(seeds, name, group, topic)
 }
@@ -237,8 +88,8 @@ func TestBinaryRestartKeepsGroup(t *testing.T) {
 	})
 	before := describeStable(t, adm, group, 1)
 
-	b.stop()
-	b.start()
+	b.Stop()
+	b.Start()
 
 	committed := c.committedVia(adm, group)[topic]
 	for p := int32(0); p < 3; p++ {
@@ -314,7 +165,7 @@ func TestBinaryCoordinatorMoves(t *testing.T) {
 		return nil
 	})
 
-	b2.stop()
+	b2.Stop()
 	eventually(t, 60*time.Second, func() error {
 		if co := adm.FindGroupCoordinators(ctxT(t, 10*time.Second), group)[group]; co.Err != nil || co.NodeID != 1 {
 			return fmt.Errorf("coordinator still %+v", co)
