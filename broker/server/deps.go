@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/kafscale/kafscale/internal/metadata"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // The handlers reach storage and metadata only through these two interfaces.
@@ -45,6 +46,11 @@ type AppendResult struct {
 	LogStartOffset int64
 	// LogAppendTime is -1 (CreateTime topics).
 	LogAppendTime int64
+	// Durable, set when Append was called with wait=false, blocks until the flush holding
+	// this append is in S3 and committed in etcd (nil), or failed (the error). The produce
+	// handler appends a connection's pipelined requests in arrival order with wait=false
+	// and waits on Durable concurrently, so order is kept without one flush per request.
+	Durable func(ctx context.Context) error
 }
 
 // ReadResult is a slice of a partition's log.
@@ -62,4 +68,23 @@ type Cluster interface {
 	CreateTopic(ctx context.Context, name string, partitions int32, configs map[string]string) error
 	// DeleteTopic removes a topic from the metadata; its data is deleted afterwards.
 	DeleteTopic(ctx context.Context, name string) error
+}
+
+// Groups is the group coordinator (broker/groups). Each method answers one request of the
+// API it is named after, for the groups this broker coordinates (NOT_COORDINATOR for the
+// others), and returns within the group's timeouts or when ctx ends; etcd failures become
+// COORDINATOR_NOT_AVAILABLE or REQUEST_TIMED_OUT in the response, never a hang.
+type Groups interface {
+	// Coordinator returns the NodeID coordinating the group in snap, -1 when none.
+	Coordinator(snap *metadata.Snapshot, group string) int32
+	JoinGroup(ctx context.Context, clientID, clientHost string, req *kmsg.JoinGroupRequest) *kmsg.JoinGroupResponse
+	SyncGroup(ctx context.Context, req *kmsg.SyncGroupRequest) *kmsg.SyncGroupResponse
+	Heartbeat(ctx context.Context, req *kmsg.HeartbeatRequest) *kmsg.HeartbeatResponse
+	LeaveGroup(ctx context.Context, req *kmsg.LeaveGroupRequest) *kmsg.LeaveGroupResponse
+	OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRequest) *kmsg.OffsetCommitResponse
+	OffsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchResponse
+	OffsetDelete(ctx context.Context, req *kmsg.OffsetDeleteRequest) *kmsg.OffsetDeleteResponse
+	DescribeGroups(ctx context.Context, req *kmsg.DescribeGroupsRequest) *kmsg.DescribeGroupsResponse
+	ListGroups(ctx context.Context, req *kmsg.ListGroupsRequest) *kmsg.ListGroupsResponse
+	DeleteGroups(ctx context.Context, req *kmsg.DeleteGroupsRequest) *kmsg.DeleteGroupsResponse
 }

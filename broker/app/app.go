@@ -1,0 +1,242 @@
+// Package app assembles one broker from its configuration: etcd client, metadata store,
+// S3 store, partition manager, group coordinator, Kafka protocol server and the HTTP
+// endpoints, and runs it until its context ends, then drains it. broker/main.go and the local
+// platform (internal/local) both run brokers through Run.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kafscale/kafscale/broker/partition"
+	"github.com/kafscale/kafscale/broker/server"
+	"github.com/kafscale/kafscale/internal/config"
+	"github.com/kafscale/kafscale/internal/metadata"
+	"github.com/kafscale/kafscale/internal/storage"
+	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Ready describes a broker that is serving.
+type Ready struct {
+	NodeID      int32
+	KafkaAddr   string // the listener's actual address
+	Advertised  string // host:port given to clients
+	MetricsAddr string // the metrics listener's actual address
+}
+
+// Options are extras for embedding; the zero value is what main uses.
+type Options struct {
+	Logger *slog.Logger
+	// OnReady is called once the broker serves Kafka requests.
+	OnReady func(Ready)
+}
+
+// StartupError is returned when the broker could not read its metadata or write to S3
+// within KAFSCALE_STARTUP_TIMEOUT_SEC.
+type StartupError struct {
+	Step string
+	Err  error
+}
+
+func (e *StartupError) Error() string { return "startup: " + e.Step + ": " + e.Err.Error() }
+func (e *StartupError) Unwrap() error { return e.Err }
+
+// Run runs a broker until ctx ends (SIGTERM in main), then shuts it down gracefully: stop
+// accepting connections and reading requests, answer the requests in flight, flush and
+// commit everything buffered, release leadership (deregister, resign the controller
+// election), close. It returns nil after a clean shutdown.
+func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("node", cfg.NodeID)
+	keys := metadata.Keys{Namespace: cfg.Namespace, Cluster: cfg.Cluster}
+
+	// --- startup gate: metadata readable, S3 writable, within the startup timeout ---------
+	startCtx, cancelStart := context.WithTimeout(ctx, cfg.StartupTimeout)
+	defer cancelStart()
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   cfg.Etcd.Endpoints,
+		Username:    cfg.Etcd.Username,
+		Password:    cfg.Etcd.Password,
+		DialTimeout: cfg.Etcd.DialTimeout,
+		Logger:      quietEtcdLogger(),
+	})
+	if err != nil {
+		return &StartupError{"etcd client", err}
+	}
+	defer cli.Close()
+	meta, err := metadata.NewStore(startCtx, cli, keys, metadata.StoreOptions{RequestTimeout: cfg.Etcd.RequestTimeout, Logger: log})
+	if err != nil {
+		return &StartupError{fmt.Sprintf("read metadata %s from etcd %v within %s (KAFSCALE_STARTUP_TIMEOUT_SEC)", keys.Metadata(), cfg.Etcd.Endpoints, cfg.StartupTimeout), err}
+	}
+	defer meta.Close()
+	objects, err := storage.New(startCtx, s3Options(cfg))
+	if err != nil {
+		return &StartupError{"S3 client", err}
+	}
+	defer objects.Close()
+	if err := objects.Probe(startCtx); err != nil {
+		return &StartupError{fmt.Sprintf("write a probe object to s3://%s/%s within %s (KAFSCALE_STARTUP_TIMEOUT_SEC)", cfg.S3.Bucket, cfg.S3.Namespace, cfg.StartupTimeout), err}
+	}
+	cancelStart()
+	log.Info("startup checks passed", "etcd", cfg.Etcd.Endpoints, "bucket", cfg.S3.Bucket)
+
+	// --- data path ------------------------------------------------------------------------
+	mgr, err := partition.NewManager(ctx, partition.Options{
+		NodeID:            cfg.NodeID,
+		SegmentBytes:      cfg.Storage.SegmentBytes,
+		FlushInterval:     cfg.Storage.FlushInterval,
+		CacheBytes:        cfg.Storage.CacheBytes,
+		ReadaheadSegments: cfg.Storage.ReadaheadSegments,
+		CommitTimeout:     cfg.Etcd.RequestTimeout,
+		Logger:            log,
+	}, cli, keys, objects)
+	if err != nil {
+		return fmt.Errorf("partition manager: %w", err)
+	}
+	mgrClosed := false
+	defer func() {
+		if !mgrClosed {
+			_ = mgr.Close()
+		}
+	}()
+	meta.OnSnapshot(mgr.Apply)
+
+	// --- protocol server and listeners ---------------------------------------------------
+	reg := prometheus.NewRegistry()
+	srv := server.New(server.Config{
+		NodeID:               cfg.NodeID,
+		MaxRequestBytes:      cfg.MaxRequestBytes,
+		AutoCreateTopics:     cfg.AutoCreateTopics,
+		AutoCreatePartitions: cfg.AutoCreatePartitions,
+		ProduceSyncFlush:     cfg.ProduceSyncFlush,
+		AllowAdminAPIs:       cfg.AllowAdminAPIs,
+	}, mgr, meta, log, server.NewMetrics(reg))
+	stopGroups := wireGroups(cfg, cli, keys, meta, srv, log)
+	defer stopGroups()
+
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("listen for Kafka clients on %s (KAFSCALE_BROKER_ADDR): %w", cfg.ListenAddr, err)
+	}
+	defer ln.Close()
+	advertisedPort := cfg.AdvertisedPort
+	if advertisedPort == 0 {
+		advertisedPort = int32(ln.Addr().(*net.TCPAddr).Port)
+	}
+
+	var ready atomic.Bool
+	registerMetrics(reg, objects, mgr)
+	mln, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("listen for metrics on %s (KAFSCALE_METRICS_ADDR): %w", cfg.MetricsAddr, err)
+	}
+	httpSrv := &http.Server{Handler: httpHandler(reg, &ready, objects), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := httpSrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", "err", err)
+		}
+	}()
+	defer httpSrv.Close()
+
+	// --- join the cluster ------------------------------------------------------------------
+	registration, err := meta.Register(ctx, metadata.Broker{NodeID: cfg.NodeID, Host: cfg.AdvertisedHost, Port: advertisedPort, Rack: cfg.Rack}, cfg.LeaseTTL)
+	if err != nil {
+		return fmt.Errorf("register broker %d in etcd: %w", cfg.NodeID, err)
+	}
+	controllerCtx, stopController := context.WithCancel(context.Background())
+	var controllerDone sync.WaitGroup
+	controllerDone.Add(1)
+	go func() {
+		defer controllerDone.Done()
+		_ = meta.RunController(controllerCtx, cfg.NodeID, metadata.ControllerOptions{})
+	}()
+	defer func() {
+		stopController()
+		controllerDone.Wait()
+	}()
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	ready.Store(true)
+	advertised := net.JoinHostPort(cfg.AdvertisedHost, strconv.Itoa(int(advertisedPort)))
+	log.Info("serving Kafka", "listen", ln.Addr().String(), "advertised", advertised, "metrics", mln.Addr().String())
+	if opts.OnReady != nil {
+		opts.OnReady(Ready{NodeID: cfg.NodeID, KafkaAddr: ln.Addr().String(), Advertised: advertised, MetricsAddr: mln.Addr().String()})
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		runErr = fmt.Errorf("kafka listener: %w", err)
+	}
+
+	// --- graceful shutdown -----------------------------------------------------------------
+	log.Info("shutting down: draining requests, flushing, releasing leadership", "timeout", cfg.ShutdownTimeout)
+	ready.Store(false)
+	drainCtx, cancelDrain := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancelDrain()
+	if err := srv.Shutdown(drainCtx); err != nil {
+		log.Warn("requests still in flight at the shutdown timeout were cut off", "err", err)
+	}
+	if err := mgr.Drain(drainCtx); err != nil {
+		log.Error("flush on shutdown failed; unflushed produces were not acknowledged", "err", err)
+		runErr = errors.Join(runErr, fmt.Errorf("drain: %w", err))
+	}
+	mgrClosed = true
+	_ = mgr.Close()
+	stopGroups()
+	if err := registration.Close(drainCtx); err != nil {
+		log.Warn("deregister", "err", err)
+	}
+	stopController()
+	controllerDone.Wait()
+	shutdownHTTP(httpSrv)
+	log.Info("stopped")
+	return runErr
+}
+
+func s3Options(cfg *config.Broker) storage.Options {
+	return storage.Options{
+		Bucket:         cfg.S3.Bucket,
+		Region:         cfg.S3.Region,
+		Endpoint:       cfg.S3.Endpoint,
+		PathStyle:      cfg.S3.PathStyle,
+		AccessKey:      cfg.S3.AccessKey,
+		SecretKey:      cfg.S3.SecretKey,
+		SessionToken:   cfg.S3.SessionToken,
+		KMSKeyID:       cfg.S3.KMSKeyID,
+		Namespace:      cfg.S3.Namespace,
+		ReadBucket:     cfg.S3.ReadBucket,
+		ReadRegion:     cfg.S3.ReadRegion,
+		ReadEndpoint:   cfg.S3.ReadEndpoint,
+		RequestTimeout: cfg.S3.RequestTimeout,
+		Health: storage.HealthOptions{
+			Window:              cfg.S3.HealthWindow,
+			LatencyWarn:         cfg.S3.LatencyWarn,
+			LatencyCrit:         cfg.S3.LatencyCrit,
+			ErrorRateWarn:       cfg.S3.ErrorRateWarn,
+			ErrorRateCrit:       cfg.S3.ErrorRateCrit,
+			FailuresUnavailable: cfg.S3.FailuresUnavailable,
+			ProbeInterval:       cfg.S3.ProbeInterval,
+		},
+	}
+}
+
+func shutdownHTTP(s *http.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = s.Shutdown(ctx)
+}

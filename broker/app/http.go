@@ -1,0 +1,77 @@
+package app
+
+import (
+	"fmt"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/kafscale/kafscale/broker/partition"
+	"github.com/kafscale/kafscale/internal/storage"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+)
+
+// httpHandler serves /metrics, /healthz (the process is up) and /readyz (the broker serves
+// Kafka requests and is not shutting down; the S3 health state is reported, but an
+// unavailable S3 does not make the broker unready: cached fetches are still served).
+func httpHandler(reg *prometheus.Registry, ready *atomic.Bool, objects *storage.Store) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "not ready: starting or shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintf(w, "ready (s3 %s)\n", objects.Health())
+	})
+	return mux
+}
+
+// registerMetrics exposes the data path's counters next to the protocol server's.
+func registerMetrics(reg *prometheus.Registry, objects *storage.Store, mgr *partition.Manager) {
+	counter := func(name, help string, f func() int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f()) })
+	}
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	s3 := objects.Stats
+	parts := mgr.Stats
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		gauge("kafscale_s3_health_state", "S3 health: 0 healthy, 1 degraded, 2 unavailable (produce refused with KAFKA_STORAGE_ERROR).",
+			func() float64 { return float64(objects.Health()) }),
+		counter("kafscale_s3_health_state_changes_total", "Transitions between S3 health states.", func() int64 { return s3().HealthStateChanges }),
+		counter("kafscale_s3_puts_total", "S3 PUT requests.", func() int64 { return s3().Puts }),
+		counter("kafscale_s3_put_bytes_total", "Bytes written to S3.", func() int64 { return s3().PutBytes }),
+		counter("kafscale_s3_put_errors_total", "Failed S3 PUT requests.", func() int64 { return s3().PutErrors }),
+		counter("kafscale_s3_gets_total", "S3 GET requests.", func() int64 { return s3().Gets }),
+		counter("kafscale_s3_get_bytes_total", "Bytes read from S3.", func() int64 { return s3().GetBytes }),
+		counter("kafscale_s3_get_errors_total", "Failed S3 GET requests.", func() int64 { return s3().GetErrors }),
+		counter("kafscale_s3_replica_gets_total", "GETs tried on the read replica bucket first.", func() int64 { return s3().ReplicaGets }),
+		counter("kafscale_s3_replica_fallbacks_total", "Read replica misses or errors answered from the primary bucket.", func() int64 { return s3().ReplicaFallbacks }),
+		gauge("kafscale_s3_last_put_latency_seconds", "Latency of the latest S3 PUT.", func() float64 { return s3().LastPutLatency.Seconds() }),
+		gauge("kafscale_s3_last_get_latency_seconds", "Latency of the latest S3 GET.", func() float64 { return s3().LastGetLatency.Seconds() }),
+		counter("kafscale_flushes_total", "Flushes: one S3 object each, holding every flushed partition.", func() int64 { return parts().Flushes }),
+		counter("kafscale_flush_bytes_total", "Bytes flushed to S3.", func() int64 { return parts().FlushBytes }),
+		counter("kafscale_flush_errors_total", "Failed flushes (their produces were answered with an error).", func() int64 { return parts().FlushErrors }),
+		counter("kafscale_etcd_commit_txns_total", "etcd transactions committing partition state.", func() int64 { return parts().Txns }),
+		counter("kafscale_etcd_commit_errors_total", "Failed etcd commits.", func() int64 { return parts().CommitErrors }),
+		counter("kafscale_fenced_commits_total", "Commits refused because another broker leads the partition at a newer epoch.", func() int64 { return parts().Fenced }),
+		gauge("kafscale_buffered_bytes", "Produced bytes waiting for the next flush.", func() float64 { return float64(parts().BufferedBytes) }),
+		gauge("kafscale_lead_partitions", "Partitions this broker leads.", func() float64 { return float64(parts().LeadPartitions) }),
+		gauge("kafscale_cache_bytes", "Bytes in the read cache.", func() float64 { return float64(parts().Cache.Bytes) }),
+		counter("kafscale_cache_hits_total", "Read cache hits.", func() int64 { return parts().Cache.Hits }),
+		counter("kafscale_cache_misses_total", "Read cache misses.", func() int64 { return parts().Cache.Misses }),
+	)
+}
+
+// quietEtcdLogger keeps the etcd client's own logging out of the broker's log; failures
+// reach the broker as errors.
+func quietEtcdLogger() *zap.Logger { return zap.NewNop() }

@@ -1,0 +1,236 @@
+// Package groups is the broker's consumer group coordinator: the classic Kafka group
+// membership protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup) with its state machine
+// Empty → PreparingRebalance → CompletingRebalance → Stable (and Dead), committed offsets,
+// and the group admin APIs. Group state and offsets are persisted in etcd under
+// groups/<group> and offsets/<group>/<topic>/<p> (metadata.Keys), so a restarted or new
+// coordinator recovers them.
+//
+// Exactly one broker coordinates a group: CoordinatorFor hashes the group id over the live
+// brokers of the metadata snapshot. Every etcd write of a group is a transaction that
+// compares the group document's mod revision with the one this broker last saw, so a broker
+// that still believes it coordinates a group after the broker set changed cannot overwrite
+// what the new coordinator wrote: it unloads the group and answers NOT_COORDINATOR.
+package groups
+
+import (
+	"context"
+	"errors"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/kafscale/kafscale/internal/metadata"
+)
+
+// Options configure a Coordinator. Zero fields take the defaults of DefaultOptions.
+type Options struct {
+	// NodeID is this broker's id in the metadata snapshot.
+	NodeID int32
+	// RequestTimeout bounds every etcd request (KAFSCALE_ETCD_REQUEST_TIMEOUT_MS, 5000).
+	RequestTimeout time.Duration
+	// MinSessionTimeout and MaxSessionTimeout bound the session timeouts members may ask for
+	// (KAFSCALE_GROUP_MIN_SESSION_TIMEOUT_MS 6000, KAFSCALE_GROUP_MAX_SESSION_TIMEOUT_MS 1800000).
+	MinSessionTimeout, MaxSessionTimeout time.Duration
+	// InitialRebalanceDelay is how long the first rebalance of an empty group waits for more
+	// members, extended while members keep arriving, up to the rebalance timeout
+	// (KAFSCALE_GROUP_INITIAL_REBALANCE_DELAY_MS 3000; negative means none).
+	InitialRebalanceDelay time.Duration
+	// MaxMetadataBytes caps the metadata string of a committed offset (4096, as Kafka).
+	MaxMetadataBytes int
+	// Clock is the time source for session and rebalance timeouts; tests pass a fake one.
+	Clock Clock
+	// Logger receives state changes at debug level and etcd failures at warn level.
+	Logger *slog.Logger
+}
+
+// DefaultOptions fills the zero fields of o.
+func DefaultOptions(o Options) Options {
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = 5 * time.Second
+	}
+	if o.MinSessionTimeout <= 0 {
+		o.MinSessionTimeout = 6 * time.Second
+	}
+	if o.MaxSessionTimeout <= 0 {
+		o.MaxSessionTimeout = 30 * time.Minute
+	}
+	switch {
+	case o.InitialRebalanceDelay == 0:
+		o.InitialRebalanceDelay = 3 * time.Second
+	case o.InitialRebalanceDelay < 0:
+		o.InitialRebalanceDelay = 0
+	}
+	if o.MaxMetadataBytes <= 0 {
+		o.MaxMetadataBytes = 4096
+	}
+	if o.Clock == nil {
+		o.Clock = realClock{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Coordinator coordinates the groups that hash to this broker.
+type Coordinator struct {
+	kv       kv
+	keys     metadata.Keys
+	snapshot func() *metadata.Snapshot
+	opts     Options
+	log      *slog.Logger
+
+	mu     sync.Mutex
+	groups map[string]*group // loaded groups this broker coordinates
+	closed bool
+}
+
+// New returns a coordinator that reads the cluster view from snapshot (never nil) and keeps
+// group state in etcd through cli.
+func New(cli *clientv3.Client, keys metadata.Keys, snapshot func() *metadata.Snapshot, opts Options) *Coordinator {
+	return newCoordinator(etcdKV{cli}, keys, snapshot, opts)
+}
+
+func newCoordinator(store kv, keys metadata.Keys, snapshot func() *metadata.Snapshot, opts Options) *Coordinator {
+	opts = DefaultOptions(opts)
+	return &Coordinator{
+		kv:       store,
+		keys:     keys,
+		snapshot: snapshot,
+		opts:     opts,
+		log:      opts.Logger,
+		groups:   map[string]*group{},
+	}
+}
+
+// CoordinatorFor returns the NodeID of the broker coordinating group in snap: FNV-1a of the
+// group id modulo the number of brokers, over the brokers sorted by NodeID; -1 when the
+// snapshot has no brokers. Every broker computes the same answer from the same snapshot.
+func CoordinatorFor(snap *metadata.Snapshot, group string) int32 {
+	if snap == nil || len(snap.Brokers) == 0 {
+		return -1
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(group))
+	return snap.Brokers[h.Sum32()%uint32(len(snap.Brokers))].NodeID
+}
+
+// Coordinator implements server.Groups: it is CoordinatorFor.
+func (c *Coordinator) Coordinator(snap *metadata.Snapshot, group string) int32 {
+	return CoordinatorFor(snap, group)
+}
+
+// Apply unloads the groups this broker no longer coordinates in snap, answering their
+// waiting members NOT_COORDINATOR, so that a group moving away and back is reloaded from
+// etcd. Wire it with metadata.Store.OnSnapshot.
+func (c *Coordinator) Apply(snap *metadata.Snapshot) {
+	c.mu.Lock()
+	var gone []*group
+	for id, g := range c.groups {
+		if CoordinatorFor(snap, id) != c.opts.NodeID {
+			gone = append(gone, g)
+			delete(c.groups, id)
+		}
+	}
+	c.mu.Unlock()
+	for _, g := range gone {
+		g.mu.Lock()
+		g.unload()
+		g.mu.Unlock()
+		c.log.Info("group moved to another coordinator", "group", g.id)
+	}
+}
+
+// Close answers every waiting member NOT_COORDINATOR and stops the timers; later requests
+// are answered NOT_COORDINATOR. Call it when the broker starts draining.
+func (c *Coordinator) Close() {
+	c.mu.Lock()
+	c.closed = true
+	all := c.groups
+	c.groups = map[string]*group{}
+	c.mu.Unlock()
+	for _, g := range all {
+		g.mu.Lock()
+		g.unload()
+		g.mu.Unlock()
+	}
+}
+
+var (
+	// errNotCoordinator: the group hashes to another broker, or this one closed.
+	errNotCoordinator = errors.New("not the coordinator of this group")
+	// errFenced: the group document changed under us in etcd; another broker coordinates it.
+	errFenced = errors.New("group document changed in etcd: another broker coordinates this group")
+)
+
+// isCoordinator says whether this broker coordinates the group now.
+func (c *Coordinator) isCoordinator(group string) bool {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	return !closed && CoordinatorFor(c.snapshot(), group) == c.opts.NodeID
+}
+
+// lockGroup returns the group locked, loading it from etcd first if this broker has not
+// loaded it. With create false a group that exists neither here nor in etcd is nil (and
+// nothing is locked). The error is errNotCoordinator or an etcd failure.
+func (c *Coordinator) lockGroup(ctx context.Context, id string, create bool) (*group, error) {
+	for {
+		if !c.isCoordinator(id) {
+			return nil, errNotCoordinator
+		}
+		c.mu.Lock()
+		g := c.groups[id]
+		c.mu.Unlock()
+		if g == nil {
+			loaded, err := c.loadGroup(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			if loaded == nil && !create {
+				return nil, nil
+			}
+			if loaded == nil {
+				loaded = c.newGroup(id)
+			}
+			c.mu.Lock()
+			switch {
+			case c.closed:
+				c.mu.Unlock()
+				return nil, errNotCoordinator
+			case c.groups[id] != nil:
+				g = c.groups[id]
+			default:
+				g = loaded
+				c.groups[id] = g
+				g.mu.Lock()
+				g.startLoadedMembers()
+				g.mu.Unlock()
+			}
+			c.mu.Unlock()
+		}
+		g.mu.Lock()
+		if !g.gone {
+			return g, nil
+		}
+		g.mu.Unlock() // unloaded or deleted meanwhile: look again
+	}
+}
+
+// drop forgets a group whose lock the caller holds (deleted, or fenced by another broker).
+func (c *Coordinator) drop(g *group) {
+	g.unload()
+	c.mu.Lock()
+	if c.groups[g.id] == g {
+		delete(c.groups, g.id)
+	}
+	c.mu.Unlock()
+}
+
+// etcdCtx bounds one etcd request.
+func (c *Coordinator) etcdCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.opts.RequestTimeout)
+}

@@ -1,0 +1,348 @@
+package partition
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/kafscale/kafscale/broker/server"
+	"github.com/kafscale/kafscale/internal/metadata"
+	"github.com/kafscale/kafscale/internal/recordbatch"
+	"github.com/kafscale/kafscale/internal/storage"
+)
+
+// Append validates the batches, assigns them the next offsets (rewriting baseOffset and
+// partitionLeaderEpoch in a copy of the bytes; the CRC does not cover either) and buffers
+// them for the next flush. With wait it returns once that flush is committed; otherwise
+// AppendResult.Durable waits for it.
+func (m *Manager) Append(ctx context.Context, topic string, part int32, batches []byte, wait bool) (server.AppendResult, error) {
+	if st := m.objects.Health(); st == storage.Unavailable {
+		return server.AppendResult{}, fmt.Errorf("%s/%d: S3 is unavailable: %w", topic, part, kerr.KafkaStorageError)
+	}
+	parsed, err := recordbatch.Split(batches)
+	if err != nil {
+		return server.AppendResult{}, fmt.Errorf("%s/%d: %w", topic, part, err)
+	}
+	p, err := m.partitionFor(ctx, topic, part, false)
+	if err != nil {
+		return server.AppendResult{}, err
+	}
+	p.mu.Lock()
+	if p.status != leading {
+		err := p.err
+		p.mu.Unlock()
+		return server.AppendResult{}, err
+	}
+	base := p.next
+	if len(p.pend) == 0 {
+		p.pendBase, p.pendTS = base, -1
+	}
+	// The buffer gets its own copy of the bytes, patched in place.
+	start := len(p.pend)
+	p.pend = append(p.pend, batches...)
+	data := p.pend[start:]
+	pos := 0
+	for _, b := range parsed {
+		raw := data[pos : pos+b.Size()]
+		recordbatch.SetBaseOffset(raw, p.next)
+		recordbatch.SetPartitionLeaderEpoch(raw, p.epoch)
+		p.next += int64(b.LastOffsetDelta) + 1
+		p.pendTS = max(p.pendTS, b.MaxTimestamp)
+		pos += b.Size()
+	}
+	res := p.pendRes
+	logStart := p.committed.LogStartOffset
+	p.mu.Unlock()
+
+	if m.buffered.Add(int64(len(data))) >= int64(m.opts.SegmentBytes) {
+		select {
+		case m.kick <- struct{}{}:
+		default:
+		}
+	}
+	out := server.AppendResult{BaseOffset: base, LogStartOffset: logStart, LogAppendTime: -1, Durable: res.wait}
+	if wait {
+		if err := res.wait(ctx); err != nil {
+			return server.AppendResult{}, err
+		}
+	}
+	return out, nil
+}
+
+// flushLoop is the one flusher of the broker: it flushes when the buffers reach
+// SegmentBytes (kick), every FlushInterval, and on request (Drain).
+func (m *Manager) flushLoop() {
+	defer close(m.done)
+	tick := time.NewTicker(m.opts.FlushInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-tick.C:
+			m.flush()
+		case <-m.kick:
+			m.flush()
+		case req := <-m.flushReq:
+			m.flush()
+			close(req)
+		}
+	}
+}
+
+// objectFooter ends every flush object: what it holds, so tools (and a future garbage
+// sweeper) can read an object without etcd. Layout: data sections, index sections, the
+// footer JSON, its length (uint32 big endian), the magic "KSO1".
+type objectFooter struct {
+	Version  int            `json:"v"`
+	Node     int32          `json:"node"`
+	Created  int64          `json:"createdMs"`
+	Sections []footerRecord `json:"sections"`
+}
+
+type footerRecord struct {
+	Topic     string `json:"t"`
+	Partition int32  `json:"p"`
+	Kind      string `json:"k"` // "data" or "index"
+	Pos       int64  `json:"pos"`
+	Len       int64  `json:"len"`
+	Base      int64  `json:"b"`
+	Last      int64  `json:"l"`
+	Epoch     int32  `json:"e"`
+}
+
+const objectMagic = "KSO1"
+
+func (m *Manager) objectName() string {
+	var r [6]byte
+	_, _ = rand.Read(r[:])
+	now := time.Now().UTC()
+	return fmt.Sprintf("segments/%s/%013d-%d-%s.kso", now.Format("20060102"), now.UnixMilli(), m.opts.NodeID, hex.EncodeToString(r[:]))
+}
+
+// flush writes everything buffered as one object and commits it.
+func (m *Manager) flush() {
+	m.mu.Lock()
+	parts := make([]*partition, 0, len(m.parts))
+	for _, p := range m.parts {
+		parts = append(parts, p)
+	}
+	m.mu.Unlock()
+	var cuts []*cut
+	var total int64
+	for _, p := range parts {
+		if c := p.takeCut(); c != nil {
+			cuts = append(cuts, c)
+			total += int64(len(c.data))
+		}
+	}
+	m.buffered.Add(-total)
+	if len(cuts) == 0 {
+		return
+	}
+	name := m.objectName()
+	body, err := m.buildObject(name, cuts)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*m.objectsTimeout())
+		err = m.objects.Put(ctx, name, body)
+		cancel()
+	}
+	if err != nil {
+		m.stats.flushErrors.Add(1)
+		m.log.Warn("flush failed", "object", name, "partitions", len(cuts), "err", err)
+		ferr := fmt.Errorf("flush to S3: %w (%w)", kerr.KafkaStorageError, err)
+		for _, c := range cuts {
+			c.p.settle(c, nil, 0, ferr, &m.buffered)
+		}
+		return
+	}
+	m.stats.flushes.Add(1)
+	m.stats.flushBytes.Add(int64(len(body)))
+	// The bytes are likely read soon by tail consumers: cache them now, keyed as reads look
+	// them up. The key is unique, so caching data whose commit then fails is harmless.
+	for _, c := range cuts {
+		ch := c.next.Chunks[len(c.next.Chunks)-1]
+		m.cache.Put(chunkKey(ch.Object, ch.Pos), c.data)
+	}
+	committed, uncertain := m.commit(cuts)
+	// Delete the object only when every partition in it was refused for certain: after an
+	// etcd error a commit may have landed, and then the object holds committed data.
+	if committed == 0 && uncertain == 0 {
+		m.stats.garbage.Add(1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), m.objectsTimeout())
+			defer cancel()
+			if err := m.objects.Delete(ctx, name); err != nil {
+				m.log.Info("could not delete uncommitted object; it is unreferenced garbage", "object", name, "err", err)
+			}
+		}()
+	}
+	if committed > 0 {
+		m.notifyChanged()
+	}
+}
+
+func (m *Manager) objectsTimeout() time.Duration { return 10 * time.Second }
+
+// buildObject lays out the object and computes each cut's next partition state (the new
+// chunk, archived index sections when the state outgrows its bounds).
+func (m *Manager) buildObject(name string, cuts []*cut) ([]byte, error) {
+	var buf bytes.Buffer
+	footer := objectFooter{Version: 1, Node: m.opts.NodeID, Created: time.Now().UnixMilli()}
+	for _, c := range cuts {
+		pos := int64(buf.Len())
+		buf.Write(c.data)
+		next := c.prev.Clone()
+		next.Chunks = append(next.Chunks, metadata.Chunk{
+			Object: name, Pos: pos, Len: int64(len(c.data)), Base: c.base, Last: c.last, MaxTimestamp: c.maxTS,
+		})
+		next.HighWatermark = c.last + 1
+		c.next = next
+		footer.Sections = append(footer.Sections, footerRecord{
+			Topic: c.p.tp.topic, Partition: c.p.tp.partition, Kind: "data", Pos: pos, Len: int64(len(c.data)),
+			Base: c.base, Last: c.last, Epoch: c.p.epoch,
+		})
+	}
+	// Index sections go in the same object, so archiving costs no extra PUT.
+	for _, c := range cuts {
+		writeSection := func(sec metadata.IndexSection, ref *metadata.IndexRef) error {
+			data, err := json.Marshal(sec)
+			if err != nil {
+				return err
+			}
+			ref.Object, ref.Pos, ref.Len = name, int64(buf.Len()), int64(len(data))
+			buf.Write(data)
+			footer.Sections = append(footer.Sections, footerRecord{
+				Topic: c.p.tp.topic, Partition: c.p.tp.partition, Kind: "index", Pos: ref.Pos, Len: ref.Len,
+				Base: ref.Base, Last: ref.Last, Epoch: c.p.epoch,
+			})
+			return nil
+		}
+		if sec, ref, ok := c.next.ArchiveChunks(); ok {
+			if err := writeSection(sec, &ref); err != nil {
+				return nil, err
+			}
+			c.next.AddArchive(ref)
+		}
+		if sec, ref, ok := c.next.FoldArchives(); ok {
+			if err := writeSection(sec, &ref); err != nil {
+				return nil, err
+			}
+			c.next.PrependArchive(ref)
+		}
+		value, err := json.Marshal(c.next)
+		if err != nil {
+			return nil, err
+		}
+		c.value = string(value)
+	}
+	fj, err := json.Marshal(footer)
+	if err != nil {
+		return nil, err
+	}
+	buf.Write(fj)
+	var tail [8]byte
+	tail[0], tail[1], tail[2], tail[3] = byte(len(fj)>>24), byte(len(fj)>>16), byte(len(fj)>>8), byte(len(fj))
+	copy(tail[4:], objectMagic)
+	buf.Write(tail[:])
+	return buf.Bytes(), nil
+}
+
+// commit writes every cut's next state in as few etcd transactions as the limits allow,
+// each fenced by the ModRevisions this broker last wrote. It settles every cut and returns
+// how many committed and how many have an unknown outcome (etcd errors).
+func (m *Manager) commit(cuts []*cut) (committed, uncertain int) {
+	deadline := time.Now().Add(m.opts.CommitTimeout)
+	pending := cuts
+	for len(pending) > 0 {
+		// Take a group that fits one transaction.
+		n, size := 0, 0
+		for n < len(pending) && n < m.opts.MaxTxnOps && (n == 0 || size+len(pending[n].value) <= m.opts.MaxTxnBytes) {
+			size += len(pending[n].value)
+			n++
+		}
+		group := pending[:n]
+		pending = pending[n:]
+		c, u := m.commitGroup(group, deadline)
+		committed += c
+		uncertain += u
+	}
+	return committed, uncertain
+}
+
+// commitGroup commits one group: a transaction comparing every key's ModRevision and, when
+// some compare fails, finding out from the Else reads which partitions were fenced (or were
+// in fact already committed by an earlier attempt whose answer was lost) and retrying the
+// rest. etcd errors are retried until the deadline; after that the outcome is unknown and
+// the partitions restart from etcd.
+func (m *Manager) commitGroup(group []*cut, deadline time.Time) (committed, uncertain int) {
+	backoff := 50 * time.Millisecond
+	for len(group) > 0 {
+		keys := make([]string, len(group))
+		cmps := make([]clientv3.Cmp, len(group))
+		puts := make([]clientv3.Op, len(group))
+		gets := make([]clientv3.Op, len(group))
+		for i, c := range group {
+			keys[i] = m.keys.Partition(c.p.tp.topic, c.p.tp.partition)
+			cmps[i] = clientv3.Compare(clientv3.ModRevision(keys[i]), "=", c.prevRev)
+			puts[i] = clientv3.OpPut(keys[i], c.value)
+			gets[i] = clientv3.OpGet(keys[i])
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		resp, err := m.cli.Txn(ctx).If(cmps...).Then(puts...).Else(gets...).Commit()
+		cancel()
+		m.stats.txns.Add(1)
+		if err != nil {
+			if time.Now().Add(backoff).Before(deadline) {
+				time.Sleep(backoff)
+				backoff = min(2*backoff, time.Second)
+				continue
+			}
+			m.stats.commitErrors.Add(1)
+			m.log.Warn("commit failed; partitions reload their state", "partitions", len(group), "err", err)
+			cerr := metadata.EtcdError("commit partition state", err)
+			for _, c := range group {
+				c.p.settle(c, nil, 0, cerr, &m.buffered)
+				m.restart(c.p, cerr)
+			}
+			return committed, len(group)
+		}
+		if resp.Succeeded {
+			for _, c := range group {
+				c.p.settle(c, c.next, resp.Header.Revision, nil, &m.buffered)
+			}
+			m.stats.commits.Add(int64(len(group)))
+			return committed + len(group), 0
+		}
+		var retry []*cut
+		for i, c := range group {
+			kvs := resp.Responses[i].GetResponseRange().GetKvs()
+			switch {
+			case len(kvs) == 1 && kvs[0].ModRevision == c.prevRev:
+				retry = append(retry, c) // not the one that failed the compare
+			case len(kvs) == 1 && string(kvs[0].Value) == c.value:
+				// An earlier attempt committed it; its answer was lost.
+				c.p.settle(c, c.next, kvs[0].ModRevision, nil, &m.buffered)
+				m.stats.commits.Add(1)
+				committed++
+			default:
+				m.stats.fenced.Add(1)
+				ferr := fmt.Errorf("%s: partition state changed under epoch %d (another leader claimed it): %w", c.p.tp, c.p.epoch, kerr.NotLeaderForPartition)
+				m.log.Warn("commit fenced", "partition", c.p.tp, "epoch", c.p.epoch)
+				c.p.settle(c, nil, 0, ferr, &m.buffered)
+				c.p.retire(ferr, &m.buffered)
+			}
+		}
+		group = retry
+	}
+	return committed, 0
+}
+
+func chunkKey(object string, pos int64) string { return fmt.Sprintf("%s#%d", object, pos) }

@@ -1,0 +1,77 @@
+package partition
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"testing"
+
+	"github.com/kafscale/kafscale/internal/metadata"
+)
+
+// buildObject lays out every cut's bytes back to back, points each new chunk at them,
+// archives index entries into the same object when a state outgrows MaxChunks, and ends
+// with a footer describing every section.
+func TestBuildObjectLayout(t *testing.T) {
+	m := &Manager{opts: DefaultOptions(Options{NodeID: 7, Logger: slog.Default()})}
+	full := &metadata.PartitionState{HighWatermark: metadata.MaxChunks}
+	for i := int64(0); i < metadata.MaxChunks; i++ {
+		full.Chunks = append(full.Chunks, metadata.Chunk{Object: "old", Base: i, Last: i, MaxTimestamp: i})
+	}
+	cuts := []*cut{
+		{p: newPartition(topicPartition{"a", 0}, [16]byte{1}, 3), data: []byte("AAAA"), base: 0, last: 1, maxTS: 10, prev: &metadata.PartitionState{}},
+		{p: newPartition(topicPartition{"b", 5}, [16]byte{2}, 4), data: []byte("BBBBBB"), base: metadata.MaxChunks, last: metadata.MaxChunks + 2, maxTS: 20, prev: full},
+	}
+	body, err := m.buildObject("obj", cuts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(body, []byte("AAAABBBBBB")) || string(body[len(body)-4:]) != objectMagic {
+		t.Fatalf("layout %q", body)
+	}
+	n := binary.BigEndian.Uint32(body[len(body)-8:])
+	var footer objectFooter
+	if err := json.Unmarshal(body[len(body)-8-int(n):len(body)-8], &footer); err != nil {
+		t.Fatal(err)
+	}
+	if footer.Node != 7 || len(footer.Sections) != 3 {
+		t.Fatalf("footer %+v", footer)
+	}
+	a, b := cuts[0].next, cuts[1].next
+	if c := a.Chunks[0]; c != (metadata.Chunk{Object: "obj", Pos: 0, Len: 4, Base: 0, Last: 1, MaxTimestamp: 10}) || a.HighWatermark != 2 {
+		t.Fatalf("a: %+v", a)
+	}
+	last := b.Chunks[len(b.Chunks)-1]
+	if last != (metadata.Chunk{Object: "obj", Pos: 4, Len: 6, Base: metadata.MaxChunks, Last: metadata.MaxChunks + 2, MaxTimestamp: 20}) || b.HighWatermark != metadata.MaxChunks+3 {
+		t.Fatalf("b's new chunk %+v", last)
+	}
+	if len(b.Chunks) > metadata.MaxChunks || len(b.Archives) != 1 {
+		t.Fatalf("b: %d chunks, %d archives", len(b.Chunks), len(b.Archives))
+	}
+	ref := b.Archives[0]
+	var sec metadata.IndexSection
+	if err := json.Unmarshal(body[ref.Pos:ref.Pos+ref.Len], &sec); err != nil {
+		t.Fatalf("archived section at %d+%d: %v", ref.Pos, ref.Len, err)
+	}
+	if ref.Object != "obj" || sec.Chunks[0].Base != 0 || sec.Chunks[len(sec.Chunks)-1].Last+1 != b.Chunks[0].Base {
+		t.Fatalf("archive ref %+v does not join the remaining chunks", ref)
+	}
+	if footer.Sections[2].Kind != "index" || footer.Sections[2].Pos != ref.Pos {
+		t.Fatalf("footer index section %+v", footer.Sections[2])
+	}
+	// The encoded next states are what the commit writes; they must not alias the prev state.
+	if len(full.Chunks) != metadata.MaxChunks || cuts[1].value == "" {
+		t.Fatal("buildObject modified the committed state")
+	}
+}
+
+func TestResultWaitAndFinishOnce(t *testing.T) {
+	r := newResult()
+	r.finish(nil)
+	r.finish(fmt.Errorf("late")) // ignored
+	if err := r.wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,196 @@
+package partition
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/kafscale/kafscale/internal/metadata"
+)
+
+type status int
+
+const (
+	loading status = iota // claiming its state in etcd
+	leading               // the fenced writer
+	retired               // replaced, fenced or stopped: every call gets err
+)
+
+// partition is one incarnation of this broker's leadership of a partition at one epoch.
+// A new epoch, or a commit whose outcome is unknown, retires it and starts a new one, so
+// an incarnation's view of etcd (committed, rev) only ever moves forward by its own commits.
+type partition struct {
+	tp      topicPartition
+	topicID [16]byte
+	epoch   int32
+	ready   chan struct{} // closed when loading ends (leading or retired)
+
+	mu        sync.Mutex
+	status    status
+	err       error                    // why it is retired
+	committed *metadata.PartitionState // the last committed state; replaced, never mutated
+	rev       int64                    // ModRevision of the state key as this incarnation last wrote it
+	next      int64                    // next offset to assign
+
+	// Appended but not yet cut by the flusher.
+	pend     []byte
+	pendBase int64
+	pendTS   int64 // max batch max timestamp
+	pendRes  *result
+
+	inflight int           // cuts being flushed (0 or 1)
+	idle     chan struct{} // closed and replaced whenever inflight drops to 0
+}
+
+func newPartition(tp topicPartition, topicID [16]byte, epoch int32) *partition {
+	return &partition{tp: tp, topicID: topicID, epoch: epoch, ready: make(chan struct{}), pendRes: newResult(), idle: make(chan struct{})}
+}
+
+// lead installs the claimed state; false when the incarnation was retired meanwhile.
+func (p *partition) lead(st *metadata.PartitionState, rev int64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.status != loading {
+		return false
+	}
+	p.status, p.committed, p.rev, p.next = leading, st, rev, st.HighWatermark
+	close(p.ready)
+	return true
+}
+
+func (p *partition) isLeading() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.status == leading
+}
+
+func (p *partition) isRetired() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.status == retired
+}
+
+func (p *partition) busy() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.inflight > 0 || len(p.pend) > 0
+}
+
+// retire stops the incarnation: buffered appends fail with err; a cut in flight still
+// completes (its outcome goes to its own waiters).
+func (p *partition) retire(err error, buffered *atomic.Int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.status == retired {
+		return
+	}
+	if p.status == loading {
+		close(p.ready)
+	}
+	p.status, p.err = retired, err
+	p.dropPendingLocked(err, buffered)
+}
+
+// dropPendingLocked fails the appends not yet cut and rewinds the next offset to the
+// first of them.
+func (p *partition) dropPendingLocked(err error, buffered *atomic.Int64) {
+	if len(p.pend) > 0 {
+		buffered.Add(-int64(len(p.pend)))
+		p.next = p.pendBase
+		p.pend = nil
+	}
+	p.pendRes.finish(err)
+	p.pendRes = newResult()
+}
+
+// waitIdle returns once no cut of this incarnation is in flight.
+func (p *partition) waitIdle() {
+	for {
+		p.mu.Lock()
+		if p.inflight == 0 {
+			p.mu.Unlock()
+			return
+		}
+		ch := p.idle
+		p.mu.Unlock()
+		<-ch
+	}
+}
+
+// cut is the data of one partition taken by one flush.
+type cut struct {
+	p       *partition
+	data    []byte
+	base    int64
+	last    int64
+	maxTS   int64
+	res     *result
+	prev    *metadata.PartitionState
+	prevRev int64
+
+	// Filled while building and committing the flush.
+	next  *metadata.PartitionState
+	value string // the encoded next state
+}
+
+// takeCut hands the pending data to the flusher, or returns nil.
+func (p *partition) takeCut() *cut {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.status != leading || len(p.pend) == 0 {
+		return nil
+	}
+	c := &cut{p: p, data: p.pend, base: p.pendBase, last: p.next - 1, maxTS: p.pendTS, res: p.pendRes, prev: p.committed, prevRev: p.rev}
+	p.pend, p.pendRes = nil, newResult()
+	p.inflight++
+	return c
+}
+
+// settle ends a cut: on success the incarnation moves to the committed state; on failure
+// the appends buffered after the cut fail too (their offsets followed the cut's) and the
+// next offset rewinds to the committed high watermark.
+func (p *partition) settle(c *cut, next *metadata.PartitionState, rev int64, err error, buffered *atomic.Int64) {
+	p.mu.Lock()
+	if err == nil {
+		p.committed, p.rev = next, rev
+	} else if p.status != retired {
+		p.dropPendingLocked(err, buffered)
+		p.next = p.committed.HighWatermark
+	}
+	p.inflight--
+	if p.inflight == 0 {
+		close(p.idle)
+		p.idle = make(chan struct{})
+	}
+	p.mu.Unlock()
+	c.res.finish(err)
+}
+
+// result is the outcome of one partition's share of one flush, shared by every append in it.
+type result struct {
+	once sync.Once
+	done chan struct{}
+	err  error
+}
+
+func newResult() *result { return &result{done: make(chan struct{})} }
+
+func (r *result) finish(err error) {
+	r.once.Do(func() {
+		r.err = err
+		close(r.done)
+	})
+}
+
+// wait blocks until the flush holding the append is committed (nil) or failed.
+func (r *result) wait(ctx context.Context) error {
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the flush: %w (%w)", kerr.RequestTimedOut, ctx.Err())
+	}
+}

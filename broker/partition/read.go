@@ -1,0 +1,240 @@
+package partition
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/kafscale/kafscale/broker/server"
+	"github.com/kafscale/kafscale/internal/metadata"
+	"github.com/kafscale/kafscale/internal/recordbatch"
+)
+
+// committedState returns the partition's last committed state.
+func (m *Manager) committedState(ctx context.Context, topic string, part int32) (*metadata.PartitionState, error) {
+	p, err := m.partitionFor(ctx, topic, part, true)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.committed, nil
+}
+
+// Offsets returns the log start offset and the high watermark (everything below it is
+// committed).
+func (m *Manager) Offsets(ctx context.Context, topic string, part int32) (int64, int64, error) {
+	st, err := m.committedState(ctx, topic, part)
+	if err != nil {
+		return 0, 0, err
+	}
+	return st.LogStartOffset, st.HighWatermark, nil
+}
+
+// EndOffsetForEpoch answers OffsetForLeaderEpoch from the epoch history.
+func (m *Manager) EndOffsetForEpoch(ctx context.Context, topic string, part int32, epoch int32) (int64, int32, error) {
+	st, err := m.committedState(ctx, topic, part)
+	if err != nil {
+		return 0, 0, err
+	}
+	end, ep := st.EndOffsetForEpoch(epoch)
+	return end, ep, nil
+}
+
+// Read returns committed batches from the one holding offset, up to about maxBytes (at
+// least one whole batch), and starts fetching the following chunks into the cache.
+func (m *Manager) Read(ctx context.Context, topic string, part int32, offset int64, maxBytes int32) (server.ReadResult, error) {
+	st, err := m.committedState(ctx, topic, part)
+	if err != nil {
+		return server.ReadResult{}, err
+	}
+	m.stats.reads.Add(1)
+	out := server.ReadResult{HighWatermark: st.HighWatermark, LogStartOffset: st.LogStartOffset}
+	if offset < st.LogStartOffset || offset > st.HighWatermark {
+		return out, fmt.Errorf("%s/%d: offset %d is outside %d..%d: %w", topic, part, offset, st.LogStartOffset, st.HighWatermark, kerr.OffsetOutOfRange)
+	}
+	if offset == st.HighWatermark {
+		return out, nil
+	}
+	var (
+		batches []byte
+		full    bool
+		ahead   []metadata.Chunk
+		readErr error
+	)
+	err = m.walkChunks(ctx, st, offset, nil, func(c metadata.Chunk) bool {
+		if full {
+			ahead = append(ahead, c)
+			return len(ahead) < m.opts.ReadaheadSegments
+		}
+		data, err := m.chunkBytes(ctx, c)
+		if err != nil {
+			readErr = err
+			return false
+		}
+		recordbatch.Walk(data, func(h recordbatch.Header, start, end int) bool {
+			if h.LastOffset() < offset {
+				return true
+			}
+			if len(batches) > 0 && len(batches)+(end-start) > int(maxBytes) {
+				full = true
+				return false
+			}
+			batches = append(batches, data[start:end]...)
+			return true
+		})
+		if len(batches) >= int(maxBytes) {
+			full = true
+		}
+		return !full || m.opts.ReadaheadSegments > 0
+	})
+	if err == nil {
+		err = readErr
+	}
+	if err != nil && len(batches) == 0 {
+		return out, err
+	}
+	out.Batches = batches
+	m.prefetch(ahead)
+	return out, nil
+}
+
+// walkChunks calls fn with each committed chunk whose range ends at or after from, in
+// offset order, through the archived index sections (loaded from S3 or the cache) and then
+// the chunks in etcd, until fn returns false. skip, when set, skips whole archived sections.
+func (m *Manager) walkChunks(ctx context.Context, st *metadata.PartitionState, from int64, skip func(metadata.IndexRef) bool, fn func(metadata.Chunk) bool) error {
+	more, err := m.walkRefs(ctx, st.Archives, from, skip, fn)
+	if err != nil || !more {
+		return err
+	}
+	for _, c := range st.Chunks {
+		if c.Last < from {
+			continue
+		}
+		if !fn(c) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (m *Manager) walkRefs(ctx context.Context, refs []metadata.IndexRef, from int64, skip func(metadata.IndexRef) bool, fn func(metadata.Chunk) bool) (bool, error) {
+	for _, ref := range refs {
+		if ref.Last < from || (skip != nil && skip(ref)) {
+			continue
+		}
+		sec, err := m.loadSection(ctx, ref)
+		if err != nil {
+			return false, err
+		}
+		if len(sec.Refs) > 0 {
+			more, err := m.walkRefs(ctx, sec.Refs, from, skip, fn)
+			if err != nil || !more {
+				return more, err
+			}
+			continue
+		}
+		for _, c := range sec.Chunks {
+			if c.Last < from {
+				continue
+			}
+			if !fn(c) {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
+}
+
+func (m *Manager) loadSection(ctx context.Context, ref metadata.IndexRef) (*metadata.IndexSection, error) {
+	data, err := m.rangeBytes(ctx, ref.Object, ref.Pos, ref.Len)
+	if err != nil {
+		return nil, err
+	}
+	var sec metadata.IndexSection
+	if err := json.Unmarshal(data, &sec); err != nil {
+		return nil, fmt.Errorf("decode index section %s@%d: %w", ref.Object, ref.Pos, err)
+	}
+	return &sec, nil
+}
+
+func (m *Manager) chunkBytes(ctx context.Context, c metadata.Chunk) ([]byte, error) {
+	return m.rangeBytes(ctx, c.Object, c.Pos, c.Len)
+}
+
+// rangeBytes returns a byte range of an object from the cache or with a ranged GET (which
+// tries the read replica first).
+func (m *Manager) rangeBytes(ctx context.Context, object string, pos, n int64) ([]byte, error) {
+	key := chunkKey(object, pos)
+	if b, ok := m.cache.Get(key); ok {
+		return b, nil
+	}
+	b, err := m.objects.Get(ctx, object, pos, n)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w (%w)", key, kerr.KafkaStorageError, err)
+	}
+	m.cache.Put(key, b)
+	return b, nil
+}
+
+// prefetch loads chunks into the cache in the background (readahead), at most a few
+// fetches at a time; chunks already cached are skipped.
+func (m *Manager) prefetch(chunks []metadata.Chunk) {
+	for _, c := range chunks {
+		key := chunkKey(c.Object, c.Pos)
+		if m.cache.Contains(key) {
+			continue
+		}
+		select {
+		case m.readahead <- struct{}{}:
+		default:
+			return // busy: readahead is best effort
+		}
+		m.stats.readaheads.Add(1)
+		go func(c metadata.Chunk) {
+			defer func() { <-m.readahead }()
+			ctx, cancel := context.WithTimeout(context.Background(), m.objectsTimeout())
+			defer cancel()
+			_, _ = m.rangeBytes(ctx, c.Object, c.Pos, c.Len)
+		}(c)
+	}
+}
+
+// OffsetForTimestamp returns the base offset and max timestamp of the first batch whose max
+// timestamp is >= ts, or (-1, -1). It skips index sections and chunks by their max
+// timestamps and reads the batch headers of one chunk.
+func (m *Manager) OffsetForTimestamp(ctx context.Context, topic string, part int32, ts int64) (int64, int64, error) {
+	st, err := m.committedState(ctx, topic, part)
+	if err != nil {
+		return 0, 0, err
+	}
+	offset, timestamp := int64(-1), int64(-1)
+	var readErr error
+	err = m.walkChunks(ctx, st, st.LogStartOffset, func(r metadata.IndexRef) bool { return r.MaxTimestamp < ts }, func(c metadata.Chunk) bool {
+		if c.MaxTimestamp < ts {
+			return true
+		}
+		data, err := m.chunkBytes(ctx, c)
+		if err != nil {
+			readErr = err
+			return false
+		}
+		recordbatch.Walk(data, func(h recordbatch.Header, _, _ int) bool {
+			if h.LastOffset() >= st.LogStartOffset && h.MaxTimestamp >= ts {
+				offset, timestamp = max(h.BaseOffset, st.LogStartOffset), h.MaxTimestamp
+				return false
+			}
+			return true
+		})
+		return offset < 0
+	})
+	if err == nil {
+		err = readErr
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	return offset, timestamp, nil
+}

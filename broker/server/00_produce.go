@@ -1,0 +1,207 @@
+package server
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Produce: v3-v11 (RecordBatch v2 only; v0-v2 carry the old message sets).
+//
+//   - acks=0: the batches are appended without waiting and no response is sent; a
+//     partition error closes the connection instead, as Kafka does, so the client refreshes
+//     its metadata.
+//   - acks=1 and acks=-1 mean the same here (S3 is the replication): with
+//     KAFSCALE_PRODUCE_SYNC_FLUSH=true the answer waits until the batches are in S3 and the
+//     partition state is committed in etcd; with false it is sent once they are buffered.
+//   - Batches are checked here (magic 2, lengths, CRC-32C) before they reach the Log;
+//     a bad one fails its partition with CORRUPT_MESSAGE.
+//   - Pipelined requests on one connection are appended in arrival order; their durability
+//     waits overlap (group commit).
+//   - v5+ LogStartOffset, v8+ per-record errors (unused), v10+ leader hints (unused).
+
+const produceKey = 0
+
+func init() { register(produceKey, 3, 11, (*Server).handleProduce) }
+
+// defaultProduceTimeout applies when a request carries no timeout.
+const defaultProduceTimeout = 30 * time.Second
+
+func (s *Server) handleProduce(ctx context.Context, rc *requestContext, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.ProduceRequest)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	s.metrics.produceRate.add(1)
+
+	if req.TransactionID != nil {
+		// No InitProducerID is advertised, so no transactional client gets here.
+		return s.produceError(req, resp, kerr.TransactionalIDAuthorizationFailed.Code)
+	}
+	if req.Acks != 0 && req.Acks != 1 && req.Acks != -1 {
+		return s.produceError(req, resp, kerr.InvalidRequiredAcks.Code)
+	}
+
+	type target struct {
+		rp      *kmsg.ProduceResponseTopicPartition
+		topic   string
+		records []byte
+		count   int64
+		result  AppendResult
+		err     error
+	}
+	snap := s.cluster.Snapshot()
+	var targets []*target
+	failed := false
+	for _, rt := range req.Topics {
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		for i, rp := range rt.Partitions {
+			sp := &st.Partitions[i]
+			*sp = kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
+			if _, code := s.leaderCheck(snap, rt.Topic, rp.Partition); code != 0 {
+				sp.ErrorCode = code
+				s.code("Produce", kerr.ErrorForCode(code))
+				failed = true
+				continue
+			}
+			count, err := checkBatches(rp.Records)
+			if err != nil {
+				sp.ErrorCode = s.code("Produce", err)
+				sp.ErrorMessage = kmsg.StringPtr(err.Error())
+				failed = true
+				continue
+			}
+			targets = append(targets, &target{rp: sp, topic: rt.Topic, records: rp.Records, count: count})
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+
+	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	if timeout <= 0 {
+		timeout = defaultProduceTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	// Append in this connection's arrival order.
+	select {
+	case <-rc.produceTurn:
+	case <-ctx.Done():
+		return s.produceError(req, resp, kerr.RequestTimedOut.Code)
+	}
+	for _, t := range targets {
+		t.result, t.err = s.log.Append(ctx, t.topic, t.rp.Partition, t.records, false)
+	}
+	rc.releaseTurn()
+
+	wait := req.Acks != 0 && s.cfg.ProduceSyncFlush
+	var wg sync.WaitGroup
+	for _, t := range targets {
+		if t.err != nil || !wait {
+			continue
+		}
+		if t.result.Durable == nil {
+			t.err = errors.New("log returned no durability handle")
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.err = t.result.Durable(ctx)
+		}()
+	}
+	wg.Wait()
+
+	for _, t := range targets {
+		if t.err != nil {
+			t.rp.ErrorCode = s.code("Produce", t.err)
+			failed = true
+			continue
+		}
+		t.rp.BaseOffset = t.result.BaseOffset
+		t.rp.LogStartOffset = t.result.LogStartOffset
+		t.rp.LogAppendTime = -1
+		s.metrics.producedRecords.Add(float64(t.count))
+		s.metrics.producedBytes.Add(float64(len(t.records)))
+	}
+	if req.Acks == 0 {
+		if failed {
+			return nil, errors.New("acks=0 produce failed on some partition; closing so the client refreshes metadata")
+		}
+		return nil, nil
+	}
+	return resp, nil
+}
+
+// produceError answers every partition of the request with one code.
+func (s *Server) produceError(req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse, code int16) (kmsg.Response, error) {
+	if req.Acks == 0 {
+		return nil, kerr.ErrorForCode(code)
+	}
+	resp.Topics = resp.Topics[:0]
+	for _, rt := range req.Topics {
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.ErrorCode = code
+			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, nil
+}
+
+// RecordBatch v2 layout (offsets into a batch).
+const (
+	batchLengthOffset  = 8  // int32: bytes after this field
+	batchMagicOffset   = 16 // int8
+	batchCRCOffset     = 17 // uint32: CRC-32C of attributes..end
+	batchAttrOffset    = 21
+	batchRecordsOffset = 57 // int32: record count
+	batchHeaderSize    = 61
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// checkBatches validates a produce's record batches and returns how many records they hold.
+func checkBatches(b []byte) (int64, error) {
+	if len(b) == 0 {
+		return 0, kerr.InvalidRecord
+	}
+	var records int64
+	for len(b) > 0 {
+		if len(b) < batchHeaderSize {
+			return 0, kerr.CorruptMessage
+		}
+		length := int64(int32(binary.BigEndian.Uint32(b[batchLengthOffset:])))
+		size := 12 + length
+		if length < batchHeaderSize-12 || size > int64(len(b)) {
+			return 0, kerr.CorruptMessage
+		}
+		if b[batchMagicOffset] != 2 {
+			return 0, kerr.UnsupportedForMessageFormat
+		}
+		want := binary.BigEndian.Uint32(b[batchCRCOffset:])
+		if crc32.Checksum(b[batchAttrOffset:size], castagnoli) != want {
+			return 0, kerr.CorruptMessage
+		}
+		n := int32(binary.BigEndian.Uint32(b[batchRecordsOffset:]))
+		if n < 0 {
+			return 0, kerr.CorruptMessage
+		}
+		records += int64(n)
+		b = b[size:]
+	}
+	return records, nil
+}

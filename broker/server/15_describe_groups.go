@@ -1,0 +1,33 @@
+package server
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// DescribeGroups: v0-v5.
+//
+// Per group: state, protocol type, and members (client id, host); in the Stable state also
+// the protocol and each member's metadata and assignment. A group that does not exist is
+// reported as Dead without error (v6 would answer GROUP_ID_NOT_FOUND; not advertised).
+// v3+ carry authorized operations (not computed: the "not requested" value); v4+
+// group.instance.id per member; v5 is the flexible encoding.
+
+const describeGroupsKey = 15
+
+func init() { register(describeGroupsKey, 0, 5, (*Server).handleDescribeGroups) }
+
+func (s *Server) handleDescribeGroups(ctx context.Context, _ *requestContext, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.DescribeGroupsRequest)
+	if s.groups == nil {
+		resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
+		for _, id := range req.Groups {
+			rg := kmsg.NewDescribeGroupsResponseGroup()
+			rg.Group, rg.ErrorCode = id, noCoordinator.Code
+			resp.Groups = append(resp.Groups, rg)
+		}
+		return resp, nil
+	}
+	return s.groups.DescribeGroups(ctx, req), nil
+}

@@ -1,0 +1,343 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// conn is one client connection. A reader goroutine decodes requests and starts one
+// goroutine per request; the writer goroutine writes the responses in the order the
+// requests arrived, which is what Kafka clients rely on when they pipeline.
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	remote string
+
+	ctx    context.Context // cancelled when the connection goes away
+	cancel context.CancelFunc
+
+	pending  chan *inflight // requests in arrival order; its capacity bounds pipelining
+	stop     chan struct{}  // closed by stopReading (graceful shutdown)
+	stopOnce sync.Once
+
+	// lastProduce is closed once the previous Produce of this connection has handed its
+	// batches to the Log, so pipelined produces append in arrival order.
+	lastProduce chan struct{}
+}
+
+// inflight is one request being handled.
+type inflight struct {
+	key, version  int16
+	correlationID int32
+	start         time.Time
+	done          chan struct{}
+	resp          kmsg.Response // nil: send nothing
+	err           error         // non-nil: close the connection
+}
+
+// requestContext is what a handler knows about the request beyond its body.
+type requestContext struct {
+	clientID string
+	remote   string
+
+	// Produce only: wait for produceTurn before appending, call releaseTurn after.
+	produceTurn <-chan struct{}
+	releaseTurn func()
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	first := make(chan struct{})
+	close(first)
+	return &conn{
+		s:           s,
+		nc:          nc,
+		remote:      nc.RemoteAddr().String(),
+		ctx:         ctx,
+		cancel:      cancel,
+		pending:     make(chan *inflight, s.cfg.MaxInflightPerConn),
+		stop:        make(chan struct{}),
+		lastProduce: first,
+	}
+}
+
+// stopReading makes the reader stop after the frame it is reading; requests already read
+// are still answered.
+func (c *conn) stopReading() {
+	c.stopOnce.Do(func() {
+		close(c.stop)
+		_ = c.nc.SetReadDeadline(time.Now())
+	})
+}
+
+func (c *conn) serve() {
+	c.s.metrics.connections.Inc()
+	defer c.s.metrics.connections.Dec()
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop()
+	}()
+	reason := c.readLoop()
+	close(c.pending)
+	<-writerDone
+	c.cancel()
+	c.nc.Close()
+	if reason != nil {
+		c.s.logger.Debug("connection closed", "remote", c.remote, "reason", reason)
+	}
+}
+
+// errClosedByPeer is the normal end of a connection.
+var errClosedByPeer = errors.New("closed by client")
+
+// readLoop reads requests until the connection ends or must be closed, and says why.
+func (c *conn) readLoop() error {
+	r := bufio.NewReaderSize(c.nc, 64<<10)
+	var sizeBuf [4]byte
+	for {
+		if _, err := io.ReadFull(r, sizeBuf[:]); err != nil {
+			return c.readError(err)
+		}
+		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
+		if size < 8 || size > c.s.cfg.MaxRequestBytes {
+			c.s.metrics.rejected("frame_size")
+			return fmt.Errorf("request frame of %d bytes outside [8, %d] (KAFSCALE_MAX_REQUEST_BYTES)", size, c.s.cfg.MaxRequestBytes)
+		}
+		frame := make([]byte, size) // never reused: the Log may keep produced bytes
+		if _, err := io.ReadFull(r, frame); err != nil {
+			return c.readError(err)
+		}
+		in, req, rc, err := c.decode(frame)
+		if err != nil {
+			if !errors.Is(err, errDecodeTimeout) {
+				c.s.metrics.rejected("malformed")
+			}
+			return err
+		}
+		select {
+		case c.pending <- in:
+		case <-c.ctx.Done():
+			return errors.New("writer gone")
+		}
+		if req == nil { // already answered (ApiVersions with a version too new)
+			continue
+		}
+		go c.handle(in, req, rc)
+	}
+}
+
+func (c *conn) readError(err error) error {
+	select {
+	case <-c.stop:
+		return errors.New("broker shutting down")
+	default:
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		return errClosedByPeer
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return errors.New("truncated request frame")
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	return err
+}
+
+// decode parses the request header and body of one frame. It returns a nil request when the
+// response is already known.
+func (c *conn) decode(frame []byte) (*inflight, kmsg.Request, *requestContext, error) {
+	b := kbin.Reader{Src: frame}
+	key, version, corr := b.Int16(), b.Int16(), b.Int32()
+	in := &inflight{key: key, version: version, correlationID: corr, start: time.Now(), done: make(chan struct{})}
+	reg, ok := handlers[key]
+	if !ok {
+		return nil, nil, nil, fmt.Errorf("unknown or unsupported api key %d (%s)", key, kmsg.NameForKey(key))
+	}
+	if key == apiVersionsKey && version > reg.max {
+		// KIP-511: answer v0 with UNSUPPORTED_VERSION and our ranges, so the client retries
+		// with a version we speak instead of losing the connection.
+		in.resp = unsupportedAPIVersions()
+		close(in.done)
+		return in, nil, nil, nil
+	}
+	if version < reg.min || version > reg.max {
+		return nil, nil, nil, fmt.Errorf("%s v%d is outside the supported v%d..v%d", kmsg.NameForKey(key), version, reg.min, reg.max)
+	}
+	req := kmsg.RequestForKey(key)
+	req.SetVersion(version)
+	rc := &requestContext{remote: c.remote}
+	if id := b.NullableString(); id != nil {
+		rc.clientID = *id
+	}
+	if req.IsFlexible() {
+		skipTags(&b)
+	}
+	if err := b.Complete(); err != nil {
+		return nil, nil, nil, fmt.Errorf("%s v%d: malformed request header", kmsg.NameForKey(key), version)
+	}
+	if err := c.readBody(req, b.Src); err != nil {
+		return nil, nil, nil, fmt.Errorf("%s v%d: malformed request body: %w", kmsg.NameForKey(key), version, err)
+	}
+	if key == produceKey {
+		turn, mine := c.lastProduce, make(chan struct{})
+		c.lastProduce = mine
+		var once sync.Once
+		rc.produceTurn = turn
+		rc.releaseTurn = func() { once.Do(func() { close(mine) }) }
+	}
+	return in, req, rc, nil
+}
+
+// skipTags skips a tagged-field section, stopping as soon as the data runs out. (kmsg's
+// SkipTags keeps counting down a declared tag count after the data has ended, which a
+// 5-byte count turns into billions of iterations.)
+func skipTags(b *kbin.Reader) {
+	for n := b.Uvarint(); n > 0 && b.Ok(); n-- {
+		_, size := b.Uvarint(), b.Uvarint()
+		b.Span(int(size))
+	}
+}
+
+// decodeTimeout bounds the decoding of one flexible request body. Well-formed bodies decode
+// in microseconds to milliseconds; kmsg's tag parsing, given a huge declared tag count and
+// too few bytes, loops for minutes. Such a connection is closed after decodeTimeout (the
+// stray decode still finishes in the background).
+const decodeTimeout = time.Second
+
+var errDecodeTimeout = errors.New("decoding took longer than 1s (malformed tagged fields)")
+
+// readBody decodes a request body, with decodeTimeout for flexible versions.
+func (c *conn) readBody(req kmsg.Request, body []byte) error {
+	if !req.IsFlexible() {
+		return req.ReadFrom(body)
+	}
+	done := make(chan error, 1)
+	go func() { done <- req.ReadFrom(body) }()
+	timer := time.NewTimer(decodeTimeout)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-timer.C:
+		c.s.metrics.rejected("decode_timeout")
+		return errDecodeTimeout
+	}
+}
+
+// handle runs the request's handler and hands the result to the writer.
+func (c *conn) handle(in *inflight, req kmsg.Request, rc *requestContext) {
+	c.s.inflight.Add(1)
+	c.s.metrics.inflight.Inc()
+	defer func() {
+		c.s.inflight.Add(-1)
+		c.s.metrics.inflight.Dec()
+	}()
+	defer close(in.done)
+	if rc.releaseTurn != nil {
+		defer rc.releaseTurn()
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			c.s.logger.Error("handler panic", "api", kmsg.NameForKey(in.key), "panic", p, "stack", string(debug.Stack()))
+			in.resp, in.err = nil, fmt.Errorf("internal error handling %s", kmsg.NameForKey(in.key))
+		}
+	}()
+	resp, err := handlers[in.key].handle(c.s, c.ctx, rc, req)
+	if resp != nil {
+		resp.SetVersion(in.version)
+	}
+	in.resp, in.err = resp, err
+}
+
+// writeLoop writes responses in request order, flushing whenever no further response is
+// ready, and closes the connection on the first handler error.
+func (c *conn) writeLoop() {
+	w := bufio.NewWriterSize(c.nc, 64<<10)
+	var buf []byte
+	failed := false
+	for in := range c.pending {
+		if failed {
+			continue // drain; the reader stops on its own once the connection is closed
+		}
+		select {
+		case <-in.done:
+		case <-c.ctx.Done():
+			failed = true
+			continue
+		}
+		api := kmsg.NameForKey(in.key)
+		if in.err != nil {
+			c.s.logger.Info("closing connection", "remote", c.remote, "api", api, "reason", in.err)
+			c.s.metrics.rejected("handler_error")
+			failed = true
+			c.cancel()
+			c.nc.Close()
+			continue
+		}
+		if in.resp != nil {
+			buf = appendResponse(buf[:0], in.correlationID, in.key, in.resp)
+			if _, err := w.Write(buf); err != nil {
+				failed = true
+				c.cancel()
+				c.nc.Close()
+				continue
+			}
+		}
+		c.s.metrics.observe(api, time.Since(in.start))
+		if len(c.pending) == 0 {
+			if err := w.Flush(); err != nil {
+				failed = true
+				c.cancel()
+				c.nc.Close()
+			}
+		}
+	}
+	if !failed {
+		_ = w.Flush()
+	}
+}
+
+// appendResponse frames a response: size, correlation id, header tags (flexible responses
+// other than ApiVersions, whose header is always v0), body.
+func appendResponse(dst []byte, corr int32, key int16, resp kmsg.Response) []byte {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(corr))
+	if resp.IsFlexible() && key != apiVersionsKey {
+		dst = append(dst, 0)
+	}
+	dst = resp.AppendTo(dst)
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+	return dst
+}
+
+// errorCode is the Kafka error code for err: the code of a kerr error anywhere in its
+// chain, else UNKNOWN_SERVER_ERROR. Context expiry maps to REQUEST_TIMED_OUT.
+func errorCode(err error) int16 {
+	if err == nil {
+		return 0
+	}
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Code
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return kerr.RequestTimedOut.Code
+	}
+	return kerr.UnknownServerError.Code
+}

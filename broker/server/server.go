@@ -1,0 +1,171 @@
+// Package server is the broker's Kafka protocol server: it accepts client connections,
+// decodes requests with kmsg, dispatches them to one handler per API (the NN_name.go files)
+// and writes the responses back in request order. Storage and metadata are reached only
+// through the Log and Cluster interfaces of deps.go.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config is what the protocol server needs to know; broker/main.go fills it from
+// internal/config.
+type Config struct {
+	// NodeID is this broker's id in the metadata snapshot.
+	NodeID int32
+	// MaxRequestBytes caps one request frame; a larger frame closes the connection.
+	MaxRequestBytes int32
+	// AutoCreateTopics creates unknown topics named in Metadata requests that allow it.
+	AutoCreateTopics bool
+	// AutoCreatePartitions is the partition count of auto-created topics and of CreateTopics
+	// requests that leave it to the broker (-1).
+	AutoCreatePartitions int32
+	// ProduceSyncFlush makes acks=1/all answers wait until the data is in S3 and etcd.
+	ProduceSyncFlush bool
+	// AllowAdminAPIs enables CreateTopics and DeleteTopics.
+	AllowAdminAPIs bool
+	// MaxInflightPerConn bounds the requests of one connection being handled at once
+	// (pipelining); the reader stops reading when it is reached. Default 64.
+	MaxInflightPerConn int
+}
+
+// Server serves the Kafka protocol on any number of listeners.
+type Server struct {
+	cfg     Config
+	log     Log
+	cluster Cluster
+	groups  Groups // nil until set (broker/server/groups.go): group APIs answer COORDINATOR_NOT_AVAILABLE
+	logger  *slog.Logger
+	metrics *Metrics
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	closing   atomic.Bool
+	closingCh chan struct{} // closed by Shutdown: long polls answer at once
+	connWG    sync.WaitGroup
+	inflight  atomic.Int64 // requests being handled
+}
+
+// New returns a server; metrics may be nil (tests).
+func New(cfg Config, log Log, cluster Cluster, logger *slog.Logger, metrics *Metrics) *Server {
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = 100 << 20
+	}
+	if cfg.MaxInflightPerConn <= 0 {
+		cfg.MaxInflightPerConn = 64
+	}
+	if cfg.AutoCreatePartitions <= 0 {
+		cfg.AutoCreatePartitions = 1
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if metrics == nil {
+		metrics = NewMetrics(nil)
+	}
+	return &Server{
+		cfg:       cfg,
+		log:       log,
+		cluster:   cluster,
+		logger:    logger,
+		metrics:   metrics,
+		listeners: map[net.Listener]struct{}{},
+		conns:     map[*conn]struct{}{},
+		closingCh: make(chan struct{}),
+	}
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("kafka server closed")
+
+// Serve accepts connections on ln until Shutdown; it always returns a non-nil error.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("accept on %s: %w", ln.Addr(), err)
+		}
+		backoff = 0
+		c := newConn(s, nc)
+		s.mu.Lock()
+		if s.closing.Load() {
+			s.mu.Unlock()
+			nc.Close()
+			return ErrServerClosed
+		}
+		s.conns[c] = struct{}{}
+		s.connWG.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.connWG.Done()
+			c.serve()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Shutdown stops accepting connections, stops reading new requests, lets the requests in
+// flight finish and their responses be written, then closes every connection. When ctx
+// ends first, the remaining connections are closed at once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.closing.Swap(true) {
+		close(s.closingCh)
+	}
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.stopReading()
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() { s.connWG.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}

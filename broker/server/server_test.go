@@ -1,0 +1,139 @@
+package server
+
+import (
+	"encoding/binary"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func TestApiVersionsListsExactlyTheRegisteredHandlers(t *testing.T) {
+	b := startTestBroker(t)
+	c := b.dial(t)
+	for _, v := range []int16{0, 1, 2, 3} {
+		req := kmsg.NewPtrApiVersionsRequest()
+		req.Version = v
+		req.ClientSoftwareName, req.ClientSoftwareVersion = "test", "1"
+		resp := c.roundTripExact(req).(*kmsg.ApiVersionsResponse)
+		if resp.ErrorCode != 0 {
+			t.Fatalf("v%d: error %d", v, resp.ErrorCode)
+		}
+		if len(resp.ApiKeys) != len(handlers) {
+			t.Fatalf("v%d: %d keys advertised, %d registered", v, len(resp.ApiKeys), len(handlers))
+		}
+		for _, k := range resp.ApiKeys {
+			reg := handlers[k.ApiKey]
+			if reg.handle == nil || reg.min != k.MinVersion || reg.max != k.MaxVersion {
+				t.Errorf("v%d: advertised %s v%d-v%d, registered %+v", v, kmsg.NameForKey(k.ApiKey), k.MinVersion, k.MaxVersion, reg)
+			}
+		}
+	}
+	// No transactions or idempotence: InitProducerID must not be advertised.
+	if _, ok := handlers[22]; ok {
+		t.Error("InitProducerID is registered")
+	}
+}
+
+func TestApiVersionsTooNewGetsV0UnsupportedVersionAndTheConnectionStays(t *testing.T) {
+	b := startTestBroker(t)
+	c := b.dial(t)
+	req := kmsg.NewPtrApiVersionsRequest()
+	req.Version = 5 // newer than the v3 we register
+	req.ClientSoftwareName, req.ClientSoftwareVersion = "test", "1"
+	corr := c.sendExact(req)
+	gotCorr, body, err := c.readFrame()
+	if err != nil || gotCorr != corr {
+		t.Fatalf("read: corr %d err %v", gotCorr, err)
+	}
+	delete(c.sent, corr)
+	resp := kmsg.NewPtrApiVersionsResponse()
+	resp.Version = 0
+	if err := resp.ReadFrom(body); err != nil {
+		t.Fatalf("decode v0: %v", err)
+	}
+	if resp.ErrorCode != kerr.UnsupportedVersion.Code {
+		t.Fatalf("error code %d, want UNSUPPORTED_VERSION", resp.ErrorCode)
+	}
+	var max int16 = -1
+	for _, k := range resp.ApiKeys {
+		if k.ApiKey == apiVersionsKey {
+			max = k.MaxVersion
+		}
+	}
+	if max != 3 {
+		t.Fatalf("ApiVersions advertised up to v%d, want v3", max)
+	}
+	// Same connection, supported version.
+	req.Version = 3
+	if r := c.roundTripExact(req).(*kmsg.ApiVersionsResponse); r.ErrorCode != 0 {
+		t.Fatalf("retry at v3: error %d", r.ErrorCode)
+	}
+}
+
+func TestBadInputClosesOnlyThatConnection(t *testing.T) {
+	frame := func(body []byte) []byte {
+		return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
+	}
+	header := func(key, version int16) []byte {
+		b := binary.BigEndian.AppendUint16(nil, uint16(key))
+		b = binary.BigEndian.AppendUint16(b, uint16(version))
+		b = binary.BigEndian.AppendUint32(b, 7)
+		return binary.BigEndian.AppendUint16(b, 0xffff) // null client id
+	}
+	cases := []struct {
+		name  string
+		bytes []byte
+	}{
+		{"oversized frame", binary.BigEndian.AppendUint32(nil, 1<<20+1)},
+		{"negative frame size", binary.BigEndian.AppendUint32(nil, 0x80000000)},
+		{"frame shorter than a header", frame([]byte{0, 3, 0})},
+		{"unknown api key", frame(header(9999, 0))},
+		{"unsupported metadata version", frame(header(metadataKey, 99))},
+		{"truncated header", frame(append(header(metadataKey, 1)[:8], 0x00, 0x09, 'a'))},
+		{"truncated metadata body", frame(append(header(metadataKey, 1), 0, 0, 0, 5, 0, 3))},
+		{"produce body of garbage", frame(append(header(produceKey, 7), 0xde, 0xad, 0xbe, 0xef))},
+		{"flexible header with a bad tag section", frame(append(header(metadataKey, 12), 0x05, 0x01))},
+		// A 5-byte tag count with no tags behind it: kmsg alone would loop for minutes.
+		{"huge tag count in a flexible header", frame(append(header(metadataKey, 12), 0xff, 0xff, 0xff, 0xff, 0x0f))},
+		{"huge tag count in a flexible body", frame(append(header(apiVersionsKey, 3), 0x00, 2, 'a', 2, 'b', 0xff, 0xff, 0xff, 0xff, 0x0f))},
+	}
+	b := startTestBroker(t)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := b.dial(t)
+			good := b.dial(t)
+			bad.writeRaw(tc.bytes)
+			bad.expectClosed()
+			if r := good.roundTrip(kmsg.NewPtrApiVersionsRequest()).(*kmsg.ApiVersionsResponse); r.ErrorCode != 0 {
+				t.Fatalf("other connection: error %d", r.ErrorCode)
+			}
+		})
+	}
+}
+
+func TestPipelinedRequestsAreAnsweredInOrder(t *testing.T) {
+	b := startTestBroker(t)
+	b.createTopic(t, "orders", 1)
+	c := b.dial(t)
+	// A long-polling fetch first: it only returns once the produce behind it lands, so a
+	// broker answering out of order would send the produce and metadata answers first.
+	ids := []int32{
+		c.send(fetchRequest("orders", 0, 0, 60000, 1)),
+		c.send(kmsg.NewPtrMetadataRequest()),
+		c.send(kmsg.NewPtrApiVersionsRequest()),
+	}
+	other := b.dial(t)
+	if r := other.roundTrip(produceRequest(-1, "orders", 0, makeBatch(1, "a"))).(*kmsg.ProduceResponse); r.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("produce: %v", kerr.ErrorForCode(r.Topics[0].Partitions[0].ErrorCode))
+	}
+	for _, want := range ids {
+		got, resp := c.recv()
+		if got != want {
+			t.Fatalf("answer %d came before %d", got, want)
+		}
+		if f, ok := resp.(*kmsg.FetchResponse); ok && len(f.Topics[0].Partitions[0].RecordBatches) == 0 {
+			t.Fatal("long-polling fetch returned without the produced batch")
+		}
+	}
+}

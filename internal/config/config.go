@@ -1,0 +1,401 @@
+// Package config reads every KAFSCALE_* environment variable of the broker once, into a
+// typed struct, and says clearly which values are wrong. docs/runtime-settings.md lists the
+// same variables with the same defaults; a test keeps the two in step.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Broker is the broker's whole configuration.
+type Broker struct {
+	// NodeID is this broker's id in the metadata snapshot (KAFSCALE_BROKER_ID).
+	NodeID int32
+	// ListenAddr is the Kafka listener, host:port (KAFSCALE_BROKER_ADDR).
+	ListenAddr string
+	// AdvertisedHost and AdvertisedPort are what clients are told to connect to
+	// (KAFSCALE_BROKER_HOST, KAFSCALE_BROKER_PORT); they default to the listener's host
+	// (the machine's hostname when it listens on all interfaces) and port.
+	AdvertisedHost string
+	AdvertisedPort int32
+	// Rack is reported in Metadata (KAFSCALE_BROKER_RACK).
+	Rack string
+	// MetricsAddr serves /metrics, /healthz and /readyz (KAFSCALE_METRICS_ADDR).
+	MetricsAddr string
+	// LogLevel is debug, info, warn or error (KAFSCALE_LOG_LEVEL).
+	LogLevel slog.Level
+	// StartupTimeout bounds reading metadata from etcd and writing the S3 probe object
+	// before the broker serves (KAFSCALE_STARTUP_TIMEOUT_SEC).
+	StartupTimeout time.Duration
+	// ShutdownTimeout bounds the SIGTERM drain: finishing requests, flushing, releasing
+	// leadership (KAFSCALE_SHUTDOWN_TIMEOUT_SEC).
+	ShutdownTimeout time.Duration
+	// LeaseTTL is the etcd lease of the broker's liveness key (KAFSCALE_BROKER_LEASE_TTL_SEC).
+	LeaseTTL time.Duration
+
+	// Kafka protocol.
+	MaxRequestBytes      int32 // KAFSCALE_MAX_REQUEST_BYTES
+	AutoCreateTopics     bool  // KAFSCALE_AUTO_CREATE_TOPICS
+	AutoCreatePartitions int32 // KAFSCALE_AUTO_CREATE_PARTITIONS
+	ProduceSyncFlush     bool  // KAFSCALE_PRODUCE_SYNC_FLUSH
+	AllowAdminAPIs       bool  // KAFSCALE_ALLOW_ADMIN_APIS
+
+	Etcd      Etcd
+	S3        S3
+	Storage   Storage
+	Groups    Groups
+	Namespace string // KAFSCALE_CLUSTER_NAMESPACE: etcd keys live under /kafscale/<namespace>/<cluster>/
+	Cluster   string // KAFSCALE_CLUSTER_NAME
+}
+
+// Etcd is how the broker reaches etcd.
+type Etcd struct {
+	Endpoints      []string      // KAFSCALE_ETCD_ENDPOINTS, comma-separated
+	Username       string        // KAFSCALE_ETCD_USERNAME
+	Password       string        // KAFSCALE_ETCD_PASSWORD
+	DialTimeout    time.Duration // KAFSCALE_ETCD_DIAL_TIMEOUT_MS
+	RequestTimeout time.Duration // KAFSCALE_ETCD_REQUEST_TIMEOUT_MS
+}
+
+// S3 is the object store and its health thresholds.
+type S3 struct {
+	Bucket              string        // KAFSCALE_S3_BUCKET (required)
+	Region              string        // KAFSCALE_S3_REGION
+	Endpoint            string        // KAFSCALE_S3_ENDPOINT
+	PathStyle           bool          // KAFSCALE_S3_PATH_STYLE
+	AccessKey           string        // KAFSCALE_S3_ACCESS_KEY
+	SecretKey           string        // KAFSCALE_S3_SECRET_KEY
+	SessionToken        string        // KAFSCALE_S3_SESSION_TOKEN
+	KMSKeyID            string        // KAFSCALE_S3_KMS_KEY_ID
+	Namespace           string        // KAFSCALE_S3_NAMESPACE
+	ReadBucket          string        // KAFSCALE_S3_READ_BUCKET
+	ReadRegion          string        // KAFSCALE_S3_READ_REGION
+	ReadEndpoint        string        // KAFSCALE_S3_READ_ENDPOINT
+	RequestTimeout      time.Duration // KAFSCALE_S3_REQUEST_TIMEOUT_MS
+	HealthWindow        time.Duration // KAFSCALE_S3_HEALTH_WINDOW_SEC
+	LatencyWarn         time.Duration // KAFSCALE_S3_LATENCY_WARN_MS
+	LatencyCrit         time.Duration // KAFSCALE_S3_LATENCY_CRIT_MS
+	ErrorRateWarn       float64       // KAFSCALE_S3_ERROR_RATE_WARN
+	ErrorRateCrit       float64       // KAFSCALE_S3_ERROR_RATE_CRIT
+	FailuresUnavailable int           // KAFSCALE_S3_FAILURES_UNAVAILABLE
+	ProbeInterval       time.Duration // KAFSCALE_S3_PROBE_INTERVAL_MS
+}
+
+// Storage is the produce buffer and the read cache.
+type Storage struct {
+	SegmentBytes      int           // KAFSCALE_SEGMENT_BYTES
+	FlushInterval     time.Duration // KAFSCALE_FLUSH_INTERVAL_MS
+	CacheBytes        int64         // KAFSCALE_CACHE_BYTES
+	ReadaheadSegments int           // KAFSCALE_READAHEAD_SEGMENTS
+}
+
+// Groups tunes the consumer group coordinator.
+type Groups struct {
+	MinSessionTimeout     time.Duration // KAFSCALE_GROUP_MIN_SESSION_TIMEOUT_MS
+	MaxSessionTimeout     time.Duration // KAFSCALE_GROUP_MAX_SESSION_TIMEOUT_MS
+	InitialRebalanceDelay time.Duration // KAFSCALE_GROUP_INITIAL_REBALANCE_DELAY_MS
+}
+
+// Load reads the configuration from the process environment.
+func Load() (*Broker, error) { return Parse(os.LookupEnv) }
+
+// Parse reads the configuration through lookup (os.LookupEnv in production). Every bad value
+// is reported, not just the first.
+func Parse(lookup func(string) (string, bool)) (*Broker, error) {
+	p := &parser{lookup: lookup}
+	c := &Broker{}
+	c.NodeID = int32(p.int("KAFSCALE_BROKER_ID", 0, 0, math.MaxInt32))
+	c.ListenAddr = p.str("KAFSCALE_BROKER_ADDR", ":9092")
+	listenHost, listenPort := p.hostPort("KAFSCALE_BROKER_ADDR", c.ListenAddr)
+	c.AdvertisedHost = p.str("KAFSCALE_BROKER_HOST", defaultAdvertisedHost(listenHost))
+	c.AdvertisedPort = int32(p.int("KAFSCALE_BROKER_PORT", int64(listenPort), 1, 65535))
+	c.Rack = p.str("KAFSCALE_BROKER_RACK", "")
+	c.MetricsAddr = p.str("KAFSCALE_METRICS_ADDR", ":9093")
+	p.hostPort("KAFSCALE_METRICS_ADDR", c.MetricsAddr)
+	c.LogLevel = p.level("KAFSCALE_LOG_LEVEL", slog.LevelInfo)
+	c.StartupTimeout = p.seconds("KAFSCALE_STARTUP_TIMEOUT_SEC", 30, 1)
+	c.ShutdownTimeout = p.seconds("KAFSCALE_SHUTDOWN_TIMEOUT_SEC", 30, 1)
+	c.LeaseTTL = p.seconds("KAFSCALE_BROKER_LEASE_TTL_SEC", 10, 2)
+
+	c.MaxRequestBytes = int32(p.int("KAFSCALE_MAX_REQUEST_BYTES", 100<<20, 1<<10, math.MaxInt32))
+	c.AutoCreateTopics = p.bool("KAFSCALE_AUTO_CREATE_TOPICS", true)
+	c.AutoCreatePartitions = int32(p.int("KAFSCALE_AUTO_CREATE_PARTITIONS", 1, 1, 10000))
+	c.ProduceSyncFlush = p.bool("KAFSCALE_PRODUCE_SYNC_FLUSH", true)
+	c.AllowAdminAPIs = p.bool("KAFSCALE_ALLOW_ADMIN_APIS", true)
+
+	c.Etcd = Etcd{
+		Endpoints:      p.list("KAFSCALE_ETCD_ENDPOINTS", "http://127.0.0.1:2379"),
+		Username:       p.str("KAFSCALE_ETCD_USERNAME", ""),
+		Password:       p.str("KAFSCALE_ETCD_PASSWORD", ""),
+		DialTimeout:    p.millis("KAFSCALE_ETCD_DIAL_TIMEOUT_MS", 5000, 1),
+		RequestTimeout: p.millis("KAFSCALE_ETCD_REQUEST_TIMEOUT_MS", 5000, 1),
+	}
+	c.Namespace = p.str("KAFSCALE_CLUSTER_NAMESPACE", "default")
+	c.Cluster = p.str("KAFSCALE_CLUSTER_NAME", "kafscale")
+	p.keySegment("KAFSCALE_CLUSTER_NAMESPACE", c.Namespace)
+	p.keySegment("KAFSCALE_CLUSTER_NAME", c.Cluster)
+
+	c.S3 = S3{
+		Bucket:              p.required("KAFSCALE_S3_BUCKET"),
+		Region:              p.str("KAFSCALE_S3_REGION", "us-east-1"),
+		Endpoint:            p.url("KAFSCALE_S3_ENDPOINT"),
+		PathStyle:           p.bool("KAFSCALE_S3_PATH_STYLE", false),
+		AccessKey:           p.str("KAFSCALE_S3_ACCESS_KEY", ""),
+		SecretKey:           p.str("KAFSCALE_S3_SECRET_KEY", ""),
+		SessionToken:        p.str("KAFSCALE_S3_SESSION_TOKEN", ""),
+		KMSKeyID:            p.str("KAFSCALE_S3_KMS_KEY_ID", ""),
+		Namespace:           p.str("KAFSCALE_S3_NAMESPACE", "kafscale"),
+		ReadBucket:          p.str("KAFSCALE_S3_READ_BUCKET", ""),
+		ReadRegion:          p.str("KAFSCALE_S3_READ_REGION", ""),
+		ReadEndpoint:        p.url("KAFSCALE_S3_READ_ENDPOINT"),
+		RequestTimeout:      p.millis("KAFSCALE_S3_REQUEST_TIMEOUT_MS", 10000, 1),
+		HealthWindow:        p.seconds("KAFSCALE_S3_HEALTH_WINDOW_SEC", 60, 1),
+		LatencyWarn:         p.millis("KAFSCALE_S3_LATENCY_WARN_MS", 500, 1),
+		LatencyCrit:         p.millis("KAFSCALE_S3_LATENCY_CRIT_MS", 2000, 1),
+		ErrorRateWarn:       p.fraction("KAFSCALE_S3_ERROR_RATE_WARN", 0.2),
+		ErrorRateCrit:       p.fraction("KAFSCALE_S3_ERROR_RATE_CRIT", 0.6),
+		FailuresUnavailable: int(p.int("KAFSCALE_S3_FAILURES_UNAVAILABLE", 3, 1, 1000)),
+		ProbeInterval:       p.millis("KAFSCALE_S3_PROBE_INTERVAL_MS", 1000, 1),
+	}
+	if (c.S3.AccessKey == "") != (c.S3.SecretKey == "") {
+		p.fail("KAFSCALE_S3_ACCESS_KEY and KAFSCALE_S3_SECRET_KEY must be set together (or both left empty for the default AWS credential chain)")
+	}
+	if c.S3.LatencyWarn > c.S3.LatencyCrit {
+		p.fail("KAFSCALE_S3_LATENCY_WARN_MS (%d) must not exceed KAFSCALE_S3_LATENCY_CRIT_MS (%d)", c.S3.LatencyWarn.Milliseconds(), c.S3.LatencyCrit.Milliseconds())
+	}
+	if c.S3.ErrorRateWarn > c.S3.ErrorRateCrit {
+		p.fail("KAFSCALE_S3_ERROR_RATE_WARN (%g) must not exceed KAFSCALE_S3_ERROR_RATE_CRIT (%g)", c.S3.ErrorRateWarn, c.S3.ErrorRateCrit)
+	}
+
+	c.Storage = Storage{
+		SegmentBytes:      int(p.int("KAFSCALE_SEGMENT_BYTES", 4<<20, 1<<10, 1<<30)),
+		FlushInterval:     p.millis("KAFSCALE_FLUSH_INTERVAL_MS", 500, 1),
+		CacheBytes:        p.int("KAFSCALE_CACHE_BYTES", 256<<20, 0, math.MaxInt64),
+		ReadaheadSegments: int(p.int("KAFSCALE_READAHEAD_SEGMENTS", 2, 0, 64)),
+	}
+	c.Groups = Groups{
+		MinSessionTimeout:     p.millis("KAFSCALE_GROUP_MIN_SESSION_TIMEOUT_MS", 6000, 1),
+		MaxSessionTimeout:     p.millis("KAFSCALE_GROUP_MAX_SESSION_TIMEOUT_MS", 1800000, 1),
+		InitialRebalanceDelay: p.millis("KAFSCALE_GROUP_INITIAL_REBALANCE_DELAY_MS", 3000, 0),
+	}
+	if c.Groups.MinSessionTimeout > c.Groups.MaxSessionTimeout {
+		p.fail("KAFSCALE_GROUP_MIN_SESSION_TIMEOUT_MS must not exceed KAFSCALE_GROUP_MAX_SESSION_TIMEOUT_MS")
+	}
+	if len(p.errs) > 0 {
+		return nil, &Error{Problems: p.errs}
+	}
+	return c, nil
+}
+
+// Error lists every problem found in the configuration.
+type Error struct{ Problems []error }
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d bad broker setting(s):", len(e.Problems))
+	for _, p := range e.Problems {
+		b.WriteString("\n  - ")
+		b.WriteString(p.Error())
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() []error { return e.Problems }
+
+// Unknown returns the KAFSCALE_* variables in environ that the broker does not read — most
+// likely typos — sorted.
+func Unknown(environ []string) []string {
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "KAFSCALE_") && !known[name] && !ignoredPrefix(name) {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ignoredPrefix names variables of other components and of the tests, which may share the
+// environment of a broker without being typos.
+func ignoredPrefix(name string) bool {
+	for _, p := range []string{"KAFSCALE_OPERATOR_", "KAFSCALE_PROXY_", "KAFSCALE_UI_", "KAFSCALE_CONSOLE_", "KAFSCALE_TEST_", "KAFSCALE_LOCAL_"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Names returns every variable Parse reads, sorted.
+func Names() []string {
+	out := make([]string, 0, len(known))
+	for name := range known {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// known holds every name Parse looks up, collected by running it once on an empty
+// environment (the error about the missing bucket is expected and dropped).
+var known = func() map[string]bool {
+	m := map[string]bool{}
+	_, _ = Parse(func(name string) (string, bool) { m[name] = true; return "", false })
+	return m
+}()
+
+func defaultAdvertisedHost(listenHost string) string {
+	if listenHost != "" && listenHost != "0.0.0.0" && listenHost != "::" {
+		return listenHost
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "127.0.0.1"
+}
+
+// parser reads variables and collects one error per bad value.
+type parser struct {
+	lookup func(string) (string, bool)
+	errs   []error
+}
+
+func (p *parser) fail(format string, args ...any) {
+	p.errs = append(p.errs, fmt.Errorf(format, args...))
+}
+
+func (p *parser) raw(name string) (string, bool) {
+	v, ok := p.lookup(name)
+	v = strings.TrimSpace(v)
+	return v, ok && v != ""
+}
+
+func (p *parser) str(name, def string) string {
+	if v, ok := p.raw(name); ok {
+		return v
+	}
+	return def
+}
+
+func (p *parser) required(name string) string {
+	v, ok := p.raw(name)
+	if !ok {
+		p.fail("%s is required and not set", name)
+	}
+	return v
+}
+
+func (p *parser) int(name string, def, min, max int64) int64 {
+	v, ok := p.raw(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < min || n > max {
+		p.fail("%s=%q: want a whole number from %d to %d", name, v, min, max)
+		return def
+	}
+	return n
+}
+
+func (p *parser) bool(name string, def bool) bool {
+	v, ok := p.raw(name)
+	if !ok {
+		return def
+	}
+	switch strings.ToLower(v) {
+	case "true", "1", "yes", "on":
+		return true
+	case "false", "0", "no", "off":
+		return false
+	}
+	p.fail("%s=%q: want true or false", name, v)
+	return def
+}
+
+func (p *parser) millis(name string, def, min int64) time.Duration {
+	return time.Duration(p.int(name, def, min, math.MaxInt64/int64(time.Millisecond))) * time.Millisecond
+}
+
+func (p *parser) seconds(name string, def, min int64) time.Duration {
+	return time.Duration(p.int(name, def, min, math.MaxInt64/int64(time.Second))) * time.Second
+}
+
+func (p *parser) fraction(name string, def float64) float64 {
+	v, ok := p.raw(name)
+	if !ok {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 || f > 1 || math.IsNaN(f) {
+		p.fail("%s=%q: want a fraction from 0 to 1", name, v)
+		return def
+	}
+	return f
+}
+
+func (p *parser) list(name, def string) []string {
+	v := p.str(name, def)
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 {
+		p.fail("%s=%q: want a comma-separated list", name, v)
+	}
+	return out
+}
+
+func (p *parser) url(name string) string {
+	v := p.str(name, "")
+	if v != "" && !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
+		p.fail("%s=%q: want an http:// or https:// URL", name, v)
+	}
+	return v
+}
+
+func (p *parser) level(name string, def slog.Level) slog.Level {
+	v, ok := p.raw(name)
+	if !ok {
+		return def
+	}
+	switch strings.ToLower(v) {
+	case "debug":
+		return slog.LevelDebug
+	case "info":
+		return slog.LevelInfo
+	case "warn", "warning":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	p.fail("%s=%q: want debug, info, warn or error", name, v)
+	return def
+}
+
+func (p *parser) hostPort(name, v string) (string, int) {
+	host, portStr, err := net.SplitHostPort(v)
+	port, perr := strconv.Atoi(portStr)
+	if err != nil || perr != nil || port < 0 || port > 65535 {
+		p.fail("%s=%q: want host:port (host may be empty)", name, v)
+		return "", 9092
+	}
+	return host, port
+}
+
+func (p *parser) keySegment(name, v string) {
+	if v == "" || strings.ContainsAny(v, "/ ") {
+		p.fail("%s=%q: want a non-empty name without '/' or spaces", name, v)
+	}
+}

@@ -1,0 +1,132 @@
+package config
+
+import (
+	"log/slog"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(kv map[string]string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		v, ok := kv[name]
+		return v, ok
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse(env(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_BROKER_ADDR": "127.0.0.1:9092"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"NodeID", c.NodeID, int32(0)},
+		{"AdvertisedHost", c.AdvertisedHost, "127.0.0.1"},
+		{"AdvertisedPort", c.AdvertisedPort, int32(9092)},
+		{"MetricsAddr", c.MetricsAddr, ":9093"},
+		{"MaxRequestBytes", c.MaxRequestBytes, int32(100 << 20)},
+		{"AutoCreateTopics", c.AutoCreateTopics, true},
+		{"AutoCreatePartitions", c.AutoCreatePartitions, int32(1)},
+		{"ProduceSyncFlush", c.ProduceSyncFlush, true},
+		{"StartupTimeout", c.StartupTimeout, 30 * time.Second},
+		{"Etcd.Endpoints", strings.Join(c.Etcd.Endpoints, ","), "http://127.0.0.1:2379"},
+		{"S3.Region", c.S3.Region, "us-east-1"},
+		{"Storage.SegmentBytes", c.Storage.SegmentBytes, 4 << 20},
+		{"Storage.FlushInterval", c.Storage.FlushInterval, 500 * time.Millisecond},
+		{"Storage.CacheBytes", c.Storage.CacheBytes, int64(256 << 20)},
+		{"Storage.ReadaheadSegments", c.Storage.ReadaheadSegments, 2},
+		{"LogLevel", c.LogLevel, slog.LevelInfo},
+		{"Groups.MinSessionTimeout", c.Groups.MinSessionTimeout, 6 * time.Second},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+func TestOverrides(t *testing.T) {
+	c, err := Parse(env(map[string]string{
+		"KAFSCALE_S3_BUCKET":              "b",
+		"KAFSCALE_BROKER_ID":              "7",
+		"KAFSCALE_BROKER_ADDR":            ":19092",
+		"KAFSCALE_BROKER_HOST":            "broker-7.example",
+		"KAFSCALE_ETCD_ENDPOINTS":         "http://a:2379, http://b:2379",
+		"KAFSCALE_PRODUCE_SYNC_FLUSH":     "false",
+		"KAFSCALE_AUTO_CREATE_PARTITIONS": "6",
+		"KAFSCALE_LOG_LEVEL":              "DEBUG",
+		"KAFSCALE_S3_ERROR_RATE_WARN":     "0.1",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NodeID != 7 || c.AdvertisedHost != "broker-7.example" || c.AdvertisedPort != 19092 ||
+		len(c.Etcd.Endpoints) != 2 || c.Etcd.Endpoints[1] != "http://b:2379" || c.ProduceSyncFlush ||
+		c.AutoCreatePartitions != 6 || c.LogLevel != slog.LevelDebug || c.S3.ErrorRateWarn != 0.1 {
+		t.Fatalf("%+v", c)
+	}
+}
+
+func TestBadValuesAreAllReportedByName(t *testing.T) {
+	_, err := Parse(env(map[string]string{
+		"KAFSCALE_BROKER_ID":              "-1",
+		"KAFSCALE_BROKER_ADDR":            "nonsense",
+		"KAFSCALE_AUTO_CREATE_TOPICS":     "maybe",
+		"KAFSCALE_MAX_REQUEST_BYTES":      "100MB",
+		"KAFSCALE_S3_ERROR_RATE_CRIT":     "2",
+		"KAFSCALE_S3_ENDPOINT":            "minio:9000",
+		"KAFSCALE_LOG_LEVEL":              "loud",
+		"KAFSCALE_S3_ACCESS_KEY":          "only-half",
+		"KAFSCALE_CLUSTER_NAME":           "a/b",
+		"KAFSCALE_STARTUP_TIMEOUT_SEC":    "0",
+		"KAFSCALE_AUTO_CREATE_PARTITIONS": "0",
+	}))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, name := range []string{"KAFSCALE_BROKER_ID", "KAFSCALE_BROKER_ADDR", "KAFSCALE_AUTO_CREATE_TOPICS",
+		"KAFSCALE_MAX_REQUEST_BYTES", "KAFSCALE_S3_ERROR_RATE_CRIT", "KAFSCALE_S3_ENDPOINT", "KAFSCALE_LOG_LEVEL",
+		"KAFSCALE_S3_ACCESS_KEY", "KAFSCALE_CLUSTER_NAME", "KAFSCALE_STARTUP_TIMEOUT_SEC",
+		"KAFSCALE_AUTO_CREATE_PARTITIONS", "KAFSCALE_S3_BUCKET is required"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error does not name %s:\n%v", name, err)
+		}
+	}
+}
+
+func TestUnknownFlagsTypos(t *testing.T) {
+	got := Unknown([]string{"KAFSCALE_S3_BUCKET=b", "KAFSCALE_S3_BUKET=b", "KAFSCALE_OPERATOR_X=1", "HOME=/root"})
+	if len(got) != 1 || got[0] != "KAFSCALE_S3_BUKET" {
+		t.Fatalf("%v", got)
+	}
+}
+
+// Every variable the broker reads is documented in docs/runtime-settings.md, and every
+// KAFSCALE_* variable of the broker sections there is read.
+func TestRuntimeSettingsDocumentsEveryVariable(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/runtime-settings.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for _, line := range strings.Split(string(doc), "\n") {
+		if m := regexp.MustCompile("^\\| `(KAFSCALE_[A-Z0-9_]+)`").FindStringSubmatch(line); m != nil {
+			documented[m[1]] = true
+		}
+	}
+	for _, name := range Names() {
+		if !documented[name] {
+			t.Errorf("%s is read but not documented in docs/runtime-settings.md", name)
+		}
+	}
+	for name := range documented {
+		if !known[name] && !ignoredPrefix(name) {
+			t.Errorf("%s is documented but the broker does not read it", name)
+		}
+	}
+}

@@ -1,0 +1,177 @@
+package metadata
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+func chunkAt(base, last int64) Chunk {
+	return Chunk{Object: "o", Base: base, Last: last, MaxTimestamp: last * 10}
+}
+
+func TestFindChunk(t *testing.T) {
+	s := &PartitionState{Chunks: []Chunk{chunkAt(0, 9), chunkAt(10, 10), chunkAt(11, 40)}}
+	cases := []struct {
+		offset int64
+		want   int
+	}{{-1, -1}, {0, 0}, {9, 0}, {10, 1}, {11, 2}, {40, 2}, {41, -1}}
+	for _, c := range cases {
+		if got := s.FindChunk(c.offset); got != c.want {
+			t.Errorf("FindChunk(%d) = %d, want %d", c.offset, got, c.want)
+		}
+	}
+	refs := []IndexRef{{Base: 0, Last: 99}, {Base: 100, Last: 199}}
+	for offset, want := range map[int64]int{0: 0, 99: 0, 100: 1, 199: 1, 200: -1, -5: -1} {
+		if got := FindRef(refs, offset); got != want {
+			t.Errorf("FindRef(%d) = %d, want %d", offset, got, want)
+		}
+	}
+}
+
+// Appending chunk after chunk keeps the etcd document bounded, and every offset stays
+// findable through the chunks, the archive references and the sections they point at.
+func TestArchiveKeepsStateBoundedAndFindable(t *testing.T) {
+	s := &PartitionState{}
+	sections := map[string]IndexSection{} // "object" name -> section
+	const total = 5000
+	for i := int64(0); i < total; i++ {
+		s.Chunks = append(s.Chunks, chunkAt(i*3, i*3+2))
+		if sec, ref, ok := s.ArchiveChunks(); ok {
+			ref.Object = "sec-" + itoa(len(sections))
+			sections[ref.Object] = sec
+			s.AddArchive(ref)
+		}
+		if sec, ref, ok := s.FoldArchives(); ok {
+			ref.Object = "sec-" + itoa(len(sections))
+			sections[ref.Object] = sec
+			s.PrependArchive(ref)
+		}
+		if len(s.Chunks) > MaxChunks || len(s.Archives) > MaxArchives {
+			t.Fatalf("after %d chunks: %d chunks, %d archives", i+1, len(s.Chunks), len(s.Archives))
+		}
+	}
+	var find func(refs []IndexRef, offset int64) (Chunk, bool)
+	find = func(refs []IndexRef, offset int64) (Chunk, bool) {
+		i := FindRef(refs, offset)
+		if i < 0 {
+			return Chunk{}, false
+		}
+		sec := sections[refs[i].Object]
+		if len(sec.Refs) > 0 {
+			return find(sec.Refs, offset)
+		}
+		j := sec.FindChunk(offset)
+		if j < 0 {
+			return Chunk{}, false
+		}
+		return sec.Chunks[j], true
+	}
+	for offset := int64(0); offset < total*3; offset += 7 {
+		var c Chunk
+		if i := s.FindChunk(offset); i >= 0 {
+			c = s.Chunks[i]
+		} else {
+			var ok bool
+			if c, ok = find(s.Archives, offset); !ok {
+				t.Fatalf("offset %d not found", offset)
+			}
+		}
+		if c.Base > offset || c.Last < offset {
+			t.Fatalf("offset %d found in chunk %d..%d", offset, c.Base, c.Last)
+		}
+	}
+	// Archives are contiguous and end where chunks begin.
+	for i := 1; i < len(s.Archives); i++ {
+		if s.Archives[i].Base != s.Archives[i-1].Last+1 {
+			t.Fatalf("archives not contiguous at %d: %+v %+v", i, s.Archives[i-1], s.Archives[i])
+		}
+	}
+	if s.Archives[len(s.Archives)-1].Last+1 != s.Chunks[0].Base {
+		t.Fatal("archives do not end where chunks begin")
+	}
+}
+
+func itoa(i int) string {
+	return string(rune('a'+i%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i/676%26))
+}
+
+func TestEndOffsetForEpoch(t *testing.T) {
+	s := &PartitionState{HighWatermark: 50}
+	s.AddEpoch(2, 0)
+	s.AddEpoch(3, 10)
+	s.AddEpoch(3, 12) // not newer: ignored
+	s.AddEpoch(5, 10) // epoch 3 wrote nothing after 10... still answerable
+	s.AddEpoch(7, 30)
+	cases := []struct {
+		epoch     int32
+		end       int64
+		leaderEpo int32
+	}{{1, -1, -1}, {2, 10, 2}, {3, 10, 3}, {4, 10, 3}, {5, 30, 5}, {6, 30, 5}, {7, 50, 7}, {9, 50, 7}}
+	for _, c := range cases {
+		end, ep := s.EndOffsetForEpoch(c.epoch)
+		if end != c.end || ep != c.leaderEpo {
+			t.Errorf("EndOffsetForEpoch(%d) = %d, %d; want %d, %d", c.epoch, end, ep, c.end, c.leaderEpo)
+		}
+	}
+	for i := int32(10); i < 10+2*MaxEpochs; i++ {
+		s.AddEpoch(i, int64(i))
+	}
+	if len(s.Epochs) != MaxEpochs {
+		t.Fatalf("%d epochs kept", len(s.Epochs))
+	}
+}
+
+func TestAssign(t *testing.T) {
+	snap := &Snapshot{ControllerID: -1, Topics: []Topic{{Name: "a", Partitions: []Partition{
+		{ID: 0, Leader: 1, LeaderEpoch: 3}, {ID: 1, Leader: 2, LeaderEpoch: 0}, {ID: 2, Leader: 2, LeaderEpoch: 1}, {ID: 3, Leader: -1},
+	}}}}
+	live := []Broker{{NodeID: 1, Host: "h1", Port: 1}, {NodeID: 3, Host: "h3", Port: 3}}
+	if !Assign(snap, live, 3) {
+		t.Fatal("no change reported")
+	}
+	p := snap.Topics[0].Partitions
+	if p[0].Leader != 1 || p[0].LeaderEpoch != 3 {
+		t.Fatalf("a live leader moved: %+v", p[0])
+	}
+	for _, i := range []int{1, 2, 3} {
+		if p[i].Leader != 1 && p[i].Leader != 3 {
+			t.Fatalf("partition %d led by dead broker: %+v", i, p[i])
+		}
+	}
+	if p[1].LeaderEpoch != 1 || p[2].LeaderEpoch != 2 || p[3].LeaderEpoch != 1 {
+		t.Fatalf("epochs not bumped: %+v", p)
+	}
+	if snap.ControllerID != 3 || len(snap.Brokers) != 2 || snap.ClusterID == "" {
+		t.Fatalf("snapshot %+v", snap)
+	}
+	if Assign(snap, live, 3) {
+		t.Fatal("second Assign reported a change")
+	}
+	// Nobody live: leaders become -1 with a bumped epoch, once.
+	if !Assign(snap, nil, 3) || snap.Topics[0].Partitions[0].Leader != -1 || snap.Topics[0].Partitions[0].LeaderEpoch != 4 {
+		t.Fatalf("no live brokers: %+v", snap.Topics[0].Partitions)
+	}
+	if Assign(snap, nil, 3) {
+		t.Fatal("repeated Assign without brokers reported a change")
+	}
+}
+
+func TestValidateTopic(t *testing.T) {
+	for name, ok := range map[string]bool{"orders": true, "a.b_c-D9": true, "": false, ".": false, "..": false, "a/b": false, "ü": false, string(make([]byte, 250)): false} {
+		err := ValidateTopicName(name)
+		if ok != (err == nil) || (!ok && !errors.Is(err, kerr.InvalidTopicException)) {
+			t.Errorf("ValidateTopicName(%q) = %v", name, err)
+		}
+	}
+	for kv, ok := range map[[2]string]bool{
+		{"retention.ms", "-1"}: true, {"retention.ms", "x"}: false, {"cleanup.policy", "compact"}: false,
+		{"cleanup.policy", "delete"}: true, {"no.such", "1"}: false, {"segment.bytes", "0"}: false,
+	} {
+		err := ValidateTopicConfig(kv[0], kv[1])
+		if ok != (err == nil) || (!ok && !errors.Is(err, kerr.InvalidConfig)) {
+			t.Errorf("ValidateTopicConfig(%s=%s) = %v", kv[0], kv[1], err)
+		}
+	}
+}

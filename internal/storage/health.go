@@ -1,0 +1,199 @@
+package storage
+
+import (
+	"sync"
+	"time"
+)
+
+// HealthState is the S3 health the broker gates on, exported as kafscale_s3_health_state.
+type HealthState int32
+
+const (
+	// Healthy: latency and error rate are under the degraded thresholds.
+	Healthy HealthState = 0
+	// Degraded: slow or failing sometimes; produce still works.
+	Degraded HealthState = 1
+	// Unavailable: produce fails fast with KAFKA_STORAGE_ERROR; cached fetches are served.
+	Unavailable HealthState = 2
+)
+
+func (s HealthState) String() string {
+	switch s {
+	case Healthy:
+		return "healthy"
+	case Degraded:
+		return "degraded"
+	case Unavailable:
+		return "unavailable"
+	}
+	return "unknown"
+}
+
+// HealthOptions are the thresholds of the health tracker. Zero fields take the defaults of
+// DefaultHealthOptions.
+type HealthOptions struct {
+	// Window is how far back samples count (KAFSCALE_S3_HEALTH_WINDOW_SEC, 60 s).
+	Window time.Duration
+	// LatencyWarn is the mean latency at which S3 is degraded (KAFSCALE_S3_LATENCY_WARN_MS, 500 ms).
+	LatencyWarn time.Duration
+	// LatencyCrit is the mean latency at which S3 is unavailable (KAFSCALE_S3_LATENCY_CRIT_MS, 2000 ms).
+	LatencyCrit time.Duration
+	// ErrorRateWarn is the error fraction at which S3 is degraded (KAFSCALE_S3_ERROR_RATE_WARN, 0.2).
+	ErrorRateWarn float64
+	// ErrorRateCrit is the error fraction at which S3 is unavailable (KAFSCALE_S3_ERROR_RATE_CRIT, 0.6).
+	ErrorRateCrit float64
+	// FailuresUnavailable consecutive failures make S3 unavailable at once, whatever the
+	// window says (KAFSCALE_S3_FAILURES_UNAVAILABLE, 3).
+	FailuresUnavailable int
+	// MinSamples is how many samples the rates need before they count (5).
+	MinSamples int
+	// RecoverAfter consecutive successes after a failure clear the window, so recovery does
+	// not wait for old failures to age out (3).
+	RecoverAfter int
+	// ProbeInterval is how often a background probe tests S3 while it is not healthy
+	// (KAFSCALE_S3_PROBE_INTERVAL_MS, 1000 ms).
+	ProbeInterval time.Duration
+}
+
+// DefaultHealthOptions returns o with zero fields set to their defaults.
+func DefaultHealthOptions(o HealthOptions) HealthOptions {
+	if o.Window <= 0 {
+		o.Window = 60 * time.Second
+	}
+	if o.LatencyWarn <= 0 {
+		o.LatencyWarn = 500 * time.Millisecond
+	}
+	if o.LatencyCrit <= 0 {
+		o.LatencyCrit = 2 * time.Second
+	}
+	if o.ErrorRateWarn <= 0 {
+		o.ErrorRateWarn = 0.2
+	}
+	if o.ErrorRateCrit <= 0 {
+		o.ErrorRateCrit = 0.6
+	}
+	if o.FailuresUnavailable <= 0 {
+		o.FailuresUnavailable = 3
+	}
+	if o.MinSamples <= 0 {
+		o.MinSamples = 5
+	}
+	if o.RecoverAfter <= 0 {
+		o.RecoverAfter = 3
+	}
+	if o.ProbeInterval <= 0 {
+		o.ProbeInterval = time.Second
+	}
+	return o
+}
+
+type sample struct {
+	at      time.Time
+	latency time.Duration
+	failed  bool
+}
+
+// Health tracks S3 latency and errors over a sliding window and derives a HealthState.
+// It is safe for concurrent use.
+type Health struct {
+	opts HealthOptions
+	now  func() time.Time
+
+	mu         sync.Mutex
+	samples    []sample // oldest first, pruned to opts.Window
+	consecFail int
+	consecOK   int
+}
+
+// NewHealth returns a tracker; now is the clock (time.Now when nil).
+func NewHealth(opts HealthOptions, now func() time.Time) *Health {
+	if now == nil {
+		now = time.Now
+	}
+	return &Health{opts: DefaultHealthOptions(opts), now: now}
+}
+
+// Observe records one S3 call.
+func (h *Health) Observe(latency time.Duration, failed bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if failed {
+		h.consecFail++
+		h.consecOK = 0
+	} else if latency >= h.opts.LatencyWarn {
+		h.consecFail = 0
+		h.consecOK = 0
+	} else {
+		h.consecFail = 0
+		h.consecOK++
+		// A run of successes after trouble forgets the trouble, so recovery does not wait
+		// for old failures to age out of the window.
+		if h.consecOK == h.opts.RecoverAfter && h.troubledLocked() {
+			h.samples = h.samples[:0]
+		}
+	}
+	h.samples = append(h.samples, sample{at: h.now(), latency: latency, failed: failed})
+	h.pruneLocked()
+}
+
+func (h *Health) troubledLocked() bool {
+	for _, s := range h.samples {
+		if s.failed || s.latency >= h.opts.LatencyWarn {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *Health) pruneLocked() {
+	cut := h.now().Add(-h.opts.Window)
+	i := 0
+	for i < len(h.samples) && h.samples[i].at.Before(cut) {
+		i++
+	}
+	if i > 0 {
+		h.samples = append(h.samples[:0], h.samples[i:]...)
+	}
+}
+
+// State is the current health.
+func (h *Health) State() HealthState {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.pruneLocked()
+	if h.consecFail >= h.opts.FailuresUnavailable {
+		return Unavailable
+	}
+	n := len(h.samples)
+	if n == 0 {
+		return Healthy
+	}
+	var failed int
+	var total time.Duration
+	for _, s := range h.samples {
+		if s.failed {
+			failed++
+		}
+		total += s.latency
+	}
+	mean := total / time.Duration(n)
+	state := Healthy
+	if n >= h.opts.MinSamples {
+		rate := float64(failed) / float64(n)
+		switch {
+		case rate >= h.opts.ErrorRateCrit:
+			return Unavailable
+		case rate >= h.opts.ErrorRateWarn:
+			state = Degraded
+		}
+	} else if failed > 0 {
+		state = Degraded
+	}
+	switch {
+	case mean >= h.opts.LatencyCrit && n >= h.opts.MinSamples:
+		return Unavailable
+	case mean >= h.opts.LatencyWarn:
+		state = Degraded
+	}
+	return state
+}
