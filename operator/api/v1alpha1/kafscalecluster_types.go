@@ -56,6 +56,32 @@ type BrokerSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	Service BrokerServiceSpec `json:"service,omitempty"`
+
+	// Autoscaling, when set, makes a HorizontalPodAutoscaler for the brokers; the operator
+	// then leaves the Deployment's replica count to it.
+	// +optional
+	Autoscaling *BrokerAutoscalingSpec `json:"autoscaling,omitempty"`
+}
+
+// BrokerAutoscalingSpec configures the brokers' HorizontalPodAutoscaler.
+// +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || self.minReplicas <= self.maxReplicas",message="minReplicas must not exceed maxReplicas"
+type BrokerAutoscalingSpec struct {
+	// MinReplicas is the lower bound. Empty means 1.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MinReplicas *int32 `json:"minReplicas,omitempty"`
+
+	// MaxReplicas is the upper bound.
+	// +kubebuilder:validation:Minimum=1
+	// +required
+	MaxReplicas int32 `json:"maxReplicas"`
+
+	// TargetCPUUtilizationPercentage is the average CPU utilisation the HPA aims for.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +kubebuilder:default=70
+	// +optional
+	TargetCPUUtilizationPercentage int32 `json:"targetCPUUtilizationPercentage,omitempty"`
 }
 
 // BrokerServiceSpec configures the broker Service.
@@ -194,7 +220,7 @@ type KafscaleClusterStatus struct {
 	// +optional
 	EtcdEndpoints []string `json:"etcdEndpoints,omitempty"`
 
-	// Conditions: Ready, EtcdSnapshotAccess.
+	// Conditions: Ready, EtcdAvailable, BrokersReady, EtcdSnapshotAccess.
 	// +listType=map
 	// +listMapKey=type
 	// +patchStrategy=merge
