@@ -21,6 +21,7 @@ type Operator struct {
 	LeaderKey              string            // KAFSCALE_OPERATOR_LEADER_KEY
 	LeaderTTL              time.Duration     // KAFSCALE_OPERATOR_LEADER_TTL_SEC
 	EtcdEndpoints          []string          // KAFSCALE_OPERATOR_ETCD_ENDPOINTS
+	LeaderEtcdEndpoints    []string          // KAFSCALE_OPERATOR_LEADER_ETCD_ENDPOINTS, default EtcdEndpoints
 	BrokerImage            string            // KAFSCALE_OPERATOR_BROKER_IMAGE (required)
 	BrokerImagePullPolicy  corev1.PullPolicy // KAFSCALE_OPERATOR_BROKER_IMAGE_PULL_POLICY
 	BrokerEnvConfigMap     string            // KAFSCALE_OPERATOR_BROKER_ENV_CONFIGMAP
@@ -52,6 +53,14 @@ func Parse(lookup func(string) (string, bool)) (*Operator, error) {
 		HealthAddr:             p.str("KAFSCALE_OPERATOR_HEALTH_ADDR", ":8081"),
 		SnapshotPreflightEvery: time.Duration(p.int("KAFSCALE_OPERATOR_ETCD_SNAPSHOT_PREFLIGHT_INTERVAL_SEC", 300, 1, 86400)) * time.Second,
 		SnapshotPrefix:         strings.Trim(p.str("KAFSCALE_OPERATOR_ETCD_SNAPSHOT_PREFIX", "etcd-snapshots"), "/"),
+	}
+	c.LeaderEtcdEndpoints = p.urls("KAFSCALE_OPERATOR_LEADER_ETCD_ENDPOINTS")
+	if len(c.LeaderEtcdEndpoints) == 0 {
+		c.LeaderEtcdEndpoints = c.EtcdEndpoints
+	}
+	if len(c.LeaderEtcdEndpoints) == 0 {
+		// Managed etcd is made by the leader, so it cannot hold the lock that elects it.
+		p.fail("no etcd for the operator's leader lock: set KAFSCALE_OPERATOR_ETCD_ENDPOINTS (operator.etcdEndpoints) or KAFSCALE_OPERATOR_LEADER_ETCD_ENDPOINTS (through operator.extraEnv)")
 	}
 	c.LeaderKey = p.str("KAFSCALE_OPERATOR_LEADER_KEY", "/kafscale/"+c.Namespace+"/operator-leader")
 	if c.LeaderKey == "" || !strings.HasPrefix(c.LeaderKey, "/") {

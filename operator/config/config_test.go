@@ -38,6 +38,7 @@ func TestParseChartEnvironment(t *testing.T) {
 		{"leader key", c.LeaderKey, "/kafscale/prod/operator-leader"},
 		{"leader ttl", c.LeaderTTL, 3 * time.Second},
 		{"etcd", strings.Join(c.EtcdEndpoints, "|"), "http://etcd-0:2379|http://etcd-1:2379"},
+		{"leader etcd", strings.Join(c.LeaderEtcdEndpoints, "|"), "http://etcd-0:2379|http://etcd-1:2379"},
 		{"image", c.BrokerImage, "ghcr.io/kafscale/broker:0.1.0"},
 		{"pull policy", string(c.BrokerImagePullPolicy), "Always"},
 		{"configmap", c.BrokerEnvConfigMap, "kafscale-broker-env"},
@@ -56,13 +57,14 @@ func TestParseChartEnvironment(t *testing.T) {
 
 func TestParseDefaults(t *testing.T) {
 	c, err := Parse(env(map[string]string{
-		"KAFSCALE_OPERATOR_NAMESPACE":    "ns",
-		"KAFSCALE_OPERATOR_BROKER_IMAGE": "broker:1",
+		"KAFSCALE_OPERATOR_NAMESPACE":             "ns",
+		"KAFSCALE_OPERATOR_BROKER_IMAGE":          "broker:1",
+		"KAFSCALE_OPERATOR_LEADER_ETCD_ENDPOINTS": "http://lock:2379",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.LeaderKey != "/kafscale/ns/operator-leader" || c.LeaderTTL != 5*time.Second || c.EtcdEndpoints != nil ||
+	if c.LeaderKey != "/kafscale/ns/operator-leader" || c.LeaderTTL != 5*time.Second || c.EtcdEndpoints != nil || c.LeaderEtcdEndpoints[0] != "http://lock:2379" ||
 		c.BrokerImagePullPolicy != "IfNotPresent" || c.MetricsAddr != ":8080" || c.HealthAddr != ":8081" ||
 		c.SnapshotPrefix != "etcd-snapshots" || c.SnapshotPreflightEvery != 5*time.Minute {
 		t.Errorf("defaults: %+v", c)
@@ -75,7 +77,7 @@ func TestParseErrors(t *testing.T) {
 		env  map[string]string
 		want []string
 	}{
-		{"missing required", map[string]string{}, []string{"KAFSCALE_OPERATOR_NAMESPACE is required", "KAFSCALE_OPERATOR_BROKER_IMAGE is required"}},
+		{"missing required", map[string]string{}, []string{"KAFSCALE_OPERATOR_NAMESPACE is required", "KAFSCALE_OPERATOR_BROKER_IMAGE is required", "no etcd for the operator's leader lock"}},
 		{"bad values", map[string]string{
 			"KAFSCALE_OPERATOR_NAMESPACE":                "ns",
 			"KAFSCALE_OPERATOR_BROKER_IMAGE":             "b",
