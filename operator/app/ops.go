@@ -74,8 +74,10 @@ func (o *OpsAPI) s3Client(ctx context.Context, c *v1alpha1.KafscaleCluster) (*s3
 	}), nil
 }
 
-// Preflight writes and deletes a probe object where the cluster's snapshots go. On success
-// it also initialises the last-success series from the newest snapshot in the bucket.
+// Preflight writes a probe object where the cluster's snapshots go (<prefix>.preflight,
+// overwritten each time and never deleted, so the check leaves one small object and no
+// delete permission is needed). On success it also initialises the last-success series
+// from the newest snapshot in the bucket.
 func (o *OpsAPI) Preflight(ctx context.Context, c *v1alpha1.KafscaleCluster) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -83,12 +85,10 @@ func (o *OpsAPI) Preflight(ctx context.Context, c *v1alpha1.KafscaleCluster) err
 	if err != nil {
 		return err
 	}
-	bucket, key := c.Spec.S3.Bucket, o.SnapshotPrefix(c)+".preflight-"+o.Config.PodName
-	if _, err := cli.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: strings.NewReader("kafscale snapshot preflight\n")}); err != nil {
+	bucket, key := c.Spec.S3.Bucket, o.SnapshotPrefix(c)+".preflight"
+	body := "kafscale etcd snapshot preflight by " + o.Config.PodName + " at " + time.Now().UTC().Format(time.RFC3339) + "\n"
+	if _, err := cli.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: strings.NewReader(body)}); err != nil {
 		return fmt.Errorf("write s3://%s/%s: %w", bucket, key, err)
-	}
-	if _, err := cli.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: &key}); err != nil {
-		return fmt.Errorf("delete s3://%s/%s: %w", bucket, key, err)
 	}
 	newest, err := o.newestSnapshot(ctx, cli, c)
 	if err != nil {

@@ -77,7 +77,7 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 			snapshotAccessOK.WithLabelValues(c.Name).Set(0)
 			errs = append(errs, fmt.Errorf("etcd snapshot bucket: %w", err))
 		} else {
-			setCondition(&c, v1alpha1.ConditionEtcdSnapshotAccess, metav1.ConditionTrue, "S3WriteSucceeded", "the operator wrote and deleted a probe object in the snapshot bucket")
+			setCondition(&c, v1alpha1.ConditionEtcdSnapshotAccess, metav1.ConditionTrue, "S3WriteSucceeded", "the operator wrote a probe object where etcd snapshots go")
 			snapshotAccessOK.WithLabelValues(c.Name).Set(1)
 		}
 	}
