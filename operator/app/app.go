@@ -52,7 +52,6 @@ func Run(ctx context.Context, o Options) error {
 	if log == nil {
 		log = slog.Default()
 	}
-	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
 	scheme, err := Scheme()
 	if err != nil {
 		return err
@@ -63,6 +62,8 @@ func Run(ctx context.Context, o Options) error {
 	ops := &OpsAPI{Config: cfg, Etcd: pool, Log: log}
 	mgr, err := ctrl.NewManager(o.RestConfig, ctrl.Options{
 		Scheme: scheme,
+		// The process-wide controller-runtime logger (ctrl.SetLogger) is main's business.
+		Logger: logr.FromSlogHandler(log.Handler()),
 		Cache:  cache.Options{DefaultNamespaces: map[string]cache.Config{cfg.Namespace: {}}},
 		Metrics: metricsserver.Options{
 			BindAddress:   cfg.MetricsAddr,
