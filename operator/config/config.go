@@ -23,6 +23,7 @@ type Operator struct {
 	EtcdEndpoints          []string          // KAFSCALE_OPERATOR_ETCD_ENDPOINTS
 	LeaderEtcdEndpoints    []string          // KAFSCALE_OPERATOR_LEADER_ETCD_ENDPOINTS, default EtcdEndpoints
 	BrokerImage            string            // KAFSCALE_OPERATOR_BROKER_IMAGE (required)
+	EtcdImage              string            // KAFSCALE_OPERATOR_ETCD_IMAGE, of managed etcd members
 	BrokerImagePullPolicy  corev1.PullPolicy // KAFSCALE_OPERATOR_BROKER_IMAGE_PULL_POLICY
 	BrokerEnvConfigMap     string            // KAFSCALE_OPERATOR_BROKER_ENV_CONFIGMAP
 	ImagePullSecrets       []string          // KAFSCALE_OPERATOR_IMAGE_PULL_SECRETS
@@ -31,6 +32,9 @@ type Operator struct {
 	SnapshotPreflightEvery time.Duration     // KAFSCALE_OPERATOR_ETCD_SNAPSHOT_PREFLIGHT_INTERVAL_SEC
 	SnapshotPrefix         string            // KAFSCALE_OPERATOR_ETCD_SNAPSHOT_PREFIX
 }
+
+// DefaultEtcdImage runs managed etcd members: the etcd release the tests run against.
+const DefaultEtcdImage = "gcr.io/etcd-development/etcd:v3.6.16"
 
 // Load reads the process environment.
 func Load() (*Operator, error) { return Parse(os.LookupEnv) }
@@ -46,6 +50,7 @@ func Parse(lookup func(string) (string, bool)) (*Operator, error) {
 		LeaderTTL:              time.Duration(p.int("KAFSCALE_OPERATOR_LEADER_TTL_SEC", 5, 1, 3600)) * time.Second,
 		EtcdEndpoints:          p.urls("KAFSCALE_OPERATOR_ETCD_ENDPOINTS"),
 		BrokerImage:            p.required("KAFSCALE_OPERATOR_BROKER_IMAGE"),
+		EtcdImage:              p.str("KAFSCALE_OPERATOR_ETCD_IMAGE", DefaultEtcdImage),
 		BrokerImagePullPolicy:  corev1.PullPolicy(p.oneOf("KAFSCALE_OPERATOR_BROKER_IMAGE_PULL_POLICY", "IfNotPresent", "Always", "IfNotPresent", "Never")),
 		BrokerEnvConfigMap:     p.str("KAFSCALE_OPERATOR_BROKER_ENV_CONFIGMAP", ""),
 		ImagePullSecrets:       p.list("KAFSCALE_OPERATOR_IMAGE_PULL_SECRETS"),

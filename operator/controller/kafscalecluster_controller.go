@@ -56,7 +56,12 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{}, nil
 	}
 	before := c.DeepCopy()
-	endpoints, _ := EtcdEndpoints(&c, r.Config)
+	endpoints, managed := EtcdEndpoints(&c, r.Config)
+	if managed {
+		if err := r.reconcileManagedEtcd(ctx, &c); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 
 	deploy, err := r.reconcileBrokers(ctx, &c, endpoints)
 	if err != nil {
@@ -190,6 +195,42 @@ func (r *ClusterReconciler) reconcileBrokers(ctx context.Context, c *v1alpha1.Ka
 		return nil, fmt.Errorf("delete broker HPA: %w", err)
 	}
 	return deploy, nil
+}
+
+// reconcileManagedEtcd creates or updates the managed etcd's StatefulSet, Services and PDB.
+func (r *ClusterReconciler) reconcileManagedEtcd(ctx context.Context, c *v1alpha1.KafscaleCluster) error {
+	want := EtcdStatefulSet(c, r.Config.EtcdImage)
+	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: want.Name, Namespace: want.Namespace}}
+	if err := r.apply(ctx, c, sts, func() {
+		sts.Labels = want.Labels
+		if sts.CreationTimestamp.IsZero() {
+			// Selector, service name and claim templates are immutable.
+			sts.Spec = want.Spec
+			return
+		}
+		sts.Spec.Replicas = want.Spec.Replicas
+		sts.Spec.Template = want.Spec.Template
+	}); err != nil {
+		return err
+	}
+	peer, client := EtcdServices(c)
+	for _, want := range []*corev1.Service{peer, client} {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: want.Name, Namespace: want.Namespace}}
+		if err := r.apply(ctx, c, svc, func() {
+			svc.Labels = want.Labels
+			if svc.CreationTimestamp.IsZero() {
+				svc.Spec.ClusterIP = want.Spec.ClusterIP
+			}
+			svc.Spec.Type, svc.Spec.Selector = want.Spec.Type, want.Spec.Selector
+			svc.Spec.PublishNotReadyAddresses = want.Spec.PublishNotReadyAddresses
+			svc.Spec.Ports = mergePorts(svc.Spec.Ports, want.Spec.Ports)
+		}); err != nil {
+			return err
+		}
+	}
+	wantPDB := EtcdPDB(c)
+	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: wantPDB.Name, Namespace: wantPDB.Namespace}}
+	return r.apply(ctx, c, pdb, func() { pdb.Labels, pdb.Spec = wantPDB.Labels, wantPDB.Spec })
 }
 
 // mergePorts keeps server-assigned fields (node ports) of ports that stay.

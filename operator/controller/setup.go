@@ -23,7 +23,7 @@ import (
 func Controllers(mgr manager.Manager, cluster *ClusterReconciler, topic *TopicReconciler) ([]controller.Controller, error) {
 	opts := func(r reconcile.Reconciler) controller.Options {
 		// Several managers may run in one process (tests); names need not be unique.
-		return controller.Options{Reconciler: r, SkipNameValidation: ptr.To(true), MaxConcurrentReconciles: 2}
+		return controller.Options{Reconciler: r, Logger: mgr.GetLogger(), SkipNameValidation: ptr.To(true), MaxConcurrentReconciles: 2}
 	}
 	cc, err := controller.NewUnmanaged("kafscalecluster", opts(cluster))
 	if err != nil {
@@ -33,7 +33,7 @@ func Controllers(mgr manager.Manager, cluster *ClusterReconciler, topic *TopicRe
 	if err := cc.Watch(source.Kind(cache, &v1alpha1.KafscaleCluster{}, &handler.TypedEnqueueRequestForObject[*v1alpha1.KafscaleCluster]{})); err != nil {
 		return nil, err
 	}
-	for _, owned := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}, &policyv1.PodDisruptionBudget{}, &autoscalingv2.HorizontalPodAutoscaler{}} {
+	for _, owned := range []client.Object{&appsv1.Deployment{}, &appsv1.StatefulSet{}, &corev1.Service{}, &policyv1.PodDisruptionBudget{}, &autoscalingv2.HorizontalPodAutoscaler{}} {
 		h := handler.EnqueueRequestForOwner(scheme, mapper, &v1alpha1.KafscaleCluster{}, handler.OnlyControllerOwner())
 		if err := cc.Watch(source.Kind(cache, owned, h)); err != nil {
 			return nil, err

@@ -93,6 +93,7 @@ func (e *env) operatorConfig(t *testing.T, id, leaderKey string) *config.Operato
 		LeaderEtcdEndpoints:    e.etcd.Endpoints(),
 		BrokerImage:            "ghcr.io/kafscale/broker:test",
 		BrokerImagePullPolicy:  corev1.PullIfNotPresent,
+		EtcdImage:              config.DefaultEtcdImage,
 		BrokerEnvConfigMap:     "kafscale-broker-env",
 		MetricsAddr:            fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
 		HealthAddr:             fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),

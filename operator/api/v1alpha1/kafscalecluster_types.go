@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -162,6 +163,23 @@ type EtcdSpec struct {
 	// +kubebuilder:validation:items:Pattern=`^https?://`
 	// +optional
 	Endpoints []string `json:"endpoints,omitempty"`
+
+	// Storage sizes the volumes of the managed etcd (used only when no endpoints resolve).
+	// +kubebuilder:default={}
+	// +optional
+	Storage EtcdStorageSpec `json:"storage,omitempty"`
+}
+
+// EtcdStorageSpec sizes each managed etcd member's PersistentVolumeClaim.
+type EtcdStorageSpec struct {
+	// StorageClassName of the claims. Empty means the cluster's default class.
+	// +optional
+	StorageClassName *string `json:"storageClassName,omitempty"`
+
+	// Size of each member's volume.
+	// +kubebuilder:default="10Gi"
+	// +optional
+	Size *resource.Quantity `json:"size,omitempty"`
 }
 
 // ClusterConfig holds broker tuning.
