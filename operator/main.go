@@ -3,10 +3,14 @@
 package main
 
 import (
+	"encoding/json"
+	"time"
+
 	"context"
 	"errors"
 	"fmt"
 	"github.com/go-logr/logr"
+	"github.com/kafscale/kafscale/operator/snapshot"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -22,6 +26,13 @@ import (
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
+	if len(os.Args) > 1 && os.Args[1] == "etcd-snapshot" {
+		if err := etcdSnapshot(); err != nil {
+			log.Error("etcd snapshot failed", "err", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(log); err != nil {
 		log.Error("operator stopped", "err", err)
 		code := 1
@@ -44,4 +55,20 @@ func run(log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	return app.Run(ctx, app.Options{Config: cfg, RestConfig: rest, Logger: log})
+}
+
+// etcdSnapshot is the snapshot CronJob's command: one etcd snapshot to S3, its result as
+// JSON on stdout.
+func etcdSnapshot() error {
+	job, err := snapshot.ParseJob(os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
+	defer cancel()
+	res, err := job.Run(ctx)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(res)
 }

@@ -11,7 +11,9 @@ import (
 
 	"github.com/go-logr/logr"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -78,6 +80,16 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("operator manager: %w", err)
 	}
 	ops.Client = mgr.GetClient()
+	if cfg.OperatorImage == "" {
+		// The snapshot CronJob runs this operator's own image; find it from this pod.
+		var pod corev1.Pod
+		err := mgr.GetAPIReader().Get(ctx, types.NamespacedName{Namespace: cfg.Namespace, Name: cfg.PodName}, &pod)
+		if err == nil && len(pod.Spec.Containers) > 0 {
+			cfg.OperatorImage = pod.Spec.Containers[0].Image
+		} else {
+			log.Warn("operator image unknown (set KAFSCALE_OPERATOR_IMAGE): no etcd snapshot CronJobs; the ops API still takes snapshots", "err", err)
+		}
+	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}

@@ -1,17 +1,12 @@
 package app
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"path"
 	"strings"
 	"time"
 
@@ -26,6 +21,7 @@ import (
 	"github.com/kafscale/kafscale/operator/api/v1alpha1"
 	"github.com/kafscale/kafscale/operator/config"
 	"github.com/kafscale/kafscale/operator/controller"
+	"github.com/kafscale/kafscale/operator/snapshot"
 )
 
 // SnapshotPath is the ops API endpoint that takes an etcd snapshot now (served on the
@@ -40,10 +36,9 @@ type OpsAPI struct {
 	Log    *slog.Logger
 }
 
-// SnapshotPrefix is where a cluster's snapshots go in its bucket:
-// <KAFSCALE_OPERATOR_ETCD_SNAPSHOT_PREFIX>/<namespace>/<cluster>/.
+// SnapshotPrefix is where a cluster's snapshots go in its bucket.
 func (o *OpsAPI) SnapshotPrefix(c *v1alpha1.KafscaleCluster) string {
-	return path.Join(o.Config.SnapshotPrefix, c.Namespace, c.Name) + "/"
+	return controller.SnapshotPrefix(o.Config, c)
 }
 
 // s3Client builds a client for the cluster's primary bucket with the credentials of
@@ -118,52 +113,26 @@ func (o *OpsAPI) newestSnapshot(ctx context.Context, cli *s3.Client, c *v1alpha1
 }
 
 // SnapshotResult is the ops API's answer.
-type SnapshotResult struct {
-	Cluster  string `json:"cluster"`
-	Bucket   string `json:"bucket"`
-	Object   string `json:"object"`
-	Checksum string `json:"checksumObject"`
-	SHA256   string `json:"sha256"`
-	Bytes    int    `json:"bytes"`
-}
+type SnapshotResult = snapshot.Result
 
-// Snapshot takes an etcd snapshot of the cluster's etcd and uploads it with its checksum:
-// <prefix>/etcd-<UTC time>.db and <that>.sha256 (the hex digest).
+// Snapshot takes an etcd snapshot of the cluster's etcd and uploads it with its checksum
+// under the cluster's snapshot prefix.
 func (o *OpsAPI) Snapshot(ctx context.Context, c *v1alpha1.KafscaleCluster) (*SnapshotResult, error) {
 	endpoints, _ := controller.EtcdEndpoints(c, o.Config)
 	etcd, err := o.Etcd.Client(endpoints)
 	if err != nil {
 		return nil, err
 	}
-	rc, err := etcd.Snapshot(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("etcd snapshot: %w", err)
-	}
-	data, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil {
-		return nil, fmt.Errorf("etcd snapshot: %w", err)
-	}
-	sum := sha256.Sum256(data)
-	digest := hex.EncodeToString(sum[:])
 	cli, err := o.s3Client(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now().UTC()
-	res := &SnapshotResult{
-		Cluster: c.Name, Bucket: c.Spec.S3.Bucket, SHA256: digest, Bytes: len(data),
-		Object: o.SnapshotPrefix(c) + "etcd-" + now.Format("20060102T150405.000Z") + ".db",
+	res, err := snapshot.Take(ctx, etcd, cli, c.Spec.S3.Bucket, o.SnapshotPrefix(c))
+	if err != nil {
+		return nil, err
 	}
-	res.Checksum = res.Object + ".sha256"
-	if _, err := cli.PutObject(ctx, &s3.PutObjectInput{Bucket: &res.Bucket, Key: &res.Object, Body: bytes.NewReader(data)}); err != nil {
-		return nil, fmt.Errorf("upload s3://%s/%s: %w", res.Bucket, res.Object, err)
-	}
-	// The checksum goes last: its presence means the snapshot is complete.
-	if _, err := cli.PutObject(ctx, &s3.PutObjectInput{Bucket: &res.Bucket, Key: &res.Checksum, Body: strings.NewReader(digest)}); err != nil {
-		return nil, fmt.Errorf("upload s3://%s/%s: %w", res.Bucket, res.Checksum, err)
-	}
-	controller.RecordSnapshotSuccess(c.Name, now)
+	res.Cluster = c.Name
+	controller.RecordSnapshotSuccess(c.Name, res.Time)
 	return res, nil
 }
 

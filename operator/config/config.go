@@ -31,6 +31,8 @@ type Operator struct {
 	HealthAddr             string            // KAFSCALE_OPERATOR_HEALTH_ADDR
 	SnapshotPreflightEvery time.Duration     // KAFSCALE_OPERATOR_ETCD_SNAPSHOT_PREFLIGHT_INTERVAL_SEC
 	SnapshotPrefix         string            // KAFSCALE_OPERATOR_ETCD_SNAPSHOT_PREFIX
+	SnapshotSchedule       string            // KAFSCALE_OPERATOR_ETCD_SNAPSHOT_SCHEDULE
+	OperatorImage          string            // KAFSCALE_OPERATOR_IMAGE, else the operator pod's own image
 }
 
 // DefaultEtcdImage runs managed etcd members: the etcd release the tests run against.
@@ -58,6 +60,8 @@ func Parse(lookup func(string) (string, bool)) (*Operator, error) {
 		HealthAddr:             p.str("KAFSCALE_OPERATOR_HEALTH_ADDR", ":8081"),
 		SnapshotPreflightEvery: time.Duration(p.int("KAFSCALE_OPERATOR_ETCD_SNAPSHOT_PREFLIGHT_INTERVAL_SEC", 300, 1, 86400)) * time.Second,
 		SnapshotPrefix:         strings.Trim(p.str("KAFSCALE_OPERATOR_ETCD_SNAPSHOT_PREFIX", "etcd-snapshots"), "/"),
+		SnapshotSchedule:       p.str("KAFSCALE_OPERATOR_ETCD_SNAPSHOT_SCHEDULE", "0 * * * *"),
+		OperatorImage:          p.str("KAFSCALE_OPERATOR_IMAGE", ""),
 	}
 	c.LeaderEtcdEndpoints = p.urls("KAFSCALE_OPERATOR_LEADER_ETCD_ENDPOINTS")
 	if len(c.LeaderEtcdEndpoints) == 0 {

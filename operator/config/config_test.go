@@ -66,7 +66,7 @@ func TestParseDefaults(t *testing.T) {
 	}
 	if c.LeaderKey != "/kafscale/ns/operator-leader" || c.LeaderTTL != 5*time.Second || c.EtcdEndpoints != nil || c.LeaderEtcdEndpoints[0] != "http://lock:2379" ||
 		c.BrokerImagePullPolicy != "IfNotPresent" || c.MetricsAddr != ":8080" || c.HealthAddr != ":8081" ||
-		c.SnapshotPrefix != "etcd-snapshots" || c.EtcdImage != DefaultEtcdImage || c.SnapshotPreflightEvery != 5*time.Minute {
+		c.SnapshotPrefix != "etcd-snapshots" || c.EtcdImage != DefaultEtcdImage || c.SnapshotSchedule != "0 * * * *" || c.OperatorImage != "" || c.SnapshotPreflightEvery != 5*time.Minute {
 		t.Errorf("defaults: %+v", c)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -65,6 +66,10 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 
 	deploy, err := r.reconcileBrokers(ctx, &c, endpoints)
 	if err != nil {
+		return ctrl.Result{}, err
+	}
+
+	if err := r.reconcileSnapshotCronJob(ctx, &c, endpoints); err != nil {
 		return ctrl.Result{}, err
 	}
 
@@ -195,6 +200,25 @@ func (r *ClusterReconciler) reconcileBrokers(ctx context.Context, c *v1alpha1.Ka
 		return nil, fmt.Errorf("delete broker HPA: %w", err)
 	}
 	return deploy, nil
+}
+
+// reconcileSnapshotCronJob creates or updates the etcd snapshot CronJob (when the operator
+// knows its own image) and exports when it last started a Job.
+func (r *ClusterReconciler) reconcileSnapshotCronJob(ctx context.Context, c *v1alpha1.KafscaleCluster, endpoints []string) error {
+	if r.Config.OperatorImage == "" {
+		return nil
+	}
+	want := SnapshotCronJob(c, r.Config, endpoints)
+	cj := &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: want.Name, Namespace: want.Namespace}}
+	if err := r.apply(ctx, c, cj, func() { cj.Labels, cj.Spec = want.Labels, want.Spec }); err != nil {
+		return err
+	}
+	var last float64
+	if t := cj.Status.LastScheduleTime; t != nil {
+		last = float64(t.Unix())
+	}
+	snapshotLastSchedule.WithLabelValues(c.Name).Set(last)
+	return nil
 }
 
 // reconcileManagedEtcd creates or updates the managed etcd's StatefulSet, Services and PDB.

@@ -5,6 +5,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/utils/ptr"
@@ -33,7 +34,7 @@ func Controllers(mgr manager.Manager, cluster *ClusterReconciler, topic *TopicRe
 	if err := cc.Watch(source.Kind(cache, &v1alpha1.KafscaleCluster{}, &handler.TypedEnqueueRequestForObject[*v1alpha1.KafscaleCluster]{})); err != nil {
 		return nil, err
 	}
-	for _, owned := range []client.Object{&appsv1.Deployment{}, &appsv1.StatefulSet{}, &corev1.Service{}, &policyv1.PodDisruptionBudget{}, &autoscalingv2.HorizontalPodAutoscaler{}} {
+	for _, owned := range []client.Object{&appsv1.Deployment{}, &appsv1.StatefulSet{}, &batchv1.CronJob{}, &corev1.Service{}, &policyv1.PodDisruptionBudget{}, &autoscalingv2.HorizontalPodAutoscaler{}} {
 		h := handler.EnqueueRequestForOwner(scheme, mapper, &v1alpha1.KafscaleCluster{}, handler.OnlyControllerOwner())
 		if err := cc.Watch(source.Kind(cache, owned, h)); err != nil {
 			return nil, err

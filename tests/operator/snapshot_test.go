@@ -1,12 +1,17 @@
 package operator_test
 
 import (
+	"os/exec"
+	"strings"
+	"time"
+
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	batchv1 "k8s.io/api/batch/v1"
 	"net/http"
 	"strconv"
 	"testing"
@@ -79,32 +84,106 @@ func TestSnapshotPreflightAndOpsAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("ops API: %s", body)
-	s3c := e.s3.Client()
-	download := func(key string) []byte {
-		out, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: &e.s3.Bucket, Key: &key})
-		if err != nil {
-			t.Fatalf("get %s: %v", key, err)
-		}
-		defer out.Body.Close()
-		b, err := io.ReadAll(out.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	object, checksum := download(res.Object), download(res.Checksum)
-	sum := sha256.Sum256(object)
-	if hex.EncodeToString(sum[:]) != string(checksum) || res.Checksum != res.Object+".sha256" || len(object) != res.Bytes || len(object) == 0 {
-		t.Errorf("snapshot %s (%d bytes, sha256 %x) vs checksum %q", res.Object, len(object), sum, checksum)
-	}
-	// An etcd snapshot is a bbolt database file: several 4 KiB pages at least.
-	if len(object) < 4096 {
-		t.Errorf("snapshot of %d bytes is too small for an etcd database", len(object))
-	}
+	verifySnapshot(t, e, res)
 	if v, err := strconv.ParseFloat(metric(t, op.cfg.MetricsAddr, last), 64); err != nil || v <= 0 {
 		t.Errorf("%s = %v after a snapshot (%v)", last, v, err)
 	}
 	if resp, err := http.Post("http://"+op.cfg.MetricsAddr+app.SnapshotPath+"?cluster=nope", "", nil); err != nil || resp.StatusCode != http.StatusNotFound {
 		t.Errorf("unknown cluster: %v %v", resp, err)
+	}
+}
+
+func download(t *testing.T, e *env, key string) []byte {
+	t.Helper()
+	out, err := e.s3.Client().GetObject(context.Background(), &s3.GetObjectInput{Bucket: &e.s3.Bucket, Key: &key})
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(out.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestSnapshotCronJob: the operator makes the cluster's snapshot CronJob and exports its last
+// schedule time; the Job's command (the built binary's `etcd-snapshot`, run here with the
+// CronJob's environment, Secret references resolved) uploads a snapshot that verifies. No
+// kube-controller-manager runs, so the CronJob never fires by itself and the test sets its
+// status.
+func TestSnapshotCronJob(t *testing.T) {
+	e := startEnv(t)
+	ctx := context.Background()
+	c := e.c
+	sec := credentialsSecret("s3-creds", e.s3.AccessKey, e.s3.SecretKey)
+	create(t, c, sec)
+	cfg := e.operatorConfig(t, "op-a", "/test/"+randomKey()+"/leader")
+	cfg.OperatorImage, cfg.SnapshotSchedule = "ghcr.io/kafscale/operator:test", "*/15 * * * *"
+	op := e.startOperator(t, cfg)
+	create(t, c, e.cluster("cron", "s3-creds"))
+
+	var cj batchv1.CronJob
+	eventually(t, "snapshot CronJob", func() error { return get(t, c, "cron-etcd-snapshot", &cj) })
+	ctr := cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0]
+	if cj.Spec.Schedule != "*/15 * * * *" || ctr.Image != cfg.OperatorImage || ctr.Args[0] != "etcd-snapshot" {
+		t.Errorf("cronjob %+v", cj.Spec)
+	}
+	schedule := `kafscale_operator_etcd_snapshot_last_schedule_timestamp_seconds{cluster="cron"}`
+	eventually(t, "last schedule 0", func() error {
+		if v := metric(t, op.cfg.MetricsAddr, schedule); v != "0" {
+			return fmt.Errorf("%s = %q", schedule, v)
+		}
+		return nil
+	})
+	before := cj.DeepCopy()
+	at := metav1.NewTime(time.Unix(1_800_000_000, 0))
+	cj.Status.LastScheduleTime = &at
+	if err := c.Status().Patch(ctx, &cj, client.MergeFrom(before)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "last schedule exported", func() error {
+		if v := metric(t, op.cfg.MetricsAddr, schedule); v != "1.8e+09" {
+			return fmt.Errorf("%s = %q", schedule, v)
+		}
+		return nil
+	})
+
+	// Run the Job's command as Kubernetes would, with the CronJob's environment.
+	cmd := exec.Command(buildOperator(t), ctr.Args...)
+	for _, v := range ctr.Env {
+		value := v.Value
+		if ref := v.ValueFrom; ref != nil && ref.SecretKeyRef != nil {
+			value = string(sec.Data[ref.SecretKeyRef.Key])
+		}
+		cmd.Env = append(cmd.Env, v.Name+"="+value)
+	}
+	cmd.Env = append(cmd.Env, "HOME="+t.TempDir(), "AWS_EC2_METADATA_DISABLED=true")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("etcd-snapshot: %v (%s)", err, out)
+	}
+	var res app.SnapshotResult
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("etcd-snapshot output %q: %v", out, err)
+	}
+	t.Logf("etcd-snapshot job: %s", out)
+	if !strings.HasPrefix(res.Object, "etcd-snapshots/kafscale/cron/etcd-") {
+		t.Errorf("object %s is not under the cluster's prefix", res.Object)
+	}
+	verifySnapshot(t, e, res)
+}
+
+// verifySnapshot downloads a snapshot and its checksum object and compares them.
+func verifySnapshot(t *testing.T, e *env, res app.SnapshotResult) {
+	t.Helper()
+	object, checksum := download(t, e, res.Object), download(t, e, res.Checksum)
+	sum := sha256.Sum256(object)
+	if hex.EncodeToString(sum[:]) != string(checksum) || res.Checksum != res.Object+".sha256" || len(object) != res.Bytes {
+		t.Errorf("snapshot %s (%d bytes, sha256 %x) vs checksum %q", res.Object, len(object), sum, checksum)
+	}
+	// An etcd snapshot is a bbolt database file: several 4 KiB pages at least.
+	if len(object) < 4096 {
+		t.Errorf("snapshot of %d bytes is too small for an etcd database", len(object))
 	}
 }
