@@ -2,11 +2,15 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"path"
 	"sort"
+	"strconv"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -70,10 +74,15 @@ func (r *TopicReconciler) Reconcile(ctx context.Context, req reconcile.Request) 
 			reconcileErr = err
 		} else {
 			published := snap.Topic(name)
+			offsets := partitionOffsets(ctx, store, published)
 			t.Status.Partitions = int32(len(published.Partitions))
 			t.Status.PartitionLeaders = nil
 			for _, p := range published.Partitions {
-				t.Status.PartitionLeaders = append(t.Status.PartitionLeaders, v1alpha1.PartitionLeader{Partition: p.ID, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch})
+				pl := v1alpha1.PartitionLeader{Partition: p.ID, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch}
+				if st, ok := offsets[p.ID]; ok {
+					pl.LogStartOffset, pl.HighWatermark = &st.LogStartOffset, &st.HighWatermark
+				}
+				t.Status.PartitionLeaders = append(t.Status.PartitionLeaders, pl)
 			}
 			r.setConditions(&t, metav1.ConditionTrue, "Published", fmt.Sprintf("topic %s has %d partitions in the metadata snapshot", name, len(published.Partitions)))
 			// Leaders move as brokers come and go; refresh the status now and then.
@@ -145,4 +154,28 @@ func (r *TopicReconciler) finalize(ctx context.Context, t *v1alpha1.KafscaleTopi
 	before := t.DeepCopy()
 	controllerutil.RemoveFinalizer(t, TopicFinalizer)
 	return r.Client.Patch(ctx, t, client.MergeFrom(before))
+}
+
+// partitionOffsets reads the topic's partition states (one range read) for the status. They
+// are informational: a failed read leaves the offsets out.
+func partitionOffsets(ctx context.Context, store *metadata.Store, t *metadata.Topic) map[int32]metadata.PartitionState {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := store.Client().Get(ctx, store.Keys().Partitions()+t.Name+"/", clientv3.WithPrefix())
+	if err != nil {
+		return nil
+	}
+	out := map[int32]metadata.PartitionState{}
+	for _, kv := range resp.Kvs {
+		id, err := strconv.ParseInt(path.Base(string(kv.Key)), 10, 32)
+		if err != nil {
+			continue
+		}
+		var st metadata.PartitionState
+		if json.Unmarshal(kv.Value, &st) != nil || st.TopicID != t.ID {
+			continue // a state left by a deleted topic of the same name
+		}
+		out[int32(id)] = st
+	}
+	return out
 }

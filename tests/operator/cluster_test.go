@@ -181,6 +181,16 @@ func TestClusterAndTopics(t *testing.T) {
 		t.Errorf("finalizers %v", topic.Finalizers)
 	}
 
+	// Partition 0 as its leader broker would have written it (and a stale state of an older
+	// topic of the same name for partition 1, which must be ignored).
+	keys := metadata.Keys{Namespace: namespace, Cluster: "prod"}
+	for p, id := range map[int32][16]byte{0: snapshot(t, etcdCli, "prod").Topic("orders").ID, 1: {0xde, 0xad}} {
+		st, _ := json.Marshal(metadata.PartitionState{TopicID: id, LogStartOffset: 7, HighWatermark: 42})
+		if _, err := etcdCli.Put(ctx, keys.Partition("orders", p), string(st)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	// Edit: grow partitions and change configs.
 	before2 := topic.DeepCopy()
 	topic.Spec.Partitions = 5
@@ -192,6 +202,17 @@ func TestClusterAndTopics(t *testing.T) {
 		tp := snapshot(t, etcdCli, "prod").Topic("orders")
 		if tp == nil || len(tp.Partitions) != 5 || tp.Configs["retention.ms"] != "-1" {
 			return fmt.Errorf("topic %+v", tp)
+		}
+		return nil
+	})
+	eventually(t, "topic status after the edit, with partition 0's offsets", func() error {
+		if err := get(t, c, "orders-crd", topic); err != nil {
+			return err
+		}
+		pl := topic.Status.PartitionLeaders
+		if topic.Status.Partitions != 5 || len(pl) != 5 || pl[0].HighWatermark == nil || *pl[0].HighWatermark != 42 ||
+			*pl[0].LogStartOffset != 7 || pl[1].HighWatermark != nil {
+			return fmt.Errorf("status %+v", topic.Status)
 		}
 		return nil
 	})

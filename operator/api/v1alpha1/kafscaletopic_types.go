@@ -61,7 +61,7 @@ type KafscaleTopicStatus struct {
 	Partitions int32 `json:"partitions,omitempty"`
 
 	// PartitionLeaders lists each published partition with its leader broker (-1: none yet)
-	// and leader epoch, as in the metadata snapshot.
+	// and leader epoch, as in the metadata snapshot, and its offsets once written.
 	// +listType=atomic
 	// +optional
 	PartitionLeaders []PartitionLeader `json:"partitionLeaders,omitempty"`
@@ -110,4 +110,11 @@ type PartitionLeader struct {
 	Leader int32 `json:"leader"`
 	// LeaderEpoch is the partition's leader epoch.
 	LeaderEpoch int32 `json:"leaderEpoch"`
+	// LogStartOffset is the first readable offset, from the partition's state in etcd
+	// (absent before the partition's first write).
+	// +optional
+	LogStartOffset *int64 `json:"logStartOffset,omitempty"`
+	// HighWatermark is the next offset to be written (absent before the first write).
+	// +optional
+	HighWatermark *int64 `json:"highWatermark,omitempty"`
 }
