@@ -28,7 +28,7 @@ func init() { ctrlmetrics.Registry.MustRegister(leaderGauge) }
 
 // ErrLost is returned by Start when the etcd session ends while leading; the process must
 // stop reconciling at once (the manager exits, Kubernetes restarts the pod).
-var ErrLost = errors.New("operator leadership lost: etcd session expired")
+var ErrLost = errors.New("operator leadership lost")
 
 // Elector campaigns for the leader key. It is a manager.Runnable that does not itself need
 // controller-runtime's leader election.
@@ -108,17 +108,50 @@ func (e *Elector) Start(ctx context.Context) error {
 		e.Log.Info("elected operator leader", "key", e.Key, "id", e.ID)
 		leaderGauge.Set(1)
 		close(e.elected)
-		select {
-		case <-ctx.Done():
-			leaderGauge.Set(0)
+		err = e.hold(ctx, sess, time.Duration(ttl)*time.Second)
+		leaderGauge.Set(0)
+		if err == nil {
 			rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
 			_ = election.Resign(rctx)
 			rcancel()
 			_ = sess.Close()
+		}
+		return err
+	}
+}
+
+// hold returns nil when ctx ends, or ErrLost once the lease may be gone. etcd expires the
+// lease TTL after the last keep-alive it received; the session notices only after its own
+// deadline, by which time a successor may already lead. So the leader steps down when no
+// keep-alive was answered for half the TTL, before the server can expire the lease.
+func (e *Elector) hold(ctx context.Context, sess *concurrency.Session, ttl time.Duration) error {
+	kctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	acks, err := e.Client.KeepAlive(kctx, sess.Lease())
+	if err != nil {
+		return fmt.Errorf("%w (key %s): keep-alive: %v", ErrLost, e.Key, err)
+	}
+	last := time.Now()
+	tick := time.NewTicker(ttl / 20)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
 			return nil
 		case <-sess.Done():
-			leaderGauge.Set(0)
 			return fmt.Errorf("%w (key %s)", ErrLost, e.Key)
+		case _, ok := <-acks:
+			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("%w (key %s): keep-alive ended", ErrLost, e.Key)
+			}
+			last = time.Now()
+		case now := <-tick.C:
+			if now.Sub(last) > ttl/2 {
+				return fmt.Errorf("%w (key %s): no keep-alive answered for %v", ErrLost, e.Key, now.Sub(last).Round(time.Millisecond))
+			}
 		}
 	}
 }
