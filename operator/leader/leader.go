@@ -123,7 +123,9 @@ func (e *Elector) Start(ctx context.Context) error {
 // hold returns nil when ctx ends, or ErrLost once the lease may be gone. etcd expires the
 // lease TTL after the last keep-alive it received; the session notices only after its own
 // deadline, by which time a successor may already lead. So the leader steps down when no
-// keep-alive was answered for half the TTL, before the server can expire the lease.
+// keep-alive was answered for 3/4 of the TTL, before the server can expire the lease. (The
+// client sends keep-alives every TTL/3 on a 500 ms tick, so answers normally come at least
+// every TTL/3+500 ms; half the TTL proved too tight on a loaded machine.)
 func (e *Elector) hold(ctx context.Context, sess *concurrency.Session, ttl time.Duration) error {
 	kctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -149,7 +151,7 @@ func (e *Elector) hold(ctx context.Context, sess *concurrency.Session, ttl time.
 			}
 			last = time.Now()
 		case now := <-tick.C:
-			if now.Sub(last) > ttl/2 {
+			if now.Sub(last) > ttl*3/4 {
 				return fmt.Errorf("%w (key %s): no keep-alive answered for %v", ErrLost, e.Key, now.Sub(last).Round(time.Millisecond))
 			}
 		}

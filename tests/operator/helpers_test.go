@@ -88,7 +88,7 @@ func (e *env) operatorConfig(t *testing.T, id, leaderKey string) *config.Operato
 		Namespace:              namespace,
 		PodName:                id,
 		LeaderKey:              leaderKey,
-		LeaderTTL:              2 * time.Second,
+		LeaderTTL:              4 * time.Second,
 		EtcdEndpoints:          e.etcd.Endpoints(),
 		LeaderEtcdEndpoints:    e.etcd.Endpoints(),
 		BrokerImage:            "ghcr.io/kafscale/broker:test",

@@ -124,7 +124,7 @@ func TestLeaderTakeover(t *testing.T) {
 	}
 	_ = p1.cmd.Wait()
 	eventually(t, "proc-2 takes over", func() error { return p2.leader("1") })
-	t.Logf("SIGKILL (lease TTL %s): proc-2 led %v after proc-1 was killed", 2*time.Second, time.Since(killedAt))
+	t.Logf("SIGKILL (lease TTL %s): proc-2 led %v after proc-1 was killed", 4*time.Second, time.Since(killedAt))
 	waitReplicas(t, c, "ha", 1)
 }
 
@@ -172,7 +172,7 @@ func startBinary(t *testing.T, e *env, bin, kubeconfig, id, key string) *binaryO
 		"KAFSCALE_OPERATOR_NAMESPACE="+namespace,
 		"KAFSCALE_OPERATOR_POD_NAME="+id,
 		"KAFSCALE_OPERATOR_LEADER_KEY="+key,
-		"KAFSCALE_OPERATOR_LEADER_TTL_SEC=2",
+		"KAFSCALE_OPERATOR_LEADER_TTL_SEC=4",
 		"KAFSCALE_OPERATOR_ETCD_ENDPOINTS="+strings.Join(e.etcd.Endpoints(), ","),
 		"KAFSCALE_OPERATOR_BROKER_IMAGE="+cfg.BrokerImage,
 		"KAFSCALE_OPERATOR_METRICS_ADDR="+cfg.MetricsAddr,
