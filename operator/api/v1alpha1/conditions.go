@@ -11,3 +11,11 @@ const (
 	// ConditionPublished is True when the topic is part of the metadata snapshot in etcd.
 	ConditionPublished = "Published"
 )
+
+// Condition types of a KafscaleCluster besides Ready and EtcdSnapshotAccess.
+const (
+	// ConditionEtcdAvailable is True when the cluster's etcd answered the operator.
+	ConditionEtcdAvailable = "EtcdAvailable"
+	// ConditionBrokersReady is True when every desired broker pod is ready.
+	ConditionBrokersReady = "BrokersReady"
+)

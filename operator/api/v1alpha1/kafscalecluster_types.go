@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -56,6 +57,32 @@ type BrokerSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	Service BrokerServiceSpec `json:"service,omitempty"`
+
+	// Autoscaling, when set, makes a HorizontalPodAutoscaler for the brokers; the operator
+	// then leaves the Deployment's replica count to it.
+	// +optional
+	Autoscaling *BrokerAutoscalingSpec `json:"autoscaling,omitempty"`
+}
+
+// BrokerAutoscalingSpec configures the brokers' HorizontalPodAutoscaler.
+// +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || self.minReplicas <= self.maxReplicas",message="minReplicas must not exceed maxReplicas"
+type BrokerAutoscalingSpec struct {
+	// MinReplicas is the lower bound. Empty means 1.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MinReplicas *int32 `json:"minReplicas,omitempty"`
+
+	// MaxReplicas is the upper bound.
+	// +kubebuilder:validation:Minimum=1
+	// +required
+	MaxReplicas int32 `json:"maxReplicas"`
+
+	// TargetCPUUtilizationPercentage is the average CPU utilisation the HPA aims for.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +kubebuilder:default=70
+	// +optional
+	TargetCPUUtilizationPercentage int32 `json:"targetCPUUtilizationPercentage,omitempty"`
 }
 
 // BrokerServiceSpec configures the broker Service.
@@ -136,6 +163,23 @@ type EtcdSpec struct {
 	// +kubebuilder:validation:items:Pattern=`^https?://`
 	// +optional
 	Endpoints []string `json:"endpoints,omitempty"`
+
+	// Storage sizes the volumes of the managed etcd (used only when no endpoints resolve).
+	// +kubebuilder:default={}
+	// +optional
+	Storage EtcdStorageSpec `json:"storage,omitempty"`
+}
+
+// EtcdStorageSpec sizes each managed etcd member's PersistentVolumeClaim.
+type EtcdStorageSpec struct {
+	// StorageClassName of the claims. Empty means the cluster's default class.
+	// +optional
+	StorageClassName *string `json:"storageClassName,omitempty"`
+
+	// Size of each member's volume.
+	// +kubebuilder:default="10Gi"
+	// +optional
+	Size *resource.Quantity `json:"size,omitempty"`
 }
 
 // ClusterConfig holds broker tuning.
@@ -194,7 +238,7 @@ type KafscaleClusterStatus struct {
 	// +optional
 	EtcdEndpoints []string `json:"etcdEndpoints,omitempty"`
 
-	// Conditions: Ready, EtcdSnapshotAccess.
+	// Conditions: Ready, EtcdAvailable, BrokersReady, EtcdSnapshotAccess.
 	// +listType=map
 	// +listMapKey=type
 	// +patchStrategy=merge

@@ -60,6 +60,12 @@ type KafscaleTopicStatus struct {
 	// +optional
 	Partitions int32 `json:"partitions,omitempty"`
 
+	// PartitionLeaders lists each published partition with its leader broker (-1: none yet)
+	// and leader epoch, as in the metadata snapshot, and its offsets once written.
+	// +listType=atomic
+	// +optional
+	PartitionLeaders []PartitionLeader `json:"partitionLeaders,omitempty"`
+
 	// Conditions: Ready, Published.
 	// +listType=map
 	// +listMapKey=type
@@ -94,4 +100,21 @@ type KafscaleTopicList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []KafscaleTopic `json:"items"`
+}
+
+// PartitionLeader is one partition's leadership as published in the metadata snapshot.
+type PartitionLeader struct {
+	// Partition is the partition id.
+	Partition int32 `json:"partition"`
+	// Leader is the leading broker's NodeID, -1 when no broker leads it yet.
+	Leader int32 `json:"leader"`
+	// LeaderEpoch is the partition's leader epoch.
+	LeaderEpoch int32 `json:"leaderEpoch"`
+	// LogStartOffset is the first readable offset, from the partition's state in etcd
+	// (absent before the partition's first write).
+	// +optional
+	LogStartOffset *int64 `json:"logStartOffset,omitempty"`
+	// HighWatermark is the next offset to be written (absent before the first write).
+	// +optional
+	HighWatermark *int64 `json:"highWatermark,omitempty"`
 }

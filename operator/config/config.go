@@ -1,0 +1,151 @@
+// Package config reads the operator's KAFSCALE_OPERATOR_* environment (set by the Helm chart,
+// see docs/runtime-settings.md) once, into a typed struct.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Operator is the operator's configuration.
+type Operator struct {
+	Namespace              string            // KAFSCALE_OPERATOR_NAMESPACE (required)
+	PodName                string            // KAFSCALE_OPERATOR_POD_NAME, default the host name
+	LeaderKey              string            // KAFSCALE_OPERATOR_LEADER_KEY
+	LeaderTTL              time.Duration     // KAFSCALE_OPERATOR_LEADER_TTL_SEC
+	EtcdEndpoints          []string          // KAFSCALE_OPERATOR_ETCD_ENDPOINTS
+	LeaderEtcdEndpoints    []string          // KAFSCALE_OPERATOR_LEADER_ETCD_ENDPOINTS, default EtcdEndpoints
+	BrokerImage            string            // KAFSCALE_OPERATOR_BROKER_IMAGE (required)
+	EtcdImage              string            // KAFSCALE_OPERATOR_ETCD_IMAGE, of managed etcd members
+	BrokerImagePullPolicy  corev1.PullPolicy // KAFSCALE_OPERATOR_BROKER_IMAGE_PULL_POLICY
+	BrokerEnvConfigMap     string            // KAFSCALE_OPERATOR_BROKER_ENV_CONFIGMAP
+	ImagePullSecrets       []string          // KAFSCALE_OPERATOR_IMAGE_PULL_SECRETS
+	MetricsAddr            string            // KAFSCALE_OPERATOR_METRICS_ADDR
+	HealthAddr             string            // KAFSCALE_OPERATOR_HEALTH_ADDR
+	SnapshotPreflightEvery time.Duration     // KAFSCALE_OPERATOR_ETCD_SNAPSHOT_PREFLIGHT_INTERVAL_SEC
+	SnapshotPrefix         string            // KAFSCALE_OPERATOR_ETCD_SNAPSHOT_PREFIX
+	SnapshotSchedule       string            // KAFSCALE_OPERATOR_ETCD_SNAPSHOT_SCHEDULE
+	OperatorImage          string            // KAFSCALE_OPERATOR_IMAGE, else the operator pod's own image
+}
+
+// DefaultEtcdImage runs managed etcd members: the etcd release the tests run against.
+const DefaultEtcdImage = "gcr.io/etcd-development/etcd:v3.6.16"
+
+// Load reads the process environment.
+func Load() (*Operator, error) { return Parse(os.LookupEnv) }
+
+// Parse reads the configuration through lookup. Every bad value is reported, not just the
+// first.
+func Parse(lookup func(string) (string, bool)) (*Operator, error) {
+	p := &parser{lookup: lookup}
+	host, _ := os.Hostname()
+	c := &Operator{
+		Namespace:              p.required("KAFSCALE_OPERATOR_NAMESPACE"),
+		PodName:                p.str("KAFSCALE_OPERATOR_POD_NAME", host),
+		LeaderTTL:              time.Duration(p.int("KAFSCALE_OPERATOR_LEADER_TTL_SEC", 5, 1, 3600)) * time.Second,
+		EtcdEndpoints:          p.urls("KAFSCALE_OPERATOR_ETCD_ENDPOINTS"),
+		BrokerImage:            p.required("KAFSCALE_OPERATOR_BROKER_IMAGE"),
+		EtcdImage:              p.str("KAFSCALE_OPERATOR_ETCD_IMAGE", DefaultEtcdImage),
+		BrokerImagePullPolicy:  corev1.PullPolicy(p.oneOf("KAFSCALE_OPERATOR_BROKER_IMAGE_PULL_POLICY", "IfNotPresent", "Always", "IfNotPresent", "Never")),
+		BrokerEnvConfigMap:     p.str("KAFSCALE_OPERATOR_BROKER_ENV_CONFIGMAP", ""),
+		ImagePullSecrets:       p.list("KAFSCALE_OPERATOR_IMAGE_PULL_SECRETS"),
+		MetricsAddr:            p.str("KAFSCALE_OPERATOR_METRICS_ADDR", ":8080"),
+		HealthAddr:             p.str("KAFSCALE_OPERATOR_HEALTH_ADDR", ":8081"),
+		SnapshotPreflightEvery: time.Duration(p.int("KAFSCALE_OPERATOR_ETCD_SNAPSHOT_PREFLIGHT_INTERVAL_SEC", 300, 1, 86400)) * time.Second,
+		SnapshotPrefix:         strings.Trim(p.str("KAFSCALE_OPERATOR_ETCD_SNAPSHOT_PREFIX", "etcd-snapshots"), "/"),
+		SnapshotSchedule:       p.str("KAFSCALE_OPERATOR_ETCD_SNAPSHOT_SCHEDULE", "0 * * * *"),
+		OperatorImage:          p.str("KAFSCALE_OPERATOR_IMAGE", ""),
+	}
+	c.LeaderEtcdEndpoints = p.urls("KAFSCALE_OPERATOR_LEADER_ETCD_ENDPOINTS")
+	if len(c.LeaderEtcdEndpoints) == 0 {
+		c.LeaderEtcdEndpoints = c.EtcdEndpoints
+	}
+	if len(c.LeaderEtcdEndpoints) == 0 {
+		// Managed etcd is made by the leader, so it cannot hold the lock that elects it.
+		p.fail("no etcd for the operator's leader lock: set KAFSCALE_OPERATOR_ETCD_ENDPOINTS (operator.etcdEndpoints) or KAFSCALE_OPERATOR_LEADER_ETCD_ENDPOINTS (through operator.extraEnv)")
+	}
+	c.LeaderKey = p.str("KAFSCALE_OPERATOR_LEADER_KEY", "/kafscale/"+c.Namespace+"/operator-leader")
+	if c.LeaderKey == "" || !strings.HasPrefix(c.LeaderKey, "/") {
+		p.fail("KAFSCALE_OPERATOR_LEADER_KEY=%q: must be an etcd key starting with /", c.LeaderKey)
+	}
+	if len(p.errs) > 0 {
+		return nil, errors.Join(p.errs...)
+	}
+	return c, nil
+}
+
+type parser struct {
+	lookup func(string) (string, bool)
+	errs   []error
+}
+
+func (p *parser) fail(format string, args ...any) {
+	p.errs = append(p.errs, fmt.Errorf(format, args...))
+}
+
+func (p *parser) str(name, def string) string {
+	if v, ok := p.lookup(name); ok && strings.TrimSpace(v) != "" {
+		return strings.TrimSpace(v)
+	}
+	return def
+}
+
+func (p *parser) required(name string) string {
+	v := p.str(name, "")
+	if v == "" {
+		p.fail("%s is required", name)
+	}
+	return v
+}
+
+func (p *parser) int(name string, def, minimum, maximum int64) int64 {
+	v := p.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < minimum || n > maximum {
+		p.fail("%s=%q: must be an integer from %d to %d", name, v, minimum, maximum)
+		return def
+	}
+	return n
+}
+
+func (p *parser) oneOf(name, def string, allowed ...string) string {
+	v := p.str(name, def)
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	p.fail("%s=%q: must be one of %s", name, v, strings.Join(allowed, ", "))
+	return def
+}
+
+func (p *parser) list(name string) []string {
+	var out []string
+	for _, s := range strings.Split(p.str(name, ""), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (p *parser) urls(name string) []string {
+	out := p.list(name)
+	for _, s := range out {
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			p.fail("%s: %q is not an http(s):// etcd client URL", name, s)
+		}
+	}
+	return out
+}

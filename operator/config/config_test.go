@@ -1,0 +1,103 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestParseChartEnvironment(t *testing.T) {
+	c, err := Parse(env(map[string]string{
+		"KAFSCALE_OPERATOR_NAMESPACE":                            "kafscale",
+		"KAFSCALE_OPERATOR_POD_NAME":                             "kafscale-operator-abc",
+		"KAFSCALE_OPERATOR_LEADER_KEY":                           "/kafscale/prod/operator-leader",
+		"KAFSCALE_OPERATOR_ETCD_ENDPOINTS":                       "http://etcd-0:2379, http://etcd-1:2379",
+		"KAFSCALE_OPERATOR_BROKER_IMAGE":                         "ghcr.io/kafscale/broker:0.1.0",
+		"KAFSCALE_OPERATOR_BROKER_IMAGE_PULL_POLICY":             "Always",
+		"KAFSCALE_OPERATOR_BROKER_ENV_CONFIGMAP":                 "kafscale-broker-env",
+		"KAFSCALE_OPERATOR_IMAGE_PULL_SECRETS":                   "a,b",
+		"KAFSCALE_OPERATOR_METRICS_ADDR":                         ":8080",
+		"KAFSCALE_OPERATOR_HEALTH_ADDR":                          ":8081",
+		"KAFSCALE_OPERATOR_LEADER_TTL_SEC":                       "3",
+		"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_PREFIX":                 "/snaps/",
+		"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_PREFLIGHT_INTERVAL_SEC": "60",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"namespace", c.Namespace, "kafscale"},
+		{"pod", c.PodName, "kafscale-operator-abc"},
+		{"leader key", c.LeaderKey, "/kafscale/prod/operator-leader"},
+		{"leader ttl", c.LeaderTTL, 3 * time.Second},
+		{"etcd", strings.Join(c.EtcdEndpoints, "|"), "http://etcd-0:2379|http://etcd-1:2379"},
+		{"leader etcd", strings.Join(c.LeaderEtcdEndpoints, "|"), "http://etcd-0:2379|http://etcd-1:2379"},
+		{"image", c.BrokerImage, "ghcr.io/kafscale/broker:0.1.0"},
+		{"pull policy", string(c.BrokerImagePullPolicy), "Always"},
+		{"configmap", c.BrokerEnvConfigMap, "kafscale-broker-env"},
+		{"pull secrets", strings.Join(c.ImagePullSecrets, "|"), "a|b"},
+		{"metrics", c.MetricsAddr, ":8080"},
+		{"health", c.HealthAddr, ":8081"},
+		{"snapshot prefix", c.SnapshotPrefix, "snaps"},
+		{"preflight", c.SnapshotPreflightEvery, time.Minute},
+	}
+	for _, tc := range checks {
+		if tc.got != tc.want {
+			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+func TestParseDefaults(t *testing.T) {
+	c, err := Parse(env(map[string]string{
+		"KAFSCALE_OPERATOR_NAMESPACE":             "ns",
+		"KAFSCALE_OPERATOR_BROKER_IMAGE":          "broker:1",
+		"KAFSCALE_OPERATOR_LEADER_ETCD_ENDPOINTS": "http://lock:2379",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LeaderKey != "/kafscale/ns/operator-leader" || c.LeaderTTL != 5*time.Second || c.EtcdEndpoints != nil || c.LeaderEtcdEndpoints[0] != "http://lock:2379" ||
+		c.BrokerImagePullPolicy != "IfNotPresent" || c.MetricsAddr != ":8080" || c.HealthAddr != ":8081" ||
+		c.SnapshotPrefix != "etcd-snapshots" || c.EtcdImage != DefaultEtcdImage || c.SnapshotSchedule != "0 * * * *" || c.OperatorImage != "" || c.SnapshotPreflightEvery != 5*time.Minute {
+		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"missing required", map[string]string{}, []string{"KAFSCALE_OPERATOR_NAMESPACE is required", "KAFSCALE_OPERATOR_BROKER_IMAGE is required", "no etcd for the operator's leader lock"}},
+		{"bad values", map[string]string{
+			"KAFSCALE_OPERATOR_NAMESPACE":                "ns",
+			"KAFSCALE_OPERATOR_BROKER_IMAGE":             "b",
+			"KAFSCALE_OPERATOR_ETCD_ENDPOINTS":           "etcd:2379",
+			"KAFSCALE_OPERATOR_BROKER_IMAGE_PULL_POLICY": "Sometimes",
+			"KAFSCALE_OPERATOR_LEADER_TTL_SEC":           "0",
+			"KAFSCALE_OPERATOR_LEADER_KEY":               "no-slash",
+		}, []string{"etcd:2379", "Sometimes", "KAFSCALE_OPERATOR_LEADER_TTL_SEC", "no-slash"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse(env(tc.env))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,336 @@
+package controller
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strconv"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/kafscale/kafscale/operator/api/v1alpha1"
+	"github.com/kafscale/kafscale/operator/config"
+)
+
+// Ports of broker containers and Services. The ServiceMonitor of the chart scrapes the port
+// named "metrics" of Services labelled part-of=kafscale, component=broker.
+const (
+	kafkaPort   = 9092
+	metricsPort = 9093
+
+	// InputHashAnnotation on the broker pod template changes, and so rolls the pods, only
+	// when something the pods are built from changes.
+	InputHashAnnotation = "kafscale.io/input-hash"
+
+	// S3 credential keys expected in spec.s3.credentialsSecretRef.
+	secretAccessKeyID     = "AWS_ACCESS_KEY_ID"
+	secretSecretAccessKey = "AWS_SECRET_ACCESS_KEY"
+)
+
+// BrokerInputs is what broker objects are built from besides the cluster itself.
+type BrokerInputs struct {
+	Config        *config.Operator
+	EtcdEndpoints []string
+	// EnvHash is a digest of the broker-env ConfigMap's data, so a change rolls the brokers.
+	EnvHash string
+}
+
+// brokerLabels are the labels of every broker object; brokerSelector the subset that
+// selects the pods.
+func brokerLabels(c *v1alpha1.KafscaleCluster) map[string]string {
+	l := brokerSelector(c)
+	l["app.kubernetes.io/part-of"] = "kafscale"
+	l["app.kubernetes.io/managed-by"] = "kafscale-operator"
+	return l
+}
+
+func brokerSelector(c *v1alpha1.KafscaleCluster) map[string]string {
+	return map[string]string{
+		"app.kubernetes.io/name":      "kafscale-broker",
+		"app.kubernetes.io/instance":  c.Name,
+		"app.kubernetes.io/component": "broker",
+	}
+}
+
+// BrokerName is the name of the broker Deployment, PDB and HPA, and of the client Service.
+func BrokerName(c *v1alpha1.KafscaleCluster) string { return c.Name + "-broker" }
+
+// BrokerHeadlessName is the name of the headless Service (per-pod DNS, metrics scraping).
+func BrokerHeadlessName(c *v1alpha1.KafscaleCluster) string { return c.Name + "-broker-headless" }
+
+func desiredReplicas(c *v1alpha1.KafscaleCluster) int32 {
+	if c.Spec.Brokers.Replicas != nil {
+		return *c.Spec.Brokers.Replicas
+	}
+	return 3
+}
+
+func advertisedPort(c *v1alpha1.KafscaleCluster) int32 {
+	if c.Spec.Brokers.AdvertisedPort != 0 {
+		return c.Spec.Brokers.AdvertisedPort
+	}
+	return kafkaPort
+}
+
+// brokerEnv is the broker container's environment from the cluster spec. It never holds a
+// credential value: S3 keys are secretKeyRefs.
+func brokerEnv(c *v1alpha1.KafscaleCluster, in BrokerInputs) []corev1.EnvVar {
+	env := []corev1.EnvVar{
+		{Name: "KAFSCALE_CLUSTER_NAMESPACE", Value: c.Namespace},
+		{Name: "KAFSCALE_CLUSTER_NAME", Value: c.Name},
+		{Name: "KAFSCALE_ETCD_ENDPOINTS", Value: strings.Join(in.EtcdEndpoints, ",")},
+		{Name: "KAFSCALE_BROKER_ADDR", Value: ":" + strconv.Itoa(kafkaPort)},
+		{Name: "KAFSCALE_METRICS_ADDR", Value: ":" + strconv.Itoa(metricsPort)},
+		{Name: "KAFSCALE_BROKER_PORT", Value: strconv.Itoa(int(advertisedPort(c)))},
+	}
+	if h := c.Spec.Brokers.AdvertisedHost; h != "" {
+		env = append(env, corev1.EnvVar{Name: "KAFSCALE_BROKER_HOST", Value: h})
+	} else {
+		env = append(env, corev1.EnvVar{Name: "KAFSCALE_BROKER_HOST", ValueFrom: &corev1.EnvVarSource{
+			FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"},
+		}})
+	}
+	s3 := c.Spec.S3
+	add := func(name, value string) {
+		if value != "" {
+			env = append(env, corev1.EnvVar{Name: name, Value: value})
+		}
+	}
+	add("KAFSCALE_S3_BUCKET", s3.Bucket)
+	add("KAFSCALE_S3_REGION", s3.Region)
+	add("KAFSCALE_S3_ENDPOINT", s3.Endpoint)
+	add("KAFSCALE_S3_PATH_STYLE", strconv.FormatBool(s3.PathStyle))
+	add("KAFSCALE_S3_KMS_KEY_ID", s3.KMSKeyARN)
+	add("KAFSCALE_S3_READ_BUCKET", s3.ReadBucket)
+	add("KAFSCALE_S3_READ_REGION", s3.ReadRegion)
+	add("KAFSCALE_S3_READ_ENDPOINT", s3.ReadEndpoint)
+	if ref := s3.CredentialsSecretRef; ref != nil {
+		for name, key := range map[string]string{"KAFSCALE_S3_ACCESS_KEY": secretAccessKeyID, "KAFSCALE_S3_SECRET_KEY": secretSecretAccessKey} {
+			env = append(env, corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{
+				SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: *ref, Key: key},
+			}})
+		}
+	}
+	cfg := c.Spec.Config
+	if cfg.SegmentBytes != nil {
+		add("KAFSCALE_SEGMENT_BYTES", strconv.FormatInt(*cfg.SegmentBytes, 10))
+	}
+	if cfg.FlushIntervalMs != nil {
+		add("KAFSCALE_FLUSH_INTERVAL_MS", strconv.Itoa(int(*cfg.FlushIntervalMs)))
+	}
+	if cfg.CacheBytes != nil {
+		add("KAFSCALE_CACHE_BYTES", strconv.FormatInt(*cfg.CacheBytes, 10))
+	}
+	if cfg.ReadaheadSegments != nil {
+		add("KAFSCALE_READAHEAD_SEGMENTS", strconv.Itoa(int(*cfg.ReadaheadSegments)))
+	}
+	if cfg.ProduceSyncFlush != nil {
+		add("KAFSCALE_PRODUCE_SYNC_FLUSH", strconv.FormatBool(*cfg.ProduceSyncFlush))
+	}
+	if cfg.StartupTimeoutSec != nil {
+		add("KAFSCALE_STARTUP_TIMEOUT_SEC", strconv.Itoa(int(*cfg.StartupTimeoutSec)))
+	}
+	if cfg.AllowAdminAPIs != nil {
+		add("KAFSCALE_ALLOW_ADMIN_APIS", strconv.FormatBool(*cfg.AllowAdminAPIs))
+	}
+	// Map iteration above is unordered; a stable order keeps the pod template (and its
+	// hash) stable.
+	sortEnv(env)
+	return env
+}
+
+func sortEnv(env []corev1.EnvVar) {
+	for i := 1; i < len(env); i++ {
+		for j := i; j > 0 && env[j].Name < env[j-1].Name; j-- {
+			env[j], env[j-1] = env[j-1], env[j]
+		}
+	}
+}
+
+func restrictedContainerSecurity() *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		RunAsNonRoot:             ptr.To(true),
+		AllowPrivilegeEscalation: ptr.To(false),
+		ReadOnlyRootFilesystem:   ptr.To(true),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+// BrokerDeployment builds the broker Deployment. With autoscaling the replica count is left
+// unset so the HPA owns it.
+func BrokerDeployment(c *v1alpha1.KafscaleCluster, in BrokerInputs) *appsv1.Deployment {
+	container := corev1.Container{
+		Name:            "broker",
+		Image:           in.Config.BrokerImage,
+		ImagePullPolicy: in.Config.BrokerImagePullPolicy,
+		Env:             brokerEnv(c, in),
+		Ports: []corev1.ContainerPort{
+			{Name: "kafka", ContainerPort: kafkaPort, Protocol: corev1.ProtocolTCP},
+			{Name: "metrics", ContainerPort: metricsPort, Protocol: corev1.ProtocolTCP},
+		},
+		LivenessProbe: &corev1.Probe{
+			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("metrics")}},
+			PeriodSeconds:    10,
+			FailureThreshold: 3,
+		},
+		ReadinessProbe: &corev1.Probe{
+			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromString("metrics")}},
+			PeriodSeconds:    5,
+			FailureThreshold: 2,
+		},
+		Resources:       c.Spec.Brokers.Resources,
+		SecurityContext: restrictedContainerSecurity(),
+		VolumeMounts:    []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}},
+	}
+	if in.Config.BrokerEnvConfigMap != "" {
+		// envFrom comes first in precedence order: env set from the spec wins.
+		container.EnvFrom = []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: in.Config.BrokerEnvConfigMap},
+		}}}
+	}
+	pod := corev1.PodSpec{
+		Containers:                    []corev1.Container{container},
+		TerminationGracePeriodSeconds: ptr.To[int64](60),
+		AutomountServiceAccountToken:  ptr.To(false),
+		SecurityContext: &corev1.PodSecurityContext{
+			RunAsNonRoot:   ptr.To(true),
+			RunAsUser:      ptr.To[int64](65532),
+			RunAsGroup:     ptr.To[int64](65532),
+			FSGroup:        ptr.To[int64](65532),
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		Volumes: []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+		TopologySpreadConstraints: []corev1.TopologySpreadConstraint{{
+			MaxSkew:           1,
+			TopologyKey:       "kubernetes.io/hostname",
+			WhenUnsatisfiable: corev1.ScheduleAnyway,
+			LabelSelector:     &metav1.LabelSelector{MatchLabels: brokerSelector(c)},
+		}},
+	}
+	for _, s := range in.Config.ImagePullSecrets {
+		pod.ImagePullSecrets = append(pod.ImagePullSecrets, corev1.LocalObjectReference{Name: s})
+	}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: BrokerName(c), Namespace: c.Namespace, Labels: brokerLabels(c)},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: brokerSelector(c)},
+			Strategy: appsv1.DeploymentStrategy{
+				Type: appsv1.RollingUpdateDeploymentStrategyType,
+				RollingUpdate: &appsv1.RollingUpdateDeployment{
+					MaxUnavailable: ptr.To(intstr.FromInt32(0)),
+					MaxSurge:       ptr.To(intstr.FromInt32(1)),
+				},
+			},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: brokerLabels(c)},
+				Spec:       pod,
+			},
+		},
+	}
+	if c.Spec.Brokers.Autoscaling == nil {
+		d.Spec.Replicas = ptr.To(desiredReplicas(c))
+	}
+	d.Spec.Template.Annotations = map[string]string{InputHashAnnotation: inputHash(pod, in.EnvHash)}
+	return d
+}
+
+// inputHash digests everything the pods are built from.
+func inputHash(pod corev1.PodSpec, envHash string) string {
+	b, _ := json.Marshal(pod) // a PodSpec always encodes
+	h := sha256.New()
+	h.Write(b)
+	h.Write([]byte(envHash))
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// HashData digests a ConfigMap's data in a stable order.
+func HashData(data map[string]string) string {
+	b, _ := json.Marshal(data) // encoding/json sorts map keys
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// BrokerServices builds the headless Service (kafka and metrics ports, what the chart's
+// ServiceMonitor scrapes) and the client Service shaped by spec.brokers.service (kafka only,
+// so brokers are not scraped twice).
+func BrokerServices(c *v1alpha1.KafscaleCluster) (headless, client *corev1.Service) {
+	headless = &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: BrokerHeadlessName(c), Namespace: c.Namespace, Labels: brokerLabels(c)},
+		Spec: corev1.ServiceSpec{
+			ClusterIP:                corev1.ClusterIPNone,
+			Selector:                 brokerSelector(c),
+			PublishNotReadyAddresses: true,
+			Ports: []corev1.ServicePort{
+				{Name: "kafka", Port: kafkaPort, TargetPort: intstr.FromString("kafka"), Protocol: corev1.ProtocolTCP},
+				{Name: "metrics", Port: metricsPort, TargetPort: intstr.FromString("metrics"), Protocol: corev1.ProtocolTCP},
+			},
+		},
+	}
+	svc := c.Spec.Brokers.Service
+	typ := svc.Type
+	if typ == "" {
+		typ = corev1.ServiceTypeClusterIP
+	}
+	labels := brokerLabels(c)
+	labels["kafscale.io/service"] = "client"
+	client = &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: BrokerName(c), Namespace: c.Namespace, Labels: labels, Annotations: svc.Annotations},
+		Spec: corev1.ServiceSpec{
+			Type:     typ,
+			Selector: brokerSelector(c),
+			Ports: []corev1.ServicePort{
+				{Name: "kafka", Port: advertisedPort(c), TargetPort: intstr.FromString("kafka"), Protocol: corev1.ProtocolTCP},
+			},
+		},
+	}
+	if typ == corev1.ServiceTypeLoadBalancer {
+		client.Spec.LoadBalancerSourceRanges = svc.LoadBalancerSourceRanges
+	}
+	return headless, client
+}
+
+// BrokerPDB lets at most one broker be disrupted at a time.
+func BrokerPDB(c *v1alpha1.KafscaleCluster) *policyv1.PodDisruptionBudget {
+	return &policyv1.PodDisruptionBudget{
+		ObjectMeta: metav1.ObjectMeta{Name: BrokerName(c), Namespace: c.Namespace, Labels: brokerLabels(c)},
+		Spec: policyv1.PodDisruptionBudgetSpec{
+			MaxUnavailable: ptr.To(intstr.FromInt32(1)),
+			Selector:       &metav1.LabelSelector{MatchLabels: brokerSelector(c)},
+		},
+	}
+}
+
+// BrokerHPA builds the HPA, or nil when autoscaling is off.
+func BrokerHPA(c *v1alpha1.KafscaleCluster) *autoscalingv2.HorizontalPodAutoscaler {
+	a := c.Spec.Brokers.Autoscaling
+	if a == nil {
+		return nil
+	}
+	target := a.TargetCPUUtilizationPercentage
+	if target == 0 {
+		target = 70
+	}
+	return &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Name: BrokerName(c), Namespace: c.Namespace, Labels: brokerLabels(c)},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: BrokerName(c)},
+			MinReplicas:    a.MinReplicas,
+			MaxReplicas:    a.MaxReplicas,
+			Metrics: []autoscalingv2.MetricSpec{{
+				Type: autoscalingv2.ResourceMetricSourceType,
+				Resource: &autoscalingv2.ResourceMetricSource{
+					Name:   corev1.ResourceCPU,
+					Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To(target)},
+				},
+			}},
+		},
+	}
+}

@@ -1,0 +1,240 @@
+package controller
+
+import (
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/kafscale/kafscale/operator/api/v1alpha1"
+	"github.com/kafscale/kafscale/operator/config"
+)
+
+type clusterOption func(*v1alpha1.KafscaleCluster)
+
+func newCluster(opts ...clusterOption) *v1alpha1.KafscaleCluster {
+	c := &v1alpha1.KafscaleCluster{
+		ObjectMeta: metav1.ObjectMeta{Name: "prod", Namespace: "kafscale"},
+		Spec: v1alpha1.KafscaleClusterSpec{
+			S3: v1alpha1.S3Spec{Bucket: "segments", Region: "eu-west-1"},
+		},
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+func withReplicas(n int32) clusterOption {
+	return func(c *v1alpha1.KafscaleCluster) { c.Spec.Brokers.Replicas = ptr.To(n) }
+}
+
+func withCredentials(name string) clusterOption {
+	return func(c *v1alpha1.KafscaleCluster) {
+		c.Spec.S3.CredentialsSecretRef = &corev1.LocalObjectReference{Name: name}
+	}
+}
+
+func testInputs() BrokerInputs {
+	return BrokerInputs{
+		Config: &config.Operator{
+			BrokerImage: "ghcr.io/kafscale/broker:0.1.0", BrokerImagePullPolicy: corev1.PullIfNotPresent,
+			BrokerEnvConfigMap: "kafscale-broker-env", ImagePullSecrets: []string{"regcred"},
+		},
+		EtcdEndpoints: []string{"http://a:2379", "http://b:2379"},
+	}
+}
+
+func envMap(env []corev1.EnvVar) map[string]corev1.EnvVar {
+	m := map[string]corev1.EnvVar{}
+	for _, e := range env {
+		m[e.Name] = e
+	}
+	return m
+}
+
+func TestBrokerDeploymentEnv(t *testing.T) {
+	cases := []struct {
+		name    string
+		cluster *v1alpha1.KafscaleCluster
+		values  map[string]string // expected literal values ("" = must be absent)
+		secrets map[string]string // expected secretKeyRef keys
+	}{
+		{
+			name:    "minimal",
+			cluster: newCluster(),
+			values: map[string]string{
+				"KAFSCALE_CLUSTER_NAMESPACE": "kafscale", "KAFSCALE_CLUSTER_NAME": "prod",
+				"KAFSCALE_ETCD_ENDPOINTS": "http://a:2379,http://b:2379", "KAFSCALE_S3_BUCKET": "segments",
+				"KAFSCALE_S3_REGION": "eu-west-1", "KAFSCALE_S3_PATH_STYLE": "false", "KAFSCALE_BROKER_PORT": "9092",
+				"KAFSCALE_BROKER_ADDR": ":9092", "KAFSCALE_METRICS_ADDR": ":9093",
+				"KAFSCALE_S3_ENDPOINT": "", "KAFSCALE_SEGMENT_BYTES": "", "KAFSCALE_S3_ACCESS_KEY": "",
+			},
+		},
+		{
+			name: "full",
+			cluster: newCluster(withCredentials("s3-creds"), func(c *v1alpha1.KafscaleCluster) {
+				c.Spec.S3.Endpoint, c.Spec.S3.PathStyle, c.Spec.S3.KMSKeyARN = "http://minio:9000", true, "arn:aws:kms:k"
+				c.Spec.S3.ReadBucket, c.Spec.S3.ReadRegion, c.Spec.S3.ReadEndpoint = "replica", "us-east-2", "http://r:9000"
+				c.Spec.Brokers.AdvertisedHost, c.Spec.Brokers.AdvertisedPort = "kafka.example.com", 19092
+				c.Spec.Config = v1alpha1.ClusterConfig{
+					SegmentBytes: ptr.To[int64](8 << 20), FlushIntervalMs: ptr.To[int32](250), CacheBytes: ptr.To[int64](1 << 30),
+					ReadaheadSegments: ptr.To[int32](4), ProduceSyncFlush: ptr.To(false), StartupTimeoutSec: ptr.To[int32](60),
+					AllowAdminAPIs: ptr.To(false),
+				}
+			}),
+			values: map[string]string{
+				"KAFSCALE_S3_ENDPOINT": "http://minio:9000", "KAFSCALE_S3_PATH_STYLE": "true", "KAFSCALE_S3_KMS_KEY_ID": "arn:aws:kms:k",
+				"KAFSCALE_S3_READ_BUCKET": "replica", "KAFSCALE_S3_READ_REGION": "us-east-2", "KAFSCALE_S3_READ_ENDPOINT": "http://r:9000",
+				"KAFSCALE_BROKER_HOST": "kafka.example.com", "KAFSCALE_BROKER_PORT": "19092",
+				"KAFSCALE_SEGMENT_BYTES": "8388608", "KAFSCALE_FLUSH_INTERVAL_MS": "250", "KAFSCALE_CACHE_BYTES": "1073741824",
+				"KAFSCALE_READAHEAD_SEGMENTS": "4", "KAFSCALE_PRODUCE_SYNC_FLUSH": "false", "KAFSCALE_STARTUP_TIMEOUT_SEC": "60",
+				"KAFSCALE_ALLOW_ADMIN_APIS": "false",
+			},
+			secrets: map[string]string{"KAFSCALE_S3_ACCESS_KEY": "AWS_ACCESS_KEY_ID", "KAFSCALE_S3_SECRET_KEY": "AWS_SECRET_ACCESS_KEY"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := BrokerDeployment(tc.cluster, testInputs())
+			env := envMap(d.Spec.Template.Spec.Containers[0].Env)
+			for name, want := range tc.values {
+				e, ok := env[name]
+				if want == "" {
+					if ok {
+						t.Errorf("%s set to %+v, want absent", name, e)
+					}
+					continue
+				}
+				if e.Value != want || e.ValueFrom != nil {
+					t.Errorf("%s = %+v, want %q", name, e, want)
+				}
+			}
+			for name, key := range tc.secrets {
+				ref := env[name].ValueFrom
+				if env[name].Value != "" || ref == nil || ref.SecretKeyRef == nil || ref.SecretKeyRef.Name != "s3-creds" || ref.SecretKeyRef.Key != key {
+					t.Errorf("%s = %+v, want secretKeyRef s3-creds/%s", name, env[name], key)
+				}
+			}
+			if tc.cluster.Spec.Brokers.AdvertisedHost == "" {
+				if f := env["KAFSCALE_BROKER_HOST"].ValueFrom; f == nil || f.FieldRef == nil || f.FieldRef.FieldPath != "status.podIP" {
+					t.Errorf("KAFSCALE_BROKER_HOST = %+v, want the pod IP", env["KAFSCALE_BROKER_HOST"])
+				}
+			}
+		})
+	}
+}
+
+func TestBrokerDeploymentPod(t *testing.T) {
+	d := BrokerDeployment(newCluster(withReplicas(5)), testInputs())
+	if *d.Spec.Replicas != 5 {
+		t.Errorf("replicas = %d", *d.Spec.Replicas)
+	}
+	p := d.Spec.Template.Spec
+	c := p.Containers[0]
+	if c.Image != "ghcr.io/kafscale/broker:0.1.0" || c.ImagePullPolicy != corev1.PullIfNotPresent {
+		t.Errorf("image %s %s", c.Image, c.ImagePullPolicy)
+	}
+	if len(c.EnvFrom) != 1 || c.EnvFrom[0].ConfigMapRef.Name != "kafscale-broker-env" {
+		t.Errorf("envFrom = %+v", c.EnvFrom)
+	}
+	if c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.LivenessProbe.HTTPGet.Path != "/healthz" ||
+		c.ReadinessProbe.HTTPGet.Port.StrVal != "metrics" {
+		t.Errorf("probes %+v %+v", c.ReadinessProbe, c.LivenessProbe)
+	}
+	sc := c.SecurityContext
+	if !*sc.RunAsNonRoot || *sc.AllowPrivilegeEscalation || !*sc.ReadOnlyRootFilesystem || sc.Capabilities.Drop[0] != "ALL" ||
+		sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("security context %+v", sc)
+	}
+	if len(p.ImagePullSecrets) != 1 || p.ImagePullSecrets[0].Name != "regcred" {
+		t.Errorf("pull secrets %+v", p.ImagePullSecrets)
+	}
+	for k, v := range brokerSelector(newCluster()) {
+		if d.Spec.Selector.MatchLabels[k] != v || d.Spec.Template.Labels[k] != v {
+			t.Errorf("selector label %s", k)
+		}
+	}
+}
+
+func TestBrokerDeploymentInputHash(t *testing.T) {
+	base := BrokerDeployment(newCluster(), testInputs()).Spec.Template.Annotations[InputHashAnnotation]
+	cases := []struct {
+		name    string
+		cluster *v1alpha1.KafscaleCluster
+		inputs  func(*BrokerInputs)
+		changes bool
+	}{
+		{"same inputs", newCluster(), nil, false},
+		{"replicas only", newCluster(withReplicas(7)), nil, false},
+		{"bucket", newCluster(func(c *v1alpha1.KafscaleCluster) { c.Spec.S3.Bucket = "other" }), nil, true},
+		{"image", newCluster(), func(in *BrokerInputs) { in.Config.BrokerImage = "broker:2" }, true},
+		{"broker env data", newCluster(), func(in *BrokerInputs) { in.EnvHash = "x" }, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := testInputs()
+			if tc.inputs != nil {
+				tc.inputs(&in)
+			}
+			got := BrokerDeployment(tc.cluster, in).Spec.Template.Annotations[InputHashAnnotation]
+			if (got != base) != tc.changes {
+				t.Errorf("hash %s vs %s, want changed=%v", got, base, tc.changes)
+			}
+		})
+	}
+}
+
+func TestBrokerServices(t *testing.T) {
+	cases := []struct {
+		name    string
+		cluster *v1alpha1.KafscaleCluster
+		typ     corev1.ServiceType
+		ranges  int
+		port    int32
+	}{
+		{"default", newCluster(), corev1.ServiceTypeClusterIP, 0, 9092},
+		{"load balancer", newCluster(func(c *v1alpha1.KafscaleCluster) {
+			c.Spec.Brokers.Service = v1alpha1.BrokerServiceSpec{Type: corev1.ServiceTypeLoadBalancer,
+				Annotations: map[string]string{"lb": "nlb"}, LoadBalancerSourceRanges: []string{"10.0.0.0/8"}}
+			c.Spec.Brokers.AdvertisedPort = 19092
+		}), corev1.ServiceTypeLoadBalancer, 1, 19092},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			headless, client := BrokerServices(tc.cluster)
+			if headless.Spec.ClusterIP != corev1.ClusterIPNone || headless.Labels["app.kubernetes.io/part-of"] != "kafscale" ||
+				headless.Labels["app.kubernetes.io/component"] != "broker" || headless.Spec.Ports[1].Name != "metrics" || headless.Spec.Ports[1].Port != 9093 {
+				t.Errorf("headless %+v", headless)
+			}
+			if client.Spec.Type != tc.typ || len(client.Spec.LoadBalancerSourceRanges) != tc.ranges || client.Spec.Ports[0].Port != tc.port {
+				t.Errorf("client %+v", client.Spec)
+			}
+			for _, p := range client.Spec.Ports {
+				if p.Name == "metrics" {
+					t.Error("client Service exposes metrics: brokers would be scraped twice")
+				}
+			}
+		})
+	}
+}
+
+func TestBrokerPDBAndHPA(t *testing.T) {
+	c := newCluster()
+	if pdb := BrokerPDB(c); pdb.Spec.MaxUnavailable.IntVal != 1 || pdb.Spec.Selector.MatchLabels["app.kubernetes.io/instance"] != "prod" {
+		t.Errorf("pdb %+v", pdb.Spec)
+	}
+	if BrokerHPA(c) != nil {
+		t.Error("HPA without autoscaling")
+	}
+	c.Spec.Brokers.Autoscaling = &v1alpha1.BrokerAutoscalingSpec{MinReplicas: ptr.To[int32](2), MaxReplicas: 9}
+	h := BrokerHPA(c)
+	if h == nil || *h.Spec.MinReplicas != 2 || h.Spec.MaxReplicas != 9 || h.Spec.ScaleTargetRef.Name != "prod-broker" ||
+		*h.Spec.Metrics[0].Resource.Target.AverageUtilization != 70 {
+		t.Errorf("hpa %+v", h)
+	}
+	if BrokerDeployment(c, testInputs()).Spec.Replicas != nil {
+		t.Error("Deployment sets replicas although the HPA owns them")
+	}
+}

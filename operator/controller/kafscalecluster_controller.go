@@ -1,0 +1,303 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/kafscale/kafscale/internal/metadata"
+	"github.com/kafscale/kafscale/operator/api/v1alpha1"
+	"github.com/kafscale/kafscale/operator/config"
+)
+
+// ClusterReconciler turns a KafscaleCluster into broker objects and its metadata snapshot.
+type ClusterReconciler struct {
+	Client client.Client
+	Scheme *runtime.Scheme
+	Config *config.Operator
+	Etcd   *EtcdPool
+	// Preflight checks S3 write access for etcd snapshots; nil skips the check (and the
+	// EtcdSnapshotAccess condition).
+	Preflight func(ctx context.Context, c *v1alpha1.KafscaleCluster) error
+}
+
+// etcdRetry is how soon a cluster whose etcd or snapshot bucket failed is looked at again.
+const etcdRetry = 10 * time.Second
+
+// Reconcile: get → ignore not-found → children → etcd snapshot → status patch.
+func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	logger := log.FromContext(ctx)
+	var c v1alpha1.KafscaleCluster
+	if err := r.Client.Get(ctx, req.NamespacedName, &c); err != nil {
+		if apierrors.IsNotFound(err) {
+			forgetCluster(req.Name)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if !c.DeletionTimestamp.IsZero() {
+		// Owned objects go with the cluster (owner references); its etcd data stays.
+		forgetCluster(c.Name)
+		return ctrl.Result{}, nil
+	}
+	before := c.DeepCopy()
+	endpoints, managed := EtcdEndpoints(&c, r.Config)
+	if managed {
+		if err := r.reconcileManagedEtcd(ctx, &c); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+
+	deploy, err := r.reconcileBrokers(ctx, &c, endpoints)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+
+	if err := r.reconcileSnapshotCronJob(ctx, &c, endpoints); err != nil {
+		return ctrl.Result{}, err
+	}
+
+	var errs []error
+	c.Status.EtcdEndpoints = endpoints
+	if err := r.publishCluster(ctx, &c, endpoints); err != nil {
+		setCondition(&c, v1alpha1.ConditionEtcdAvailable, metav1.ConditionFalse, "EtcdUnavailable", err.Error())
+		errs = append(errs, err)
+	} else {
+		setCondition(&c, v1alpha1.ConditionEtcdAvailable, metav1.ConditionTrue, "EtcdAnswered", "the metadata snapshot is published in etcd")
+	}
+	if r.Preflight != nil {
+		if err := r.Preflight(ctx, &c); err != nil {
+			setCondition(&c, v1alpha1.ConditionEtcdSnapshotAccess, metav1.ConditionFalse, "S3WriteFailed", err.Error())
+			snapshotAccessOK.WithLabelValues(c.Name).Set(0)
+			errs = append(errs, fmt.Errorf("etcd snapshot bucket: %w", err))
+		} else {
+			setCondition(&c, v1alpha1.ConditionEtcdSnapshotAccess, metav1.ConditionTrue, "S3WriteSucceeded", "the operator wrote a probe object where etcd snapshots go")
+			snapshotAccessOK.WithLabelValues(c.Name).Set(1)
+		}
+	}
+
+	desired := desiredReplicas(&c)
+	if deploy.Spec.Replicas != nil {
+		desired = *deploy.Spec.Replicas
+	}
+	c.Status.ReadyBrokers = deploy.Status.ReadyReplicas
+	switch {
+	case deploy.Status.ObservedGeneration < deploy.Generation:
+		setCondition(&c, v1alpha1.ConditionBrokersReady, metav1.ConditionFalse, "RolloutPending", "the broker Deployment has not observed its latest spec")
+	case deploy.Status.ReadyReplicas >= desired && deploy.Status.UpdatedReplicas >= desired:
+		setCondition(&c, v1alpha1.ConditionBrokersReady, metav1.ConditionTrue, "BrokersReady", fmt.Sprintf("%d of %d brokers ready", deploy.Status.ReadyReplicas, desired))
+	default:
+		setCondition(&c, v1alpha1.ConditionBrokersReady, metav1.ConditionFalse, "BrokersNotReady", fmt.Sprintf("%d of %d brokers ready", deploy.Status.ReadyReplicas, desired))
+	}
+	desiredBrokers.WithLabelValues(c.Name).Set(float64(desiredReplicas(&c)))
+	readyBrokers.WithLabelValues(c.Name).Set(float64(c.Status.ReadyBrokers))
+
+	ready, reason, msg := metav1.ConditionTrue, "Ready", "brokers are ready and the metadata is published"
+	for _, t := range []string{v1alpha1.ConditionEtcdAvailable, v1alpha1.ConditionBrokersReady} {
+		if cond := apimeta.FindStatusCondition(c.Status.Conditions, t); cond.Status != metav1.ConditionTrue {
+			ready, reason, msg = metav1.ConditionFalse, cond.Reason, cond.Message
+			break
+		}
+	}
+	setCondition(&c, v1alpha1.ConditionReady, ready, reason, msg)
+	c.Status.ObservedGeneration = c.Generation
+	if err := r.Client.Status().Patch(ctx, &c, client.MergeFrom(before)); err != nil {
+		return ctrl.Result{}, fmt.Errorf("patch status of %s: %w", req.NamespacedName, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		// Returned so controller-runtime counts it and retries with backoff.
+		logger.Info("cluster not fully reconciled", "err", err)
+		return ctrl.Result{}, err
+	}
+	if r.Preflight != nil {
+		return ctrl.Result{RequeueAfter: r.Config.SnapshotPreflightEvery}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+func setCondition(c *v1alpha1.KafscaleCluster, typ string, status metav1.ConditionStatus, reason, msg string) {
+	apimeta.SetStatusCondition(&c.Status.Conditions, metav1.Condition{
+		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: c.Generation,
+	})
+}
+
+// reconcileBrokers creates or updates the owned broker objects and returns the Deployment
+// as stored.
+func (r *ClusterReconciler) reconcileBrokers(ctx context.Context, c *v1alpha1.KafscaleCluster, endpoints []string) (*appsv1.Deployment, error) {
+	in := BrokerInputs{Config: r.Config, EtcdEndpoints: endpoints}
+	if name := r.Config.BrokerEnvConfigMap; name != "" {
+		var cm corev1.ConfigMap
+		switch err := r.Client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: name}, &cm); {
+		case err == nil:
+			in.EnvHash = HashData(cm.Data)
+		case !apierrors.IsNotFound(err):
+			return nil, fmt.Errorf("read broker environment ConfigMap %s: %w", name, err)
+		}
+	}
+
+	want := BrokerDeployment(c, in)
+	deploy := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: want.Name, Namespace: want.Namespace}}
+	if err := r.apply(ctx, c, deploy, func() {
+		deploy.Labels = want.Labels
+		if deploy.CreationTimestamp.IsZero() {
+			deploy.Spec.Selector = want.Spec.Selector
+		}
+		if want.Spec.Replicas != nil || deploy.CreationTimestamp.IsZero() {
+			deploy.Spec.Replicas = want.Spec.Replicas
+		}
+		deploy.Spec.Strategy = want.Spec.Strategy
+		deploy.Spec.Template = want.Spec.Template
+	}); err != nil {
+		return nil, err
+	}
+
+	headless, clientSvc := BrokerServices(c)
+	for _, want := range []*corev1.Service{headless, clientSvc} {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: want.Name, Namespace: want.Namespace}}
+		if err := r.apply(ctx, c, svc, func() {
+			svc.Labels, svc.Annotations = want.Labels, want.Annotations
+			if svc.CreationTimestamp.IsZero() {
+				svc.Spec.ClusterIP = want.Spec.ClusterIP
+			}
+			svc.Spec.Type = want.Spec.Type
+			svc.Spec.Selector = want.Spec.Selector
+			svc.Spec.PublishNotReadyAddresses = want.Spec.PublishNotReadyAddresses
+			svc.Spec.LoadBalancerSourceRanges = want.Spec.LoadBalancerSourceRanges
+			svc.Spec.Ports = mergePorts(svc.Spec.Ports, want.Spec.Ports)
+		}); err != nil {
+			return nil, err
+		}
+	}
+
+	wantPDB := BrokerPDB(c)
+	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: wantPDB.Name, Namespace: wantPDB.Namespace}}
+	if err := r.apply(ctx, c, pdb, func() { pdb.Labels, pdb.Spec = wantPDB.Labels, wantPDB.Spec }); err != nil {
+		return nil, err
+	}
+
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: BrokerName(c), Namespace: c.Namespace}}
+	if wantHPA := BrokerHPA(c); wantHPA != nil {
+		if err := r.apply(ctx, c, hpa, func() { hpa.Labels, hpa.Spec = wantHPA.Labels, wantHPA.Spec }); err != nil {
+			return nil, err
+		}
+	} else if err := r.Client.Delete(ctx, hpa); err != nil && !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("delete broker HPA: %w", err)
+	}
+	return deploy, nil
+}
+
+// reconcileSnapshotCronJob creates or updates the etcd snapshot CronJob (when the operator
+// knows its own image) and exports when it last started a Job.
+func (r *ClusterReconciler) reconcileSnapshotCronJob(ctx context.Context, c *v1alpha1.KafscaleCluster, endpoints []string) error {
+	if r.Config.OperatorImage == "" {
+		return nil
+	}
+	want := SnapshotCronJob(c, r.Config, endpoints)
+	cj := &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: want.Name, Namespace: want.Namespace}}
+	if err := r.apply(ctx, c, cj, func() { cj.Labels, cj.Spec = want.Labels, want.Spec }); err != nil {
+		return err
+	}
+	var last float64
+	if t := cj.Status.LastScheduleTime; t != nil {
+		last = float64(t.Unix())
+	}
+	snapshotLastSchedule.WithLabelValues(c.Name).Set(last)
+	return nil
+}
+
+// reconcileManagedEtcd creates or updates the managed etcd's StatefulSet, Services and PDB.
+func (r *ClusterReconciler) reconcileManagedEtcd(ctx context.Context, c *v1alpha1.KafscaleCluster) error {
+	want := EtcdStatefulSet(c, r.Config.EtcdImage)
+	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: want.Name, Namespace: want.Namespace}}
+	if err := r.apply(ctx, c, sts, func() {
+		sts.Labels = want.Labels
+		if sts.CreationTimestamp.IsZero() {
+			// Selector, service name and claim templates are immutable.
+			sts.Spec = want.Spec
+			return
+		}
+		sts.Spec.Replicas = want.Spec.Replicas
+		sts.Spec.Template = want.Spec.Template
+	}); err != nil {
+		return err
+	}
+	peer, client := EtcdServices(c)
+	for _, want := range []*corev1.Service{peer, client} {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: want.Name, Namespace: want.Namespace}}
+		if err := r.apply(ctx, c, svc, func() {
+			svc.Labels = want.Labels
+			if svc.CreationTimestamp.IsZero() {
+				svc.Spec.ClusterIP = want.Spec.ClusterIP
+			}
+			svc.Spec.Type, svc.Spec.Selector = want.Spec.Type, want.Spec.Selector
+			svc.Spec.PublishNotReadyAddresses = want.Spec.PublishNotReadyAddresses
+			svc.Spec.Ports = mergePorts(svc.Spec.Ports, want.Spec.Ports)
+		}); err != nil {
+			return err
+		}
+	}
+	wantPDB := EtcdPDB(c)
+	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: wantPDB.Name, Namespace: wantPDB.Namespace}}
+	return r.apply(ctx, c, pdb, func() { pdb.Labels, pdb.Spec = wantPDB.Labels, wantPDB.Spec })
+}
+
+// mergePorts keeps server-assigned fields (node ports) of ports that stay.
+func mergePorts(have, want []corev1.ServicePort) []corev1.ServicePort {
+	out := make([]corev1.ServicePort, len(want))
+	for i, w := range want {
+		for _, h := range have {
+			if h.Name == w.Name && w.NodePort == 0 {
+				w.NodePort = h.NodePort
+			}
+		}
+		out[i] = w
+	}
+	return out
+}
+
+// apply creates or updates an owned object with mutate.
+func (r *ClusterReconciler) apply(ctx context.Context, owner *v1alpha1.KafscaleCluster, obj client.Object, mutate func()) error {
+	_, err := controllerutil.CreateOrUpdate(ctx, r.Client, obj, func() error {
+		mutate()
+		return controllerutil.SetControllerReference(owner, obj, r.Scheme)
+	})
+	if err != nil {
+		return fmt.Errorf("apply %T %s: %w", obj, obj.GetName(), err)
+	}
+	return nil
+}
+
+// publishCluster makes sure the cluster's metadata snapshot exists (with a cluster id).
+// Brokers and partition leaders are kept by the brokers' own controller; topics by the
+// KafscaleTopic reconciler.
+func (r *ClusterReconciler) publishCluster(ctx context.Context, c *v1alpha1.KafscaleCluster, endpoints []string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	store, err := r.Etcd.Store(ctx, endpoints, metadata.Keys{Namespace: c.Namespace, Cluster: c.Name})
+	if err != nil {
+		return err
+	}
+	_, err = store.Update(ctx, func(s *metadata.Snapshot) error {
+		if !ensureClusterID(s) {
+			return metadata.ErrNoChange
+		}
+		return nil
+	})
+	return err
+}

@@ -1,0 +1,176 @@
+package controller
+
+import (
+	"fmt"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/kafscale/kafscale/operator/api/v1alpha1"
+)
+
+// Managed etcd: a 3-member StatefulSet <cluster>-etcd, its peer Service
+// <cluster>-etcd-peer (headless, stable member DNS names) and client Service <cluster>-etcd
+// (what brokers, the proxy and the console use), and a PDB keeping quorum.
+const (
+	etcdMembers    = 3
+	etcdClientPort = 2379
+	etcdPeerPort   = 2380
+	etcdDataDir    = "/var/lib/etcd"
+)
+
+func etcdSelector(c *v1alpha1.KafscaleCluster) map[string]string {
+	return map[string]string{
+		"app.kubernetes.io/name":      "kafscale-etcd",
+		"app.kubernetes.io/instance":  c.Name,
+		"app.kubernetes.io/component": "etcd",
+	}
+}
+
+func etcdLabels(c *v1alpha1.KafscaleCluster) map[string]string {
+	l := etcdSelector(c)
+	l["app.kubernetes.io/part-of"] = "kafscale"
+	l["app.kubernetes.io/managed-by"] = "kafscale-operator"
+	return l
+}
+
+// EtcdPeerServiceName is the headless Service giving members stable DNS names.
+func EtcdPeerServiceName(c *v1alpha1.KafscaleCluster) string { return c.Name + "-etcd-peer" }
+
+// etcdInitialCluster lists every member's peer URL.
+func etcdInitialCluster(c *v1alpha1.KafscaleCluster) string {
+	members := make([]string, etcdMembers)
+	for i := range members {
+		name := fmt.Sprintf("%s-%d", EtcdServiceName(c), i)
+		members[i] = fmt.Sprintf("%s=http://%s.%s.%s.svc:%d", name, name, EtcdPeerServiceName(c), c.Namespace, etcdPeerPort)
+	}
+	return strings.Join(members, ",")
+}
+
+// EtcdStatefulSet builds the managed etcd members.
+func EtcdStatefulSet(c *v1alpha1.KafscaleCluster, image string) *appsv1.StatefulSet {
+	peerDomain := fmt.Sprintf("$(POD_NAME).%s.%s.svc", EtcdPeerServiceName(c), c.Namespace)
+	size := resource.MustParse("10Gi")
+	if s := c.Spec.Etcd.Storage.Size; s != nil {
+		size = *s
+	}
+	container := corev1.Container{
+		Name:  "etcd",
+		Image: image,
+		Command: []string{"etcd",
+			"--name=$(POD_NAME)",
+			"--data-dir=" + etcdDataDir + "/data",
+			fmt.Sprintf("--listen-client-urls=http://0.0.0.0:%d", etcdClientPort),
+			fmt.Sprintf("--advertise-client-urls=http://%s:%d", peerDomain, etcdClientPort),
+			fmt.Sprintf("--listen-peer-urls=http://0.0.0.0:%d", etcdPeerPort),
+			fmt.Sprintf("--initial-advertise-peer-urls=http://%s:%d", peerDomain, etcdPeerPort),
+			"--initial-cluster=" + etcdInitialCluster(c),
+			"--initial-cluster-state=new",
+			"--initial-cluster-token=" + c.Namespace + "-" + c.Name,
+			"--listen-metrics-urls=http://0.0.0.0:2381",
+			"--auto-compaction-retention=1h",
+		},
+		Env: []corev1.EnvVar{{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}},
+		Ports: []corev1.ContainerPort{
+			{Name: "client", ContainerPort: etcdClientPort, Protocol: corev1.ProtocolTCP},
+			{Name: "peer", ContainerPort: etcdPeerPort, Protocol: corev1.ProtocolTCP},
+			{Name: "metrics", ContainerPort: 2381, Protocol: corev1.ProtocolTCP},
+		},
+		ReadinessProbe: &corev1.Probe{
+			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromString("metrics")}},
+			PeriodSeconds: 5,
+		},
+		LivenessProbe: &corev1.Probe{
+			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/livez", Port: intstr.FromString("metrics")}},
+			PeriodSeconds:    10,
+			FailureThreshold: 6,
+		},
+		SecurityContext: restrictedContainerSecurity(),
+		VolumeMounts:    []corev1.VolumeMount{{Name: "data", MountPath: etcdDataDir}},
+	}
+	return &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: EtcdServiceName(c), Namespace: c.Namespace, Labels: etcdLabels(c)},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas:            ptr.To[int32](etcdMembers),
+			ServiceName:         EtcdPeerServiceName(c),
+			PodManagementPolicy: appsv1.ParallelPodManagement, // members must start together to form quorum
+			Selector:            &metav1.LabelSelector{MatchLabels: etcdSelector(c)},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: etcdLabels(c)},
+				Spec: corev1.PodSpec{
+					Containers:                   []corev1.Container{container},
+					AutomountServiceAccountToken: ptr.To(false),
+					SecurityContext: &corev1.PodSecurityContext{
+						RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](65532), RunAsGroup: ptr.To[int64](65532), FSGroup: ptr.To[int64](65532),
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
+					Affinity: &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+						PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
+							Weight: 100,
+							PodAffinityTerm: corev1.PodAffinityTerm{
+								TopologyKey:   "kubernetes.io/hostname",
+								LabelSelector: &metav1.LabelSelector{MatchLabels: etcdSelector(c)},
+							},
+						}},
+					}},
+					TopologySpreadConstraints: []corev1.TopologySpreadConstraint{{
+						MaxSkew:           1,
+						TopologyKey:       "topology.kubernetes.io/zone",
+						WhenUnsatisfiable: corev1.ScheduleAnyway,
+						LabelSelector:     &metav1.LabelSelector{MatchLabels: etcdSelector(c)},
+					}},
+				},
+			},
+			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
+				ObjectMeta: metav1.ObjectMeta{Name: "data", Labels: etcdLabels(c)},
+				Spec: corev1.PersistentVolumeClaimSpec{
+					AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+					StorageClassName: c.Spec.Etcd.Storage.StorageClassName,
+					Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: size}},
+				},
+			}},
+		},
+	}
+}
+
+// EtcdServices builds the peer (headless) and client Services of the managed etcd.
+func EtcdServices(c *v1alpha1.KafscaleCluster) (peer, client *corev1.Service) {
+	peer = &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: EtcdPeerServiceName(c), Namespace: c.Namespace, Labels: etcdLabels(c)},
+		Spec: corev1.ServiceSpec{
+			ClusterIP:                corev1.ClusterIPNone,
+			PublishNotReadyAddresses: true, // members find each other before they are ready
+			Selector:                 etcdSelector(c),
+			Ports: []corev1.ServicePort{
+				{Name: "client", Port: etcdClientPort, TargetPort: intstr.FromString("client"), Protocol: corev1.ProtocolTCP},
+				{Name: "peer", Port: etcdPeerPort, TargetPort: intstr.FromString("peer"), Protocol: corev1.ProtocolTCP},
+			},
+		},
+	}
+	client = &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: EtcdServiceName(c), Namespace: c.Namespace, Labels: etcdLabels(c)},
+		Spec: corev1.ServiceSpec{
+			Type:     corev1.ServiceTypeClusterIP,
+			Selector: etcdSelector(c),
+			Ports:    []corev1.ServicePort{{Name: "client", Port: etcdClientPort, TargetPort: intstr.FromString("client"), Protocol: corev1.ProtocolTCP}},
+		},
+	}
+	return peer, client
+}
+
+// EtcdPDB keeps a quorum (2 of 3) through voluntary disruptions.
+func EtcdPDB(c *v1alpha1.KafscaleCluster) *policyv1.PodDisruptionBudget {
+	return &policyv1.PodDisruptionBudget{
+		ObjectMeta: metav1.ObjectMeta{Name: EtcdServiceName(c), Namespace: c.Namespace, Labels: etcdLabels(c)},
+		Spec: policyv1.PodDisruptionBudgetSpec{
+			MinAvailable: ptr.To(intstr.FromInt32(etcdMembers/2 + 1)),
+			Selector:     &metav1.LabelSelector{MatchLabels: etcdSelector(c)},
+		},
+	}
+}

@@ -1,0 +1,61 @@
+package controller
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// Per-cluster series of docs/metrics.md. Only the leader runs reconcilers, so only the
+// leader exports them.
+var (
+	snapshotAccessOK = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kafscale_operator_etcd_snapshot_access_ok",
+		Help: "1 when the last S3 write preflight for etcd snapshots of the cluster succeeded, 0 when it failed.",
+	}, []string{"cluster"})
+	snapshotLastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kafscale_operator_etcd_snapshot_last_success_timestamp_seconds",
+		Help: "Unix time of the newest etcd snapshot object (with its .sha256) written to S3; 0 when none.",
+	}, []string{"cluster"})
+	snapshotLastSchedule = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kafscale_operator_etcd_snapshot_last_schedule_timestamp_seconds",
+		Help: "Unix time the snapshot CronJob last started a Job; 0 before the first.",
+	}, []string{"cluster"})
+	desiredBrokers = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kafscale_operator_cluster_desired_brokers",
+		Help: "spec.brokers.replicas of the KafscaleCluster.",
+	}, []string{"cluster"})
+	readyBrokers = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kafscale_operator_cluster_ready_brokers",
+		Help: "Ready broker pods of the KafscaleCluster.",
+	}, []string{"cluster"})
+)
+
+func init() {
+	ctrlmetrics.Registry.MustRegister(snapshotAccessOK, snapshotLastSuccess, snapshotLastSchedule, desiredBrokers, readyBrokers)
+}
+
+// forgetCluster drops a deleted cluster's series.
+func forgetCluster(name string) {
+	for _, g := range []*prometheus.GaugeVec{snapshotAccessOK, snapshotLastSuccess, snapshotLastSchedule, desiredBrokers, readyBrokers} {
+		g.DeleteLabelValues(name)
+	}
+}
+
+// RecordSnapshotSuccess sets the newest successful snapshot time of a cluster if t is newer.
+func RecordSnapshotSuccess(cluster string, t time.Time) {
+	g := snapshotLastSuccess.WithLabelValues(cluster)
+	if v := float64(t.Unix()); v > gaugeValue(g) {
+		g.Set(v)
+	}
+}
+
+func gaugeValue(g prometheus.Gauge) float64 {
+	var m dto.Metric
+	if err := g.Write(&m); err != nil || m.Gauge == nil {
+		return 0
+	}
+	return m.Gauge.GetValue()
+}

@@ -1,0 +1,88 @@
+package controller
+
+import (
+	"path"
+	"strconv"
+	"strings"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/kafscale/kafscale/operator/api/v1alpha1"
+	"github.com/kafscale/kafscale/operator/config"
+)
+
+// SnapshotPrefix is where a cluster's etcd snapshots go in its primary bucket:
+// <KAFSCALE_OPERATOR_ETCD_SNAPSHOT_PREFIX>/<namespace>/<cluster>/.
+func SnapshotPrefix(cfg *config.Operator, c *v1alpha1.KafscaleCluster) string {
+	return path.Join(cfg.SnapshotPrefix, c.Namespace, c.Name) + "/"
+}
+
+// SnapshotCronJobName is the name of a cluster's etcd snapshot CronJob.
+func SnapshotCronJobName(c *v1alpha1.KafscaleCluster) string { return c.Name + "-etcd-snapshot" }
+
+// SnapshotCronJob builds the CronJob that runs `operator etcd-snapshot` (the operator image)
+// on KAFSCALE_OPERATOR_ETCD_SNAPSHOT_SCHEDULE: one snapshot of the cluster's etcd to its
+// primary bucket, with its .sha256.
+func SnapshotCronJob(c *v1alpha1.KafscaleCluster, cfg *config.Operator, etcdEndpoints []string) *batchv1.CronJob {
+	env := []corev1.EnvVar{
+		{Name: "KAFSCALE_SNAPSHOT_ETCD_ENDPOINTS", Value: strings.Join(etcdEndpoints, ",")},
+		{Name: "KAFSCALE_SNAPSHOT_S3_BUCKET", Value: c.Spec.S3.Bucket},
+		{Name: "KAFSCALE_SNAPSHOT_S3_REGION", Value: c.Spec.S3.Region},
+		{Name: "KAFSCALE_SNAPSHOT_S3_ENDPOINT", Value: c.Spec.S3.Endpoint},
+		{Name: "KAFSCALE_SNAPSHOT_S3_PATH_STYLE", Value: strconv.FormatBool(c.Spec.S3.PathStyle)},
+		{Name: "KAFSCALE_SNAPSHOT_PREFIX", Value: SnapshotPrefix(cfg, c)},
+	}
+	if ref := c.Spec.S3.CredentialsSecretRef; ref != nil {
+		for _, key := range []string{secretAccessKeyID, secretSecretAccessKey} {
+			env = append(env, corev1.EnvVar{Name: key, ValueFrom: &corev1.EnvVarSource{
+				SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: *ref, Key: key},
+			}})
+		}
+	}
+	labels := map[string]string{
+		"app.kubernetes.io/name":       "kafscale-etcd-snapshot",
+		"app.kubernetes.io/instance":   c.Name,
+		"app.kubernetes.io/component":  "etcd-snapshot",
+		"app.kubernetes.io/part-of":    "kafscale",
+		"app.kubernetes.io/managed-by": "kafscale-operator",
+	}
+	pod := corev1.PodSpec{
+		RestartPolicy:                corev1.RestartPolicyOnFailure,
+		AutomountServiceAccountToken: ptr.To(false),
+		SecurityContext: &corev1.PodSecurityContext{
+			RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](65532), RunAsGroup: ptr.To[int64](65532),
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		Containers: []corev1.Container{{
+			Name:            "etcd-snapshot",
+			Image:           cfg.OperatorImage,
+			Args:            []string{"etcd-snapshot"},
+			Env:             env,
+			SecurityContext: restrictedContainerSecurity(),
+		}},
+	}
+	for _, s := range cfg.ImagePullSecrets {
+		pod.ImagePullSecrets = append(pod.ImagePullSecrets, corev1.LocalObjectReference{Name: s})
+	}
+	return &batchv1.CronJob{
+		ObjectMeta: metav1.ObjectMeta{Name: SnapshotCronJobName(c), Namespace: c.Namespace, Labels: labels},
+		Spec: batchv1.CronJobSpec{
+			Schedule:                   cfg.SnapshotSchedule,
+			ConcurrencyPolicy:          batchv1.ForbidConcurrent,
+			StartingDeadlineSeconds:    ptr.To[int64](300),
+			SuccessfulJobsHistoryLimit: ptr.To[int32](3),
+			FailedJobsHistoryLimit:     ptr.To[int32](3),
+			JobTemplate: batchv1.JobTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: batchv1.JobSpec{
+					BackoffLimit:          ptr.To[int32](2),
+					ActiveDeadlineSeconds: ptr.To[int64](600),
+					Template:              corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: pod},
+				},
+			},
+		},
+	}
+}

@@ -1,0 +1,120 @@
+// Package snapshot takes an etcd snapshot and uploads it to S3 with its checksum. The
+// operator's ops API and the snapshot CronJob's Job (`operator etcd-snapshot`) both use it.
+package snapshot
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Result describes an uploaded snapshot.
+type Result struct {
+	Cluster  string    `json:"cluster,omitempty"`
+	Bucket   string    `json:"bucket"`
+	Object   string    `json:"object"`
+	Checksum string    `json:"checksumObject"`
+	SHA256   string    `json:"sha256"`
+	Bytes    int       `json:"bytes"`
+	Time     time.Time `json:"time"`
+}
+
+// Take streams a snapshot from etcd (Maintenance.Snapshot) and uploads it as
+// <prefix>etcd-<UTC time>.db, then its hex SHA-256 as <object>.sha256. The checksum goes
+// last: its presence means the snapshot is complete.
+func Take(ctx context.Context, etcd *clientv3.Client, s3c *s3.Client, bucket, prefix string) (*Result, error) {
+	rc, err := etcd.Snapshot(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("etcd snapshot: %w", err)
+	}
+	data, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		return nil, fmt.Errorf("etcd snapshot: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	now := time.Now().UTC()
+	res := &Result{
+		Bucket: bucket, SHA256: hex.EncodeToString(sum[:]), Bytes: len(data), Time: now,
+		Object: prefix + "etcd-" + now.Format("20060102T150405.000Z") + ".db",
+	}
+	res.Checksum = res.Object + ".sha256"
+	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: &res.Bucket, Key: &res.Object, Body: bytes.NewReader(data)}); err != nil {
+		return nil, fmt.Errorf("upload s3://%s/%s: %w", res.Bucket, res.Object, err)
+	}
+	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: &res.Bucket, Key: &res.Checksum, Body: strings.NewReader(res.SHA256)}); err != nil {
+		return nil, fmt.Errorf("upload s3://%s/%s: %w", res.Bucket, res.Checksum, err)
+	}
+	return res, nil
+}
+
+// Job is the configuration of `operator etcd-snapshot`, the snapshot CronJob's command, read
+// from the environment the operator gives the Job.
+type Job struct {
+	EtcdEndpoints []string // KAFSCALE_SNAPSHOT_ETCD_ENDPOINTS (required)
+	Bucket        string   // KAFSCALE_SNAPSHOT_S3_BUCKET (required)
+	Region        string   // KAFSCALE_SNAPSHOT_S3_REGION
+	Endpoint      string   // KAFSCALE_SNAPSHOT_S3_ENDPOINT
+	PathStyle     bool     // KAFSCALE_SNAPSHOT_S3_PATH_STYLE
+	Prefix        string   // KAFSCALE_SNAPSHOT_PREFIX, ends with /
+	// S3 credentials come from the default AWS chain: AWS_ACCESS_KEY_ID and
+	// AWS_SECRET_ACCESS_KEY (secretKeyRefs), or the pod's identity.
+}
+
+// ParseJob reads the Job's environment through lookup.
+func ParseJob(lookup func(string) (string, bool)) (*Job, error) {
+	get := func(k string) string { v, _ := lookup(k); return strings.TrimSpace(v) }
+	j := &Job{Bucket: get("KAFSCALE_SNAPSHOT_S3_BUCKET"), Region: get("KAFSCALE_SNAPSHOT_S3_REGION"), Endpoint: get("KAFSCALE_SNAPSHOT_S3_ENDPOINT"),
+		PathStyle: get("KAFSCALE_SNAPSHOT_S3_PATH_STYLE") == "true", Prefix: get("KAFSCALE_SNAPSHOT_PREFIX")}
+	for _, e := range strings.Split(get("KAFSCALE_SNAPSHOT_ETCD_ENDPOINTS"), ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			j.EtcdEndpoints = append(j.EtcdEndpoints, e)
+		}
+	}
+	if j.Region == "" {
+		j.Region = "us-east-1"
+	}
+	if j.Prefix != "" && !strings.HasSuffix(j.Prefix, "/") {
+		j.Prefix += "/"
+	}
+	var missing []string
+	if len(j.EtcdEndpoints) == 0 {
+		missing = append(missing, "KAFSCALE_SNAPSHOT_ETCD_ENDPOINTS")
+	}
+	if j.Bucket == "" {
+		missing = append(missing, "KAFSCALE_SNAPSHOT_S3_BUCKET")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("etcd-snapshot: %s required", strings.Join(missing, " and "))
+	}
+	return j, nil
+}
+
+// Run takes one snapshot as the Job describes.
+func (j *Job) Run(ctx context.Context) (*Result, error) {
+	etcd, err := clientv3.New(clientv3.Config{Endpoints: j.EtcdEndpoints, DialTimeout: 10 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("etcd client: %w", err)
+	}
+	defer etcd.Close()
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(j.Region))
+	if err != nil {
+		return nil, fmt.Errorf("S3 configuration: %w", err)
+	}
+	s3c := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if j.Endpoint != "" {
+			o.BaseEndpoint = &j.Endpoint
+		}
+		o.UsePathStyle = j.PathStyle
+	})
+	return Take(ctx, etcd, s3c, j.Bucket, j.Prefix)
+}
