@@ -122,6 +122,7 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 		AutoCreatePartitions: cfg.AutoCreatePartitions,
 		ProduceSyncFlush:     cfg.ProduceSyncFlush,
 		AllowAdminAPIs:       cfg.AllowAdminAPIs,
+		BrokerSettings:       cfg.Public(),
 	}, mgr, meta, log, server.NewMetrics(reg))
 	stopGroups := wireGroups(cfg, cli, keys, meta, srv, log)
 	defer stopGroups()
