@@ -53,7 +53,7 @@ func (s *Server) handleDescribeConfigs(_ context.Context, _ *requestContext, kre
 		}
 		if err != nil {
 			sr.ErrorCode = s.code("DescribeConfigs", err)
-			sr.ErrorMessage = kmsg.StringPtr(err.Error())
+			sr.ErrorMessage = errorMessage(err)
 			resp.Resources = append(resp.Resources, sr)
 			continue
 		}

@@ -57,7 +57,7 @@ func (s *Server) handleAlterConfigs(ctx context.Context, _ *requestContext, kreq
 		})
 		if err != nil {
 			sr.ErrorCode = s.code("AlterConfigs", err)
-			sr.ErrorMessage = kmsg.StringPtr(err.Error())
+			sr.ErrorMessage = errorMessage(err)
 		}
 		resp.Resources = append(resp.Resources, sr)
 	}

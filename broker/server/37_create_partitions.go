@@ -46,7 +46,7 @@ func (s *Server) handleCreatePartitions(ctx context.Context, _ *requestContext, 
 		err := s.createPartitions(ctx, rt, seen[rt.Topic] > 1, req.ValidateOnly)
 		if err != nil {
 			st.ErrorCode = s.code("CreatePartitions", err)
-			st.ErrorMessage = kmsg.StringPtr(err.Error())
+			st.ErrorMessage = errorMessage(err)
 		} else if !req.ValidateOnly {
 			grown[rt.Topic] = rt.Count
 		}

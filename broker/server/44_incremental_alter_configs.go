@@ -68,7 +68,7 @@ func (s *Server) handleIncrementalAlterConfigs(ctx context.Context, _ *requestCo
 		})
 		if err != nil {
 			sr.ErrorCode = s.code("IncrementalAlterConfigs", err)
-			sr.ErrorMessage = kmsg.StringPtr(err.Error())
+			sr.ErrorMessage = errorMessage(err)
 		}
 		resp.Resources = append(resp.Resources, sr)
 	}

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -80,4 +82,15 @@ func alterBrokerRefused(rt kmsg.ConfigResourceType) error {
 		return fmt.Errorf("%w: broker settings are KAFSCALE_* environment variables and cannot be altered at run time; change the deployment and restart the brokers", kerr.PolicyViolation)
 	}
 	return fmt.Errorf("%w: resource type %d cannot be altered; only TOPIC (2) resources can", kerr.InvalidRequest, rt)
+}
+
+// errorMessage is err as an ErrorMessage: the Kafka error's stock description ("Number of
+// partitions is below 1.") is dropped, as the message already says what was wrong.
+func errorMessage(err error) *string {
+	msg := err.Error()
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		msg = strings.ReplaceAll(msg, ke.Error(), ke.Message)
+	}
+	return kmsg.StringPtr(msg)
 }
