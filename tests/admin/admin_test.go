@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kafscale/kafscale/tests/testenv"
 )
@@ -160,7 +161,7 @@ func str(s string) *string { return &s }
 func TestTopicConfigsAndPartitions(t *testing.T) {
 	addr := startBroker(t)
 	ctx := testContext(t)
-	_, adm := newAdmin(t, addr)
+	cl, adm := newAdmin(t, addr)
 	if _, err := adm.CreateTopic(ctx, 2, -1, map[string]*string{"cleanup.policy": str("delete")}, "orders"); err != nil {
 		t.Fatal(err)
 	}
@@ -208,6 +209,44 @@ func TestTopicConfigsAndPartitions(t *testing.T) {
 		t.Fatalf("retention.bytes=-2: %+v", ars)
 	}
 
+	// ValidateOnly checks without writing.
+	vrs, err := adm.ValidateAlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: str("-1")}}, "orders")
+	if err != nil || vrs[0].Err != nil {
+		t.Fatalf("validate alter: %v %+v", err, vrs)
+	}
+	vcs, err := adm.ValidateUpdatePartitions(ctx, 3, "orders")
+	if err != nil || vcs["orders"].Err != nil {
+		t.Fatalf("validate partitions: %v %+v", err, vcs)
+	}
+	rcs, _ = adm.DescribeTopicConfigs(ctx, "orders")
+	td, err := adm.ListTopics(ctx, "orders")
+	if c, _ := configValue(rcs[0], "retention.ms"); err != nil || *c.Value != "3600000" || len(td["orders"].Partitions) != 2 {
+		t.Fatalf("validate-only requests changed the topic: %+v, %d partitions", c, len(td["orders"].Partitions))
+	}
+
+	// An assignment naming a live broker is followed; one naming another is refused.
+	assigned := func(brokers ...int32) kmsg.CreatePartitionsResponseTopic {
+		req := kmsg.NewPtrCreatePartitionsRequest()
+		req.TimeoutMillis = 10000
+		rt := kmsg.NewCreatePartitionsRequestTopic()
+		rt.Topic, rt.Count = "orders", int32(2+len(brokers))
+		for _, b := range brokers {
+			rt.Assignment = append(rt.Assignment, kmsg.CreatePartitionsRequestTopicAssignment{Replicas: []int32{b}})
+		}
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Topics[0]
+	}
+	if r := assigned(7); r.ErrorCode != kerr.InvalidReplicaAssignment.Code || r.ErrorMessage == nil || !strings.Contains(*r.ErrorMessage, "broker 7") {
+		t.Fatalf("assignment to broker 7: %v %v", kerr.ErrorForCode(r.ErrorCode), r.ErrorMessage)
+	}
+	if r := assigned(0); r.ErrorCode != 0 {
+		t.Fatalf("assignment to broker 0: %v %v", kerr.ErrorForCode(r.ErrorCode), r.ErrorMessage)
+	}
+
 	// Add partitions, then produce to and consume from a new one.
 	cps, err := adm.UpdatePartitions(ctx, 4, "orders")
 	if err != nil || cps["orders"].Err != nil {
@@ -218,23 +257,36 @@ func TestTopicConfigsAndPartitions(t *testing.T) {
 		t.Fatalf("shrink: %+v", r)
 	}
 	t.Logf("shrink refused: %s", cps["orders"].ErrMessage)
-	td, err := adm.ListTopics(ctx, "orders")
+	td, err = adm.ListTopics(ctx, "orders")
 	if err != nil || len(td["orders"].Partitions) != 4 {
 		t.Fatalf("metadata after adding: %v %+v", err, td["orders"])
 	}
 
+	// Partition 2 (led as assigned) and 3 (placed by the broker) take produce and fetch.
 	producer, _ := newAdmin(t, addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err := producer.ProduceSync(ctx, &kgo.Record{Topic: "orders", Partition: 3, Value: []byte("to-the-new-partition")}).FirstErr(); err != nil {
-		t.Fatalf("produce to partition 3: %v", err)
+	for _, p := range []int32{2, 3} {
+		r := &kgo.Record{Topic: "orders", Partition: p, Value: []byte(fmt.Sprintf("to-new-partition-%d", p))}
+		if err := producer.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatalf("produce to partition %d: %v", p, err)
+		}
 	}
-	consumer, _ := newAdmin(t, addr, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"orders": {3: kgo.NewOffset().AtStart()}}))
-	fetches := consumer.PollFetches(ctx)
-	if err := fetches.Err(); err != nil {
-		t.Fatal(err)
+	consumer, _ := newAdmin(t, addr, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
+		"orders": {2: kgo.NewOffset().AtStart(), 3: kgo.NewOffset().AtStart()}}))
+	got := map[int32]string{}
+	for len(got) < 2 && ctx.Err() == nil {
+		fetches := consumer.PollFetches(ctx)
+		if err := fetches.Err(); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range fetches.Records() {
+			if r.Offset != 0 {
+				t.Fatalf("record at offset %d of partition %d", r.Offset, r.Partition)
+			}
+			got[r.Partition] = string(r.Value)
+		}
 	}
-	recs := fetches.Records()
-	if len(recs) != 1 || recs[0].Partition != 3 || string(recs[0].Value) != "to-the-new-partition" || recs[0].Offset != 0 {
-		t.Fatalf("consumed %+v", recs)
+	if got[2] != "to-new-partition-2" || got[3] != "to-new-partition-3" {
+		t.Fatalf("consumed %v", got)
 	}
 
 	// The broker's safe settings, without credentials.
