@@ -16,7 +16,8 @@ import (
 // are not ReadOnly. An unknown topic is UNKNOWN_TOPIC_OR_PARTITION for that resource.
 // BROKER resources named by this broker's id list its settings that are safe to show
 // (Config.BrokerSettings, never credentials), all ReadOnly STATIC_BROKER_CONFIG; the empty
-// name (dynamic broker configs) lists nothing, as there are none. ConfigNames filters.
+// name (dynamic broker configs) lists nothing, as there are none. ConfigNames filters; null
+// or empty asks for all, as in Kafka.
 // v0 answers IsDefault, v1+ the source and, when asked, one synonym (the entry itself);
 // v3+ the config type and, when asked, documentation; v4 is flexible.
 
@@ -62,7 +63,7 @@ func (s *Server) handleDescribeConfigs(_ context.Context, _ *requestContext, kre
 			wanted[name] = true
 		}
 		for _, e := range entries {
-			if rr.ConfigNames != nil && !wanted[e.name] {
+			if len(rr.ConfigNames) > 0 && !wanted[e.name] {
 				continue
 			}
 			c := kmsg.NewDescribeConfigsResponseResourceConfig()

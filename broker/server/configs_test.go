@@ -115,6 +115,9 @@ func TestDescribeConfigs(t *testing.T) {
 	if len(filtered.Configs) != 1 || filtered.Configs[0].Name != "retention.bytes" {
 		t.Fatalf("filtered: %+v", filtered.Configs)
 	}
+	if all := describeTopic(t, c, 1, "orders", []string{}); len(all.Configs) < len(metadata.TopicConfigDefaults) {
+		t.Fatalf("empty ConfigNames answered %d configs, want all", len(all.Configs))
+	}
 	if r := describeTopic(t, c, 4, "ghost", nil); r.ErrorCode != kerr.UnknownTopicOrPartition.Code {
 		t.Fatalf("unknown topic: %v", kerr.ErrorForCode(r.ErrorCode))
 	}
