@@ -126,6 +126,7 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 		Authorizer:           acl.New(cfg.ACLEnabled, cfg.ACL),
 		PrincipalSource:      cfg.PrincipalSource,
 		ProxyProtocol:        cfg.ProxyProtocol,
+		BrokerSettings:       cfg.Public(),
 	}, mgr, meta, log, server.NewMetrics(reg))
 	if cfg.ACLEnabled {
 		log.Info("ACLs enforced", "rules", len(cfg.ACL), "principal_source", cfg.PrincipalSource)

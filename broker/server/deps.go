@@ -68,6 +68,12 @@ type Cluster interface {
 	CreateTopic(ctx context.Context, name string, partitions int32, configs map[string]string) error
 	// DeleteTopic removes a topic from the metadata; its data is deleted afterwards.
 	DeleteTopic(ctx context.Context, name string) error
+	// AlterTopicConfigs changes a topic's alterable configs (metadata.AlterableTopicConfigs)
+	// in one compare-and-swap; validateOnly checks against the latest metadata without writing.
+	AlterTopicConfigs(ctx context.Context, name string, change metadata.ConfigChange, validateOnly bool) error
+	// AddPartitions grows a topic to total partitions; leaders, when not nil, names the
+	// leader of each new partition. validateOnly checks without writing.
+	AddPartitions(ctx context.Context, name string, total int32, leaders []int32, validateOnly bool) error
 }
 
 // Groups is the group coordinator (broker/groups). Each method answers one request of the

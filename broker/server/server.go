@@ -31,8 +31,12 @@ type Config struct {
 	AutoCreatePartitions int32
 	// ProduceSyncFlush makes acks=1/all answers wait until the data is in S3 and etcd.
 	ProduceSyncFlush bool
-	// AllowAdminAPIs enables CreateTopics and DeleteTopics.
+	// AllowAdminAPIs enables CreateTopics, DeleteTopics, AlterConfigs,
+	// IncrementalAlterConfigs and CreatePartitions.
 	AllowAdminAPIs bool
+	// BrokerSettings are the settings DescribeConfigs shows for this broker, by KAFSCALE_*
+	// name; never credentials (config.Broker.Public).
+	BrokerSettings map[string]string
 	// MaxInflightPerConn bounds the requests of one connection being handled at once
 	// (pipelining); the reader stops reading when it is reached. Default 64.
 	MaxInflightPerConn int
