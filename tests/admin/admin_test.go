@@ -7,15 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,108 +17,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kafscale/kafscale/tests/brokertest"
 	"github.com/kafscale/kafscale/tests/testenv"
 )
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// brokerBinary builds the broker once per test run.
-func brokerBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		root, err := testenv.RepoRoot()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		dir, err := os.MkdirTemp("", "kafscale-admin-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "broker")
-		cmd := exec.Command("go", "build", "-o", binPath, "./broker")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./broker: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
 
 // startBroker runs broker 0 against a fresh etcd and S3 with extra KAFSCALE_* settings and
 // returns its Kafka address once /readyz answers.
 func startBroker(t *testing.T, extra ...string) string {
 	t.Helper()
-	etcd, s3 := testenv.StartEtcd(t), testenv.StartS3(t)
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
-	metricsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
-	logPath := filepath.Join(t.TempDir(), "broker.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(brokerBinary(t))
-	cmd.Env = append(os.Environ(),
-		"KAFSCALE_BROKER_ID=0",
-		"KAFSCALE_BROKER_ADDR="+addr,
-		"KAFSCALE_METRICS_ADDR="+metricsAddr,
-		"KAFSCALE_ETCD_ENDPOINTS="+etcd.Endpoints()[0],
-		"KAFSCALE_S3_BUCKET="+s3.Bucket,
-		"KAFSCALE_S3_ENDPOINT="+s3.Endpoint,
-		"KAFSCALE_S3_REGION="+s3.Region,
-		"KAFSCALE_S3_ACCESS_KEY="+s3.AccessKey,
-		"KAFSCALE_S3_SECRET_KEY="+s3.SecretKey,
-		"KAFSCALE_S3_PATH_STYLE=true",
-		"KAFSCALE_FLUSH_INTERVAL_MS=50",
-		"KAFSCALE_BROKER_LEASE_TTL_SEC=2",
-		"KAFSCALE_LOG_LEVEL=debug",
-	)
-	cmd.Env = append(cmd.Env, extra...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); logFile.Close(); close(done) }()
-	logTail := func() string {
-		data, _ := os.ReadFile(logPath)
-		if len(data) > 6000 {
-			data = data[len(data)-6000:]
-		}
-		return string(data)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("broker log tail:\n%s", logTail())
-		}
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-	})
-	client := &http.Client{Timeout: time.Second}
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		select {
-		case <-done:
-			t.Fatalf("broker exited during startup; log:\n%s", logTail())
-		default:
-		}
-		if resp, err := client.Get("http://" + metricsAddr + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr
-			}
-		}
-	}
-	t.Fatalf("broker not ready after 60s; log:\n%s", logTail())
-	return ""
+	b := brokertest.Start(t, brokertest.Options{Etcd: testenv.StartEtcd(t), S3: testenv.StartS3(t), Env: extra})
+	return b.Addr
 }
 
 func testContext(t *testing.T) context.Context {
