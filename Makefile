@@ -126,8 +126,12 @@ $(STAMP)/debian-packages: | $(STAMP)
 
 # --- build ---------------------------------------------------------------------------------
 .PHONY: build
-build: ## build every KafScale binary into ./bin
+# The product binaries, each a thin main under its component directory.
+BINARIES := broker operator
+
+build: ## build every KafScale binary into ./bin (kafscale-broker, kafscale-operator)
 	$(GO) build ./...
+	for b in $(BINARIES); do $(GO) build -trimpath -o $(BIN)/kafscale-$$b ./$$b; done
 
 # --- generate ----------------------------------------------------------------------------
 CHART := charts/kafscale
