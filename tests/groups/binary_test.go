@@ -13,6 +13,7 @@ import (
 	"github.com/kafscale/kafscale/broker/groups"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/kafscale/kafscale/tests/brokertest"
+	"github.com/kafscale/kafscale/tests/testenv"
 )
 
 // startBinary runs the broker binary on this cluster's etcd and S3, under its keys.
@@ -80,7 +81,7 @@ func TestBinaryRestartKeepsGroup(t *testing.T) {
 	batchA := c.binProduce(cl, topic, 3, "a", 90)
 	m := c.binConsumer("m", group, topic, b)
 	waitAll(t, batchA, m.consumed)
-	eventually(t, 60*time.Second, func() error {
+	testenv.Eventually(t, 60*time.Second, func() error {
 		if got := sum(c.committedVia(adm, group)[topic]); got != 90 {
 			return fmt.Errorf("committed %d of 90", got)
 		}
@@ -132,7 +133,7 @@ func TestBinaryCoordinatorMoves(t *testing.T) {
 	const topic = "moving-topic"
 	cl := c.binClient([]kgo.Opt{kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.DisableIdempotentWrite()}, b1, b2)
 	adm := kadm.NewClient(cl)
-	eventually(t, 60*time.Second, func() error {
+	testenv.Eventually(t, 60*time.Second, func() error {
 		m, err := adm.BrokerMetadata(ctxT(t, 10*time.Second))
 		if err != nil {
 			return err
@@ -158,7 +159,7 @@ func TestBinaryCoordinatorMoves(t *testing.T) {
 	batchA := c.binProduce(cl, topic, 4, "a", 80)
 	m := c.binConsumer("m", group, topic, b1, b2)
 	waitAll(t, batchA, m.consumed)
-	eventually(t, 60*time.Second, func() error {
+	testenv.Eventually(t, 60*time.Second, func() error {
 		if got := sum(c.committedVia(adm, group)[topic]); got != 80 {
 			return fmt.Errorf("committed %d of 80", got)
 		}
@@ -166,7 +167,7 @@ func TestBinaryCoordinatorMoves(t *testing.T) {
 	})
 
 	b2.Stop()
-	eventually(t, 60*time.Second, func() error {
+	testenv.Eventually(t, 60*time.Second, func() error {
 		if co := adm.FindGroupCoordinators(ctxT(t, 10*time.Second), group)[group]; co.Err != nil || co.NodeID != 1 {
 			return fmt.Errorf("coordinator still %+v", co)
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/kafscale/kafscale/tests/testenv"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -30,7 +31,7 @@ func rebalanceScenario(t *testing.T, c *cluster, b *broker, topic, group string,
 	batchA := c.produce(b, topic, 4, "a", 100)
 	m1 := start("m1")
 	waitAll(t, batchA, m1.consumed)
-	eventually(t, 60*time.Second, func() error {
+	testenv.Eventually(t, 60*time.Second, func() error {
 		if got := sum(c.committed(b, group)[topic]); got != 100 {
 			return fmt.Errorf("first member committed %d of 100", got)
 		}
@@ -57,7 +58,7 @@ func rebalanceScenario(t *testing.T, c *cluster, b *broker, topic, group string,
 	t.Logf("batch b split between the members: %v", per)
 	m1.close()
 	m2.close()
-	eventually(t, 60*time.Second, func() error {
+	testenv.Eventually(t, 60*time.Second, func() error {
 		if got := sum(c.committed(b, group)[topic]); got != 200 {
 			return fmt.Errorf("committed %d of 200", got)
 		}

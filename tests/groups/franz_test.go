@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafscale/kafscale/tests/testenv"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -96,7 +97,7 @@ func (fc *franzConsumer) close() {
 func waitAll(t *testing.T, want []string, consumers ...func() []string) *seen {
 	t.Helper()
 	var s *seen
-	eventually(t, 90*time.Second, func() error {
+	testenv.Eventually(t, 90*time.Second, func() error {
 		s = newSeen()
 		for i, c := range consumers {
 			for _, v := range c() {
@@ -115,7 +116,7 @@ func waitAll(t *testing.T, want []string, consumers ...func() []string) *seen {
 func describeStable(t *testing.T, adm *kadm.Client, group string, n int) kadm.DescribedGroup {
 	t.Helper()
 	var out kadm.DescribedGroup
-	eventually(t, 60*time.Second, func() error {
+	testenv.Eventually(t, 60*time.Second, func() error {
 		d, err := adm.DescribeGroups(ctxT(t, 10*time.Second), group)
 		if err != nil {
 			return err
@@ -174,7 +175,7 @@ func TestFranzGoGroupRebalanceAndRestart(t *testing.T) {
 	c1.close()
 	c2.close()
 
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if got := sum(c.committed(b, group)[topic]); got != 400 {
 			return fmt.Errorf("committed %d of 400", got)
 		}
@@ -262,7 +263,7 @@ func TestKadmListDescribeDeleteGroups(t *testing.T) {
 	}
 
 	live.close()
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		del, err := adm.DeleteGroups(ctxT(t, 20*time.Second), "live")
 		if err != nil {
 			return err
@@ -295,7 +296,7 @@ func TestFranzGoStaticMemberRestart(t *testing.T) {
 	batchA := c.produce(b, topic, 2, "a", 40)
 	m := c.franzConsumer(b, "s1", group, topic, kgo.InstanceID("instance-1"))
 	waitAll(t, batchA, m.consumed)
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if got := sum(c.committed(b, group)[topic]); got != 40 {
 			return fmt.Errorf("committed %d of 40", got)
 		}

@@ -114,7 +114,7 @@ func (c *cluster) startBroker(node int32, port int) *broker {
 		defer close(b.done)
 		_ = b.meta.RunController(ctx, node, metadata.ControllerOptions{SessionTTL: 2 * time.Second, Resync: 200 * time.Millisecond})
 	}()
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if b.meta.Snapshot().Broker(node) == nil {
 			return fmt.Errorf("broker %d not in the snapshot yet", node)
 		}
@@ -156,7 +156,7 @@ func (c *cluster) createTopic(b *broker, name string, partitions int32) {
 	cl := c.client(b, nil)
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		offs, err := adm.ListEndOffsets(ctxT(t, 5*time.Second), name)
 		if err != nil {
 			return err
@@ -242,22 +242,6 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-// eventually polls f until it succeeds; the deadline only bounds a hang.
-func eventually(t *testing.T, d time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition never held: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // seen tracks consumed values and reports duplicates.

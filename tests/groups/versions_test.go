@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafscale/kafscale/tests/testenv"
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -286,7 +287,7 @@ func TestEtcdOutage(t *testing.T) {
 	t.Logf("five group requests answered in %v with etcd down (etcd request timeout 2 s)", time.Since(start).Round(time.Millisecond))
 
 	c.etcd.Start()
-	eventually(t, 60*time.Second, func() error {
+	testenv.Eventually(t, 60*time.Second, func() error {
 		if code := commit("og", jr.MemberID, jr.Generation); code != 0 {
 			return kerr.ErrorForCode(code)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/kafscale/kafscale/broker/partition"
 	"github.com/kafscale/kafscale/internal/metadata"
+	"github.com/kafscale/kafscale/tests/testenv"
 )
 
 // The whole chain: two brokers (metadata store + registration + controller + manager
@@ -40,7 +41,7 @@ func TestFailoverThroughController(t *testing.T) {
 	}
 	b1, b2 := start(1), start(2)
 	t.Cleanup(func() { _ = b2.reg.Close(context.Background()) })
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if n := len(b1.meta.Snapshot().Brokers); n != 2 {
 			return fmt.Errorf("%d brokers registered", n)
 		}
@@ -52,7 +53,7 @@ func TestFailoverThroughController(t *testing.T) {
 	leaderOf := func(snap *metadata.Snapshot, p int32) int32 { return snap.Topic("failover").Partition(p).Leader }
 	managers := map[int32]*partition.Manager{1: b1.mgr, 2: b2.mgr}
 	want := map[int32][]string{}
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		snap := b2.meta.Snapshot()
 		if snap.Topic("failover") == nil {
 			return fmt.Errorf("topic not seen yet")
@@ -79,7 +80,7 @@ func TestFailoverThroughController(t *testing.T) {
 		t.Fatal(err)
 	}
 	b1.stop()
-	eventually(t, 60*time.Second, func() error {
+	testenv.Eventually(t, 60*time.Second, func() error {
 		snap := b2.meta.Snapshot()
 		for p := int32(0); p < 4; p++ {
 			if leaderOf(snap, p) != 2 {

@@ -139,27 +139,10 @@ func batch(values ...string) []byte {
 // waitLeading polls until the manager accepts reads of the partition (its claim is done).
 func waitLeading(t *testing.T, m *partition.Manager, topic string, p int32) {
 	t.Helper()
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		_, _, err := m.Offsets(context.Background(), topic, p)
 		return err
 	})
-}
-
-// eventually polls f until it succeeds; the deadline only bounds a hang, it asserts nothing
-// about speed.
-func eventually(t *testing.T, d time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition never held: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func mustAppend(t *testing.T, m *partition.Manager, topic string, p int32, b []byte, wait bool) server.AppendResult {

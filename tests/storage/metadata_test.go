@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/kafscale/kafscale/internal/metadata"
+	"github.com/kafscale/kafscale/tests/testenv"
 )
 
 func newMetaStore(t *testing.T, e *env) *metadata.Store {
@@ -96,7 +97,7 @@ func TestTopicAdmin(t *testing.T) {
 	if resp, _ := e.cli.Get(ctx, e.keys.Partition("orders", 0)); len(resp.Kvs) != 0 {
 		t.Fatal("partition state of a deleted topic survived")
 	}
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		snap := watcher.Snapshot()
 		if snap.Topic("orders") != nil || snap.Topic("audit") == nil || len(snap.Topic("audit").Partitions) != 3 {
 			return fmt.Errorf("watcher sees %+v", snap.Topics)
@@ -122,7 +123,7 @@ func TestControllerReassignsLeaders(t *testing.T) {
 		defer close(done1)
 		_ = s1.RunController(ctx1, 1, metadata.ControllerOptions{SessionTTL: 2 * time.Second})
 	}()
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if snap := s1.Snapshot(); snap.ControllerID != 1 || len(snap.Brokers) != 2 || snap.ClusterID == "" {
 			return fmt.Errorf("snapshot %+v", snap)
 		}
@@ -136,7 +137,7 @@ func TestControllerReassignsLeaders(t *testing.T) {
 	if err := r2.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		snap := s1.Snapshot()
 		if len(snap.Brokers) != 1 {
 			return fmt.Errorf("brokers %+v", snap.Brokers)
@@ -158,7 +159,7 @@ func TestControllerReassignsLeaders(t *testing.T) {
 	// Controller 1 stops; controller 2 (still campaigning) takes over and records itself.
 	stop1()
 	<-done1
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if id := s2.Snapshot().ControllerID; id != 2 {
 			return fmt.Errorf("controller %d", id)
 		}
@@ -167,7 +168,7 @@ func TestControllerReassignsLeaders(t *testing.T) {
 	// A broker registering again is added back.
 	r3 := register(t, s2, 3)
 	t.Cleanup(func() { _ = r3.Close(context.Background()) })
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if b := s2.Snapshot().Broker(3); b == nil || b.Port != 9093 {
 			return fmt.Errorf("broker 3 missing: %+v", s2.Snapshot().Brokers)
 		}
@@ -197,7 +198,7 @@ func TestSnapshotUpdateIsCompareAndSwap(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		if n := len(stores[0].Snapshot().Brokers); n != len(stores)*each {
 			return fmt.Errorf("%d brokers, want %d", n, len(stores)*each)
 		}

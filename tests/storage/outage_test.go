@@ -13,6 +13,7 @@ import (
 	"github.com/kafscale/kafscale/broker/partition"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/kafscale/kafscale/internal/storage"
+	"github.com/kafscale/kafscale/tests/testenv"
 )
 
 // S3 down: the flush fails with KAFKA_STORAGE_ERROR, health turns unavailable and appends
@@ -36,7 +37,7 @@ func TestS3OutageGatesProduceAndRecovers(t *testing.T) {
 	if err := res.Durable(ctxT(t, 30*time.Second)); !isKerr(err, kerr.KafkaStorageError) {
 		t.Fatalf("append while S3 is down: %v, want KAFKA_STORAGE_ERROR", err)
 	}
-	eventually(t, 60*time.Second, func() error {
+	testenv.Eventually(t, 60*time.Second, func() error {
 		if st := objects.Health(); st != storage.Unavailable {
 			return fmt.Errorf("health %v", st)
 		}
@@ -52,7 +53,7 @@ func TestS3OutageGatesProduceAndRecovers(t *testing.T) {
 	}
 
 	e.s3.Start()
-	eventually(t, 60*time.Second, func() error {
+	testenv.Eventually(t, 60*time.Second, func() error {
 		if st := objects.Health(); st != storage.Healthy {
 			return fmt.Errorf("health %v", st)
 		}
@@ -124,7 +125,7 @@ func TestEtcdOutageTimesOutAndRecovers(t *testing.T) {
 
 	e.etcd.Start()
 	var after int64
-	eventually(t, 60*time.Second, func() error {
+	testenv.Eventually(t, 60*time.Second, func() error {
 		r, err := m.Append(ctxT(t, 10*time.Second), "etcdout", 0, batch("after"), false)
 		if err != nil {
 			return err
@@ -140,7 +141,7 @@ func TestEtcdOutageTimesOutAndRecovers(t *testing.T) {
 	}
 	// The registration lease may have expired during the outage; once the broker has
 	// registered again, admin requests work.
-	eventually(t, 60*time.Second, func() error {
+	testenv.Eventually(t, 60*time.Second, func() error {
 		err := meta.CreateTopic(ctxT(t, 10*time.Second), "other", 1, nil)
 		if isKerr(err, kerr.TopicAlreadyExists) {
 			return nil // an earlier attempt landed but its answer was lost

@@ -7,6 +7,7 @@ import (
 
 	"github.com/kafscale/kafscale/broker/partition"
 	"github.com/kafscale/kafscale/internal/recordbatch/rbtest"
+	"github.com/kafscale/kafscale/tests/testenv"
 )
 
 // A cold read fetches only the partition's byte range of a shared object, then reads the
@@ -45,7 +46,7 @@ func TestReadIsRangedAndReadsAhead(t *testing.T) {
 		t.Fatalf("read at 0: offsets %v, %v", offs, err)
 	}
 	// Readahead brings chunks 1 and 2 (offsets 1, 2) into the cache in the background.
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if n := count.gets.Load(); n != 3 {
 			return fmt.Errorf("%d GETs so far", n)
 		}

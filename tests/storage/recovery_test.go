@@ -11,6 +11,7 @@ import (
 
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/kafscale/kafscale/internal/recordbatch/rbtest"
+	"github.com/kafscale/kafscale/tests/testenv"
 )
 
 // A new manager on the same etcd and S3 (a restarted broker, cold cache) reads back every
@@ -158,7 +159,7 @@ func TestStaleLeaderIsFenced(t *testing.T) {
 	}
 	// A claim at an epoch that is not newer is refused: A re-applying its old view stays out.
 	a.Apply(snapshot(1, 5, topics))
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		_, err := a.Append(ctxT(t, 5*time.Second), "fence", 0, batch("nope"), false)
 		if !isKerr(err, kerr.NotLeaderForPartition) {
 			return fmt.Errorf("append at a non-newer epoch: %v", err)
