@@ -95,13 +95,15 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 
 	// --- data path ------------------------------------------------------------------------
 	mgr, err := partition.NewManager(ctx, partition.Options{
-		NodeID:            cfg.NodeID,
-		SegmentBytes:      cfg.Storage.SegmentBytes,
-		FlushInterval:     cfg.Storage.FlushInterval,
-		CacheBytes:        cfg.Storage.CacheBytes,
-		ReadaheadSegments: cfg.Storage.ReadaheadSegments,
-		CommitTimeout:     cfg.Etcd.RequestTimeout,
-		Logger:            log,
+		NodeID:                 cfg.NodeID,
+		SegmentBytes:           cfg.Storage.SegmentBytes,
+		FlushInterval:          cfg.Storage.FlushInterval,
+		CacheBytes:             cfg.Storage.CacheBytes,
+		ReadaheadSegments:      cfg.Storage.ReadaheadSegments,
+		CommitTimeout:          cfg.Etcd.RequestTimeout,
+		RetentionCheckInterval: cfg.Storage.RetentionCheck,
+		SweepGrace:             cfg.Storage.SweepGrace,
+		Logger:                 log,
 	}, cli, keys, objects)
 	if err != nil {
 		return fmt.Errorf("partition manager: %w", err)

@@ -121,12 +121,15 @@ func (m *Manager) flushLoop() {
 		case req := <-m.flushReq:
 			m.flush()
 			close(req)
+		case req := <-m.retentionReq:
+			m.enforceRetention()
+			close(req)
 		}
 	}
 }
 
-// objectFooter ends every flush object: what it holds, so tools (and a future garbage
-// sweeper) can read an object without etcd. Layout: data sections, index sections, the
+// objectFooter ends every flush object: what it holds, so tools can read an object without
+// etcd (the sweeper relies on etcd's references, not on footers). Layout: data sections, index sections, the
 // footer JSON, its length (uint32 big endian), the magic "KSO1".
 type objectFooter struct {
 	Version  int            `json:"v"`

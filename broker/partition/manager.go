@@ -47,6 +47,15 @@ type Options struct {
 	// MaxTxnOps and MaxTxnBytes split a flush's commits into etcd transactions (128 ops,
 	// etcd's default --max-txn-ops; 1 MiB, under etcd's 1.5 MiB request limit).
 	MaxTxnOps, MaxTxnBytes int
+	// RetentionCheckInterval is how often the partitions this broker leads are checked
+	// against retention.ms and retention.bytes, and how often the controller broker sweeps
+	// unreferenced objects (KAFSCALE_RETENTION_CHECK_INTERVAL_MS, 60 s).
+	RetentionCheckInterval time.Duration
+	// SweepGrace is how old an unreferenced object must be before the sweeper deletes it
+	// (KAFSCALE_RETENTION_SWEEP_GRACE_MS, 10 min). It must exceed the longest a flush can take from
+	// naming its object to its commit (2 × the S3 PUT bound + CommitTimeout) plus the clock
+	// skew between brokers.
+	SweepGrace time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -74,6 +83,12 @@ func DefaultOptions(o Options) Options {
 	if o.MaxTxnBytes <= 0 {
 		o.MaxTxnBytes = 1 << 20
 	}
+	if o.RetentionCheckInterval <= 0 {
+		o.RetentionCheckInterval = time.Minute
+	}
+	if o.SweepGrace <= 0 {
+		o.SweepGrace = 10 * time.Minute
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -100,9 +115,11 @@ type Manager struct {
 	cutDone  chan struct{} // closed and replaced after each flush takes the buffers (under mu)
 	kick     chan struct{}
 	flushReq chan chan struct{}
-	stop     chan struct{}
-	done     chan struct{}
-	closeMu  sync.Once
+	// retentionReq runs a retention check in the flusher's goroutine.
+	retentionReq chan chan struct{}
+	stop         chan struct{}
+	done         chan struct{}
+	closeMu      sync.Once
 
 	readahead chan struct{} // semaphore for background fetches
 	stats     counters
@@ -110,7 +127,7 @@ type Manager struct {
 
 type counters struct {
 	flushes, flushBytes, flushErrors, txns, commits, fenced, commitErrors, garbage atomic.Int64
-	readaheads, reads                                                              atomic.Int64
+	readaheads, reads, retained, swept                                             atomic.Int64
 }
 
 // Stats are counters for metrics.
@@ -121,12 +138,14 @@ type Stats struct {
 	Txns, Commits, Fenced, CommitErrors int64
 	// GarbageObjects were written but referenced by no committed state (deleted best effort).
 	GarbageObjects int64
-	Reads          int64
-	Readaheads     int64
-	BufferedBytes  int64
-	LeadPartitions int64
-	Cache          storage.CacheStats
-	S3Health       storage.HealthState
+	// RetentionCommits moved a log start; SweptObjects were deleted by the sweeper.
+	RetentionCommits, SweptObjects int64
+	Reads                          int64
+	Readaheads                     int64
+	BufferedBytes                  int64
+	LeadPartitions                 int64
+	Cache                          storage.CacheStats
+	S3Health                       storage.HealthState
 }
 
 type topicPartition struct {
@@ -145,24 +164,26 @@ func NewManager(ctx context.Context, opts Options, cli *clientv3.Client, keys me
 	}
 	opts = DefaultOptions(opts)
 	m := &Manager{
-		opts:      opts,
-		cli:       cli,
-		keys:      keys,
-		objects:   objects,
-		cache:     storage.NewCache(opts.CacheBytes),
-		log:       opts.Logger.With("node", opts.NodeID),
-		parts:     map[topicPartition]*partition{},
-		gone:      map[topicPartition]*partition{},
-		snap:      &metadata.Snapshot{ControllerID: -1},
-		changed:   make(chan struct{}),
-		cutDone:   make(chan struct{}),
-		kick:      make(chan struct{}, 1),
-		flushReq:  make(chan chan struct{}),
-		stop:      make(chan struct{}),
-		done:      make(chan struct{}),
-		readahead: make(chan struct{}, 4),
+		opts:         opts,
+		cli:          cli,
+		keys:         keys,
+		objects:      objects,
+		cache:        storage.NewCache(opts.CacheBytes),
+		log:          opts.Logger.With("node", opts.NodeID),
+		parts:        map[topicPartition]*partition{},
+		gone:         map[topicPartition]*partition{},
+		snap:         &metadata.Snapshot{ControllerID: -1},
+		changed:      make(chan struct{}),
+		cutDone:      make(chan struct{}),
+		kick:         make(chan struct{}, 1),
+		flushReq:     make(chan chan struct{}),
+		retentionReq: make(chan chan struct{}),
+		stop:         make(chan struct{}),
+		done:         make(chan struct{}),
+		readahead:    make(chan struct{}, 4),
 	}
 	go m.flushLoop()
+	go m.retentionLoop()
 	return m, nil
 }
 
@@ -183,6 +204,7 @@ func (m *Manager) Stats() Stats {
 		Flushes: m.stats.flushes.Load(), FlushBytes: m.stats.flushBytes.Load(), FlushErrors: m.stats.flushErrors.Load(),
 		Txns: m.stats.txns.Load(), Commits: m.stats.commits.Load(), Fenced: m.stats.fenced.Load(),
 		CommitErrors: m.stats.commitErrors.Load(), GarbageObjects: m.stats.garbage.Load(),
+		RetentionCommits: m.stats.retained.Load(), SweptObjects: m.stats.swept.Load(),
 		Reads: m.stats.reads.Load(), Readaheads: m.stats.readaheads.Load(),
 		BufferedBytes: m.buffered.Load(), LeadPartitions: lead,
 		Cache: m.cache.Stats(), S3Health: m.objects.Health(),

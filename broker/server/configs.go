@@ -26,8 +26,8 @@ var topicConfigDocs = map[string]struct {
 	typ kmsg.ConfigType
 	doc string
 }{
-	"retention.ms":                   {kmsg.ConfigTypeLong, "How long data is kept, -1 for ever. Stored, not yet enforced: no segment is deleted yet."},
-	"retention.bytes":                {kmsg.ConfigTypeLong, "How much data a partition keeps, -1 for unlimited. Stored, not yet enforced: no segment is deleted yet."},
+	"retention.ms":                   {kmsg.ConfigTypeLong, "How long data is kept, -1 for ever. Enforced by the partition leader every KAFSCALE_RETENTION_CHECK_INTERVAL_MS."},
+	"retention.bytes":                {kmsg.ConfigTypeLong, "How much data a partition keeps, -1 for unlimited. Enforced by the partition leader; the newest chunk always stays."},
 	"segment.bytes":                  {kmsg.ConfigTypeInt, "Accepted at creation for tooling; segments are cut by KAFSCALE_SEGMENT_BYTES."},
 	"segment.ms":                     {kmsg.ConfigTypeLong, "Accepted at creation for tooling; segments are cut by KAFSCALE_FLUSH_INTERVAL_MS."},
 	"max.message.bytes":              {kmsg.ConfigTypeInt, "Accepted at creation for tooling; requests are bounded by KAFSCALE_MAX_REQUEST_BYTES."},

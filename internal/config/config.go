@@ -110,6 +110,8 @@ type Storage struct {
 	FlushInterval     time.Duration // KAFSCALE_FLUSH_INTERVAL_MS
 	CacheBytes        int64         // KAFSCALE_CACHE_BYTES
 	ReadaheadSegments int           // KAFSCALE_READAHEAD_SEGMENTS
+	RetentionCheck    time.Duration // KAFSCALE_RETENTION_CHECK_INTERVAL_MS
+	SweepGrace        time.Duration // KAFSCALE_RETENTION_SWEEP_GRACE_MS
 }
 
 // Groups tunes the consumer group coordinator.
@@ -215,6 +217,10 @@ func Parse(lookup func(string) (string, bool)) (*Broker, error) {
 		FlushInterval:     p.millis("KAFSCALE_FLUSH_INTERVAL_MS", 500, 1),
 		CacheBytes:        p.int("KAFSCALE_CACHE_BYTES", 256<<20, 0, math.MaxInt64),
 		ReadaheadSegments: int(p.int("KAFSCALE_READAHEAD_SEGMENTS", 2, 0, 64)),
+		RetentionCheck:    p.millis("KAFSCALE_RETENTION_CHECK_INTERVAL_MS", 60000, 1000),
+		// An object must outlive its flush (2 × 10 s PUT bound + the etcd commit bound)
+		// before an unreferenced one may be deleted: at least a minute.
+		SweepGrace: p.millis("KAFSCALE_RETENTION_SWEEP_GRACE_MS", 600000, 60000),
 	}
 	c.Groups = Groups{
 		MinSessionTimeout:     p.millis("KAFSCALE_GROUP_MIN_SESSION_TIMEOUT_MS", 6000, 1),

@@ -40,6 +40,8 @@ func TestDefaults(t *testing.T) {
 		{"Storage.FlushInterval", c.Storage.FlushInterval, 500 * time.Millisecond},
 		{"Storage.CacheBytes", c.Storage.CacheBytes, int64(256 << 20)},
 		{"Storage.ReadaheadSegments", c.Storage.ReadaheadSegments, 2},
+		{"Storage.RetentionCheck", c.Storage.RetentionCheck, time.Minute},
+		{"Storage.SweepGrace", c.Storage.SweepGrace, 10 * time.Minute},
 		{"LogLevel", c.LogLevel, slog.LevelInfo},
 		{"Groups.MinSessionTimeout", c.Groups.MinSessionTimeout, 6 * time.Second},
 	}

@@ -31,6 +31,8 @@ func (c *Broker) Public() map[string]string {
 		"KAFSCALE_FLUSH_INTERVAL_MS":                ms(c.Storage.FlushInterval),
 		"KAFSCALE_CACHE_BYTES":                      itoa(c.Storage.CacheBytes),
 		"KAFSCALE_READAHEAD_SEGMENTS":               itoa(int64(c.Storage.ReadaheadSegments)),
+		"KAFSCALE_RETENTION_CHECK_INTERVAL_MS":      ms(c.Storage.RetentionCheck),
+		"KAFSCALE_RETENTION_SWEEP_GRACE_MS":         ms(c.Storage.SweepGrace),
 		"KAFSCALE_GROUP_MIN_SESSION_TIMEOUT_MS":     ms(c.Groups.MinSessionTimeout),
 		"KAFSCALE_GROUP_MAX_SESSION_TIMEOUT_MS":     ms(c.Groups.MaxSessionTimeout),
 		"KAFSCALE_GROUP_INITIAL_REBALANCE_DELAY_MS": ms(c.Groups.InitialRebalanceDelay),

@@ -74,6 +74,9 @@ type IndexRef struct {
 	MaxTimestamp int64  `json:"t"`
 	// Level is 1 for a section of chunks, n+1 for a section of level-n (or lower) refs.
 	Level int `json:"v"`
+	// Size is the data bytes the referenced chunks hold (retention.bytes); 0 in references
+	// written before it was recorded.
+	Size int64 `json:"z,omitempty"`
 }
 
 // IndexSection is an archived part of a partition's index, stored as JSON inside an S3
@@ -158,6 +161,7 @@ func (s *PartitionState) ArchiveChunks() (IndexSection, IndexRef, bool) {
 	ref := IndexRef{Base: moved[0].Base, Last: moved[n-1].Last, Level: 1}
 	for _, c := range moved {
 		ref.MaxTimestamp = max(ref.MaxTimestamp, c.MaxTimestamp)
+		ref.Size += c.Len
 	}
 	return IndexSection{Chunks: moved}, ref, true
 }
@@ -176,6 +180,7 @@ func (s *PartitionState) FoldArchives() (IndexSection, IndexRef, bool) {
 	for _, r := range moved {
 		ref.MaxTimestamp = max(ref.MaxTimestamp, r.MaxTimestamp)
 		ref.Level = max(ref.Level, r.Level+1)
+		ref.Size += r.Size
 	}
 	return IndexSection{Refs: moved}, ref, true
 }
@@ -186,4 +191,66 @@ func (s *PartitionState) AddArchive(ref IndexRef) { s.Archives = append(s.Archiv
 // PrependArchive puts a reference made by FoldArchives in front.
 func (s *PartitionState) PrependArchive(ref IndexRef) {
 	s.Archives = append([]IndexRef{ref}, s.Archives...)
+}
+
+// ApplyRetention drops, oldest first, the whole index units (archive references, then
+// chunks) that retention allows to delete, and moves LogStartOffset to the first offset
+// kept. A unit goes while its max timestamp is older than now-retentionMs, or while the
+// bytes kept without it still reach retentionBytes (negative values are unlimited). The
+// newest chunk always stays (the active tail), and a unit with no timestamp (-1) is never
+// expired by time. It returns the new state and true, or (nil, false) when nothing goes.
+func (s *PartitionState) ApplyRetention(nowMs, retentionMs, retentionBytes int64) (*PartitionState, bool) {
+	if len(s.Chunks) == 0 {
+		return nil, false
+	}
+	type unit struct{ size, maxTS int64 }
+	units := make([]unit, 0, len(s.Archives)+len(s.Chunks))
+	var total int64
+	for _, r := range s.Archives {
+		units = append(units, unit{r.Size, r.MaxTimestamp})
+		total += r.Size
+	}
+	for _, c := range s.Chunks {
+		units = append(units, unit{c.Len, c.MaxTimestamp})
+		total += c.Len
+	}
+	drop := 0
+	for drop < len(units)-1 {
+		u := units[drop]
+		expired := retentionMs >= 0 && u.maxTS >= 0 && nowMs-u.maxTS > retentionMs
+		tooBig := retentionBytes >= 0 && total-u.size >= retentionBytes
+		if !expired && !tooBig {
+			break
+		}
+		total -= u.size
+		drop++
+	}
+	if drop == 0 {
+		return nil, false
+	}
+	next := s.Clone()
+	if drop <= len(s.Archives) {
+		next.Archives = append([]IndexRef(nil), s.Archives[drop:]...)
+	} else {
+		next.Archives = nil
+		next.Chunks = append([]Chunk(nil), s.Chunks[drop-len(s.Archives):]...)
+	}
+	first := next.Chunks[0].Base
+	if len(next.Archives) > 0 {
+		first = next.Archives[0].Base
+	}
+	next.LogStartOffset = max(s.LogStartOffset, first)
+	return next, true
+}
+
+// Referenced calls fn with every object the state references directly: its chunks' and
+// its archive references' objects. Objects referenced by the archived sections themselves
+// must be found by loading them (see broker/partition's sweeper).
+func (s *PartitionState) Referenced(fn func(object string)) {
+	for _, c := range s.Chunks {
+		fn(c.Object)
+	}
+	for _, r := range s.Archives {
+		fn(r.Object)
+	}
 }

@@ -175,3 +175,54 @@ func TestValidateTopic(t *testing.T) {
 		}
 	}
 }
+
+func TestApplyRetention(t *testing.T) {
+	// Two archived refs (100 bytes each) and three chunks (10 bytes each); timestamps grow.
+	s := &PartitionState{
+		LogStartOffset: 0, HighWatermark: 50,
+		Archives: []IndexRef{{Base: 0, Last: 19, MaxTimestamp: 100, Size: 100}, {Base: 20, Last: 39, MaxTimestamp: 200, Size: 100}},
+		Chunks: []Chunk{
+			{Base: 40, Last: 44, MaxTimestamp: 300, Len: 10}, {Base: 45, Last: 48, MaxTimestamp: 400, Len: 10},
+			{Base: 49, Last: 49, MaxTimestamp: 500, Len: 10},
+		},
+	}
+	cases := []struct {
+		name             string
+		now, ms, bytes   int64
+		ok               bool
+		logStart         int64
+		archives, chunks int
+	}{
+		{"unlimited", 10000, -1, -1, false, 0, 2, 3},
+		{"nothing expired", 500, 1000, -1, false, 0, 2, 3},
+		{"first ref expired", 250, 100, -1, true, 20, 1, 3},
+		{"refs and a chunk expired", 450, 100, -1, true, 45, 0, 2},
+		{"all expired keeps the tail", 100000, 1, -1, true, 49, 0, 1},
+		{"bytes keep at least the limit", 0, -1, 25, true, 40, 0, 3},
+		{"bytes exactly", 0, -1, 120, true, 20, 1, 3},
+		{"bytes zero keeps the tail", 0, -1, 0, true, 49, 0, 1},
+		{"bytes large", 0, -1, 1000, false, 0, 2, 3},
+	}
+	for _, c := range cases {
+		next, ok := s.ApplyRetention(c.now, c.ms, c.bytes)
+		if ok != c.ok {
+			t.Errorf("%s: ok = %v, want %v", c.name, ok, c.ok)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		if next.LogStartOffset != c.logStart || len(next.Archives) != c.archives || len(next.Chunks) != c.chunks || next.HighWatermark != 50 {
+			t.Errorf("%s: logStart %d, %d archives, %d chunks, hwm %d; want %d, %d, %d, 50", c.name,
+				next.LogStartOffset, len(next.Archives), len(next.Chunks), next.HighWatermark, c.logStart, c.archives, c.chunks)
+		}
+	}
+	if len(s.Archives) != 2 || len(s.Chunks) != 3 || s.LogStartOffset != 0 {
+		t.Fatal("ApplyRetention changed its receiver")
+	}
+	// A chunk without a timestamp never expires by time.
+	u := &PartitionState{Chunks: []Chunk{{Base: 0, Last: 0, MaxTimestamp: -1, Len: 1}, {Base: 1, Last: 1, MaxTimestamp: 5, Len: 1}}}
+	if _, ok := u.ApplyRetention(1000, 1, -1); ok {
+		t.Error("a chunk with no timestamp expired by time")
+	}
+}

@@ -9,8 +9,8 @@ import (
 )
 
 // AlterableTopicConfigs are the topic configs AlterConfigs and IncrementalAlterConfigs may
-// change. Retention is stored in the snapshot but not yet enforced: nothing deletes old
-// segments yet. Other configs are fixed once the topic is created.
+// change. Partition leaders enforce retention (broker/partition, docs/storage.md). Other
+// configs are fixed once the topic is created.
 var AlterableTopicConfigs = []string{"retention.ms", "retention.bytes"}
 
 // TopicConfigDefaults are the values a topic config has when the topic does not set it,
