@@ -13,6 +13,7 @@ import (
 	"github.com/kafscale/kafscale/broker/partition"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/kafscale/kafscale/internal/recordbatch/rbtest"
+	"github.com/kafscale/kafscale/tests/testenv"
 )
 
 // batchAt is a batch whose records carry CreateTime ts.
@@ -215,7 +216,7 @@ func TestRetentionBytesPeriodic(t *testing.T) {
 	snap = withConfig(snap, "big", "retention.bytes", "1")
 	snap.ControllerID = 1
 	m.Apply(snap)
-	eventually(t, 60*time.Second, func() error {
+	testenv.Eventually(t, 60*time.Second, func() error {
 		if s := logStart(t, m, "big", 0); s != 3 {
 			return fmt.Errorf("big log start %d, want 3", s)
 		}
