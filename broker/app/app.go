@@ -60,7 +60,9 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 	if log == nil {
 		log = slog.Default()
 	}
-	log = log.With("node", cfg.NodeID)
+	if !cfg.AutoNodeID {
+		log = log.With("node", cfg.NodeID)
+	}
 	keys := metadata.Keys{Namespace: cfg.Namespace, Cluster: cfg.Cluster}
 
 	// --- startup gate: metadata readable, S3 writable, within the startup timeout ---------
@@ -90,6 +92,29 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 	if err := objects.Probe(startCtx); err != nil {
 		return &StartupError{fmt.Sprintf("write a probe object to s3://%s/%s within %s (KAFSCALE_STARTUP_TIMEOUT_SEC)", cfg.S3.Bucket, cfg.S3.Namespace, cfg.StartupTimeout), err}
 	}
+
+	// --- node id: KAFSCALE_BROKER_ID=auto claims one in etcd before anything uses it ------
+	// The claim's lease is the lease the liveness key is registered under later (Publish),
+	// so deregistering or a lease expiry frees the id.
+	var registration *metadata.Registration
+	registered := false
+	if cfg.AutoNodeID {
+		claim, err := meta.ClaimNodeID(startCtx, cfg.LeaseTTL)
+		if err != nil {
+			return &StartupError{fmt.Sprintf("claim a node id in etcd %v within %s (KAFSCALE_BROKER_ID=auto)", cfg.Etcd.Endpoints, cfg.StartupTimeout), err}
+		}
+		registration = claim
+		c := *cfg
+		c.NodeID = claim.NodeID()
+		cfg = &c
+		log = log.With("node", cfg.NodeID)
+		log.Info("claimed node id (KAFSCALE_BROKER_ID=auto)", "etcd_key", keys.ID(cfg.NodeID))
+	}
+	defer func() {
+		if registration != nil && !registered {
+			_ = registration.Close(context.Background())
+		}
+	}()
 	cancelStart()
 	log.Info("startup checks passed", "etcd", cfg.Etcd.Endpoints, "bucket", cfg.S3.Bucket)
 
@@ -167,10 +192,16 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 	defer httpSrv.Close()
 
 	// --- join the cluster ------------------------------------------------------------------
-	registration, err := meta.Register(ctx, metadata.Broker{NodeID: cfg.NodeID, Host: cfg.AdvertisedHost, Port: advertisedPort, Rack: cfg.Rack}, cfg.LeaseTTL)
+	self := metadata.Broker{NodeID: cfg.NodeID, Host: cfg.AdvertisedHost, Port: advertisedPort, Rack: cfg.Rack}
+	if registration != nil {
+		err = registration.Publish(ctx, self)
+	} else {
+		registration, err = meta.Register(ctx, self, cfg.LeaseTTL)
+	}
 	if err != nil {
 		return fmt.Errorf("register broker %d in etcd: %w", cfg.NodeID, err)
 	}
+	registered = true
 	controllerCtx, stopController := context.WithCancel(context.Background())
 	var controllerDone sync.WaitGroup
 	controllerDone.Add(1)
@@ -197,6 +228,11 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 	case <-ctx.Done():
 	case err := <-serveErr:
 		runErr = fmt.Errorf("kafka listener: %w", err)
+	case <-registration.Lost():
+		// Only with KAFSCALE_BROKER_ID=auto: the id is another broker's now. Drain and exit;
+		// the restart claims a new id.
+		runErr = registration.Err()
+		log.Error("stopping: this broker's node id was claimed by another broker while its etcd lease was lost", "err", runErr)
 	}
 
 	// --- graceful shutdown -----------------------------------------------------------------

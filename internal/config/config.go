@@ -19,8 +19,12 @@ import (
 
 // Broker is the broker's whole configuration.
 type Broker struct {
-	// NodeID is this broker's id in the metadata snapshot (KAFSCALE_BROKER_ID).
+	// NodeID is this broker's id in the metadata snapshot (KAFSCALE_BROKER_ID). It is 0
+	// when AutoNodeID is set, until the broker has claimed an id in etcd.
 	NodeID int32
+	// AutoNodeID is KAFSCALE_BROKER_ID=auto: at startup the broker claims the lowest node id
+	// no live broker holds (an ids/<id> key under its etcd lease).
+	AutoNodeID bool
 	// ListenAddr is the Kafka listener, host:port (KAFSCALE_BROKER_ADDR).
 	ListenAddr string
 	// AdvertisedHost and AdvertisedPort are what clients are told to connect to
@@ -129,7 +133,15 @@ func Load() (*Broker, error) { return Parse(os.LookupEnv) }
 func Parse(lookup func(string) (string, bool)) (*Broker, error) {
 	p := &parser{lookup: lookup}
 	c := &Broker{}
-	c.NodeID = int32(p.int("KAFSCALE_BROKER_ID", 0, 0, math.MaxInt32))
+	if v, ok := p.raw("KAFSCALE_BROKER_ID"); ok {
+		if strings.EqualFold(v, "auto") {
+			c.AutoNodeID = true
+		} else if n, err := strconv.ParseInt(v, 10, 32); err == nil && n >= 0 {
+			c.NodeID = int32(n)
+		} else {
+			p.fail("KAFSCALE_BROKER_ID=%q: want auto or a whole number from 0 to %d", v, math.MaxInt32)
+		}
+	}
 	c.ListenAddr = p.str("KAFSCALE_BROKER_ADDR", ":9092")
 	listenHost, listenPort := p.hostPort("KAFSCALE_BROKER_ADDR", c.ListenAddr)
 	c.AdvertisedHost = p.str("KAFSCALE_BROKER_HOST", defaultAdvertisedHost(listenHost))

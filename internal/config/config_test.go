@@ -74,6 +74,26 @@ func TestOverrides(t *testing.T) {
 	}
 }
 
+func TestAutoNodeID(t *testing.T) {
+	for _, v := range []string{"auto", "AUTO", " auto "} {
+		c, err := Parse(env(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_BROKER_ID": v}))
+		if err != nil {
+			t.Fatalf("%q: %v", v, err)
+		}
+		if !c.AutoNodeID || c.NodeID != 0 {
+			t.Errorf("%q: AutoNodeID=%v NodeID=%d, want true, 0", v, c.AutoNodeID, c.NodeID)
+		}
+	}
+	c, err := Parse(env(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_BROKER_ID": "3"}))
+	if err != nil || c.AutoNodeID || c.NodeID != 3 {
+		t.Fatalf("explicit id: %+v, %v", c, err)
+	}
+	if _, err := Parse(env(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_BROKER_ID": "automatic"})); err == nil ||
+		!strings.Contains(err.Error(), "KAFSCALE_BROKER_ID") {
+		t.Fatalf("KAFSCALE_BROKER_ID=automatic: %v", err)
+	}
+}
+
 func TestBadValuesAreAllReportedByName(t *testing.T) {
 	_, err := Parse(env(map[string]string{
 		"KAFSCALE_BROKER_ID":              "-1",

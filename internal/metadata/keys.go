@@ -23,6 +23,13 @@ func (k Keys) Brokers() string { return k.Prefix() + "brokers/" }
 // Broker is one broker's liveness key, held under an etcd lease.
 func (k Keys) Broker(nodeID int32) string { return k.Brokers() + strconv.Itoa(int(nodeID)) }
 
+// IDs is the prefix of the node id claims of brokers started with KAFSCALE_BROKER_ID=auto.
+func (k Keys) IDs() string { return k.Prefix() + "ids/" }
+
+// ID is the claim of one node id, held under the claiming broker's registration lease (the
+// lease of its Broker key), so it frees when that broker deregisters or its lease expires.
+func (k Keys) ID(nodeID int32) string { return k.IDs() + strconv.Itoa(int(nodeID)) }
+
 // Partitions is the prefix of every partition state key.
 func (k Keys) Partitions() string { return k.Prefix() + "partitions/" }
 

@@ -86,6 +86,8 @@ func brokerEnv(c *v1alpha1.KafscaleCluster, in BrokerInputs) []corev1.EnvVar {
 		{Name: "KAFSCALE_CLUSTER_NAMESPACE", Value: c.Namespace},
 		{Name: "KAFSCALE_CLUSTER_NAME", Value: c.Name},
 		{Name: "KAFSCALE_ETCD_ENDPOINTS", Value: strings.Join(in.EtcdEndpoints, ",")},
+		// A Deployment gives its pods no ordinal: each broker claims a free node id in etcd.
+		{Name: "KAFSCALE_BROKER_ID", Value: "auto"},
 		{Name: "KAFSCALE_BROKER_ADDR", Value: ":" + strconv.Itoa(kafkaPort)},
 		{Name: "KAFSCALE_METRICS_ADDR", Value: ":" + strconv.Itoa(metricsPort)},
 		{Name: "KAFSCALE_BROKER_PORT", Value: strconv.Itoa(int(advertisedPort(c)))},

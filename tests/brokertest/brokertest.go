@@ -57,8 +57,11 @@ func Binary(t testing.TB) string {
 // Options says which backend a broker uses and what it overrides.
 type Options struct {
 	NodeID int
-	Etcd   *testenv.Etcd
-	S3     *testenv.S3
+	// Auto runs the broker with KAFSCALE_BROKER_ID=auto (NodeID is then ignored, and
+	// Broker.NodeID is -1: the broker claims its id in etcd).
+	Auto bool
+	Etcd *testenv.Etcd
+	S3   *testenv.S3
 	// Env holds extra KAFSCALE_* settings; they win over the defaults below.
 	Env []string
 }
@@ -66,7 +69,7 @@ type Options struct {
 // Broker is the broker binary running as a child process.
 type Broker struct {
 	t           testing.TB
-	NodeID      int
+	NodeID      int    // -1 for Options.Auto
 	Addr        string // host:port clients bootstrap from
 	MetricsAddr string // host:port of /metrics, /healthz, /readyz
 	env         []string
@@ -83,15 +86,42 @@ type Broker struct {
 // broker is killed when the test ends; its log tail is printed when the test failed.
 func Start(t testing.TB, o Options) *Broker {
 	t.Helper()
+	p := newBroker(t, o)
+	p.Start()
+	return p
+}
+
+// StartAll launches one broker per option at the same time, then waits until each is ready:
+// for tests of what brokers starting together do (KAFSCALE_BROKER_ID=auto claims).
+func StartAll(t testing.TB, opts ...Options) []*Broker {
+	t.Helper()
+	out := make([]*Broker, len(opts))
+	dones := make([]chan struct{}, len(opts))
+	for i, o := range opts {
+		out[i] = newBroker(t, o)
+		dones[i] = out[i].launch()
+	}
+	for i, p := range out {
+		p.waitReady(dones[i])
+	}
+	return out
+}
+
+func newBroker(t testing.TB, o Options) *Broker {
+	t.Helper()
+	id := strconv.Itoa(o.NodeID)
+	if o.Auto {
+		o.NodeID, id = -1, "auto"
+	}
 	p := &Broker{
 		t:           t,
 		NodeID:      o.NodeID,
 		Addr:        net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t))),
 		MetricsAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t))),
-		logPath:     filepath.Join(t.TempDir(), fmt.Sprintf("broker-%d.log", o.NodeID)),
+		logPath:     filepath.Join(t.TempDir(), "broker-"+id+".log"),
 	}
 	p.env = append([]string{
-		"KAFSCALE_BROKER_ID=" + strconv.Itoa(o.NodeID),
+		"KAFSCALE_BROKER_ID=" + id,
 		"KAFSCALE_BROKER_ADDR=" + p.Addr,
 		"KAFSCALE_METRICS_ADDR=" + p.MetricsAddr,
 		"KAFSCALE_ETCD_ENDPOINTS=" + o.Etcd.Endpoints()[0],
@@ -107,16 +137,21 @@ func Start(t testing.TB, o Options) *Broker {
 	}, o.Env...)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("broker %d log tail:\n%s", o.NodeID, p.LogTail())
+			t.Logf("broker %s (%s) log tail:\n%s", id, p.Addr, p.LogTail())
 		}
 		p.Kill()
 	})
-	p.Start()
 	return p
 }
 
 // Start (re)starts the process with the same settings and ports and waits until ready.
 func (p *Broker) Start() {
+	p.t.Helper()
+	p.waitReady(p.launch())
+}
+
+// launch starts the process and returns the channel closed when it exits.
+func (p *Broker) launch() chan struct{} {
 	p.t.Helper()
 	logFile, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -142,7 +177,7 @@ func (p *Broker) Start() {
 		p.mu.Unlock()
 		close(done)
 	}()
-	p.waitReady(done)
+	return done
 }
 
 func (p *Broker) waitReady(done <-chan struct{}) {
