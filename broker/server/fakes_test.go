@@ -133,6 +133,8 @@ type memCluster struct {
 	mu     sync.Mutex
 	snap   *metadata.Snapshot
 	leader int32
+
+	producerIDs int64
 }
 
 func newMemCluster(host string, port int32) *memCluster {
@@ -140,6 +142,13 @@ func newMemCluster(host string, port int32) *memCluster {
 		ClusterID: "test-cluster",
 		Brokers:   []metadata.Broker{{NodeID: 0, Host: host, Port: port}},
 	}}
+}
+
+func (c *memCluster) AllocateProducerID(context.Context) (int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.producerIDs++
+	return c.producerIDs - 1, nil
 }
 
 func (c *memCluster) Snapshot() *metadata.Snapshot {
