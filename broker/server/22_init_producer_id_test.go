@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -31,5 +32,11 @@ func TestInitProducerID(t *testing.T) {
 	}
 	if r := init(4, kmsg.StringPtr("tx"), -1, -1); r.ErrorCode != kerr.TransactionalIDAuthorizationFailed.Code {
 		t.Fatalf("transactional id: error %d, want TRANSACTIONAL_ID_AUTHORIZATION_FAILED", r.ErrorCode)
+	}
+	b.cluster.mu.Lock()
+	b.cluster.producerIDErr = errors.New("etcd: context deadline exceeded")
+	b.cluster.mu.Unlock()
+	if r := init(4, nil, -1, -1); r.ErrorCode != kerr.CoordinatorNotAvailable.Code || r.ProducerID != -1 {
+		t.Fatalf("etcd down: %+v, want COORDINATOR_NOT_AVAILABLE (retriable)", r)
 	}
 }

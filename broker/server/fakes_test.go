@@ -134,7 +134,8 @@ type memCluster struct {
 	snap   *metadata.Snapshot
 	leader int32
 
-	producerIDs int64
+	producerIDs   int64
+	producerIDErr error // AllocateProducerID fails with it when set (etcd down)
 }
 
 func newMemCluster(host string, port int32) *memCluster {
@@ -147,6 +148,9 @@ func newMemCluster(host string, port int32) *memCluster {
 func (c *memCluster) AllocateProducerID(context.Context) (int64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.producerIDErr != nil {
+		return 0, c.producerIDErr
+	}
 	c.producerIDs++
 	return c.producerIDs - 1, nil
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafscale/kafscale/tests/brokertest"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -152,4 +153,30 @@ func sequencedBatch(pid int64, epoch int16, seq int32, values ...string) []byte 
 	binary.BigEndian.PutUint32(out[8:], uint32(len(out)-12))
 	binary.BigEndian.PutUint32(out[17:], crc32.Checksum(out[21:], crc32.MakeTable(crc32.Castagnoli)))
 	return out
+}
+
+// TestProducerIDsAreUniqueAcrossBrokers asks two brokers of one cluster for producer ids:
+// each takes its own block from the etcd counter, so no id is handed out twice.
+func TestProducerIDsAreUniqueAcrossBrokers(t *testing.T) {
+	be := startBackend(t)
+	brokers := []*brokertest.Broker{be.startBroker(t, 0), be.startBroker(t, 1)}
+	seen := map[int64]string{}
+	for round := 0; round < 3; round++ {
+		for _, b := range brokers {
+			c := dial(t, b.Addr)
+			write(t, c, kmsg.NewPtrInitProducerIDRequest())
+			resp := kmsg.NewPtrInitProducerIDResponse()
+			if err := resp.ReadFrom(readResponse(t, c)); err != nil {
+				t.Fatal(err)
+			}
+			who := fmt.Sprintf("broker %d, round %d", b.NodeID, round)
+			if resp.ErrorCode != 0 || resp.ProducerID < 0 || resp.ProducerEpoch != 0 {
+				t.Fatalf("%s: %+v", who, resp)
+			}
+			if other, dup := seen[resp.ProducerID]; dup {
+				t.Fatalf("producer id %d handed out to %s and %s", resp.ProducerID, other, who)
+			}
+			seen[resp.ProducerID] = who
+		}
+	}
 }
