@@ -128,6 +128,7 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 		CommitTimeout:          cfg.Etcd.RequestTimeout,
 		RetentionCheckInterval: cfg.Storage.RetentionCheck,
 		SweepGrace:             cfg.Storage.SweepGrace,
+		ProducerIDExpiration:   cfg.Storage.ProducerIDExpiration,
 		Logger:                 log,
 	}, cli, keys, objects)
 	if err != nil {

@@ -43,6 +43,25 @@ func (m *Manager) Append(ctx context.Context, topic string, part int32, batches 
 		p.mu.Unlock()
 		return server.AppendResult{}, err
 	}
+	res := p.pendRes
+	logStart := p.committed.LogStartOffset
+	if dup, err := p.checkProducers(parsed, res); err != nil || dup != nil {
+		p.mu.Unlock()
+		if err != nil {
+			return server.AppendResult{}, fmt.Errorf("%s/%d: %w", topic, part, err)
+		}
+		// Already appended: answer with the original offset once it is durable.
+		durable := dup.Durable
+		if durable == nil {
+			durable = func(context.Context) error { return nil }
+		}
+		if wait {
+			if err := durable(ctx); err != nil {
+				return server.AppendResult{}, err
+			}
+		}
+		return server.AppendResult{BaseOffset: dup.Base, LogStartOffset: logStart, LogAppendTime: -1, Durable: durable}, nil
+	}
 	base := p.next
 	if len(p.pend) == 0 {
 		p.pendBase, p.pendTS = base, -1
@@ -60,8 +79,6 @@ func (m *Manager) Append(ctx context.Context, topic string, part int32, batches 
 		p.pendTS = max(p.pendTS, b.MaxTimestamp)
 		pos += b.Size()
 	}
-	res := p.pendRes
-	logStart := p.committed.LogStartOffset
 	p.mu.Unlock()
 
 	if m.buffered.Add(int64(len(data))) >= int64(m.opts.SegmentBytes) {
@@ -77,6 +94,61 @@ func (m *Manager) Append(ctx context.Context, topic string, part int32, batches 
 		}
 	}
 	return out, nil
+}
+
+// checkProducers applies the idempotent producers' sequence checks to the batches about to
+// be appended at p.next (p.mu held) and records them. It returns the original of a
+// duplicate (nothing is recorded; every batch must then be a duplicate) or an error (nothing
+// is recorded).
+func (p *partition) checkProducers(parsed []recordbatch.Batch, res *result) (*metadata.ProducerBatch, error) {
+	now := time.Now().UnixMilli()
+	var saved map[int64]*metadata.ProducerState // previous entries, nil when absent
+	restore := func() {
+		for pid, old := range saved {
+			if old == nil {
+				delete(p.producers, pid)
+			} else {
+				p.producers[pid] = old
+			}
+		}
+	}
+	var dup *metadata.ProducerBatch
+	dups := 0
+	off := p.next
+	for _, b := range parsed {
+		if b.ProducerID >= 0 {
+			last := metadata.LastSequence(b.BaseSequence, b.LastOffsetDelta)
+			d, err := metadata.CheckSequence(p.producers, b.ProducerID, b.ProducerEpoch, b.BaseSequence, last)
+			switch {
+			case err != nil:
+				restore()
+				return nil, err
+			case d != nil:
+				if dup == nil {
+					dup = d
+				}
+				dups++
+			default:
+				if saved == nil {
+					saved = make(map[int64]*metadata.ProducerState)
+				}
+				if _, ok := saved[b.ProducerID]; !ok {
+					saved[b.ProducerID] = p.producers[b.ProducerID]
+				}
+				metadata.RecordBatch(p.producers, b.ProducerID, b.ProducerEpoch,
+					metadata.ProducerBatch{FirstSeq: b.BaseSequence, LastSeq: last, Base: off, Durable: res.wait}, now)
+			}
+		}
+		off += int64(b.LastOffsetDelta) + 1
+	}
+	if dups > 0 {
+		restore()
+		if dups != len(parsed) {
+			return nil, fmt.Errorf("a produce mixes duplicate and new batches: %w", kerr.OutOfOrderSequenceNumber)
+		}
+		return dup, nil
+	}
+	return nil, nil
 }
 
 // maxBuffered bounds the bytes waiting for S3: beyond it (a slow S3), appends wait for the
@@ -168,8 +240,9 @@ func (m *Manager) flush() {
 	m.mu.Unlock()
 	var cuts []*cut
 	var total int64
+	expireBefore := time.Now().Add(-m.opts.ProducerIDExpiration).UnixMilli()
 	for _, p := range parts {
-		if c := p.takeCut(); c != nil {
+		if c := p.takeCut(expireBefore); c != nil {
 			cuts = append(cuts, c)
 			total += int64(len(c.data))
 		}
@@ -239,6 +312,7 @@ func (m *Manager) buildObject(name string, cuts []*cut) ([]byte, error) {
 			Object: name, Pos: pos, Len: int64(len(c.data)), Base: c.base, Last: c.last, MaxTimestamp: c.maxTS,
 		})
 		next.HighWatermark = c.last + 1
+		next.Producers = c.producers
 		c.next = next
 		footer.Sections = append(footer.Sections, footerRecord{
 			Topic: c.p.tp.topic, Partition: c.p.tp.partition, Kind: "data", Pos: pos, Len: int64(len(c.data)),

@@ -56,6 +56,9 @@ type Options struct {
 	// naming its object to its commit (2 × the S3 PUT bound + CommitTimeout) plus the clock
 	// skew between brokers.
 	SweepGrace time.Duration
+	// ProducerIDExpiration is how long a partition remembers an idle idempotent producer
+	// (KAFSCALE_PRODUCER_ID_EXPIRATION_MS, 24 h).
+	ProducerIDExpiration time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -64,6 +67,9 @@ type Options struct {
 func DefaultOptions(o Options) Options {
 	if o.SegmentBytes <= 0 {
 		o.SegmentBytes = 4 << 20
+	}
+	if o.ProducerIDExpiration <= 0 {
+		o.ProducerIDExpiration = 24 * time.Hour
 	}
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = 500 * time.Millisecond

@@ -34,6 +34,9 @@ type partition struct {
 	committed *metadata.PartitionState // the last committed state; replaced, never mutated
 	rev       int64                    // ModRevision of the state key as this incarnation last wrote it
 	next      int64                    // next offset to assign
+	// producers is the idempotent producer state including the appends not yet committed;
+	// a failed flush resets it to committed.Producers with the offsets.
+	producers map[int64]*metadata.ProducerState
 
 	// Appended but not yet cut by the flusher.
 	pend     []byte
@@ -57,6 +60,7 @@ func (p *partition) lead(st *metadata.PartitionState, rev int64) bool {
 		return false
 	}
 	p.status, p.committed, p.rev, p.next = leading, st, rev, st.HighWatermark
+	p.producers = ownProducers(st.Producers)
 	close(p.ready)
 	return true
 }
@@ -122,28 +126,33 @@ func (p *partition) waitIdle() {
 
 // cut is the data of one partition taken by one flush.
 type cut struct {
-	p       *partition
-	data    []byte
-	base    int64
-	last    int64
-	maxTS   int64
-	res     *result
-	prev    *metadata.PartitionState
-	prevRev int64
+	p     *partition
+	data  []byte
+	base  int64
+	last  int64
+	maxTS int64
+	res   *result
+	// producers is the producer state as of the cut's last append.
+	producers map[int64]*metadata.ProducerState
+	prev      *metadata.PartitionState
+	prevRev   int64
 
 	// Filled while building and committing the flush.
 	next  *metadata.PartitionState
 	value string // the encoded next state
 }
 
-// takeCut hands the pending data to the flusher, or returns nil.
-func (p *partition) takeCut() *cut {
+// takeCut hands the pending data to the flusher, or returns nil. Producers idle since
+// before expireBeforeMs are forgotten with it.
+func (p *partition) takeCut(expireBeforeMs int64) *cut {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.status != leading || len(p.pend) == 0 {
 		return nil
 	}
-	c := &cut{p: p, data: p.pend, base: p.pendBase, last: p.next - 1, maxTS: p.pendTS, res: p.pendRes, prev: p.committed, prevRev: p.rev}
+	metadata.ExpireProducers(p.producers, expireBeforeMs)
+	c := &cut{p: p, data: p.pend, base: p.pendBase, last: p.next - 1, maxTS: p.pendTS, res: p.pendRes,
+		producers: metadata.CloneProducers(p.producers), prev: p.committed, prevRev: p.rev}
 	p.pend, p.pendRes = nil, newResult()
 	p.inflight++
 	return c
@@ -159,6 +168,8 @@ func (p *partition) settle(c *cut, next *metadata.PartitionState, rev int64, err
 	} else if p.status != retired {
 		p.dropPendingLocked(err, buffered)
 		p.next = p.committed.HighWatermark
+		// The producers' retries must be accepted again, not taken for duplicates.
+		p.producers = ownProducers(p.committed.Producers)
 	}
 	p.inflight--
 	if p.inflight == 0 {
@@ -193,4 +204,13 @@ func (r *result) wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("waiting for the flush: %w (%w)", kerr.RequestTimedOut, ctx.Err())
 	}
+}
+
+// ownProducers is a mutable copy of a committed producer map.
+func ownProducers(committed map[int64]*metadata.ProducerState) map[int64]*metadata.ProducerState {
+	c := make(map[int64]*metadata.ProducerState, len(committed))
+	for k, v := range committed {
+		c[k] = v
+	}
+	return c
 }

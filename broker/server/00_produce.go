@@ -40,7 +40,7 @@ func (s *Server) handleProduce(ctx context.Context, rc *requestContext, kreq kms
 	s.metrics.produceRate.add(1)
 
 	if req.TransactionID != nil {
-		// No InitProducerID is advertised, so no transactional client gets here.
+		// Transactions are not offered (InitProducerId refuses transactional ids).
 		return s.produceError(req, resp, kerr.TransactionalIDAuthorizationFailed.Code)
 	}
 	if req.Acks != 0 && req.Acks != 1 && req.Acks != -1 {

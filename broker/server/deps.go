@@ -74,6 +74,8 @@ type Cluster interface {
 	// AddPartitions grows a topic to total partitions; leaders, when not nil, names the
 	// leader of each new partition. validateOnly checks without writing.
 	AddPartitions(ctx context.Context, name string, total int32, leaders []int32, validateOnly bool) error
+	// AllocateProducerID returns a producer id no other InitProducerId in the cluster got.
+	AllocateProducerID(ctx context.Context) (int64, error)
 }
 
 // Groups is the group coordinator (broker/groups). Each method answers one request of the

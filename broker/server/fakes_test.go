@@ -133,6 +133,9 @@ type memCluster struct {
 	mu     sync.Mutex
 	snap   *metadata.Snapshot
 	leader int32
+
+	producerIDs   int64
+	producerIDErr error // AllocateProducerID fails with it when set (etcd down)
 }
 
 func newMemCluster(host string, port int32) *memCluster {
@@ -140,6 +143,16 @@ func newMemCluster(host string, port int32) *memCluster {
 		ClusterID: "test-cluster",
 		Brokers:   []metadata.Broker{{NodeID: 0, Host: host, Port: port}},
 	}}
+}
+
+func (c *memCluster) AllocateProducerID(context.Context) (int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.producerIDErr != nil {
+		return 0, c.producerIDErr
+	}
+	c.producerIDs++
+	return c.producerIDs - 1, nil
 }
 
 func (c *memCluster) Snapshot() *metadata.Snapshot {

@@ -30,9 +30,14 @@ func TestApiVersionsListsExactlyTheRegisteredHandlers(t *testing.T) {
 			}
 		}
 	}
-	// No transactions or idempotence: InitProducerID must not be advertised.
-	if _, ok := handlers[22]; ok {
-		t.Error("InitProducerID is registered")
+	// Idempotence yes (InitProducerId), transactions no.
+	if _, ok := handlers[22]; !ok {
+		t.Error("InitProducerId is not registered")
+	}
+	for _, key := range []int16{24, 25, 26, 28} { // AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit
+		if _, ok := handlers[key]; ok {
+			t.Errorf("%s is registered; transactions are not offered", kmsg.NameForKey(key))
+		}
 	}
 }
 

@@ -116,6 +116,8 @@ type Storage struct {
 	ReadaheadSegments int           // KAFSCALE_READAHEAD_SEGMENTS
 	RetentionCheck    time.Duration // KAFSCALE_RETENTION_CHECK_INTERVAL_MS
 	SweepGrace        time.Duration // KAFSCALE_RETENTION_SWEEP_GRACE_MS
+	// ProducerIDExpiration is how long partitions remember an idle idempotent producer.
+	ProducerIDExpiration time.Duration // KAFSCALE_PRODUCER_ID_EXPIRATION_MS
 }
 
 // Groups tunes the consumer group coordinator.
@@ -232,7 +234,8 @@ func Parse(lookup func(string) (string, bool)) (*Broker, error) {
 		RetentionCheck:    p.millis("KAFSCALE_RETENTION_CHECK_INTERVAL_MS", 60000, 1000),
 		// An object must outlive its flush (2 × 10 s PUT bound + the etcd commit bound)
 		// before an unreferenced one may be deleted: at least a minute.
-		SweepGrace: p.millis("KAFSCALE_RETENTION_SWEEP_GRACE_MS", 600000, 60000),
+		SweepGrace:           p.millis("KAFSCALE_RETENTION_SWEEP_GRACE_MS", 600000, 60000),
+		ProducerIDExpiration: p.millis("KAFSCALE_PRODUCER_ID_EXPIRATION_MS", 86400000, 1000),
 	}
 	c.Groups = Groups{
 		MinSessionTimeout:     p.millis("KAFSCALE_GROUP_MIN_SESSION_TIMEOUT_MS", 6000, 1),

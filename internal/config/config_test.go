@@ -42,6 +42,7 @@ func TestDefaults(t *testing.T) {
 		{"Storage.ReadaheadSegments", c.Storage.ReadaheadSegments, 2},
 		{"Storage.RetentionCheck", c.Storage.RetentionCheck, time.Minute},
 		{"Storage.SweepGrace", c.Storage.SweepGrace, 10 * time.Minute},
+		{"Storage.ProducerIDExpiration", c.Storage.ProducerIDExpiration, 24 * time.Hour},
 		{"LogLevel", c.LogLevel, slog.LevelInfo},
 		{"Groups.MinSessionTimeout", c.Groups.MinSessionTimeout, 6 * time.Second},
 	}

@@ -45,3 +45,6 @@ func (k Keys) Group(group string) string { return k.Prefix() + "groups/" + group
 func (k Keys) Offset(group, topic string, partition int32) string {
 	return k.Prefix() + "offsets/" + group + "/" + topic + "/" + strconv.Itoa(int(partition))
 }
+
+// ProducerIDs is the counter of allocated producer ids: the first id not yet handed out.
+func (k Keys) ProducerIDs() string { return k.Prefix() + "producer-ids" }

@@ -30,6 +30,10 @@ type PartitionState struct {
 	// Archives reference older index entries, oldest first, contiguous and ending where
 	// Chunks begin. Each points at an IndexSection stored in an S3 object.
 	Archives []IndexRef `json:"archives,omitempty"`
+	// Producers are the idempotent producers that appended to the partition, by producer
+	// id: their epoch and newest batches, so any leader drops a retried duplicate. Idle
+	// ones expire (KAFSCALE_PRODUCER_ID_EXPIRATION_MS).
+	Producers map[int64]*ProducerState `json:"producers,omitempty"`
 }
 
 // Bounds of a PartitionState (see docs/storage.md, "The index").
@@ -92,6 +96,7 @@ func (s *PartitionState) Clone() *PartitionState {
 	c.Epochs = append([]EpochStart(nil), s.Epochs...)
 	c.Chunks = append([]Chunk(nil), s.Chunks...)
 	c.Archives = append([]IndexRef(nil), s.Archives...)
+	c.Producers = CloneProducers(s.Producers)
 	return &c
 }
 

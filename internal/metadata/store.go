@@ -52,6 +52,8 @@ type Store struct {
 
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	pids producerIDBlock // InitProducerId's ids (producerids.go)
 }
 
 // NewStore reads the current snapshot (an empty one when none was published yet) and
