@@ -47,6 +47,7 @@ var selected = []string{
 	"TestAddRemovePartitions",
 	"TestPauseIssue489",
 	"TestPauseIssueOct2023",
+	"TestIssue523",
 	"TestIssue648",
 	"TestIssue810",
 	"TestIssue865",
@@ -221,20 +222,23 @@ func parse(t *testing.T, r io.Reader) *results {
 	return res
 }
 
-// skipReason is the message a test logged before skipping: its last "file.go:N: ..." line.
+// skipReason is what a skipped test logged ("file.go:N: ..." lines, the t.Skip message among
+// them; deferred logs may follow it).
 var logLine = regexp.MustCompile(`^\s+\w+\.go:\d+: (.*)$`)
 
 func skipReason(b *strings.Builder) string {
-	if b == nil {
-		return "(no reason given)"
-	}
-	reason := "(no reason given)"
-	for _, line := range strings.Split(b.String(), "\n") {
-		if m := logLine.FindStringSubmatch(line); m != nil {
-			reason = m[1]
+	var lines []string
+	if b != nil {
+		for _, line := range strings.Split(b.String(), "\n") {
+			if m := logLine.FindStringSubmatch(line); m != nil {
+				lines = append(lines, m[1])
+			}
 		}
 	}
-	return reason
+	if len(lines) == 0 {
+		return "(no reason given)"
+	}
+	return strings.Join(lines, "; ")
 }
 
 func (res *results) report(t *testing.T) {
