@@ -201,9 +201,16 @@ fuzz: ## fuzz Kafka request decoding and handling, and PROXY header parsing, for
 test-broker: tools ## broker integration tests: kcat, franz-go, sarama, kafka-go, restarts, kill -9, bad input, make run
 	$(GOTEST) $(TEST_FLAGS) -timeout 15m ./tests/broker/...
 
+# tests/kgo runs after the other packages, not beside them: franz-go's suite is timing
+# sensitive (session timeouts, rebalances) and would share the 2 cores with them.
 .PHONY: test-integration
-test-integration: tools ## tier 3: real etcd, S3 server and kube-apiserver on loopback
-	$(GOTEST) $(TEST_FLAGS) -timeout 20m $$($(GO) list ./tests/... | grep -v /tests/chart)
+test-integration: tools ## tier 3: real etcd, S3 server and kube-apiserver on loopback (test-kgo included)
+	$(GOTEST) $(TEST_FLAGS) -timeout 20m $$($(GO) list ./tests/... | grep -v -e /tests/chart -e /tests/kgo)
+	$(MAKE) --no-print-directory test-kgo
+
+.PHONY: test-kgo
+test-kgo: tools ## franz-go's own kgo integration tests (group, consume, produce) against one broker
+	$(GOTEST) $(TEST_FLAGS) -v -timeout 15m -run '^TestKgoSuite$$' ./tests/kgo
 
 .PHONY: clean
 clean: ## remove build outputs (keeps ./bin tools)
