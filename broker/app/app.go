@@ -89,7 +89,19 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 		return &StartupError{"S3 client", err}
 	}
 	defer objects.Close()
-	if err := objects.Probe(startCtx); err != nil {
+	// A transient failure (a throttled or briefly unreachable S3, or a server that is still
+	// tidying a prefix another broker just emptied) is retried until the startup timeout; the
+	// last error is what the broker exits with.
+	probeErr := objects.Probe(startCtx)
+	for probeErr != nil && startCtx.Err() == nil {
+		log.Warn("S3 probe failed; retrying until the startup timeout", "err", probeErr)
+		select {
+		case <-startCtx.Done():
+		case <-time.After(500 * time.Millisecond):
+			probeErr = objects.Probe(startCtx)
+		}
+	}
+	if err := probeErr; err != nil {
 		return &StartupError{fmt.Sprintf("write a probe object to s3://%s/%s within %s (KAFSCALE_STARTUP_TIMEOUT_SEC)", cfg.S3.Bucket, cfg.S3.Namespace, cfg.StartupTimeout), err}
 	}
 

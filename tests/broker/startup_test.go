@@ -70,3 +70,22 @@ func TestStartupGate(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// An S3 that is down when the broker starts but comes back within
+// KAFSCALE_STARTUP_TIMEOUT_SEC does not stop the broker: the probe is retried.
+func TestStartupWaitsForS3WithinTimeout(t *testing.T) {
+	be := startBackend(t)
+	be.s3.Stop()
+	restarted := make(chan struct{})
+	go func() {
+		defer close(restarted)
+		time.Sleep(2 * time.Second)
+		be.s3.Start()
+	}()
+	be.startBroker(t, 0, "KAFSCALE_STARTUP_TIMEOUT_SEC=30")
+	select {
+	case <-restarted:
+	default:
+		t.Fatal("the broker reported ready while S3 was still down: its startup gate did not probe S3")
+	}
+}
