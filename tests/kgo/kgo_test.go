@@ -59,6 +59,7 @@ var selected = []string{
 	"TestClient_Produce",
 	"TestIssueProduceSyncManualPartitionNegativeDoesNotPanic",
 	"TestIssue831",
+	"TestIssue769", // idempotent producer: InitProducerId failure path
 	// client
 	"TestPing",
 	"TestIssue1034",
