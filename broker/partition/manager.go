@@ -443,10 +443,14 @@ func (m *Manager) partitionFor(ctx context.Context, topic string, part int32, fo
 }
 
 // Flush flushes everything buffered now and waits for the commit (tests, tools).
-func (m *Manager) Flush(ctx context.Context) error {
+func (m *Manager) Flush(ctx context.Context) error { return m.askFlusher(ctx, m.flushReq) }
+
+// askFlusher hands the flusher goroutine a request on ch and waits until it closes the
+// request's channel (the work is done), the manager closes, or ctx ends.
+func (m *Manager) askFlusher(ctx context.Context, ch chan<- chan struct{}) error {
 	req := make(chan struct{})
 	select {
-	case m.flushReq <- req:
+	case ch <- req:
 	case <-m.done:
 		return errors.New("partition: manager closed")
 	case <-ctx.Done():

@@ -3,7 +3,6 @@ package partition
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -48,20 +47,7 @@ func (m *Manager) retentionLoop() {
 // leads now, and waits until it is done. It runs in the flusher's goroutine, between
 // flushes, so its commits never race a flush's commit of the same partition.
 func (m *Manager) EnforceRetention(ctx context.Context) error {
-	req := make(chan struct{})
-	select {
-	case m.retentionReq <- req:
-	case <-m.done:
-		return errors.New("partition: manager closed")
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case <-req:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return m.askFlusher(ctx, m.retentionReq)
 }
 
 // topicRetention returns a topic's retention.ms and retention.bytes (-1: unlimited).
