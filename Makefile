@@ -18,6 +18,7 @@ export KAFSCALE_TEST_BIN := $(BIN)
 export KUBEBUILDER_ASSETS := $(BIN)
 
 GO ?= go
+space := $(subst ,, )
 
 # --- pinned tool versions (see docs/development.md for why each was chosen) -------------
 HELM_VERSION             := v3.22.0
@@ -34,7 +35,13 @@ PROMETHEUS_OPERATOR_VERSION := v0.85.0
 module_version = $(shell awk '{for (i = 1; i < NF; i++) if ($$i == "$(1)") {print $$(i+1); exit}}' $(2))
 KUBE_VERSION             := $(call module_version,k8s.io/kubernetes,tests/tools/kube-apiserver/go.mod)
 ETCD_VERSION             := $(call module_version,go.etcd.io/etcd/server/v3,tests/tools/etcd/go.mod)
-DEBIAN_PACKAGES          := kcat yamllint
+# protoc-gen-go is the version of the protobuf runtime in go.mod, so generated code and the
+# runtime always match; protoc-gen-go-grpc generates code for grpc >= 1.64 (go.mod has 1.82).
+PROTOC_GEN_GO_VERSION      := $(call module_version,google.golang.org/protobuf,go.mod)
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+# Debian packages and the command each one provides (checked in the same order).
+DEBIAN_PACKAGES          := kcat yamllint protobuf-compiler
+DEBIAN_COMMANDS          := kcat yamllint protoc
 
 TOOL_STAMPS := \
 	$(STAMP)/helm-$(HELM_VERSION)-kube$(HELM_KUBE_MINOR) \
@@ -46,7 +53,9 @@ TOOL_STAMPS := \
 	$(STAMP)/prometheus-operator-crds-$(PROMETHEUS_OPERATOR_VERSION) \
 	$(STAMP)/kube-apiserver-$(KUBE_VERSION)-v \
 	$(STAMP)/etcd-$(ETCD_VERSION) \
-	$(STAMP)/debian-packages
+	$(STAMP)/protoc-gen-go-$(PROTOC_GEN_GO_VERSION) \
+	$(STAMP)/protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION) \
+	$(STAMP)/debian-packages-$(subst $(space),+,$(DEBIAN_PACKAGES))
 
 .PHONY: help
 help: ## list the targets
@@ -117,8 +126,18 @@ $(STAMP)/etcd-$(ETCD_VERSION): tests/tools/etcd/go.mod | $(STAMP)
 	cd tests/tools/etcd && CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/etcd .
 	@touch $@
 
-$(STAMP)/debian-packages: | $(STAMP)
-	if ! command -v $(firstword $(DEBIAN_PACKAGES)) >/dev/null || ! command -v $(lastword $(DEBIAN_PACKAGES)) >/dev/null; then \
+$(STAMP)/protoc-gen-go-$(PROTOC_GEN_GO_VERSION): | $(STAMP)
+	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	@touch $@
+
+$(STAMP)/protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION): | $(STAMP)
+	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	@touch $@
+
+# The stamp names the package list, so adding a package installs it on the next run.
+$(STAMP)/debian-packages-$(subst $(space),+,$(DEBIAN_PACKAGES)): | $(STAMP)
+	missing=""; for c in $(DEBIAN_COMMANDS); do command -v $$c >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
 	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $(DEBIAN_PACKAGES); \
 	fi
@@ -137,10 +156,12 @@ build: ## build every KafScale binary into ./bin (kafscale-broker, kafscale-oper
 CHART := charts/kafscale
 # Everything `generate` writes; `check-generated` fails when any of it differs from git.
 GENERATED := operator/api/v1alpha1/zz_generated.deepcopy.go $(CHART)/files/crds \
-	$(CHART)/values.schema.json $(CHART)/README.md
+	$(CHART)/values.schema.json $(CHART)/README.md broker/control/controlpb
 
 .PHONY: generate
-generate: tools ## regenerate deepcopy code, CRDs, values.schema.json and the chart README
+generate: tools ## regenerate deepcopy code, CRDs, gRPC code, values.schema.json and the chart README
+	protoc --proto_path=broker/control/controlpb --go_out=broker/control/controlpb --go_opt=paths=source_relative \
+	  --go-grpc_out=broker/control/controlpb --go-grpc_opt=paths=source_relative control.proto
 	controller-gen object:headerFile=/dev/null paths=./operator/api/...
 	rm -f $(CHART)/files/crds/*.yaml
 	controller-gen crd paths=./operator/api/... output:crd:artifacts:config=$(CHART)/files/crds

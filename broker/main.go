@@ -4,18 +4,26 @@
 //
 // `broker local [-brokers N] [-clean]` instead runs a whole local platform in one process
 // (embedded etcd, an S3 store on disk, N brokers): what `make run` starts.
+//
+// `broker drain-wait [-timeout 25s]` is the broker pod's preStop hook: it waits, bounded,
+// until the broker in the same pod reports drained on its control service
+// (KAFSCALE_CONTROL_ADDR), which the operator drains when the pod starts terminating.
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/kafscale/kafscale/broker/app"
+	"github.com/kafscale/kafscale/broker/control"
 	"github.com/kafscale/kafscale/internal/config"
 	"github.com/kafscale/kafscale/internal/local"
 )
@@ -24,6 +32,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "local" {
 		// `broker local`: embedded etcd, S3 store and brokers in this process (make run).
 		os.Exit(local.Main(os.Args[2:], os.Stdout, os.Stderr))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "drain-wait" {
+		os.Exit(drainWait(os.Args[2:], os.Stderr))
 	}
 	cfg, err := config.Load()
 	if err != nil {
@@ -45,4 +56,38 @@ func main() {
 		}
 		os.Exit(1)
 	}
+}
+
+// drainWait polls the local control service until the broker is drained. It exits 0 once
+// drained, 1 when the timeout passes first (the kubelet then records a FailedPreStopHook
+// event and sends SIGTERM, whose own drain follows), 2 on bad usage.
+func drainWait(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("drain-wait", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	timeout := fs.Duration("timeout", 25*time.Second, "longest wait for the drain; keep it below the pod's terminationGracePeriodSeconds minus KAFSCALE_SHUTDOWN_TIMEOUT_SEC")
+	interval := fs.Duration("interval", 500*time.Millisecond, "how often the control service is asked")
+	addr := fs.String("addr", os.Getenv("KAFSCALE_CONTROL_ADDR"), "control service address (default KAFSCALE_CONTROL_ADDR)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *addr == "" {
+		fmt.Fprintln(stderr, "kafscale broker drain-wait: no control address: set KAFSCALE_CONTROL_ADDR (the broker's control service) or pass -addr")
+		return 2
+	}
+	cli, err := control.Dial(*addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "kafscale broker drain-wait: %v\n", err)
+		return 2
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	start := time.Now()
+	st, err := cli.WaitDrained(ctx, *interval)
+	if err != nil {
+		fmt.Fprintf(stderr, "kafscale broker drain-wait: %v after %s; SIGTERM drains the broker itself\n", err, time.Since(start).Round(time.Millisecond))
+		return 1
+	}
+	fmt.Fprintf(stderr, "kafscale broker drain-wait: broker %d drained (waited %s)\n", st.NodeId, time.Since(start).Round(time.Millisecond))
+	return 0
 }

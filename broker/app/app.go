@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kafscale/kafscale/broker/control"
+	"github.com/kafscale/kafscale/broker/control/controlpb"
 	"github.com/kafscale/kafscale/broker/partition"
 	"github.com/kafscale/kafscale/broker/server"
 	"github.com/kafscale/kafscale/internal/acl"
@@ -32,6 +34,7 @@ type Ready struct {
 	KafkaAddr   string // the listener's actual address
 	Advertised  string // host:port given to clients
 	MetricsAddr string // the metrics listener's actual address
+	ControlAddr string // the control listener's published address; empty without one
 }
 
 // Options are extras for embedding; the zero value is what main uses.
@@ -52,9 +55,11 @@ func (e *StartupError) Error() string { return "startup: " + e.Step + ": " + e.E
 func (e *StartupError) Unwrap() error { return e.Err }
 
 // Run runs a broker until ctx ends (SIGTERM in main), then shuts it down gracefully: stop
-// accepting connections and reading requests, answer the requests in flight, flush and
-// commit everything buffered, release leadership (deregister, resign the controller
-// election), close. It returns nil after a clean shutdown.
+// accepting connections and reading requests, answer the requests in flight, then drain
+// (flush and commit everything buffered, release leadership: deregister, resign the
+// controller election), close. With KAFSCALE_CONTROL_ADDR the same drain can be asked for
+// earlier through the control service; the broker then stays drained until it exits. It
+// returns nil after a clean shutdown.
 func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 	log := opts.Logger
 	if log == nil {
@@ -204,12 +209,24 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 	}()
 	defer httpSrv.Close()
 
+	// The control listener is bound before registering: its address is published there.
+	var cln net.Listener
+	if cfg.ControlAddr != "" {
+		if cln, err = net.Listen("tcp", cfg.ControlAddr); err != nil {
+			return fmt.Errorf("listen for the control service on %s (KAFSCALE_CONTROL_ADDR): %w", cfg.ControlAddr, err)
+		}
+		defer cln.Close()
+	}
+
 	// --- join the cluster ------------------------------------------------------------------
-	self := metadata.Broker{NodeID: cfg.NodeID, Host: cfg.AdvertisedHost, Port: advertisedPort, Rack: cfg.Rack}
+	self := metadata.Member{Broker: metadata.Broker{NodeID: cfg.NodeID, Host: cfg.AdvertisedHost, Port: advertisedPort, Rack: cfg.Rack}, Pod: cfg.PodName}
+	if cln != nil {
+		self.ControlAddr = controlAddr(cln, cfg.AdvertisedHost)
+	}
 	if registration != nil {
-		err = registration.Publish(ctx, self)
+		err = registration.PublishMember(ctx, self)
 	} else {
-		registration, err = meta.Register(ctx, self, cfg.LeaseTTL)
+		registration, err = meta.RegisterMember(ctx, self, cfg.LeaseTTL)
 	}
 	if err != nil {
 		return fmt.Errorf("register broker %d in etcd: %w", cfg.NodeID, err)
@@ -222,10 +239,28 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 		defer controllerDone.Done()
 		_ = meta.RunController(controllerCtx, cfg.NodeID, metadata.ControllerOptions{})
 	}()
-	defer func() {
+	resignController := func() {
 		stopController()
 		controllerDone.Wait()
-	}()
+	}
+	defer resignController()
+
+	drain := &drainer{
+		nodeID: cfg.NodeID, pod: cfg.PodName, log: log, mgr: mgr, meta: meta, ready: &ready,
+		reg: registration, stopGroups: stopGroups, stopController: resignController,
+	}
+	drain.state.Store(int32(controlpb.StatusResponse_SERVING))
+	registerDrainMetrics(reg, drain)
+	if cln != nil {
+		grpcSrv := control.NewServer(drain)
+		go func() {
+			if err := grpcSrv.Serve(cln); err != nil {
+				log.Error("control service", "err", err)
+			}
+		}()
+		defer grpcSrv.Stop()
+		log.Info("control service listening", "listen", cln.Addr().String(), "published", self.ControlAddr)
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -233,7 +268,7 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 	advertised := net.JoinHostPort(cfg.AdvertisedHost, strconv.Itoa(int(advertisedPort)))
 	log.Info("serving Kafka", "listen", ln.Addr().String(), "advertised", advertised, "metrics", mln.Addr().String())
 	if opts.OnReady != nil {
-		opts.OnReady(Ready{NodeID: cfg.NodeID, KafkaAddr: ln.Addr().String(), Advertised: advertised, MetricsAddr: mln.Addr().String()})
+		opts.OnReady(Ready{NodeID: cfg.NodeID, KafkaAddr: ln.Addr().String(), Advertised: advertised, MetricsAddr: mln.Addr().String(), ControlAddr: self.ControlAddr})
 	}
 
 	var runErr error
@@ -262,17 +297,18 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 		log.Warn("requests still in flight after two thirds of the shutdown timeout were cut off", "err", err)
 	}
 	cancelRequests()
-	if err := mgr.Drain(drainCtx); err != nil {
+	// A no-op when the control service drained the broker already.
+	if _, err := drain.drain(drainCtx, "shutdown", false); err != nil {
 		log.Error("flush on shutdown failed; unflushed produces were not acknowledged", "err", err)
 		runErr = errors.Join(runErr, fmt.Errorf("drain: %w", err))
 	}
 	mgrClosed = true
 	_ = mgr.Close()
+	// After a failed drain leadership is still released (both calls are no-ops otherwise).
 	if err := registration.Close(drainCtx); err != nil {
 		log.Warn("deregister", "err", err)
 	}
-	stopController()
-	controllerDone.Wait()
+	resignController()
 	shutdownHTTP(httpSrv)
 	log.Info("stopped")
 	return runErr

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sync/atomic"
 
+	"github.com/kafscale/kafscale/broker/control/controlpb"
 	"github.com/kafscale/kafscale/broker/partition"
 	"github.com/kafscale/kafscale/internal/storage"
 	"github.com/prometheus/client_golang/prometheus"
@@ -75,3 +76,19 @@ func registerMetrics(reg *prometheus.Registry, objects *storage.Store, mgr *part
 // quietEtcdLogger keeps the etcd client's own logging out of the broker's log; failures
 // reach the broker as errors.
 func quietEtcdLogger() *zap.Logger { return zap.NewNop() }
+
+// registerDrainMetrics exposes the drain state (control service or SIGTERM).
+func registerDrainMetrics(reg *prometheus.Registry, d *drainer) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "kafscale_broker_drain_state",
+		Help: "Drain state: 0 serving, 1 draining (refusing produce, flushing), 2 drained (leadership released; stays so until restart).",
+	}, func() float64 {
+		switch controlpb.StatusResponse_State(d.state.Load()) {
+		case controlpb.StatusResponse_DRAINING:
+			return 1
+		case controlpb.StatusResponse_DRAINED:
+			return 2
+		}
+		return 0
+	}))
+}

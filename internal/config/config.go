@@ -36,6 +36,12 @@ type Broker struct {
 	Rack string
 	// MetricsAddr serves /metrics, /healthz and /readyz (KAFSCALE_METRICS_ADDR).
 	MetricsAddr string
+	// ControlAddr serves the control-plane gRPC service (Drain, Status), host:port
+	// (KAFSCALE_CONTROL_ADDR); empty: no control service.
+	ControlAddr string
+	// PodName is published in the broker's registration so the operator can find the broker
+	// of a pod (KAFSCALE_POD_NAME, default the host name).
+	PodName string
 	// LogLevel is debug, info, warn or error (KAFSCALE_LOG_LEVEL).
 	LogLevel slog.Level
 	// StartupTimeout bounds reading metadata from etcd and writing the S3 probe object
@@ -151,6 +157,12 @@ func Parse(lookup func(string) (string, bool)) (*Broker, error) {
 	c.Rack = p.str("KAFSCALE_BROKER_RACK", "")
 	c.MetricsAddr = p.str("KAFSCALE_METRICS_ADDR", ":9093")
 	p.hostPort("KAFSCALE_METRICS_ADDR", c.MetricsAddr)
+	c.ControlAddr = p.str("KAFSCALE_CONTROL_ADDR", "")
+	if c.ControlAddr != "" {
+		p.hostPort("KAFSCALE_CONTROL_ADDR", c.ControlAddr)
+	}
+	hostname, _ := os.Hostname()
+	c.PodName = p.str("KAFSCALE_POD_NAME", hostname)
 	c.LogLevel = p.level("KAFSCALE_LOG_LEVEL", slog.LevelInfo)
 	c.StartupTimeout = p.seconds("KAFSCALE_STARTUP_TIMEOUT_SEC", 30, 1)
 	c.ShutdownTimeout = p.seconds("KAFSCALE_SHUTDOWN_TIMEOUT_SEC", 30, 1)

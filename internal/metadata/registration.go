@@ -36,7 +36,7 @@ type Registration struct {
 	lost    chan struct{}
 
 	mu      sync.Mutex
-	b       *Broker // the advertised address; nil until published
+	b       *Member // the registration value; nil until published
 	lease   clientv3.LeaseID
 	lostErr error
 	closed  bool
@@ -49,12 +49,29 @@ func leaseTTL(ttl time.Duration) time.Duration {
 	return max(ttl, 2*time.Second)
 }
 
+// Member is a broker's registration value under Keys.Broker(id): its advertised address
+// (what the controller copies into Snapshot.Brokers) and what the operator needs to find and
+// drain it. Readers that decode a Broker ignore the other fields.
+type Member struct {
+	Broker
+	// Pod is the Kubernetes pod the broker runs in (KAFSCALE_POD_NAME, else the host name).
+	Pod string `json:"pod,omitempty"`
+	// ControlAddr is the host:port of the broker's control-plane gRPC service
+	// (KAFSCALE_CONTROL_ADDR); empty when the broker serves none.
+	ControlAddr string `json:"controlAddr,omitempty"`
+}
+
 // Register writes the broker's advertised address under Keys.Broker(b.NodeID) with a
 // lease of ttl (at least 2 s; 10 s when zero) and keeps it alive until Close. The id is the
 // caller's (KAFSCALE_BROKER_ID=<n>): the key is written whether or not another broker holds it.
 func (s *Store) Register(ctx context.Context, b Broker, ttl time.Duration) (*Registration, error) {
-	r := s.newRegistration(b.NodeID, false, ttl)
-	r.b = &b
+	return s.RegisterMember(ctx, Member{Broker: b}, ttl)
+}
+
+// RegisterMember is Register with the whole registration value.
+func (s *Store) RegisterMember(ctx context.Context, m Member, ttl time.Duration) (*Registration, error) {
+	r := s.newRegistration(m.NodeID, false, ttl)
+	r.b = &m
 	lease, err := r.register(ctx)
 	if err != nil {
 		return nil, err
@@ -164,6 +181,11 @@ func (r *Registration) NodeID() int32 { return r.nodeID }
 // claim, making the broker live. It is for registrations from ClaimNodeID; it fails if the
 // claim is no longer held under the current lease.
 func (r *Registration) Publish(ctx context.Context, b Broker) error {
+	return r.PublishMember(ctx, Member{Broker: b})
+}
+
+// PublishMember is Publish with the whole registration value.
+func (r *Registration) PublishMember(ctx context.Context, b Member) error {
 	b.NodeID = r.nodeID
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -307,6 +329,27 @@ func (s *Store) LiveBrokers(ctx context.Context) ([]Broker, error) {
 		return nil, EtcdError("list brokers", err)
 	}
 	return decodeBrokers(resp.Kvs, s), nil
+}
+
+// Members lists the registration values of the live brokers, sorted by NodeID.
+func (s *Store) Members(ctx context.Context) ([]Member, error) {
+	cctx, cancel := s.timeout(ctx)
+	defer cancel()
+	resp, err := s.cli.Get(cctx, s.keys.Brokers(), clientv3.WithPrefix())
+	if err != nil {
+		return nil, EtcdError("list brokers", err)
+	}
+	var out []Member
+	for _, kv := range resp.Kvs {
+		var m Member
+		if err := json.Unmarshal(kv.Value, &m); err != nil {
+			s.log.Error("ignoring undecodable broker registration", "key", string(kv.Key), "err", err)
+			continue
+		}
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].NodeID < out[j].NodeID })
+	return out, nil
 }
 
 func decodeBrokers(kvs []*mvccKV, s *Store) []Broker {
