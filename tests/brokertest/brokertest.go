@@ -62,6 +62,9 @@ type Options struct {
 	Auto bool
 	Etcd *testenv.Etcd
 	S3   *testenv.S3
+	// Control serves the control-plane gRPC service (KAFSCALE_CONTROL_ADDR) on a free
+	// loopback port, Broker.ControlAddr.
+	Control bool
 	// Env holds extra KAFSCALE_* settings; they win over the defaults below.
 	Env []string
 }
@@ -72,6 +75,7 @@ type Broker struct {
 	NodeID      int    // -1 for Options.Auto
 	Addr        string // host:port clients bootstrap from
 	MetricsAddr string // host:port of /metrics, /healthz, /readyz
+	ControlAddr string // host:port of the control service (Options.Control), else empty
 	env         []string
 	logPath     string
 
@@ -135,6 +139,10 @@ func newBroker(t testing.TB, o Options) *Broker {
 		"KAFSCALE_BROKER_LEASE_TTL_SEC=2",
 		"KAFSCALE_LOG_LEVEL=debug",
 	}, o.Env...)
+	if o.Control {
+		p.ControlAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
+		p.env = append([]string{"KAFSCALE_CONTROL_ADDR=" + p.ControlAddr}, p.env...)
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("broker %s (%s) log tail:\n%s", id, p.Addr, p.LogTail())
