@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -66,7 +67,11 @@ func Run(ctx context.Context, o Options) error {
 		Scheme: scheme,
 		// The process-wide controller-runtime logger (ctrl.SetLogger) is main's business.
 		Logger: logr.FromSlogHandler(log.Handler()),
-		Cache:  cache.Options{DefaultNamespaces: map[string]cache.Config{cfg.Namespace: {}}},
+		Cache: cache.Options{
+			DefaultNamespaces: map[string]cache.Config{cfg.Namespace: {}},
+			// Only broker pods are read (drains, scale-down), so only they are cached.
+			ByObject: map[client.Object]cache.ByObject{&corev1.Pod{}: {Label: controller.BrokerPodSelector()}},
+		},
 		Metrics: metricsserver.Options{
 			BindAddress:   cfg.MetricsAddr,
 			ExtraHandlers: map[string]http.Handler{SnapshotPath: ops},
@@ -118,7 +123,8 @@ func Run(ctx context.Context, o Options) error {
 
 	cluster := &controller.ClusterReconciler{Client: mgr.GetClient(), Scheme: scheme, Config: cfg, Etcd: pool, Preflight: ops.Preflight}
 	topic := &controller.TopicReconciler{Client: mgr.GetClient(), Config: cfg, Etcd: pool}
-	ctrls, err := controller.Controllers(mgr, cluster, topic)
+	podDrain := &controller.PodDrainReconciler{Client: mgr.GetClient(), Config: cfg, Etcd: pool}
+	ctrls, err := controller.Controllers(mgr, cluster, topic, podDrain)
 	if err != nil {
 		return err
 	}

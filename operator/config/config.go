@@ -33,7 +33,27 @@ type Operator struct {
 	SnapshotPrefix         string            // KAFSCALE_OPERATOR_ETCD_SNAPSHOT_PREFIX
 	SnapshotSchedule       string            // KAFSCALE_OPERATOR_ETCD_SNAPSHOT_SCHEDULE
 	OperatorImage          string            // KAFSCALE_OPERATOR_IMAGE, else the operator pod's own image
+	// BrokerBinary is the broker binary's path in the broker image; the preStop hook runs
+	// `<BrokerBinary> drain-wait` (KAFSCALE_OPERATOR_BROKER_BINARY).
+	BrokerBinary string
+	// BrokerDrainWait bounds the preStop hook's wait for the operator's drain
+	// (KAFSCALE_OPERATOR_BROKER_DRAIN_WAIT_SEC). It and the broker's SIGTERM drain
+	// (KAFSCALE_SHUTDOWN_TIMEOUT_SEC, 30 s) share the pod's 60 s termination grace period.
+	BrokerDrainWait time.Duration
+	// BrokerDrainTimeout bounds one Drain call to a broker's control service
+	// (KAFSCALE_OPERATOR_BROKER_DRAIN_TIMEOUT_SEC).
+	BrokerDrainTimeout time.Duration
 }
+
+// Broker drain defaults. BrokerTerminationGrace is the broker pods'
+// terminationGracePeriodSeconds: the preStop wait plus the broker's SIGTERM drain
+// (KAFSCALE_SHUTDOWN_TIMEOUT_SEC, 30 s) must fit in it.
+const (
+	BrokerTerminationGrace    = 60 * time.Second
+	DefaultBrokerBinary       = "/kafscale-broker"
+	DefaultBrokerDrainWait    = 25 * time.Second
+	DefaultBrokerDrainTimeout = 30 * time.Second
+)
 
 // DefaultEtcdImage runs managed etcd members: the etcd release the tests run against.
 const DefaultEtcdImage = "gcr.io/etcd-development/etcd:v3.6.16"
@@ -62,6 +82,13 @@ func Parse(lookup func(string) (string, bool)) (*Operator, error) {
 		SnapshotPrefix:         strings.Trim(p.str("KAFSCALE_OPERATOR_ETCD_SNAPSHOT_PREFIX", "etcd-snapshots"), "/"),
 		SnapshotSchedule:       p.str("KAFSCALE_OPERATOR_ETCD_SNAPSHOT_SCHEDULE", "0 * * * *"),
 		OperatorImage:          p.str("KAFSCALE_OPERATOR_IMAGE", ""),
+		BrokerBinary:           p.str("KAFSCALE_OPERATOR_BROKER_BINARY", DefaultBrokerBinary),
+		// Below the 60 s grace period minus the broker's 30 s SIGTERM drain budget.
+		BrokerDrainWait:    time.Duration(p.int("KAFSCALE_OPERATOR_BROKER_DRAIN_WAIT_SEC", int64(DefaultBrokerDrainWait/time.Second), 1, 59)) * time.Second,
+		BrokerDrainTimeout: time.Duration(p.int("KAFSCALE_OPERATOR_BROKER_DRAIN_TIMEOUT_SEC", int64(DefaultBrokerDrainTimeout/time.Second), 1, 600)) * time.Second,
+	}
+	if !strings.HasPrefix(c.BrokerBinary, "/") {
+		p.fail("KAFSCALE_OPERATOR_BROKER_BINARY=%q: must be an absolute path in the broker image", c.BrokerBinary)
 	}
 	c.LeaderEtcdEndpoints = p.urls("KAFSCALE_OPERATOR_LEADER_ETCD_ENDPOINTS")
 	if len(c.LeaderEtcdEndpoints) == 0 {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -24,6 +25,9 @@ import (
 const (
 	kafkaPort   = 9092
 	metricsPort = 9093
+	// controlPort serves the broker's control-plane gRPC (Drain, Status); the operator
+	// dials it on the pod IP.
+	controlPort = 9094
 
 	// InputHashAnnotation on the broker pod template changes, and so rolls the pods, only
 	// when something the pods are built from changes.
@@ -91,6 +95,11 @@ func brokerEnv(c *v1alpha1.KafscaleCluster, in BrokerInputs) []corev1.EnvVar {
 		{Name: "KAFSCALE_BROKER_ADDR", Value: ":" + strconv.Itoa(kafkaPort)},
 		{Name: "KAFSCALE_METRICS_ADDR", Value: ":" + strconv.Itoa(metricsPort)},
 		{Name: "KAFSCALE_BROKER_PORT", Value: strconv.Itoa(int(advertisedPort(c)))},
+		{Name: "KAFSCALE_CONTROL_ADDR", Value: ":" + strconv.Itoa(controlPort)},
+		// Published in the broker's registration: how the operator finds a pod's broker.
+		{Name: "KAFSCALE_POD_NAME", ValueFrom: &corev1.EnvVarSource{
+			FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"},
+		}},
 	}
 	if h := c.Spec.Brokers.AdvertisedHost; h != "" {
 		env = append(env, corev1.EnvVar{Name: "KAFSCALE_BROKER_HOST", Value: h})
@@ -177,7 +186,9 @@ func BrokerDeployment(c *v1alpha1.KafscaleCluster, in BrokerInputs) *appsv1.Depl
 		Ports: []corev1.ContainerPort{
 			{Name: "kafka", ContainerPort: kafkaPort, Protocol: corev1.ProtocolTCP},
 			{Name: "metrics", ContainerPort: metricsPort, Protocol: corev1.ProtocolTCP},
+			{Name: "control", ContainerPort: controlPort, Protocol: corev1.ProtocolTCP},
 		},
+		Lifecycle: &corev1.Lifecycle{PreStop: brokerPreStop(in.Config)},
 		LivenessProbe: &corev1.Probe{
 			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("metrics")}},
 			PeriodSeconds:    10,
@@ -200,7 +211,7 @@ func BrokerDeployment(c *v1alpha1.KafscaleCluster, in BrokerInputs) *appsv1.Depl
 	}
 	pod := corev1.PodSpec{
 		Containers:                    []corev1.Container{container},
-		TerminationGracePeriodSeconds: ptr.To[int64](60),
+		TerminationGracePeriodSeconds: ptr.To(int64(config.BrokerTerminationGrace / time.Second)),
 		AutomountServiceAccountToken:  ptr.To(false),
 		SecurityContext: &corev1.PodSecurityContext{
 			RunAsNonRoot:   ptr.To(true),
@@ -242,6 +253,24 @@ func BrokerDeployment(c *v1alpha1.KafscaleCluster, in BrokerInputs) *appsv1.Depl
 	}
 	d.Spec.Template.Annotations = map[string]string{InputHashAnnotation: inputHash(pod, in.EnvHash)}
 	return d
+}
+
+// brokerPreStop runs `<broker binary> drain-wait` before the kubelet sends SIGTERM: it waits,
+// bounded by KAFSCALE_OPERATOR_BROKER_DRAIN_WAIT_SEC, until the operator (which watches
+// terminating broker pods) has drained the broker through its control service. The image is
+// FROM scratch, so the hook is the broker binary itself, never a shell. When the operator
+// is down the wait runs out and SIGTERM's own drain follows, inside the grace period.
+func brokerPreStop(cfg *config.Operator) *corev1.LifecycleHandler {
+	bin, wait := cfg.BrokerBinary, cfg.BrokerDrainWait
+	if bin == "" {
+		bin = config.DefaultBrokerBinary
+	}
+	if wait <= 0 {
+		wait = config.DefaultBrokerDrainWait
+	}
+	return &corev1.LifecycleHandler{Exec: &corev1.ExecAction{
+		Command: []string{bin, "drain-wait", "-timeout", wait.String()},
+	}}
 }
 
 // inputHash digests everything the pods are built from.

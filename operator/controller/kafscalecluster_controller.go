@@ -152,6 +152,12 @@ func (r *ClusterReconciler) reconcileBrokers(ctx context.Context, c *v1alpha1.Ka
 	}
 
 	want := BrokerDeployment(c, in)
+	if want.Spec.Replicas != nil {
+		// Fewer replicas from the spec (not an HPA): drain the brokers that go away first.
+		if err := r.drainForScaleDown(ctx, c, *want.Spec.Replicas); err != nil {
+			return nil, err
+		}
+	}
 	deploy := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: want.Name, Namespace: want.Namespace}}
 	if err := r.apply(ctx, c, deploy, func() {
 		deploy.Labels = want.Labels
@@ -200,6 +206,53 @@ func (r *ClusterReconciler) reconcileBrokers(ctx context.Context, c *v1alpha1.Ka
 		return nil, fmt.Errorf("delete broker HPA: %w", err)
 	}
 	return deploy, nil
+}
+
+// drainForScaleDown, when the broker Deployment is about to get fewer replicas than it has,
+// picks the pods the ReplicaSet will delete (scaleDownVictims), drains their brokers through
+// their control services and marks them with the lowest pod-deletion-cost, so the ReplicaSet
+// deletes exactly them. The replicas are lowered (by the caller) only after every drain
+// succeeded; a failed drain returns an error and the scale-down waits for the next try.
+func (r *ClusterReconciler) drainForScaleDown(ctx context.Context, c *v1alpha1.KafscaleCluster, want int32) error {
+	logger := log.FromContext(ctx)
+	var cur appsv1.Deployment
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: BrokerName(c)}, &cur); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if cur.Spec.Replicas == nil || *cur.Spec.Replicas <= want {
+		return nil
+	}
+	var pods corev1.PodList
+	if err := r.Client.List(ctx, &pods, client.InNamespace(c.Namespace), client.MatchingLabels(brokerSelector(c))); err != nil {
+		return fmt.Errorf("list broker pods for the scale-down to %d: %w", want, err)
+	}
+	live := 0
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil {
+			live++
+		}
+	}
+	// Pods that were never created need no drain.
+	excess := min(int(*cur.Spec.Replicas-want), live-int(want))
+	d := &brokerDrainer{Config: r.Config, Etcd: r.Etcd}
+	for _, p := range scaleDownVictims(pods.Items, excess) {
+		out, err := d.drainPod(ctx, c, p, fmt.Sprintf("scale-down of %s from %d to %d brokers", BrokerName(c), *cur.Spec.Replicas, want))
+		if err != nil {
+			return fmt.Errorf("scale-down of %s from %d to %d waits for pod %s: %w", BrokerName(c), *cur.Spec.Replicas, want, p.Name, err)
+		}
+		if p.Annotations[PodDeletionCostAnnotation] != ScaleDownDeletionCost {
+			before := p.DeepCopy()
+			if p.Annotations == nil {
+				p.Annotations = map[string]string{}
+			}
+			p.Annotations[PodDeletionCostAnnotation] = ScaleDownDeletionCost
+			if err := r.Client.Patch(ctx, p, client.MergeFrom(before)); err != nil {
+				return fmt.Errorf("mark pod %s for the scale-down (%s): %w", p.Name, PodDeletionCostAnnotation, err)
+			}
+		}
+		logger.Info("broker drained for scale-down", "cluster", c.Name, "pod", p.Name, "from", *cur.Spec.Replicas, "to", want, "result", drainSummary(out))
+	}
+	return nil
 }
 
 // reconcileSnapshotCronJob creates or updates the etcd snapshot CronJob (when the operator

@@ -31,10 +31,19 @@ var (
 		Name: "kafscale_operator_cluster_ready_brokers",
 		Help: "Ready broker pods of the KafscaleCluster.",
 	}, []string{"cluster"})
+	brokerDrains = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kafscale_operator_broker_drains_total",
+		Help: "Drain calls to broker control services (terminating pods, scale-down) by result: drained, already_drained, failed.",
+	}, []string{"cluster", "result"})
+	brokerDrainSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "kafscale_operator_broker_drain_duration_seconds",
+		Help:    "Duration of successful Drain calls: refuse produce, flush, release leadership, partitions reassigned.",
+		Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
+	}, []string{"cluster"})
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(snapshotAccessOK, snapshotLastSuccess, snapshotLastSchedule, desiredBrokers, readyBrokers)
+	ctrlmetrics.Registry.MustRegister(snapshotAccessOK, snapshotLastSuccess, snapshotLastSchedule, desiredBrokers, readyBrokers, brokerDrains, brokerDrainSeconds)
 }
 
 // forgetCluster drops a deleted cluster's series.
@@ -42,6 +51,8 @@ func forgetCluster(name string) {
 	for _, g := range []*prometheus.GaugeVec{snapshotAccessOK, snapshotLastSuccess, snapshotLastSchedule, desiredBrokers, readyBrokers} {
 		g.DeleteLabelValues(name)
 	}
+	brokerDrains.DeletePartialMatch(prometheus.Labels{"cluster": name})
+	brokerDrainSeconds.DeleteLabelValues(name)
 }
 
 // RecordSnapshotSuccess sets the newest successful snapshot time of a cluster if t is newer.

@@ -13,15 +13,16 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/kafscale/kafscale/operator/api/v1alpha1"
 )
 
-// Controllers builds the two reconcilers' controllers, unmanaged: the caller adds them to the
+// Controllers builds the reconcilers' controllers, unmanaged: the caller adds them to the
 // manager behind its leader gate, so only the elected replica reconciles.
-func Controllers(mgr manager.Manager, cluster *ClusterReconciler, topic *TopicReconciler) ([]controller.Controller, error) {
+func Controllers(mgr manager.Manager, cluster *ClusterReconciler, topic *TopicReconciler, podDrain *PodDrainReconciler) ([]controller.Controller, error) {
 	opts := func(r reconcile.Reconciler) controller.Options {
 		// Several managers may run in one process (tests); names need not be unique.
 		return controller.Options{Reconciler: r, Logger: mgr.GetLogger(), SkipNameValidation: ptr.To(true), MaxConcurrentReconciles: 2}
@@ -83,5 +84,17 @@ func Controllers(mgr manager.Manager, cluster *ClusterReconciler, topic *TopicRe
 	if err := tc.Watch(source.Kind(cache, &v1alpha1.KafscaleCluster{}, topicsOf)); err != nil {
 		return nil, err
 	}
-	return []controller.Controller{cc, tc}, nil
+
+	// Terminating broker pods, to drain their brokers while the preStop hook waits.
+	pc, err := controller.NewUnmanaged("brokerpoddrain", opts(podDrain))
+	if err != nil {
+		return nil, err
+	}
+	terminatingBroker := predicate.NewTypedPredicateFuncs(func(p *corev1.Pod) bool {
+		return isBrokerPod(p) && !p.DeletionTimestamp.IsZero()
+	})
+	if err := pc.Watch(source.Kind(cache, &corev1.Pod{}, &handler.TypedEnqueueRequestForObject[*corev1.Pod]{}, terminatingBroker)); err != nil {
+		return nil, err
+	}
+	return []controller.Controller{cc, tc, pc}, nil
 }
