@@ -273,3 +273,23 @@ func (p *Broker) Metrics(t testing.TB) string {
 	_, _ = buf.ReadFrom(resp.Body)
 	return buf.String()
 }
+
+// Pause stops the process (SIGSTOP): it holds its connections and leases but answers
+// nothing, like a hung broker. Resume continues it.
+func (p *Broker) Pause() { p.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused process (SIGCONT).
+func (p *Broker) Resume() { p.signal(syscall.SIGCONT) }
+
+func (p *Broker) signal(sig syscall.Signal) {
+	p.t.Helper()
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	if cmd == nil {
+		p.t.Fatalf("broker %d is not running", p.NodeID)
+	}
+	if err := syscall.Kill(-cmd.Process.Pid, sig); err != nil {
+		p.t.Fatalf("signal broker %d: %v", p.NodeID, err)
+	}
+}
