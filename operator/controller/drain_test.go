@@ -119,8 +119,8 @@ func TestScaleDownVictims(t *testing.T) {
 		n    int
 		want string
 	}{
-		{"newest first", []corev1.Pod{pod("old", time.Hour), pod("new", time.Minute), pod("mid", 10 * time.Minute)}, 1, "new"},
-		{"two", []corev1.Pod{pod("old", time.Hour), pod("new", time.Minute), pod("mid", 10 * time.Minute)}, 2, "new,mid"},
+		{"newest first", []corev1.Pod{pod("old", time.Hour), pod("new", time.Minute), pod("mid", 10*time.Minute)}, 1, "new"},
+		{"two", []corev1.Pod{pod("old", time.Hour), pod("new", time.Minute), pod("mid", 10*time.Minute)}, 2, "new,mid"},
 		{"marked before", []corev1.Pod{pod("old", time.Hour, marked), pod("new", time.Minute)}, 1, "old"},
 		{"unscheduled before not ready", []corev1.Pod{pod("nr", time.Hour, notReady), pod("u", 2*time.Hour, unscheduled), pod("new", time.Minute)}, 2, "u,nr"},
 		{"terminating never", []corev1.Pod{pod("t", time.Second, terminating), pod("a", time.Hour)}, 1, "a"},

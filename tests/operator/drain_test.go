@@ -35,7 +35,7 @@ func (e *env) startBrokerPod(t *testing.T, cluster string, labels map[string]str
 	t.Helper()
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: labels},
-		Spec: corev1.PodSpec{NodeName: "node-a", Containers: []corev1.Container{{Name: "broker", Image: "ghcr.io/kafscale/broker:test"}}},
+		Spec:       corev1.PodSpec{NodeName: "node-a", Containers: []corev1.Container{{Name: "broker", Image: "ghcr.io/kafscale/broker:test"}}},
 	}
 	create(t, e.c, pod)
 	b := brokertest.Start(t, brokertest.Options{NodeID: nodeID, Etcd: e.etcd, S3: e.s3, Control: true, Env: []string{
