@@ -112,15 +112,19 @@ func (d *drainer) leading() []*controlpb.PartitionRef {
 	return out
 }
 
-// waitMoved waits until the snapshot names no partition led by this broker, or ctx ends
-// (then the controller finishes the move on its own).
+// waitMoved waits until the snapshot names no partition led by this broker, no other broker
+// is live to take them, or ctx ends (then the controller finishes the move on its own).
 func (d *drainer) waitMoved(ctx context.Context) {
 	for len(d.leading()) > 0 {
+		if live, err := d.meta.LiveBrokers(ctx); err == nil && len(live) == 0 {
+			d.log.Warn("no other live broker to take this broker's partitions; they stay unled until one registers")
+			return
+		}
 		select {
 		case <-ctx.Done():
 			d.log.Warn("partitions not yet reassigned when the drain's deadline came; the controller moves them on its own")
 			return
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

@@ -103,7 +103,8 @@ func (p *producer) finish() {
 }
 
 // TestDrainThroughControlService: three brokers with the control service and a producer
-// running; Drain on one broker moves its partitions to the other two, the producer goes on
+// running; Drain on one broker — the leader-assignment controller, the harder case: the
+// election moves too — moves its partitions to the other two, the producer goes on
 // without an error, every acknowledged record reads back where it was acknowledged with dense
 // offsets, the broker stays drained (a second Drain is a no-op), its preStop command
 // (drain-wait) returns once it is drained, and SIGTERM afterwards exits cleanly.
@@ -115,8 +116,14 @@ func TestDrainThroughControlService(t *testing.T) {
 		brokertest.Options{NodeID: 2, Etcd: be.etcd, S3: be.s3, Control: true},
 	)
 	ctx := testContext(t, 4*time.Minute)
-	seed := brokers[0].Addr
-	waitFor(t, ctx, "three brokers in the metadata", func() bool { return len(metadata(t, ctx, seed, "").Brokers) == 3 })
+	var ctrl int32 = -1
+	waitFor(t, ctx, "three brokers and a controller in the metadata", func() bool {
+		m := metadata(t, ctx, brokers[0].Addr, "")
+		ctrl = m.ControllerID
+		return len(m.Brokers) == 3 && ctrl >= 0 && ctrl <= 2
+	})
+	victim, other := brokers[ctrl], int32((ctrl+1)%3)
+	seed := brokers[other].Addr
 	createTopic(t, seed, "drain", 6)
 	waitFor(t, ctx, "partitions led by all three brokers", func() bool {
 		leaders := map[int32]bool{}
@@ -127,30 +134,30 @@ func TestDrainThroughControlService(t *testing.T) {
 	})
 	var led []int32
 	for _, p := range metadata(t, ctx, seed, "drain").Topics[0].Partitions {
-		if p.Leader == 1 {
+		if p.Leader == ctrl {
 			led = append(led, p.Partition)
 		}
 	}
 
-	cli, err := control.Dial(brokers[1].ControlAddr)
+	cli, err := control.Dial(victim.ControlAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cli.Close()
 	var st *controlpb.StatusResponse
-	waitFor(t, ctx, fmt.Sprintf("broker 1 reporting %d claimed partitions", len(led)), func() bool {
+	waitFor(t, ctx, fmt.Sprintf("broker %d reporting %d claimed partitions", ctrl, len(led)), func() bool {
 		if st, err = cli.Status(ctx); err != nil {
 			t.Fatal(err)
 		}
 		return int(st.LeadPartitions) == len(led)
 	})
-	if st.NodeId != 1 || st.State != controlpb.StatusResponse_SERVING {
-		t.Fatalf("status before the drain: %v, want node 1 serving", st)
+	if st.NodeId != ctrl || st.State != controlpb.StatusResponse_SERVING {
+		t.Fatalf("status before the drain: %v, want node %d serving", st, ctrl)
 	}
 
 	// A Drain for another node id is refused and changes nothing.
-	if _, err := cli.Drain(ctx, 2, "wrong broker"); status.Code(err) != codes.FailedPrecondition {
-		t.Fatalf("drain naming node 2 at node 1: %v, want FailedPrecondition", err)
+	if _, err := cli.Drain(ctx, other, "wrong broker"); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("drain naming node %d at node %d: %v, want FailedPrecondition", other, ctrl, err)
 	}
 	if st, err := cli.Status(ctx); err != nil || st.State != controlpb.StatusResponse_SERVING {
 		t.Fatalf("status after a refused drain: %v %v, want serving", st, err)
@@ -159,7 +166,7 @@ func TestDrainThroughControlService(t *testing.T) {
 	// The preStop hook's command, started before the drain, returns once it is drained.
 	waitOut := &bytes.Buffer{}
 	wait := exec.Command(brokertest.Binary(t), "drain-wait", "-timeout", "2m", "-interval", "100ms")
-	wait.Env = []string{"KAFSCALE_CONTROL_ADDR=" + brokers[1].ControlAddr}
+	wait.Env = []string{"KAFSCALE_CONTROL_ADDR=" + victim.ControlAddr}
 	wait.Stdout, wait.Stderr = waitOut, waitOut
 	if err := wait.Start(); err != nil {
 		t.Fatal(err)
@@ -169,15 +176,15 @@ func TestDrainThroughControlService(t *testing.T) {
 	prod.waitAcked(t, ctx, 3000)
 
 	start := time.Now()
-	res, err := cli.Drain(ctx, 1, "test drain")
+	res, err := cli.Drain(ctx, ctrl, "test drain")
 	took := time.Since(start)
 	if err != nil {
 		t.Fatalf("drain: %v", err)
 	}
 	t.Logf("Drain took %s (broker says %d ms): released %d partitions, flushed %d buffered bytes, %d records acknowledged so far",
 		took.Round(time.Millisecond), res.DurationMs, len(res.Released), res.FlushedBytes, prod.count())
-	if res.NodeId != 1 || res.AlreadyDrained || len(res.Released) != len(led) {
-		t.Fatalf("drain result %v, want node 1 releasing partitions %v", res, led)
+	if res.NodeId != ctrl || res.AlreadyDrained || len(res.Released) != len(led) {
+		t.Fatalf("drain result %v, want node %d releasing partitions %v", res, ctrl, led)
 	}
 	for _, r := range res.Released {
 		if r.Topic != "drain" {
@@ -185,21 +192,21 @@ func TestDrainThroughControlService(t *testing.T) {
 		}
 	}
 	movedAt := time.Now()
-	waitFor(t, ctx, "no partition led by the drained broker, broker 1 gone from the metadata", func() bool {
+	waitFor(t, ctx, "no partition led by the drained broker, which is gone from the metadata with a new controller", func() bool {
 		m := metadata(t, ctx, seed, "drain")
 		for _, b := range m.Brokers {
-			if b.NodeID == 1 {
+			if b.NodeID == ctrl {
 				return false
 			}
 		}
 		for _, p := range m.Topics[0].Partitions {
-			if p.Leader == 1 || p.Leader < 0 {
+			if p.Leader == ctrl || p.Leader < 0 {
 				return false
 			}
 		}
-		return true
+		return m.ControllerID >= 0 && m.ControllerID != ctrl
 	})
-	t.Logf("metadata on broker 0 showed the new leaders %s after Drain returned", time.Since(movedAt).Round(time.Millisecond))
+	t.Logf("metadata on broker %d showed the new leaders %s after Drain returned", other, time.Since(movedAt).Round(time.Millisecond))
 
 	// The producer goes on: as many records again are acknowledged after the drain.
 	after := prod.count()
@@ -210,7 +217,7 @@ func TestDrainThroughControlService(t *testing.T) {
 	}
 	t.Logf("drain-wait: %s", strings.TrimSpace(waitOut.String()))
 
-	again, err := cli.Drain(ctx, 1, "second drain")
+	again, err := cli.Drain(ctx, ctrl, "second drain")
 	if err != nil {
 		t.Fatalf("second drain: %v", err)
 	}
@@ -228,11 +235,11 @@ func TestDrainThroughControlService(t *testing.T) {
 		t.Fatalf("status after the drain: %v %v, want drained leading nothing", st, err)
 	}
 	for _, p := range metadata(t, ctx, seed, "drain").Topics[0].Partitions {
-		if p.Leader == 1 {
+		if p.Leader == ctrl {
 			t.Fatalf("partition %d is led by the drained broker again", p.Partition)
 		}
 	}
-	if resp, err := be.etcd.Client().Get(ctx, "/kafscale/default/kafscale/brokers/1"); err != nil || len(resp.Kvs) != 0 {
+	if resp, err := be.etcd.Client().Get(ctx, fmt.Sprintf("/kafscale/default/kafscale/brokers/%d", ctrl)); err != nil || len(resp.Kvs) != 0 {
 		t.Fatalf("registration of the drained broker: %v %v, want none", resp, err)
 	}
 
@@ -257,7 +264,7 @@ func TestDrainThroughControlService(t *testing.T) {
 	}
 
 	// SIGTERM after a drain: a clean exit, nothing left to drain.
-	brokers[1].Stop()
+	victim.Stop()
 }
 
 // TestControlClientErrors: bad addresses and a control service that is not there give errors
