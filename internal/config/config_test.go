@@ -75,6 +75,21 @@ func TestOverrides(t *testing.T) {
 	}
 }
 
+func TestControlSettings(t *testing.T) {
+	c, err := Parse(env(map[string]string{"KAFSCALE_S3_BUCKET": "b"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	if c.ControlAddr != "" || c.PodName != host {
+		t.Errorf("defaults: control %q pod %q, want no control service and the host name %q", c.ControlAddr, c.PodName, host)
+	}
+	c, err = Parse(env(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_CONTROL_ADDR": ":9094", "KAFSCALE_POD_NAME": "broker-abc"}))
+	if err != nil || c.ControlAddr != ":9094" || c.PodName != "broker-abc" {
+		t.Errorf("set: %+v %v", c, err)
+	}
+}
+
 func TestAutoNodeID(t *testing.T) {
 	for _, v := range []string{"auto", "AUTO", " auto "} {
 		c, err := Parse(env(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_BROKER_ID": v}))
@@ -108,6 +123,7 @@ func TestBadValuesAreAllReportedByName(t *testing.T) {
 		"KAFSCALE_CLUSTER_NAME":           "a/b",
 		"KAFSCALE_STARTUP_TIMEOUT_SEC":    "0",
 		"KAFSCALE_AUTO_CREATE_PARTITIONS": "0",
+		"KAFSCALE_CONTROL_ADDR":           "9094",
 	}))
 	if err == nil {
 		t.Fatal("no error")
@@ -115,7 +131,7 @@ func TestBadValuesAreAllReportedByName(t *testing.T) {
 	for _, name := range []string{"KAFSCALE_BROKER_ID", "KAFSCALE_BROKER_ADDR", "KAFSCALE_AUTO_CREATE_TOPICS",
 		"KAFSCALE_MAX_REQUEST_BYTES", "KAFSCALE_S3_ERROR_RATE_CRIT", "KAFSCALE_S3_ENDPOINT", "KAFSCALE_LOG_LEVEL",
 		"KAFSCALE_S3_ACCESS_KEY", "KAFSCALE_CLUSTER_NAME", "KAFSCALE_STARTUP_TIMEOUT_SEC",
-		"KAFSCALE_AUTO_CREATE_PARTITIONS", "KAFSCALE_S3_BUCKET is required"} {
+		"KAFSCALE_AUTO_CREATE_PARTITIONS", "KAFSCALE_CONTROL_ADDR", "KAFSCALE_S3_BUCKET is required"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not name %s:\n%v", name, err)
 		}
