@@ -121,9 +121,10 @@ func Run(ctx context.Context, o Options) error {
 		}()
 	}
 
-	cluster := &controller.ClusterReconciler{Client: mgr.GetClient(), Scheme: scheme, Config: cfg, Etcd: pool, Preflight: ops.Preflight}
+	recorder := mgr.GetEventRecorder("kafscale-operator")
+	cluster := &controller.ClusterReconciler{Client: mgr.GetClient(), Scheme: scheme, Config: cfg, Etcd: pool, Preflight: ops.Preflight, Recorder: recorder}
 	topic := &controller.TopicReconciler{Client: mgr.GetClient(), Config: cfg, Etcd: pool}
-	podDrain := &controller.PodDrainReconciler{Client: mgr.GetClient(), Config: cfg, Etcd: pool}
+	podDrain := &controller.PodDrainReconciler{Client: mgr.GetClient(), Config: cfg, Etcd: pool, Recorder: recorder}
 	ctrls, err := controller.Controllers(mgr, cluster, topic, podDrain)
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/events"
 
 	"github.com/kafscale/kafscale/broker/control"
 	"github.com/kafscale/kafscale/broker/control/controlpb"
@@ -119,6 +120,22 @@ func (d *brokerDrainer) drainPod(ctx context.Context, c *v1alpha1.KafscaleCluste
 type brokerDrainer struct {
 	Config *config.Operator
 	Etcd   *EtcdPool
+	// Recorder, when set, puts an event on the pod for each drain (kubectl describe pod).
+	Recorder events.EventRecorder
+}
+
+// drainAndRecord is drainPod plus a Normal event on success, a Warning on failure.
+func (d *brokerDrainer) drainAndRecord(ctx context.Context, c *v1alpha1.KafscaleCluster, pod *corev1.Pod, reason string) (drainOutcome, error) {
+	out, err := d.drainPod(ctx, c, pod, reason)
+	if d.Recorder != nil {
+		switch {
+		case err != nil:
+			d.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, "DrainFailed", "Drain", "%s", err.Error())
+		case out.Drained && !out.Response.AlreadyDrained:
+			d.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, "Drained", "Drain", "%s: %s", reason, drainSummary(out))
+		}
+	}
+	return out, err
 }
 
 // scaleDownVictims picks the n pods a scale-down removes, in the ReplicaSet controller's own

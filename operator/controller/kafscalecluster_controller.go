@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -35,6 +36,8 @@ type ClusterReconciler struct {
 	// Preflight checks S3 write access for etcd snapshots; nil skips the check (and the
 	// EtcdSnapshotAccess condition).
 	Preflight func(ctx context.Context, c *v1alpha1.KafscaleCluster) error
+	// Recorder, when set, records Drained / DrainFailed events on pods a scale-down drains.
+	Recorder events.EventRecorder
 }
 
 // etcdRetry is how soon a cluster whose etcd or snapshot bucket failed is looked at again.
@@ -234,9 +237,9 @@ func (r *ClusterReconciler) drainForScaleDown(ctx context.Context, c *v1alpha1.K
 	}
 	// Pods that were never created need no drain.
 	excess := min(int(*cur.Spec.Replicas-want), live-int(want))
-	d := &brokerDrainer{Config: r.Config, Etcd: r.Etcd}
+	d := &brokerDrainer{Config: r.Config, Etcd: r.Etcd, Recorder: r.Recorder}
 	for _, p := range scaleDownVictims(pods.Items, excess) {
-		out, err := d.drainPod(ctx, c, p, fmt.Sprintf("scale-down of %s from %d to %d brokers", BrokerName(c), *cur.Spec.Replicas, want))
+		out, err := d.drainAndRecord(ctx, c, p, fmt.Sprintf("scale-down of %s from %d to %d brokers", BrokerName(c), *cur.Spec.Replicas, want))
 		if err != nil {
 			return fmt.Errorf("scale-down of %s from %d to %d waits for pod %s: %w", BrokerName(c), *cur.Spec.Replicas, want, p.Name, err)
 		}

@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -24,6 +25,8 @@ type PodDrainReconciler struct {
 	Client client.Client
 	Config *config.Operator
 	Etcd   *EtcdPool
+	// Recorder, when set, records Drained / DrainFailed events on the pods.
+	Recorder events.EventRecorder
 }
 
 // Reconcile: get the pod → ignore not-found and pods not terminating → its cluster → drain.
@@ -44,8 +47,8 @@ func (r *PodDrainReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		}
 		return ctrl.Result{}, fmt.Errorf("cluster %s of terminating pod %s: %w", name, pod.Name, err)
 	}
-	d := &brokerDrainer{Config: r.Config, Etcd: r.Etcd}
-	out, err := d.drainPod(ctx, &c, &pod, "pod "+pod.Name+" is terminating")
+	d := &brokerDrainer{Config: r.Config, Etcd: r.Etcd, Recorder: r.Recorder}
+	out, err := d.drainAndRecord(ctx, &c, &pod, "pod "+pod.Name+" is terminating")
 	if err != nil {
 		// Retried with backoff while the pod exists; its SIGTERM drains it if we never get
 		// through.

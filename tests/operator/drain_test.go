@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -177,6 +178,19 @@ func TestOperatorDrainsBrokers(t *testing.T) {
 	if v := metric(t, op.cfg.MetricsAddr, `kafscale_operator_broker_drains_total{cluster="drain",result="drained"}`); v != "1" {
 		t.Errorf("drains metric %q, want 1", v)
 	}
+	eventually(t, "a Drained event on the pod", func() error {
+		var list eventsv1.EventList
+		if err := c.List(ctx, &list, client.InNamespace(namespace)); err != nil {
+			return err
+		}
+		for _, ev := range list.Items {
+			if ev.Regarding.Name == victim.pod.Name && ev.Reason == "Drained" {
+				t.Logf("event on %s: %s", victim.pod.Name, ev.Note)
+				return nil
+			}
+		}
+		return fmt.Errorf("%d events, none Drained for %s", len(list.Items), victim.pod.Name)
+	})
 	// The "kubelet" finishes: SIGTERM (nothing left to drain), then the object goes.
 	victim.broker.Stop()
 	if err := c.Delete(ctx, &still, client.GracePeriodSeconds(0)); err != nil {
