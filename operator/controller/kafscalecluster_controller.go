@@ -222,7 +222,7 @@ func (r *ClusterReconciler) drainForScaleDown(ctx context.Context, c *v1alpha1.K
 	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: BrokerName(c)}, &cur); err != nil {
 		return client.IgnoreNotFound(err)
 	}
-	if cur.Spec.Replicas == nil || *cur.Spec.Replicas <= want {
+	if cur.Spec.Replicas == nil {
 		return nil
 	}
 	var pods corev1.PodList
@@ -234,6 +234,12 @@ func (r *ClusterReconciler) drainForScaleDown(ctx context.Context, c *v1alpha1.K
 		if p.DeletionTimestamp == nil {
 			live++
 		}
+	}
+	if *cur.Spec.Replicas <= want {
+		if live <= int(want) {
+			return r.replaceAbandonedDrained(ctx, pods.Items)
+		}
+		return nil
 	}
 	// Pods that were never created need no drain.
 	excess := min(int(*cur.Spec.Replicas-want), live-int(want))
@@ -254,6 +260,24 @@ func (r *ClusterReconciler) drainForScaleDown(ctx context.Context, c *v1alpha1.K
 			}
 		}
 		logger.Info("broker drained for scale-down", "cluster", c.Name, "pod", p.Name, "from", *cur.Spec.Replicas, "to", want, "result", drainSummary(out))
+	}
+	return nil
+}
+
+// replaceAbandonedDrained deletes the pods a scale-down drained and marked that the
+// ReplicaSet is not going to delete (the replicas were raised again before it did): their
+// brokers stay drained until they restart, so the ReplicaSet replaces them with serving ones.
+// Called only when no more pods run than the Deployment wants.
+func (r *ClusterReconciler) replaceAbandonedDrained(ctx context.Context, pods []corev1.Pod) error {
+	for i := range pods {
+		p := &pods[i]
+		if p.DeletionTimestamp != nil || p.Annotations[PodDeletionCostAnnotation] != ScaleDownDeletionCost {
+			continue
+		}
+		if err := r.Client.Delete(ctx, p); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("replace pod %s, drained for a scale-down that was undone: %w", p.Name, err)
+		}
+		log.FromContext(ctx).Info("deleted a pod drained for a scale-down that was undone; the ReplicaSet replaces it", "pod", p.Name)
 	}
 	return nil
 }

@@ -565,10 +565,11 @@ func TestOperatorRBACIsNamespacedAndMinimal(t *testing.T) {
 		if slices.Contains(r.Resources, "secrets") && !reflect.DeepEqual(r.Verbs, []string{"get", "list", "watch"}) {
 			t.Errorf("Secrets must be read-only, got %v", r.Verbs)
 		}
-		// Pods are never created or deleted by the operator: it reads them and patches the
-		// pod-deletion-cost annotation on the brokers a scale-down drained.
-		if slices.Contains(r.Resources, "pods") && !reflect.DeepEqual(r.Verbs, []string{"get", "list", "watch", "patch"}) {
-			t.Errorf("pods must be get/list/watch/patch, got %v", r.Verbs)
+		// Pods are never created by the operator: it reads them, patches the pod-deletion-cost
+		// annotation on the brokers a scale-down drained, and deletes such a pod when the
+		// scale-down is undone.
+		if slices.Contains(r.Resources, "pods") && !reflect.DeepEqual(r.Verbs, []string{"get", "list", "watch", "patch", "delete"}) {
+			t.Errorf("pods must be get/list/watch/patch/delete, got %v", r.Verbs)
 		}
 		if slices.Contains(r.Verbs, "*") || slices.Contains(r.Resources, "*") {
 			t.Errorf("wildcard rule %+v", r)

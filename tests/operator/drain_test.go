@@ -110,7 +110,8 @@ func createKafkaTopic(t *testing.T, seed, topic string, partitions int32) {
 // control service while the pod is still terminating, and its partitions move to the other
 // brokers; (ii) lowering spec.brokers.replicas from 3 to 2 drains the broker the operator
 // chose, marks its pod with the lowest pod-deletion-cost, and only then lowers the
-// Deployment's replicas: while the drain cannot get through, the replicas stay.
+// Deployment's replicas: while the drain cannot get through, the replicas stay; (iii) raising
+// the replicas again before the ReplicaSet removed the drained pod gets that pod replaced.
 func TestOperatorDrainsBrokers(t *testing.T) {
 	e := startEnv(t)
 	ctx := context.Background()
@@ -290,5 +291,34 @@ func TestOperatorDrainsBrokers(t *testing.T) {
 	})
 	if v := metric(t, op.cfg.MetricsAddr, `kafscale_operator_broker_drains_total{cluster="drain",result="drained"}`); v != "2" {
 		t.Errorf("drains metric %q, want 2", v)
+	}
+
+	// (iii) The scale-down is undone before the ReplicaSet (absent in envtest) deleted the
+	// marked pod: its broker stays drained, so the operator deletes the pod to have it replaced.
+	if err := get(t, c, "drain", kc); err != nil {
+		t.Fatal(err)
+	}
+	before = kc.DeepCopy()
+	kc.Spec.Brokers.Replicas = ptr.To[int32](3)
+	if err := c.Patch(ctx, kc, client.MergeFrom(before)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the drained, marked pod deleted after the scale-down was undone", func() error {
+		var cur corev1.Pod
+		if err := get(t, c, marked[0].pod.Name, &cur); err != nil {
+			return err
+		}
+		if cur.DeletionTimestamp == nil {
+			return fmt.Errorf("pod %s not terminating", cur.Name)
+		}
+		return nil
+	})
+	for _, p := range pods {
+		var cur corev1.Pod
+		if p != marked[0] {
+			if err := get(t, c, p.pod.Name, &cur); err != nil || cur.DeletionTimestamp != nil {
+				t.Fatalf("serving pod %s: %v, deletion %v; want it left alone", p.pod.Name, err, cur.DeletionTimestamp)
+			}
+		}
 	}
 }
