@@ -115,6 +115,7 @@ type RestoreOutcome string
 const (
 	OutcomeDataPresent RestoreOutcome = "data-present" // the data dir holds data: nothing done
 	OutcomeNoSnapshot  RestoreOutcome = "no-snapshot"  // none under the prefix: a fresh member
+	OutcomeJoinPeers   RestoreOutcome = "join-peers"   // the others run, never restored: they replicate to it
 	OutcomeRestored    RestoreOutcome = "restored"
 )
 
@@ -129,10 +130,12 @@ type RestoreResult struct {
 	Bytes   int64          `json:"bytes,omitempty"`
 }
 
-// Run restores the newest snapshot into an empty data dir. A data dir with anything in it
-// is left alone; no snapshot means a fresh member. Every error says what is wrong and what
-// to do; on error the data dir is left empty, so etcd never starts from a partial or
-// unverified restore (the init container fails and Kubernetes retries it).
+// Run restores the newest snapshot into an empty data dir when the whole cluster starts
+// from it. A data dir with anything in it is left alone; no snapshot means a fresh member;
+// other members that run and were never restored replicate to this one (join-peers). Every
+// error says what is wrong and what to do; on error the data dir is left empty, so etcd
+// never starts from a partial, unverified or divergent restore (the init container fails
+// and Kubernetes retries it).
 func (r *Restore) Run(ctx context.Context) (*RestoreResult, error) {
 	log := r.Log
 	if log == nil {
@@ -163,8 +166,16 @@ func (r *Restore) Run(ctx context.Context) (*RestoreResult, error) {
 		res.Outcome = OutcomeNoSnapshot
 		return res, nil
 	}
-	if err := r.checkNotJoined(ctx, log); err != nil {
+	peer, err := r.askPeers(ctx, log)
+	if err != nil {
 		return nil, err
+	}
+	if peer != nil && peer.revision < RevisionBump {
+		// The others bootstrapped without a restore (their revisions were never bumped) and
+		// this member never ran: etcd starts it empty and the leader replicates to it.
+		log.Info("the other etcd members run and were never restored: this member joins them empty", "peer", peer.endpoint, "revision", peer.revision)
+		res.Outcome = OutcomeJoinPeers
+		return res, nil
 	}
 
 	// Everything is written next to the data dir, on the same volume (the root file system
@@ -189,7 +200,19 @@ func (r *Restore) Run(ctx context.Context) (*RestoreResult, error) {
 	if sum != want {
 		return nil, fmt.Errorf("etcd snapshot s3://%s/%s is corrupt: its SHA-256 is %s but %s.sha256 says %s; this member will not start from it. Move both objects out of %s to restore the snapshot before it (or remove every snapshot there to start an empty etcd)", r.Bucket, key, sum, key, want, where)
 	}
-	log.Info("etcd snapshot verified", "object", "s3://"+r.Bucket+"/"+key, "sha256", sum, "bytes", n)
+	status, err := etcdsnapshot.NewV3(zap.NewNop()).Status(download)
+	if err != nil {
+		return nil, fmt.Errorf("etcd snapshot s3://%s/%s matches its checksum but is not a readable etcd database (%w); move it and its .sha256 out of %s to restore the snapshot before it", r.Bucket, key, err, where)
+	}
+	log.Info("etcd snapshot verified", "object", "s3://"+r.Bucket+"/"+key, "sha256", sum, "bytes", n, "revision", status.Revision)
+	// Peers restored moments ago (this member started late) run from some snapshot at
+	// revision R, now at R+RevisionBump or a little more. This member must restore that same
+	// snapshot: their raft logs continue from the restore, so the leader replays only what
+	// came after it. A snapshot taken since (revision above R+RevisionBump) is a different
+	// starting point.
+	if peer != nil && status.Revision+RevisionBump > peer.revision {
+		return nil, fmt.Errorf("the other etcd members (%s at revision %d) were restored from an earlier snapshot than the newest, s3://%s/%s (revision %d), and member %s never ran with them: restoring either here would diverge from them. Restore the whole cluster again (delete every member's pod and claim together) or add this member with etcdctl member remove/add (docs/operations.md, \"Managed etcd: restore from snapshot\")", peer.endpoint, peer.revision, r.Bucket, key, status.Revision, r.Name)
+	}
 
 	err = etcdsnapshot.NewV3(zap.NewNop()).Restore(etcdsnapshot.RestoreConfig{
 		SnapshotPath:        download,
@@ -220,13 +243,18 @@ func (r *Restore) Run(ctx context.Context) (*RestoreResult, error) {
 	return res, nil
 }
 
-// checkNotJoined refuses a restore when another member answers and lists this member as one
-// that already ran: then only this member lost its data, the others hold newer data, and a
-// member restored from a snapshot would diverge from them. Members that do not answer
-// within PeerWait are taken to be down (a whole cluster restoring, every member at once).
-// A member restored by its peers moments ago lists this one as never started, so members
-// that restore at different times still agree.
-func (r *Restore) checkNotJoined(ctx context.Context, log *slog.Logger) error {
+// peerState is what another member said.
+type peerState struct {
+	endpoint string
+	revision int64
+}
+
+// askPeers asks the other members (for up to PeerWait) about this one. None answering means
+// the whole cluster starts cold: restore (nil). A member that lists this one as having run
+// means this member's volume was lost while the others kept theirs: a restored copy would
+// diverge from them, so it is an error. Otherwise the answering member's revision tells
+// whether the others were restored (see Run).
+func (r *Restore) askPeers(ctx context.Context, log *slog.Logger) (*peerState, error) {
 	var others []string
 	for name, url := range r.MemberClientURLs {
 		if name != r.Name {
@@ -234,48 +262,53 @@ func (r *Restore) checkNotJoined(ctx context.Context, log *slog.Logger) error {
 		}
 	}
 	if len(others) == 0 {
-		return nil
+		return nil, nil
 	}
 	slices.Sort(others)
 	deadline := time.Now().Add(r.PeerWait)
 	for {
 		for _, url := range others {
-			joined, err := memberJoined(ctx, url, r.Name, r.PeerURLs)
+			joined, rev, err := memberJoined(ctx, url, r.Name, r.PeerURLs)
 			if err != nil {
 				log.Debug("etcd member did not answer", "endpoint", url, "err", err)
 				continue
 			}
 			if joined {
-				return fmt.Errorf("member %s already ran in the etcd cluster that %s answers for, but its data dir %s is empty: its volume was lost while the other members kept theirs. Restoring a snapshot would make it diverge from them, so it stays down (the others keep the quorum). Take a fresh snapshot from the running members (POST /api/v1/etcd/snapshot on the operator) and restore the whole cluster from it, or replace the member with etcdctl member remove/add (docs/operations.md, \"Managed etcd: restore from snapshot\")", r.Name, url, r.DataDir)
+				return nil, fmt.Errorf("member %s already ran in the etcd cluster that %s answers for, but its data dir %s is empty: its volume was lost while the other members kept theirs. Restoring a snapshot would make it diverge from them, so it stays down (the others keep the quorum). Take a fresh snapshot from the running members (POST /api/v1/etcd/snapshot on the operator) and restore the whole cluster from it, or replace the member with etcdctl member remove/add (docs/operations.md, \"Managed etcd: restore from snapshot\")", r.Name, url, r.DataDir)
 			}
-			log.Info("another etcd member answers and lists this member as never started: restoring with it", "endpoint", url)
-			return nil
+			log.Info("another etcd member answers and lists this member as never started", "endpoint", url, "revision", rev)
+			return &peerState{endpoint: url, revision: rev}, nil
 		}
 		if time.Now().After(deadline) {
-			log.Info("no other etcd member answers: restoring the whole cluster from the snapshot", "asked", others)
-			return nil
+			log.Info("no other etcd member answers: the whole cluster starts from the snapshot", "asked", others)
+			return nil, nil
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }
 
-// memberJoined asks one member (serializable: no quorum needed) whether the member named
-// name, or with these peer URLs, has published itself, which a member does once it ran.
-func memberJoined(ctx context.Context, endpoint, name string, peerURLs []string) (bool, error) {
+// memberJoined asks one member (locally: no quorum needed) whether the member named name,
+// or with these peer URLs, has published itself, which a member does once it ran, and for
+// its current revision.
+func memberJoined(ctx context.Context, endpoint, name string, peerURLs []string) (bool, int64, error) {
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: time.Second, Logger: zap.NewNop()})
 	if err != nil {
-		return false, err
+		return false, 0, err
 	}
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
+	status, err := cli.Status(ctx, endpoint)
+	if err != nil {
+		return false, 0, err
+	}
 	resp, err := cli.MemberList(ctx, clientv3.WithSerializable())
 	if err != nil {
-		return false, err
+		return false, 0, err
 	}
 	for _, m := range resp.Members {
 		same := m.Name == name
@@ -283,10 +316,10 @@ func memberJoined(ctx context.Context, endpoint, name string, peerURLs []string)
 			same = same || slices.Contains(peerURLs, u)
 		}
 		if same && m.Name != "" && len(m.ClientURLs) > 0 {
-			return true, nil
+			return true, status.Header.Revision, nil
 		}
 	}
-	return false, nil
+	return false, status.Header.Revision, nil
 }
 
 // dirEmpty reports whether dir is missing or an empty directory.

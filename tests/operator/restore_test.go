@@ -263,7 +263,26 @@ func TestEtcdRestoreFromSnapshot(t *testing.T) {
 	})
 	t.Logf("two restored etcd v3.6 members answered a linearizable read %v after start", time.Since(started).Round(time.Millisecond))
 	// Member 2 comes late (its pod was scheduled later): its peers answer and list it as
-	// never started, so it restores the same snapshot and joins them.
+	// never started. A snapshot taken since the restore is not what they started from:
+	// refused, and nothing written.
+	newer, err := opsnapshot.Take(ctx, cli, r.s3.Client(), r.s3.Bucket, r.prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, err := r.runRestore(t, ms, ms[2])
+	if err == nil || !strings.Contains(stderr, "were restored from an earlier snapshot than the newest") {
+		t.Errorf("late member with a snapshot newer than the restore: err %v, stderr %s", err, stderr)
+	}
+	if entries := dirEntries(t, filepath.Dir(ms[2].dataDir)); len(entries) != 0 {
+		t.Errorf("refused restore left %v", entries)
+	}
+	t.Logf("refused: %s", lastLine(stderr))
+	for _, k := range []string{newer.Object, newer.Checksum} {
+		if _, err := r.s3.Client().DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &r.s3.Bucket, Key: &k}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// With the snapshot they started from the newest again, it restores that one and joins.
 	if stderr := restore(ms[2]); !strings.Contains(stderr, "lists this member as never started") {
 		t.Errorf("late member: %s", stderr)
 	}
@@ -327,7 +346,7 @@ func TestEtcdRestoreFromSnapshot(t *testing.T) {
 	// (it would diverge from them): the restored cluster lists it as having run.
 	lost := ms[2]
 	lost.dataDir = filepath.Join(t.TempDir(), "data")
-	_, stderr, err := r.runRestore(t, ms, lost)
+	_, stderr, err = r.runRestore(t, ms, lost)
 	if err == nil || !strings.Contains(stderr, "already ran in the etcd cluster") || !strings.Contains(stderr, "restore the whole cluster from it") {
 		t.Errorf("restoring a member that already ran beside running peers: err %v, stderr %s", err, stderr)
 	}
@@ -401,6 +420,58 @@ func TestEtcdRestoreLeavesAlone(t *testing.T) {
 		t.Errorf("denied S3: err %v, stderr %s", err, stderr)
 	}
 	t.Logf("denied S3: %s", lastLine(stderr))
+}
+
+// TestEtcdRestoreLateMemberOfFreshCluster: two members bootstrapped empty (no snapshot then)
+// run; the third starts only after a snapshot exists. It must not restore it — the others'
+// raft log starts at the bootstrap, so the leader replays everything to it — and starts
+// empty; real etcd then replicates the data to it.
+func TestEtcdRestoreLateMemberOfFreshCluster(t *testing.T) {
+	r := startRestoreEnv(t)
+	ctx := context.Background()
+	ms := loopbackMembers(t)
+	startMember(t, ms, ms[0])
+	startMember(t, ms, ms[1])
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{ms[0].clientURL, ms[1].clientURL}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	key := "/kafscale/" + namespace + "/prod/metadata"
+	testenv.Eventually(t, time.Minute, func() error {
+		c, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		_, err := cli.Put(c, key, "fresh")
+		return err
+	})
+	r.takeSnapshot(t) // of another etcd: restoring it here would be wrong
+
+	res, stderr, err := r.runRestore(t, ms, ms[2])
+	if err != nil || res.Outcome != opsnapshot.OutcomeJoinPeers {
+		t.Fatalf("late member of a fresh cluster: %+v %v\n%s", res, err, stderr)
+	}
+	if entries := dirEntries(t, filepath.Dir(ms[2].dataDir)); len(entries) != 0 {
+		t.Errorf("join-peers left %v in the volume", entries)
+	}
+	t.Logf("late member: %s", lastLine(stderr))
+	startMember(t, ms, ms[2])
+	late, err := clientv3.New(clientv3.Config{Endpoints: []string{ms[2].clientURL}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	testenv.Eventually(t, time.Minute, func() error {
+		c, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		resp, err := late.Get(c, key, clientv3.WithSerializable())
+		if err != nil {
+			return err
+		}
+		if len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "fresh" {
+			return fmt.Errorf("member 2 holds %v", resp.Kvs)
+		}
+		return nil
+	})
 }
 
 func lastLine(s string) string {
