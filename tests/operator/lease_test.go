@@ -1,12 +1,15 @@
 package operator_test
 
 import (
+	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	"k8s.io/client-go/rest"
 
 	"github.com/kafscale/kafscale/operator/leader"
 )
@@ -121,4 +124,66 @@ func TestLeaderLease(t *testing.T) {
 	if h := leaseHolder(t, e, key); h != "proc-2" {
 		t.Errorf("Lease held by %q, want proc-2", h)
 	}
+}
+
+// TestLeaderLeaseLost: the leader's connection to the API server is cut; it cannot renew the
+// Lease, stops with leader.ErrLost once the renew deadline passes (it must not go on
+// reconciling), and the other replica takes over when the Lease expires and reconciles.
+// Times are logged, not asserted.
+func TestLeaderLeaseLost(t *testing.T) {
+	e := startEnv(t)
+	c := e.c
+	create(t, c, credentialsSecret("s3-creds", e.s3.AccessKey, e.s3.SecretKey))
+	key := "/test/" + randomKey() + "/leader"
+	api, err := url.Parse(e.kube.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startCutProxy(t, api.Host)
+
+	aCfg := e.operatorConfig(t, "op-a", key)
+	aCfg.EtcdEndpoints, aCfg.LeaderEtcdEndpoints = nil, nil
+	viaProxy := rest.CopyConfig(e.kube.Config)
+	viaProxy.Host = "https://" + proxy.ln.Addr().String()
+	a := e.startOperatorOn(t, aCfg, viaProxy)
+	eventually(t, "op-a leads", func() error {
+		if !elected(a) {
+			return fmt.Errorf("not elected")
+		}
+		return nil
+	})
+	b := e.leaseReplica(t, "op-b", key)
+	kc := e.cluster("leaselost", "s3-creds")
+	kc.Spec.Etcd.Endpoints = e.etcd.Endpoints()
+	create(t, c, kc)
+	waitReplicas(t, c, "leaselost", 2)
+	if elected(b) {
+		t.Fatal("both replicas lead")
+	}
+
+	var stoppedAt time.Time
+	cutAt := time.Now()
+	proxy.Cut()
+	select {
+	case err := <-a.done:
+		if !errors.Is(err, leader.ErrLost) {
+			t.Fatalf("op-a stopped with %v, want leader.ErrLost", err)
+		}
+		stoppedAt = time.Now()
+		t.Logf("op-a stopped %v after losing the API server: %v", stoppedAt.Sub(cutAt).Round(time.Millisecond), err)
+		a.cancel()
+		a.cancel = nil
+	case <-time.After(time.Minute):
+		t.Fatal("op-a still runs a minute after losing the API server")
+	}
+	eventually(t, "op-b takes over", func() error {
+		if !elected(b) {
+			return fmt.Errorf("not elected")
+		}
+		return nil
+	})
+	at := <-b.elected
+	lease, renew, _ := leader.LeaseTimings(aCfg.LeaderTTL)
+	t.Logf("lost API server (renew deadline %s, lease %s): op-b led %v after the cut (op-a had stopped by then: %v)", renew, lease, at.Sub(cutAt).Round(time.Millisecond), stoppedAt.Before(at))
+	waitReplicas(t, c, "leaselost", 3)
 }
