@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -266,9 +267,24 @@ func (r *Restore) askPeers(ctx context.Context, log *slog.Logger) (*peerState, e
 	}
 	slices.Sort(others)
 	deadline := time.Now().Add(r.PeerWait)
+	type answer struct {
+		joined bool
+		rev    int64
+		err    error
+	}
 	for {
-		for _, url := range others {
-			joined, rev, err := memberJoined(ctx, url, r.Name, r.PeerURLs)
+		// All members at once: one that does not answer costs its timeout only once a round.
+		answers := make([]answer, len(others))
+		var wg sync.WaitGroup
+		for i, url := range others {
+			wg.Go(func() {
+				a := &answers[i]
+				a.joined, a.rev, a.err = memberJoined(ctx, url, r.Name, r.PeerURLs)
+			})
+		}
+		wg.Wait()
+		for i, url := range others {
+			joined, rev, err := answers[i].joined, answers[i].rev, answers[i].err
 			if err != nil {
 				log.Debug("etcd member did not answer", "endpoint", url, "err", err)
 				continue
