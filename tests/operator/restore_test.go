@@ -218,10 +218,16 @@ func TestEtcdRestoreFromSnapshot(t *testing.T) {
 	}
 	oldRev := put.Header.Revision
 	snap := r.takeSnapshot(t)
-	// A newer upload that never got its .sha256 (interrupted) is not complete: not chosen.
-	partial := r.prefix + "etcd-99991231T235959.999Z.db"
-	if _, err := r.s3.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: &r.s3.Bucket, Key: &partial, Body: strings.NewReader("partial")}); err != nil {
-		t.Fatal(err)
+	// Not snapshots of this cluster, though newer by name: an upload that never got its
+	// .sha256 (interrupted), the preflight probe, and objects in a deeper "directory".
+	for _, k := range []string{
+		r.prefix + "etcd-99991231T235959.999Z.db",
+		r.prefix + ".preflight",
+		r.prefix + "other/etcd-99991231T235959.999Z.db", r.prefix + "other/etcd-99991231T235959.999Z.db.sha256",
+	} {
+		if _, err := r.s3.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: &r.s3.Bucket, Key: &k, Body: strings.NewReader("not a snapshot")}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Logf("snapshot %s: %d bytes at revision %d", snap.Object, snap.Bytes, oldRev)
 
