@@ -135,6 +135,15 @@ var (
 	buildErr  error
 )
 
+// TestMain removes the operator binary built for the package's tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtBin != "" {
+		_ = os.RemoveAll(filepath.Dir(builtBin))
+	}
+	os.Exit(code)
+}
+
 // buildOperator builds ./operator once per test binary.
 func buildOperator(t *testing.T) string {
 	t.Helper()
