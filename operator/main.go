@@ -3,24 +3,23 @@
 package main
 
 import (
-	"encoding/json"
-	"time"
-
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/go-logr/logr"
-	"github.com/kafscale/kafscale/operator/snapshot"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
+	"github.com/go-logr/logr"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/kafscale/kafscale/operator/app"
 	"github.com/kafscale/kafscale/operator/config"
 	"github.com/kafscale/kafscale/operator/leader"
+	"github.com/kafscale/kafscale/operator/snapshot"
 )
 
 func main() {
@@ -29,6 +28,13 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "etcd-snapshot" {
 		if err := etcdSnapshot(); err != nil {
 			log.Error("etcd snapshot failed", "err", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "etcd-restore" {
+		if err := etcdRestore(log, os.Args[2:]); err != nil {
+			log.Error("etcd restore failed", "err", err)
 			os.Exit(1)
 		}
 		return
@@ -67,6 +73,23 @@ func etcdSnapshot() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
 	defer cancel()
 	res, err := job.Run(ctx)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+// etcdRestore is the managed etcd members' init container: restore the newest snapshot into
+// an empty data dir (see snapshot.Restore), its result as JSON on stdout.
+func etcdRestore(log *slog.Logger, args []string) error {
+	r, err := snapshot.ParseRestore(args, os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	r.Log = log
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	res, err := r.Run(ctx)
 	if err != nil {
 		return err
 	}

@@ -1,5 +1,6 @@
 // Package app wires the operator: a controller-runtime manager restricted to its namespace,
-// an etcd leader elector gating the reconcilers, metrics and health endpoints.
+// a leader election gating the reconcilers (an etcd lock, or a Kubernetes Lease when no etcd
+// is configured for it), metrics and health endpoints.
 package app
 
 import (
@@ -7,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -19,6 +21,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -63,7 +66,7 @@ func Run(ctx context.Context, o Options) error {
 	defer pool.Close()
 
 	ops := &OpsAPI{Config: cfg, Etcd: pool, Log: log}
-	mgr, err := ctrl.NewManager(o.RestConfig, ctrl.Options{
+	mgrOpts := ctrl.Options{
 		Scheme: scheme,
 		// The process-wide controller-runtime logger (ctrl.SetLogger) is main's business.
 		Logger: logr.FromSlogHandler(log.Handler()),
@@ -76,11 +79,27 @@ func Run(ctx context.Context, o Options) error {
 			BindAddress:   cfg.MetricsAddr,
 			ExtraHandlers: map[string]http.Handler{SnapshotPath: ops},
 		},
-		HealthProbeBindAddress: cfg.HealthAddr,
-		// Leadership is decided in etcd by the elector below, not by a Kubernetes Lease.
-		LeaderElection:          false,
+		HealthProbeBindAddress:  cfg.HealthAddr,
 		GracefulShutdownTimeout: ptr(10 * time.Second),
-	})
+	}
+	// With etcd for the lock, the etcd elector below decides; without, a Kubernetes Lease
+	// named after the leader key, through controller-runtime's leader election.
+	useLease := len(cfg.LeaderEtcdEndpoints) == 0
+	leader.SetLeading(false)
+	if useLease {
+		lease, renew, retry := leader.LeaseTimings(cfg.LeaderTTL)
+		lock, err := leader.NewLeaseLock(o.RestConfig, cfg.Namespace, cfg.LeaderKey, cfg.PodName, renew)
+		if err != nil {
+			return err
+		}
+		mgrOpts.LeaderElection = true
+		mgrOpts.LeaderElectionResourceLockInterface = lock
+		mgrOpts.LeaderElectionID = leader.LeaseName(cfg.LeaderKey)
+		mgrOpts.LeaderElectionNamespace = cfg.Namespace
+		mgrOpts.LeaderElectionReleaseOnCancel = true // Run returns right after: a stopped leader hands over at once
+		mgrOpts.LeaseDuration, mgrOpts.RenewDeadline, mgrOpts.RetryPeriod = &lease, &renew, &retry
+	}
+	mgr, err := ctrl.NewManager(o.RestConfig, mgrOpts)
 	if err != nil {
 		return fmt.Errorf("operator manager: %w", err)
 	}
@@ -92,7 +111,7 @@ func Run(ctx context.Context, o Options) error {
 		if err == nil && len(pod.Spec.Containers) > 0 {
 			cfg.OperatorImage = pod.Spec.Containers[0].Image
 		} else {
-			log.Warn("operator image unknown (set KAFSCALE_OPERATOR_IMAGE): no etcd snapshot CronJobs; the ops API still takes snapshots", "err", err)
+			log.Warn("operator image unknown (set KAFSCALE_OPERATOR_IMAGE): no etcd snapshot CronJobs and no restore init containers for managed etcd (condition EtcdSnapshotScheduled=False); the ops API still takes snapshots", "err", err)
 		}
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
@@ -100,6 +119,18 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
 		return err
+	}
+
+	recorder := mgr.GetEventRecorder("kafscale-operator")
+	cluster := &controller.ClusterReconciler{Client: mgr.GetClient(), Scheme: scheme, Config: cfg, Etcd: pool, Preflight: ops.Preflight, Recorder: recorder}
+	topic := &controller.TopicReconciler{Client: mgr.GetClient(), Config: cfg, Etcd: pool}
+	podDrain := &controller.PodDrainReconciler{Client: mgr.GetClient(), Config: cfg, Etcd: pool, Recorder: recorder}
+	ctrls, err := controller.Controllers(mgr, cluster, topic, podDrain)
+	if err != nil {
+		return err
+	}
+	if useLease {
+		return runLeaseElected(ctx, o, mgr, ctrls)
 	}
 
 	lockClient, err := clientv3.New(clientv3.Config{Endpoints: cfg.LeaderEtcdEndpoints, DialTimeout: 5 * time.Second})
@@ -120,22 +151,48 @@ func Run(ctx context.Context, o Options) error {
 			}
 		}()
 	}
-
-	recorder := mgr.GetEventRecorder("kafscale-operator")
-	cluster := &controller.ClusterReconciler{Client: mgr.GetClient(), Scheme: scheme, Config: cfg, Etcd: pool, Preflight: ops.Preflight, Recorder: recorder}
-	topic := &controller.TopicReconciler{Client: mgr.GetClient(), Config: cfg, Etcd: pool}
-	podDrain := &controller.PodDrainReconciler{Client: mgr.GetClient(), Config: cfg, Etcd: pool, Recorder: recorder}
-	ctrls, err := controller.Controllers(mgr, cluster, topic, podDrain)
-	if err != nil {
-		return err
-	}
 	for _, c := range ctrls {
 		if err := mgr.Add(elector.Gate(c)); err != nil {
 			return err
 		}
 	}
-	log.Info("operator starting", "namespace", cfg.Namespace, "leaderKey", cfg.LeaderKey, "id", cfg.PodName)
+	log.Info("operator starting", "namespace", cfg.Namespace, "leaderKey", cfg.LeaderKey, "id", cfg.PodName, "lock", "etcd")
 	return mgr.Start(ctx)
+}
+
+// runLeaseElected runs the manager with the controllers in its leader-election group: they
+// start once this replica holds the Lease. Losing the Lease stops the manager with
+// leader.ErrLost (exit status 2, as with the etcd lock).
+func runLeaseElected(ctx context.Context, o Options, mgr ctrl.Manager, ctrls []ctrlcontroller.Controller) error {
+	cfg, log := o.Config, o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	for _, c := range ctrls {
+		if err := mgr.Add(c); err != nil { // controllers need leader election
+			return err
+		}
+	}
+	name := leader.LeaseName(cfg.LeaderKey)
+	go func() {
+		select {
+		case <-mgr.Elected():
+			log.Info("elected operator leader", "lease", cfg.Namespace+"/"+name, "id", cfg.PodName)
+			leader.SetLeading(true)
+			if o.Elected != nil {
+				o.Elected()
+			}
+		case <-ctx.Done():
+		}
+	}()
+	log.Info("operator starting", "namespace", cfg.Namespace, "leaderKey", cfg.LeaderKey, "id", cfg.PodName, "lock", "lease "+cfg.Namespace+"/"+name)
+	err := mgr.Start(ctx)
+	leader.SetLeading(false)
+	// controller-runtime reports a lost Lease only by this message.
+	if err != nil && ctx.Err() == nil && strings.Contains(err.Error(), "leader election lost") {
+		return fmt.Errorf("%w (Lease %s/%s): %v", leader.ErrLost, cfg.Namespace, name, err)
+	}
+	return err
 }
 
 func ptr[T any](v T) *T { return &v }

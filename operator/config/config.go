@@ -21,7 +21,7 @@ type Operator struct {
 	LeaderKey              string            // KAFSCALE_OPERATOR_LEADER_KEY
 	LeaderTTL              time.Duration     // KAFSCALE_OPERATOR_LEADER_TTL_SEC
 	EtcdEndpoints          []string          // KAFSCALE_OPERATOR_ETCD_ENDPOINTS
-	LeaderEtcdEndpoints    []string          // KAFSCALE_OPERATOR_LEADER_ETCD_ENDPOINTS, default EtcdEndpoints
+	LeaderEtcdEndpoints    []string          // KAFSCALE_OPERATOR_LEADER_ETCD_ENDPOINTS, default EtcdEndpoints; none: a Kubernetes Lease
 	BrokerImage            string            // KAFSCALE_OPERATOR_BROKER_IMAGE (required)
 	EtcdImage              string            // KAFSCALE_OPERATOR_ETCD_IMAGE, of managed etcd members
 	BrokerImagePullPolicy  corev1.PullPolicy // KAFSCALE_OPERATOR_BROKER_IMAGE_PULL_POLICY
@@ -94,10 +94,8 @@ func Parse(lookup func(string) (string, bool)) (*Operator, error) {
 	if len(c.LeaderEtcdEndpoints) == 0 {
 		c.LeaderEtcdEndpoints = c.EtcdEndpoints
 	}
-	if len(c.LeaderEtcdEndpoints) == 0 {
-		// Managed etcd is made by the leader, so it cannot hold the lock that elects it.
-		p.fail("no etcd for the operator's leader lock: set KAFSCALE_OPERATOR_ETCD_ENDPOINTS (operator.etcdEndpoints) or KAFSCALE_OPERATOR_LEADER_ETCD_ENDPOINTS (through operator.extraEnv)")
-	}
+	// Without etcd for the lock the replicas elect through a Kubernetes Lease named after the
+	// leader key (managed etcd is made by the leader, so it cannot hold the lock that elects it).
 	c.LeaderKey = p.str("KAFSCALE_OPERATOR_LEADER_KEY", "/kafscale/"+c.Namespace+"/operator-leader")
 	if c.LeaderKey == "" || !strings.HasPrefix(c.LeaderKey, "/") {
 		p.fail("KAFSCALE_OPERATOR_LEADER_KEY=%q: must be an etcd key starting with /", c.LeaderKey)

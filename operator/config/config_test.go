@@ -78,7 +78,7 @@ func TestParseErrors(t *testing.T) {
 		env  map[string]string
 		want []string
 	}{
-		{"missing required", map[string]string{}, []string{"KAFSCALE_OPERATOR_NAMESPACE is required", "KAFSCALE_OPERATOR_BROKER_IMAGE is required", "no etcd for the operator's leader lock"}},
+		{"missing required", map[string]string{}, []string{"KAFSCALE_OPERATOR_NAMESPACE is required", "KAFSCALE_OPERATOR_BROKER_IMAGE is required"}},
 		{"bad values", map[string]string{
 			"KAFSCALE_OPERATOR_NAMESPACE":                "ns",
 			"KAFSCALE_OPERATOR_BROKER_IMAGE":             "b",
@@ -103,5 +103,17 @@ func TestParseErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The chart's default: no etcd endpoints at all. The operator starts, and elects through a
+// Lease (LeaderEtcdEndpoints empty).
+func TestParseWithoutEtcd(t *testing.T) {
+	c, err := Parse(env(map[string]string{"KAFSCALE_OPERATOR_NAMESPACE": "ns", "KAFSCALE_OPERATOR_BROKER_IMAGE": "broker:1", "KAFSCALE_OPERATOR_LEADER_KEY": "/kafscale/operator/leader"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.EtcdEndpoints) != 0 || len(c.LeaderEtcdEndpoints) != 0 || c.LeaderKey != "/kafscale/operator/leader" {
+		t.Errorf("%+v", c)
 	}
 }

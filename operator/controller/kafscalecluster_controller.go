@@ -286,6 +286,8 @@ func (r *ClusterReconciler) replaceAbandonedDrained(ctx context.Context, pods []
 // knows its own image) and exports when it last started a Job.
 func (r *ClusterReconciler) reconcileSnapshotCronJob(ctx context.Context, c *v1alpha1.KafscaleCluster, endpoints []string) error {
 	if r.Config.OperatorImage == "" {
+		setCondition(c, v1alpha1.ConditionEtcdSnapshotScheduled, metav1.ConditionFalse, "OperatorImageUnknown",
+			"the operator does not know its own image: set KAFSCALE_OPERATOR_IMAGE (or let it read its pod) for the snapshot CronJob and the managed etcd's restore init containers; POST /api/v1/etcd/snapshot still takes snapshots")
 		return nil
 	}
 	want := SnapshotCronJob(c, r.Config, endpoints)
@@ -293,6 +295,7 @@ func (r *ClusterReconciler) reconcileSnapshotCronJob(ctx context.Context, c *v1a
 	if err := r.apply(ctx, c, cj, func() { cj.Labels, cj.Spec = want.Labels, want.Spec }); err != nil {
 		return err
 	}
+	setCondition(c, v1alpha1.ConditionEtcdSnapshotScheduled, metav1.ConditionTrue, "CronJobScheduled", fmt.Sprintf("CronJob %s snapshots etcd on %q", cj.Name, cj.Spec.Schedule))
 	var last float64
 	if t := cj.Status.LastScheduleTime; t != nil {
 		last = float64(t.Unix())
@@ -303,7 +306,7 @@ func (r *ClusterReconciler) reconcileSnapshotCronJob(ctx context.Context, c *v1a
 
 // reconcileManagedEtcd creates or updates the managed etcd's StatefulSet, Services and PDB.
 func (r *ClusterReconciler) reconcileManagedEtcd(ctx context.Context, c *v1alpha1.KafscaleCluster) error {
-	want := EtcdStatefulSet(c, r.Config.EtcdImage)
+	want := EtcdStatefulSet(c, r.Config)
 	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: want.Name, Namespace: want.Namespace}}
 	if err := r.apply(ctx, c, sts, func() {
 		sts.Labels = want.Labels

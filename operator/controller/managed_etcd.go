@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kafscale/kafscale/operator/api/v1alpha1"
+	"github.com/kafscale/kafscale/operator/config"
 )
 
 // Managed etcd: a 3-member StatefulSet <cluster>-etcd, its peer Service
@@ -53,8 +54,52 @@ func etcdInitialCluster(c *v1alpha1.KafscaleCluster) string {
 	return strings.Join(members, ",")
 }
 
-// EtcdStatefulSet builds the managed etcd members.
-func EtcdStatefulSet(c *v1alpha1.KafscaleCluster, image string) *appsv1.StatefulSet {
+// etcdMemberFlags identify a member to etcd, and to etcd-restore, which must restore the
+// member exactly as etcd will run it.
+func etcdMemberFlags(c *v1alpha1.KafscaleCluster) []string {
+	peerDomain := fmt.Sprintf("$(POD_NAME).%s.%s.svc", EtcdPeerServiceName(c), c.Namespace)
+	return []string{
+		"--name=$(POD_NAME)",
+		"--data-dir=" + etcdDataDir + "/data",
+		fmt.Sprintf("--initial-advertise-peer-urls=http://%s:%d", peerDomain, etcdPeerPort),
+		"--initial-cluster=" + etcdInitialCluster(c),
+		"--initial-cluster-token=" + c.Namespace + "-" + c.Name,
+	}
+}
+
+// etcdMemberClientURLs lists every member's client URL as name=url.
+func etcdMemberClientURLs(c *v1alpha1.KafscaleCluster) string {
+	members := make([]string, etcdMembers)
+	for i := range members {
+		name := fmt.Sprintf("%s-%d", EtcdServiceName(c), i)
+		members[i] = fmt.Sprintf("%s=http://%s.%s.%s.svc:%d", name, name, EtcdPeerServiceName(c), c.Namespace, etcdClientPort)
+	}
+	return strings.Join(members, ",")
+}
+
+var podNameEnv = corev1.EnvVar{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}
+
+// etcdRestoreContainer is the init container that restores the newest snapshot of the
+// cluster into a member whose data dir is empty (`operator etcd-restore`, the operator's
+// own image: the etcd image has no S3 client). It reads the bucket and credentials the
+// snapshot CronJob writes with.
+func etcdRestoreContainer(c *v1alpha1.KafscaleCluster, cfg *config.Operator) corev1.Container {
+	args := append([]string{"etcd-restore"}, etcdMemberFlags(c)...)
+	args = append(args, "--member-client-urls="+etcdMemberClientURLs(c))
+	return corev1.Container{
+		Name:            "etcd-restore",
+		Image:           cfg.OperatorImage,
+		Args:            args,
+		Env:             append([]corev1.EnvVar{podNameEnv}, snapshotS3Env(c, cfg)...),
+		SecurityContext: restrictedContainerSecurity(),
+		VolumeMounts:    []corev1.VolumeMount{{Name: "data", MountPath: etcdDataDir}},
+	}
+}
+
+// EtcdStatefulSet builds the managed etcd members. With the operator's image known
+// (KAFSCALE_OPERATOR_IMAGE or its own pod's), each member restores the newest snapshot into
+// an empty data dir before etcd starts.
+func EtcdStatefulSet(c *v1alpha1.KafscaleCluster, cfg *config.Operator) *appsv1.StatefulSet {
 	peerDomain := fmt.Sprintf("$(POD_NAME).%s.%s.svc", EtcdPeerServiceName(c), c.Namespace)
 	size := resource.MustParse("10Gi")
 	if s := c.Spec.Etcd.Storage.Size; s != nil {
@@ -62,25 +107,20 @@ func EtcdStatefulSet(c *v1alpha1.KafscaleCluster, image string) *appsv1.Stateful
 	}
 	container := corev1.Container{
 		Name:  "etcd",
-		Image: image,
-		Command: []string{"etcd",
-			"--name=$(POD_NAME)",
-			"--data-dir=" + etcdDataDir + "/data",
+		Image: cfg.EtcdImage,
+		Command: append(append([]string{"etcd"}, etcdMemberFlags(c)...),
 			fmt.Sprintf("--listen-client-urls=http://0.0.0.0:%d", etcdClientPort),
 			fmt.Sprintf("--advertise-client-urls=http://%s:%d", peerDomain, etcdClientPort),
 			fmt.Sprintf("--listen-peer-urls=http://0.0.0.0:%d", etcdPeerPort),
-			fmt.Sprintf("--initial-advertise-peer-urls=http://%s:%d", peerDomain, etcdPeerPort),
-			"--initial-cluster=" + etcdInitialCluster(c),
 			"--initial-cluster-state=new",
-			"--initial-cluster-token=" + c.Namespace + "-" + c.Name,
 			"--listen-metrics-urls=http://0.0.0.0:2381",
 			// Every flush rewrites each flushed partition's state document (up to ~10 KB), so
 			// history grows by about 1 MB/s on a busy cluster (64 partitions, 500 ms flushes):
 			// five minutes of it stays far below the 2 GiB backend quota; an hour would not.
 			"--auto-compaction-mode=periodic",
 			"--auto-compaction-retention=5m",
-		},
-		Env: []corev1.EnvVar{{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}},
+		),
+		Env: []corev1.EnvVar{podNameEnv},
 		Ports: []corev1.ContainerPort{
 			{Name: "client", ContainerPort: etcdClientPort, Protocol: corev1.ProtocolTCP},
 			{Name: "peer", ContainerPort: etcdPeerPort, Protocol: corev1.ProtocolTCP},
@@ -98,6 +138,14 @@ func EtcdStatefulSet(c *v1alpha1.KafscaleCluster, image string) *appsv1.Stateful
 		SecurityContext: restrictedContainerSecurity(),
 		VolumeMounts:    []corev1.VolumeMount{{Name: "data", MountPath: etcdDataDir}},
 	}
+	var initContainers []corev1.Container
+	if cfg.OperatorImage != "" {
+		initContainers = []corev1.Container{etcdRestoreContainer(c, cfg)}
+	}
+	var pullSecrets []corev1.LocalObjectReference
+	for _, s := range cfg.ImagePullSecrets {
+		pullSecrets = append(pullSecrets, corev1.LocalObjectReference{Name: s})
+	}
 	return &appsv1.StatefulSet{
 		ObjectMeta: metav1.ObjectMeta{Name: EtcdServiceName(c), Namespace: c.Namespace, Labels: etcdLabels(c)},
 		Spec: appsv1.StatefulSetSpec{
@@ -108,7 +156,9 @@ func EtcdStatefulSet(c *v1alpha1.KafscaleCluster, image string) *appsv1.Stateful
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: etcdLabels(c)},
 				Spec: corev1.PodSpec{
+					InitContainers:               initContainers,
 					Containers:                   []corev1.Container{container},
+					ImagePullSecrets:             pullSecrets,
 					AutomountServiceAccountToken: ptr.To(false),
 					SecurityContext: &corev1.PodSecurityContext{
 						RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](65532), RunAsGroup: ptr.To[int64](65532), FSGroup: ptr.To[int64](65532),

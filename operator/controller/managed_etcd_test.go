@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -50,7 +51,7 @@ func TestEtcdStatefulSet(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newCluster(tc.opts...)
-			s := EtcdStatefulSet(c, "etcd:v3.6")
+			s := EtcdStatefulSet(c, &config.Operator{EtcdImage: "etcd:v3.6"})
 			if s.Name != "prod-etcd" || *s.Spec.Replicas != 3 || s.Spec.ServiceName != "prod-etcd-peer" {
 				t.Errorf("statefulset %s replicas %d service %s", s.Name, *s.Spec.Replicas, s.Spec.ServiceName)
 			}
@@ -89,5 +90,84 @@ func TestEtcdServicesAndPDB(t *testing.T) {
 	}
 	if pdb := EtcdPDB(c); pdb.Spec.MinAvailable.IntVal != 2 {
 		t.Errorf("pdb %+v", pdb.Spec)
+	}
+}
+
+// The restore init container: the operator's image running etcd-restore with exactly the
+// member flags etcd runs with, the data volume, the snapshot bucket's settings, credentials
+// only as secretKeyRefs, and a restricted security context. Without a known operator image
+// there is none.
+func TestEtcdRestoreInitContainer(t *testing.T) {
+	cfg := &config.Operator{EtcdImage: "etcd:v3.6", OperatorImage: "ghcr.io/kafscale/operator:0.1.0", SnapshotPrefix: "etcd-snapshots", ImagePullSecrets: []string{"regcred"}}
+	cases := []struct {
+		name   string
+		opts   []clusterOption
+		secret bool
+	}{
+		{"pod identity", nil, false},
+		{"credentials secret", []clusterOption{withCredentials("s3-creds"), func(c *v1alpha1.KafscaleCluster) {
+			c.Spec.S3.Endpoint, c.Spec.S3.PathStyle = "http://minio:9000", true
+		}}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(tc.opts...)
+			pod := EtcdStatefulSet(c, cfg).Spec.Template.Spec
+			if len(pod.InitContainers) != 1 {
+				t.Fatalf("init containers %+v", pod.InitContainers)
+			}
+			init, etcd := pod.InitContainers[0], pod.Containers[0]
+			if init.Name != "etcd-restore" || init.Image != cfg.OperatorImage || init.Args[0] != "etcd-restore" {
+				t.Errorf("init container %s image %s args %v", init.Name, init.Image, init.Args)
+			}
+			// Every member flag etcd-restore gets is one etcd runs with.
+			for _, flag := range []string{"--name=", "--data-dir=", "--initial-advertise-peer-urls=", "--initial-cluster=", "--initial-cluster-token="} {
+				i := slices.IndexFunc(init.Args, func(a string) bool { return strings.HasPrefix(a, flag) })
+				if i < 0 || !slices.Contains(etcd.Command, init.Args[i]) {
+					t.Errorf("etcd-restore flag %s: %v not in etcd's command %v", flag, init.Args, etcd.Command)
+				}
+			}
+			if !slices.Contains(init.Args, "--member-client-urls=prod-etcd-0=http://prod-etcd-0.prod-etcd-peer.kafscale.svc:2379,prod-etcd-1=http://prod-etcd-1.prod-etcd-peer.kafscale.svc:2379,prod-etcd-2=http://prod-etcd-2.prod-etcd-peer.kafscale.svc:2379") {
+				t.Errorf("member client URLs: %v", init.Args)
+			}
+			if len(init.VolumeMounts) != 1 || init.VolumeMounts[0].Name != "data" || init.VolumeMounts[0].MountPath != etcd.VolumeMounts[0].MountPath {
+				t.Errorf("volume mounts %+v, etcd's %+v", init.VolumeMounts, etcd.VolumeMounts)
+			}
+			env := envMap(init.Env)
+			if env["POD_NAME"].ValueFrom.FieldRef.FieldPath != "metadata.name" {
+				t.Errorf("POD_NAME %+v", env["POD_NAME"])
+			}
+			for k, v := range map[string]string{"KAFSCALE_SNAPSHOT_S3_BUCKET": "segments", "KAFSCALE_SNAPSHOT_S3_REGION": "eu-west-1",
+				"KAFSCALE_SNAPSHOT_S3_ENDPOINT": c.Spec.S3.Endpoint, "KAFSCALE_SNAPSHOT_PREFIX": "etcd-snapshots/kafscale/prod/"} {
+				if env[k].Value != v {
+					t.Errorf("%s = %q, want %q", k, env[k].Value, v)
+				}
+			}
+			for _, e := range init.Env {
+				if strings.HasPrefix(e.Name, "AWS_") && (e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil ||
+					e.ValueFrom.SecretKeyRef.Name != "s3-creds" || e.ValueFrom.SecretKeyRef.Key != e.Name) {
+					t.Errorf("credential %s is not a secretKeyRef to s3-creds: %+v", e.Name, e)
+				}
+			}
+			for _, key := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
+				if _, ok := env[key]; ok != tc.secret {
+					t.Errorf("%s present %v, want %v", key, ok, tc.secret)
+				}
+			}
+			sc := init.SecurityContext
+			if sc == nil || !*sc.RunAsNonRoot || *sc.AllowPrivilegeEscalation || !*sc.ReadOnlyRootFilesystem ||
+				!slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+				t.Errorf("init security context %+v", sc)
+			}
+			if *pod.AutomountServiceAccountToken || len(pod.ImagePullSecrets) != 1 || pod.ImagePullSecrets[0].Name != "regcred" {
+				t.Errorf("token %v pull secrets %+v", *pod.AutomountServiceAccountToken, pod.ImagePullSecrets)
+			}
+		})
+	}
+
+	unknown := *cfg
+	unknown.OperatorImage = ""
+	if pod := EtcdStatefulSet(newCluster(), &unknown).Spec.Template.Spec; len(pod.InitContainers) != 0 {
+		t.Errorf("init container without an operator image: %+v", pod.InitContainers)
 	}
 }

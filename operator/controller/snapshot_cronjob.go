@@ -27,22 +27,9 @@ func SnapshotCronJobName(c *v1alpha1.KafscaleCluster) string { return c.Name + "
 // on KAFSCALE_OPERATOR_ETCD_SNAPSHOT_SCHEDULE: one snapshot of the cluster's etcd to its
 // primary bucket, with its .sha256.
 func SnapshotCronJob(c *v1alpha1.KafscaleCluster, cfg *config.Operator, etcdEndpoints []string) *batchv1.CronJob {
-	env := []corev1.EnvVar{
-		{Name: "KAFSCALE_SNAPSHOT_ETCD_ENDPOINTS", Value: strings.Join(etcdEndpoints, ",")},
-		{Name: "KAFSCALE_SNAPSHOT_S3_BUCKET", Value: c.Spec.S3.Bucket},
-		{Name: "KAFSCALE_SNAPSHOT_S3_REGION", Value: c.Spec.S3.Region},
-		{Name: "KAFSCALE_SNAPSHOT_S3_ENDPOINT", Value: c.Spec.S3.Endpoint},
-		{Name: "KAFSCALE_SNAPSHOT_S3_PATH_STYLE", Value: strconv.FormatBool(c.Spec.S3.PathStyle)},
-		{Name: "KAFSCALE_SNAPSHOT_PREFIX", Value: SnapshotPrefix(cfg, c)},
-	}
-	if ref := c.Spec.S3.CredentialsSecretRef; ref != nil {
-		for _, key := range []string{secretAccessKeyID, secretSecretAccessKey} {
-			env = append(env, corev1.EnvVar{Name: key, ValueFrom: &corev1.EnvVarSource{
-				SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: *ref, Key: key},
-			}})
-		}
-	}
+	env := append([]corev1.EnvVar{{Name: "KAFSCALE_SNAPSHOT_ETCD_ENDPOINTS", Value: strings.Join(etcdEndpoints, ",")}}, snapshotS3Env(c, cfg)...)
 	labels := map[string]string{
+
 		"app.kubernetes.io/name":       "kafscale-etcd-snapshot",
 		"app.kubernetes.io/instance":   c.Name,
 		"app.kubernetes.io/component":  "etcd-snapshot",
@@ -85,4 +72,25 @@ func SnapshotCronJob(c *v1alpha1.KafscaleCluster, cfg *config.Operator, etcdEndp
 			},
 		},
 	}
+}
+
+// snapshotS3Env says where a cluster's snapshots live, for the snapshot Job and the restore
+// init container: bucket, region, endpoint, path style, prefix, and the credentials as
+// secretKeyRefs to spec.s3.credentialsSecretRef (without one, the pod's own identity).
+func snapshotS3Env(c *v1alpha1.KafscaleCluster, cfg *config.Operator) []corev1.EnvVar {
+	env := []corev1.EnvVar{
+		{Name: "KAFSCALE_SNAPSHOT_S3_BUCKET", Value: c.Spec.S3.Bucket},
+		{Name: "KAFSCALE_SNAPSHOT_S3_REGION", Value: c.Spec.S3.Region},
+		{Name: "KAFSCALE_SNAPSHOT_S3_ENDPOINT", Value: c.Spec.S3.Endpoint},
+		{Name: "KAFSCALE_SNAPSHOT_S3_PATH_STYLE", Value: strconv.FormatBool(c.Spec.S3.PathStyle)},
+		{Name: "KAFSCALE_SNAPSHOT_PREFIX", Value: SnapshotPrefix(cfg, c)},
+	}
+	if ref := c.Spec.S3.CredentialsSecretRef; ref != nil {
+		for _, key := range []string{secretAccessKeyID, secretSecretAccessKey} {
+			env = append(env, corev1.EnvVar{Name: key, ValueFrom: &corev1.EnvVarSource{
+				SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: *ref, Key: key},
+			}})
+		}
+	}
+	return env
 }

@@ -1,7 +1,7 @@
-// Package leader elects one operator replica through an etcd election (not a Kubernetes
-// Lease): replicas campaign on KAFSCALE_OPERATOR_LEADER_KEY with a session of a short TTL,
-// and only the winner runs the reconcilers. Distinct keys let several operators share one
-// etcd.
+// Package leader elects one operator replica. With etcd endpoints for the lock, through an
+// etcd election: replicas campaign on KAFSCALE_OPERATOR_LEADER_KEY with a session of a short
+// TTL, and only the winner runs the reconcilers; distinct keys let several operators share
+// one etcd. Without them, through a Kubernetes Lease named after the key (lease.go).
 package leader
 
 import (

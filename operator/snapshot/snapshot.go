@@ -1,5 +1,7 @@
-// Package snapshot takes an etcd snapshot and uploads it to S3 with its checksum. The
-// operator's ops API and the snapshot CronJob's Job (`operator etcd-snapshot`) both use it.
+// Package snapshot takes an etcd snapshot and uploads it to S3 with its checksum (the
+// operator's ops API and the snapshot CronJob's Job, `operator etcd-snapshot`), and restores
+// the newest one into an empty member (`operator etcd-restore`, the managed etcd's init
+// container).
 package snapshot
 
 import (
@@ -106,15 +108,24 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 		return nil, fmt.Errorf("etcd client: %w", err)
 	}
 	defer etcd.Close()
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(j.Region))
+	s3c, err := newS3Client(ctx, j.Region, j.Endpoint, j.PathStyle)
+	if err != nil {
+		return nil, err
+	}
+	return Take(ctx, etcd, s3c, j.Bucket, j.Prefix)
+}
+
+// newS3Client is a client of the snapshot bucket with the default AWS credential chain
+// (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY from secretKeyRefs, or the pod's identity).
+func newS3Client(ctx context.Context, region, endpoint string, pathStyle bool) (*s3.Client, error) {
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region))
 	if err != nil {
 		return nil, fmt.Errorf("S3 configuration: %w", err)
 	}
-	s3c := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
-		if j.Endpoint != "" {
-			o.BaseEndpoint = &j.Endpoint
+	return s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = &endpoint
 		}
-		o.UsePathStyle = j.PathStyle
-	})
-	return Take(ctx, etcd, s3c, j.Bucket, j.Prefix)
+		o.UsePathStyle = pathStyle
+	}), nil
 }

@@ -40,3 +40,45 @@ func TestParseJob(t *testing.T) {
 		})
 	}
 }
+
+func TestParseRestore(t *testing.T) {
+	member := []string{"--name=prod-etcd-1", "--data-dir=/var/lib/etcd/data", "--initial-advertise-peer-urls=http://p1:2380",
+		"--initial-cluster=prod-etcd-0=http://p0:2380,prod-etcd-1=http://p1:2380", "--initial-cluster-token=ns-prod"}
+	env := map[string]string{"KAFSCALE_SNAPSHOT_S3_BUCKET": "b", "KAFSCALE_SNAPSHOT_PREFIX": "etcd-snapshots/ns/prod", "KAFSCALE_SNAPSHOT_S3_PATH_STYLE": "true"}
+	lookup := func(m map[string]string) func(string) (string, bool) {
+		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	}
+
+	r, err := ParseRestore(append(member, "--member-client-urls=prod-etcd-0=http://p0:2379, prod-etcd-1=http://p1:2379", "--peer-wait=2s"), lookup(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Name != "prod-etcd-1" || r.DataDir != "/var/lib/etcd/data" || strings.Join(r.PeerURLs, ",") != "http://p1:2380" || r.InitialClusterToken != "ns-prod" ||
+		r.MemberClientURLs["prod-etcd-0"] != "http://p0:2379" || len(r.MemberClientURLs) != 2 || r.PeerWait.Seconds() != 2 ||
+		r.Bucket != "b" || r.Region != "us-east-1" || !r.PathStyle || r.Prefix != "etcd-snapshots/ns/prod/" {
+		t.Errorf("%+v", r)
+	}
+	// The last value of a flag wins (the tests override the in-cluster names that way).
+	if r, err := ParseRestore(append(member, "--name=other"), lookup(env)); err != nil || r.Name != "other" || r.PeerWait.Seconds() != 5 {
+		t.Errorf("override: %+v %v", r, err)
+	}
+
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"nothing", nil, nil, "--data-dir, --initial-advertise-peer-urls, --initial-cluster, --initial-cluster-token, --name, KAFSCALE_SNAPSHOT_S3_BUCKET required"},
+		{"no bucket", member, nil, "KAFSCALE_SNAPSHOT_S3_BUCKET required"},
+		{"bad member list", append(member, "--member-client-urls=prod-etcd-0"), env, `"prod-etcd-0" is not name=url`},
+		{"unknown flag", append(member, "--initial-cluster-state=new"), env, "flag provided but not defined"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := ParseRestore(tc.args, lookup(tc.env)); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -50,7 +50,7 @@ func TestBadCombinationsFailWithAFix(t *testing.T) {
 			"broker.image.tag (1.0.0) and operator.brokerImage.tag (2.0.0) disagree: set the broker tag in one place only"},
 		{"HA operator without leader key",
 			values{set: map[string]string{"operator.replicaCount": "2", "operator.leaderKey": ""}},
-			"operator.replicaCount is 2 or more but operator.leaderKey is empty: set operator.leaderKey (an etcd key such as /kafscale/operator/leader) so the replicas can elect a leader, or set operator.replicaCount=1"},
+			"operator.replicaCount is 2 or more but operator.leaderKey is empty: set operator.leaderKey (a key such as /kafscale/operator/leader: the etcd key of the lock, or the name of its Kubernetes Lease without etcd endpoints) so the replicas can elect a leader, or set operator.replicaCount=1"},
 		{"ACLs without rules",
 			values{set: map[string]string{"operator.acl.enabled": "true"}},
 			"operator.acl.enabled is true but operator.acl.configJson is empty: brokers fail closed and would deny every client; set operator.acl.configJson to your ACL rules"},

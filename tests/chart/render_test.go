@@ -18,6 +18,8 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+
+	"github.com/kafscale/kafscale/operator/leader"
 )
 
 const appVersion = "0.1.0" // Chart.yaml appVersion; image tags default to it
@@ -546,13 +548,14 @@ func TestOperatorRBACIsNamespacedAndMinimal(t *testing.T) {
 	role := get[rbacv1.Role](t, m, "Role", name("operator"))
 	eq(t, "Role namespace", role.Namespace, namespace)
 	allowed := map[string][]string{
-		"kafscale.io":   {"kafscaleclusters", "kafscaletopics", "kafscaleclusters/status", "kafscaletopics/status", "kafscaleclusters/finalizers", "kafscaletopics/finalizers"},
-		"":              {"secrets", "services", "configmaps", "pods", "events"},
-		"apps":          {"deployments", "statefulsets"},
-		"policy":        {"poddisruptionbudgets"},
-		"autoscaling":   {"horizontalpodautoscalers"},
-		"batch":         {"cronjobs", "jobs"},
-		"events.k8s.io": {"events"},
+		"kafscale.io":         {"kafscaleclusters", "kafscaletopics", "kafscaleclusters/status", "kafscaletopics/status", "kafscaleclusters/finalizers", "kafscaletopics/finalizers"},
+		"":                    {"secrets", "services", "configmaps", "pods", "events"},
+		"apps":                {"deployments", "statefulsets"},
+		"policy":              {"poddisruptionbudgets"},
+		"autoscaling":         {"horizontalpodautoscalers"},
+		"batch":               {"cronjobs", "jobs"},
+		"events.k8s.io":       {"events"},
+		"coordination.k8s.io": {"leases"},
 	}
 	for _, r := range role.Rules {
 		for _, g := range r.APIGroups {
@@ -573,6 +576,9 @@ func TestOperatorRBACIsNamespacedAndMinimal(t *testing.T) {
 		}
 		if slices.Contains(r.Verbs, "*") || slices.Contains(r.Resources, "*") {
 			t.Errorf("wildcard rule %+v", r)
+		}
+		if slices.Contains(r.Resources, "leases") && len(r.ResourceNames) == 0 && !reflect.DeepEqual(r.Verbs, []string{"create"}) {
+			t.Errorf("leases beyond the operator's own may only be created, got %+v", r)
 		}
 	}
 	for where, spec := range podSpecs(t, m) {
@@ -838,4 +844,43 @@ func TestSchemaIsGeneratedFromValues(t *testing.T) {
 		}
 	}
 	closed("", s)
+}
+
+// Without etcd endpoints the operator elects through a Lease named after operator.leaderKey
+// (operator/leader LeaseName); the Role lets it create Leases and read and renew only that
+// one. The chart's copy of the name derivation must agree with the operator's.
+func TestOperatorLeaseRBACMatchesOperator(t *testing.T) {
+	cases := []struct {
+		name string
+		v    values
+		key  string
+	}{
+		{"default key", values{}, "/kafscale/operator/leader"},
+		{"custom key", values{set: map[string]string{"operator.leaderKey": "/Prod/Team_A//kafscale-leader"}}, "/Prod/Team_A//kafscale-leader"},
+		{"long key", values{set: map[string]string{"operator.leaderKey": "/a-very-long-leader-key/that/goes/on/and/on/and/on/for/ever"}}, "/a-very-long-leader-key/that/goes/on/and/on/and/on/for/ever"},
+		{"empty key, one replica: the operator's default", values{set: map[string]string{"operator.leaderKey": "", "operator.replicaCount": "1"}}, "/kafscale/" + namespace + "/operator-leader"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			role := get[rbacv1.Role](t, render(t, tc.v), "Role", name("operator"))
+			var create, renew bool
+			for _, r := range role.Rules {
+				if !slices.Contains(r.APIGroups, "coordination.k8s.io") {
+					continue
+				}
+				eq(t, "lease resources", r.Resources, []string{"leases"})
+				switch {
+				case len(r.ResourceNames) == 0:
+					eq(t, "verbs on any Lease", r.Verbs, []string{"create"})
+					create = true
+				default:
+					eq(t, "the operator's Lease", r.ResourceNames, []string{leader.LeaseName(tc.key)})
+					eq(t, "verbs on its Lease", r.Verbs, []string{"get", "update"})
+					renew = true
+				}
+			}
+			eq(t, "create rule", create, true)
+			eq(t, "get/update rule", renew, true)
+		})
+	}
 }

@@ -22,6 +22,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kafscale/kafscale/operator/api/v1alpha1"
@@ -105,11 +106,17 @@ func (e *env) operatorConfig(t *testing.T, id, leaderKey string) *config.Operato
 // startOperator runs a replica until the test ends or stop is called.
 func (e *env) startOperator(t *testing.T, cfg *config.Operator) *operator {
 	t.Helper()
+	return e.startOperatorOn(t, cfg, e.kube.Config)
+}
+
+// startOperatorOn runs a replica that reaches the API server through restConfig.
+func (e *env) startOperatorOn(t *testing.T, cfg *config.Operator, restConfig *rest.Config) *operator {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	o := &operator{cfg: cfg, cancel: cancel, done: make(chan error, 1), elected: make(chan time.Time, 1)}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})).With("replica", cfg.PodName)
 	go func() {
-		o.done <- app.Run(ctx, app.Options{Config: cfg, RestConfig: e.kube.Config, Logger: log,
+		o.done <- app.Run(ctx, app.Options{Config: cfg, RestConfig: restConfig, Logger: log,
 			Elected: func() { o.elected <- time.Now() }})
 	}()
 	t.Cleanup(func() { o.stop(t) })

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -111,10 +112,10 @@ func TestLeaderTakeover(t *testing.T) {
 	// The built binary, killed without a chance to resign.
 	bin := buildOperator(t)
 	kubeconfig := writeKubeconfig(t, e)
-	p1 := startBinary(t, e, bin, kubeconfig, "proc-1", key)
+	p1 := startBinary(t, e, bin, kubeconfig, "proc-1", key, false)
 	second.stop(t)
 	eventually(t, "proc-1 leads", func() error { return p1.leader("1") })
-	p2 := startBinary(t, e, bin, kubeconfig, "proc-2", key)
+	p2 := startBinary(t, e, bin, kubeconfig, "proc-2", key, false)
 	eventually(t, "proc-2 follows", func() error { return p2.leader("0") })
 	waitReplicas(t, c, "ha", 5)
 
@@ -128,19 +129,46 @@ func TestLeaderTakeover(t *testing.T) {
 	waitReplicas(t, c, "ha", 1)
 }
 
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// TestMain removes the operator binary built for the package's tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtBin != "" {
+		_ = os.RemoveAll(filepath.Dir(builtBin))
+	}
+	os.Exit(code)
+}
+
+// buildOperator builds ./operator once per test binary.
 func buildOperator(t *testing.T) string {
 	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
+	buildOnce.Do(func() {
+		root, err := testenv.RepoRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "kafscale-operator-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "operator")
+		cmd := exec.Command("go", "build", "-o", builtBin, "./operator")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./operator: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	bin := filepath.Join(t.TempDir(), "operator")
-	cmd := exec.Command("go", "build", "-o", bin, "./operator")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./operator: %v\n%s", err, out)
-	}
-	return bin
+	return builtBin
 }
 
 func writeKubeconfig(t *testing.T, e *env) string {
@@ -163,7 +191,9 @@ type binaryOperator struct {
 	metricsAddr string
 }
 
-func startBinary(t *testing.T, e *env, bin, kubeconfig, id, key string) *binaryOperator {
+// startBinary runs the built operator; with lease it gets no etcd endpoints (the chart's
+// default) and elects through a Kubernetes Lease.
+func startBinary(t *testing.T, e *env, bin, kubeconfig, id, key string, lease bool) *binaryOperator {
 	t.Helper()
 	cfg := e.operatorConfig(t, id, key)
 	cmd := exec.Command(bin)
@@ -173,11 +203,13 @@ func startBinary(t *testing.T, e *env, bin, kubeconfig, id, key string) *binaryO
 		"KAFSCALE_OPERATOR_POD_NAME="+id,
 		"KAFSCALE_OPERATOR_LEADER_KEY="+key,
 		"KAFSCALE_OPERATOR_LEADER_TTL_SEC=4",
-		"KAFSCALE_OPERATOR_ETCD_ENDPOINTS="+strings.Join(e.etcd.Endpoints(), ","),
 		"KAFSCALE_OPERATOR_BROKER_IMAGE="+cfg.BrokerImage,
 		"KAFSCALE_OPERATOR_METRICS_ADDR="+cfg.MetricsAddr,
 		"KAFSCALE_OPERATOR_HEALTH_ADDR="+cfg.HealthAddr,
 	)
+	if !lease {
+		cmd.Env = append(cmd.Env, "KAFSCALE_OPERATOR_ETCD_ENDPOINTS="+strings.Join(e.etcd.Endpoints(), ","))
+	}
 	logFile, err := os.Create(filepath.Join(t.TempDir(), id+".log"))
 	if err != nil {
 		t.Fatal(err)

@@ -104,6 +104,17 @@ registry/repository:tag@digest; the tag defaults to the chart's appVersion, `use
 {{- end -}}
 {{- end -}}
 
+{{/*
+Name of the operator's leader Lease (used when no etcd holds the lock): the leader key's
+letters and digits, lower case, joined by '-' (at most 40), '-', and the first 8 hex digits of
+the key's SHA-256. The operator derives the same name (operator/leader LeaseName).
+*/}}
+{{- define "kafscale.operatorLeaseName" -}}
+{{- $key := .Values.operator.leaderKey | default (printf "/kafscale/%s/operator-leader" .Release.Namespace) -}}
+{{- $readable := regexReplaceAll "[^a-z0-9]+" (lower $key) "-" | trimAll "-" | trunc 40 | trimSuffix "-" | default "operator-leader" -}}
+{{- printf "%s-%s" $readable (sha256sum $key | trunc 8) -}}
+{{- end -}}
+
 {{/* etcd endpoints for the proxy or console: their own, then the operator's, then the managed etcd of clusterName. */}}
 {{- define "kafscale.readerEtcdEndpoints" -}}
 {{- $own := index .ctx.Values .component "etcdEndpoints" -}}
@@ -179,7 +190,7 @@ Checks of value combinations that the schema cannot express. Each failure says w
 {{- define "kafscale.validate" -}}
 {{- $v := .Values -}}
 {{- if and (ge (int $v.operator.replicaCount) 2) (not $v.operator.leaderKey) -}}
-{{- fail "operator.replicaCount is 2 or more but operator.leaderKey is empty: set operator.leaderKey (an etcd key such as /kafscale/operator/leader) so the replicas can elect a leader, or set operator.replicaCount=1" -}}
+{{- fail "operator.replicaCount is 2 or more but operator.leaderKey is empty: set operator.leaderKey (a key such as /kafscale/operator/leader: the etcd key of the lock, or the name of its Kubernetes Lease without etcd endpoints) so the replicas can elect a leader, or set operator.replicaCount=1" -}}
 {{- end -}}
 {{- if and $v.operator.acl.enabled (not $v.operator.acl.configJson) -}}
 {{- fail "operator.acl.enabled is true but operator.acl.configJson is empty: brokers fail closed and would deny every client; set operator.acl.configJson to your ACL rules" -}}

@@ -18,4 +18,7 @@ const (
 	ConditionEtcdAvailable = "EtcdAvailable"
 	// ConditionBrokersReady is True when every desired broker pod is ready.
 	ConditionBrokersReady = "BrokersReady"
+	// ConditionEtcdSnapshotScheduled is True when the snapshot CronJob exists; False
+	// (OperatorImageUnknown) when the operator does not know the image to run it with.
+	ConditionEtcdSnapshotScheduled = "EtcdSnapshotScheduled"
 )
