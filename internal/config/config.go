@@ -36,6 +36,9 @@ type Broker struct {
 	Rack string
 	// MetricsAddr serves /metrics, /healthz and /readyz (KAFSCALE_METRICS_ADDR).
 	MetricsAddr string
+	// Pprof adds Go's /debug/pprof/ handlers to the metrics listener (KAFSCALE_PPROF):
+	// profiles for `make bench` and for debugging, off by default.
+	Pprof bool
 	// LogLevel is debug, info, warn or error (KAFSCALE_LOG_LEVEL).
 	LogLevel slog.Level
 	// StartupTimeout bounds reading metadata from etcd and writing the S3 probe object
@@ -151,6 +154,7 @@ func Parse(lookup func(string) (string, bool)) (*Broker, error) {
 	c.Rack = p.str("KAFSCALE_BROKER_RACK", "")
 	c.MetricsAddr = p.str("KAFSCALE_METRICS_ADDR", ":9093")
 	p.hostPort("KAFSCALE_METRICS_ADDR", c.MetricsAddr)
+	c.Pprof = p.bool("KAFSCALE_PPROF", false)
 	c.LogLevel = p.level("KAFSCALE_LOG_LEVEL", slog.LevelInfo)
 	c.StartupTimeout = p.seconds("KAFSCALE_STARTUP_TIMEOUT_SEC", 30, 1)
 	c.ShutdownTimeout = p.seconds("KAFSCALE_SHUTDOWN_TIMEOUT_SEC", 30, 1)
