@@ -1,0 +1,84 @@
+// Command bench is `make bench`: it runs the measurement harness of tests/bench (ceilings,
+// the broker, the kfake peer), prints the report and writes it into the generated section
+// of docs/benchmarks.md. Settings come from BENCH_* variables (docs/benchmarks.md); any
+// KAFSCALE_* broker setting in the environment is passed to the broker.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/kafscale/kafscale/internal/config"
+	"github.com/kafscale/kafscale/tests/bench"
+)
+
+func main() {
+	doc := flag.String("doc", "docs/benchmarks.md", "Markdown file whose generated section receives the report (empty: none)")
+	command := flag.String("command", "make bench", "the command to quote in the report")
+	flag.Parse()
+	log.SetFlags(log.Ltime)
+	cfg, err := bench.FromEnv()
+	if err != nil {
+		log.Fatal(err)
+	}
+	known := map[string]bool{}
+	for _, n := range config.Names() {
+		known[n] = true
+	}
+	var settings []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if known[name] {
+			cfg.BrokerEnv = append(cfg.BrokerEnv, kv)
+			settings = append(settings, kv)
+		}
+		if strings.HasPrefix(name, "BENCH_") {
+			settings = append(settings, kv)
+		}
+	}
+	sort.Strings(settings)
+	cmd := strings.TrimSpace(strings.Join(settings, " ") + " " + *command)
+
+	tmp, err := os.MkdirTemp("", "kafscale-bench-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	tb := &bench.ProgramTB{Dir: tmp}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	var rep *bench.Report
+	err = tb.Run(func() error {
+		var err error
+		rep, err = bench.Run(ctx, tb, cfg)
+		return err
+	})
+	stop()
+	tb.Close()
+	_ = os.RemoveAll(tmp)
+	if err != nil {
+		log.Fatalf("bench failed: %v", err)
+	}
+	rep.Command = cmd
+	md := rep.Markdown()
+	fmt.Println()
+	fmt.Print(md)
+	for _, p := range rep.Profiles {
+		fmt.Printf("\n%s (%s):\n%s", p.Name, p.Path, p.Top)
+	}
+	if err := os.WriteFile(filepath.Join(cfg.OutDir, "report.md"), []byte(md), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	if *doc != "" {
+		if err := bench.UpdateDoc(*doc, md); err != nil {
+			log.Fatal(err)
+		}
+		log.Printf("report written to %s and %s", *doc, filepath.Join(cfg.OutDir, "report.md"))
+	}
+}
