@@ -118,7 +118,6 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 	// --- (b) the broker --------------------------------------------------------------------
 	binary := brokertest.Binary(tb)
 	broker := brokertest.Start(tb, brokertest.Options{NodeID: 0, Etcd: etcd, S3: s3srv, Env: brokerEnv})
-	rep.BrokerLog = broker.LogPath()
 	s3cli := rawS3Client(s3srv)
 	sys := System{
 		Name: "broker", Addr: broker.Addr, PID: broker.PID,
@@ -143,9 +142,9 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 				tb.Logf("bench: profile %s: %v", name, err)
 				return
 			}
-			top := pprofTop(ctx, binary, file)
+			top, cum := pprofTop(ctx, binary, file)
 			profileMu.Lock()
-			rep.Profiles = append(rep.Profiles, Profile{Name: name, Path: file, Top: top})
+			rep.Profiles = append(rep.Profiles, Profile{Name: name, Path: file, Top: top, Cum: cum})
 			profileMu.Unlock()
 		}()
 	}
@@ -187,7 +186,9 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 	tb.Logf("bench: restarting the broker, then reading the backlog from S3")
 	broker.Stop()
 	broker.Start()
-	readSecs := int(float64(cfg.BacklogBytes)/max(rep.Get.BytesPerSec()*0.5, 1)) + 1
+	// A CPU profile cannot be cut short: make it about as long as producing the backlog took
+	// (reading it back is rarely slower); idle time adds no samples.
+	readSecs := int(rep.BrokerBacklog.Delta.Elapsed.Seconds()) + 1
 	profile("broker-catchup-cpu.pprof", "/debug/pprof/profile?seconds="+strconv.Itoa(min(max(readSecs, 2), 60)))
 	if rep.BrokerCatchUp, err = catchUp(ctx, sys, "bench-backlog", rep.BrokerBacklog.Records); err != nil {
 		return rep, err
@@ -197,10 +198,13 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 		rep.BrokerPeakRSS = max(rep.BrokerPeakRSS, p.PeakRSS)
 	}
 	broker.Stop()
+	if log, err := os.ReadFile(broker.LogPath()); err == nil {
+		_ = os.WriteFile(filepath.Join(outDir, "broker.log"), log, 0o644)
+	}
 
 	// --- (c) the kfake peer ----------------------------------------------------------------
 	if cfg.Peer {
-		peer, err := startPeer(tb, outDir)
+		peer, err := startPeer(tb, outDir, cfg.BacklogBytes)
 		if err != nil {
 			return rep, err
 		}
@@ -285,14 +289,19 @@ func fetchProfile(ctx context.Context, url, file string) error {
 	return f.Close()
 }
 
-// pprofTop is `go tool pprof -top` of a profile: the functions that take the most.
-func pprofTop(ctx context.Context, binary, file string) string {
-	cmd := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=25", binary, file)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Sprintf("go tool pprof: %v\n%s", err, out)
+// pprofTop is `go tool pprof -top` of a profile: the functions that take the most
+// themselves (flat), then the ones whose callees take the most (cum).
+func pprofTop(ctx context.Context, binary, file string) (flat, cum string) {
+	var outs [2]string
+	for i, sortBy := range [][]string{{"-top"}, {"-top", "-cum"}} {
+		args := append(append([]string{"tool", "pprof"}, sortBy...), "-nodecount=30", binary, file)
+		out, err := exec.CommandContext(ctx, "go", args...).CombinedOutput()
+		if err != nil {
+			out = fmt.Appendf(nil, "go tool pprof: %v\n%s", err, out)
+		}
+		outs[i] = string(out)
 	}
-	return string(out)
+	return outs[0], outs[1]
 }
 
 // peer is the kfake process.
@@ -313,8 +322,8 @@ func (p *peer) stop() {
 }
 
 // startPeer builds tests/bench/cmd/kfakepeer and runs it on a free port, in its own process
-// group, killed with the harness.
-func startPeer(tb testing.TB, outDir string) (*peer, error) {
+// group, killed with the harness. liveBytes is the most it must hold at once.
+func startPeer(tb testing.TB, outDir string, liveBytes int64) (*peer, error) {
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		return nil, err
@@ -332,6 +341,9 @@ func startPeer(tb testing.TB, outDir string) (*peer, error) {
 	}
 	cmd := exec.Command(bin, "-addr", addr)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// kfake keeps every record in memory and allocates at hundreds of MB/s; a soft limit
+	// above what it must hold (the backlog) keeps its garbage from filling the machine.
+	cmd.Env = append(os.Environ(), fmt.Sprintf("GOMEMLIMIT=%dMiB", (liveBytes>>20)+1024))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()

@@ -310,6 +310,9 @@ const tsHeader = "bench-intended-ns"
 // from the start measures receipt time − intended time for every record.
 func fixedRate(ctx context.Context, sys System, topic string, recordBytes int, recPerSec float64, d time.Duration, pool *Payload) (LatencyResult, error) {
 	res := LatencyResult{System: sys.Name, RecordBytes: recordBytes, TargetRate: recPerSec}
+	if sys.InMemory {
+		defer deleteTopic(sys.Addr, topic)
+	}
 	if err := createTopic(ctx, sys.Addr, topic, 1, nil); err != nil {
 		return res, err
 	}

@@ -17,7 +17,6 @@ type Report struct {
 	Machine           Machine
 	Broker            BrokerSettings
 	BrokerEnv         []string
-	BrokerLog         string
 
 	TCP, Put, Get Ceiling
 
@@ -38,9 +37,10 @@ type Report struct {
 	Profiles []Profile
 }
 
-// Profile is a pprof profile of the broker and its top functions.
+// Profile is a pprof profile of the broker and its top functions, by their own time or
+// memory (Top) and with their callees' (Cum).
 type Profile struct {
-	Name, Path, Top string
+	Name, Path, Top, Cum string
 }
 
 // Machine describes where the run happened.
@@ -283,7 +283,8 @@ func (r *Report) Markdown() string {
 		if !strings.HasSuffix(p.Name, "cpu.pprof") {
 			continue
 		}
-		w("\nTop of `%s` (`go tool pprof -top`; the file is in `%s/`):\n\n```\n%s```\n", p.Name, r.Config.OutDir, trimTop(p.Top, 22))
+		w("\n`%s` (in `%s/`), `go tool pprof -top` (own time):\n\n```\n%s```\n", p.Name, r.Config.OutDir, trimTop(p.Top, 15))
+		w("\nand `-top -cum` (with callees):\n\n```\n%s```\n", trimTop(p.Cum, 30))
 	}
 	return b.String()
 }

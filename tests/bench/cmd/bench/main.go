@@ -70,7 +70,7 @@ func main() {
 	fmt.Println()
 	fmt.Print(md)
 	for _, p := range rep.Profiles {
-		fmt.Printf("\n%s (%s):\n%s", p.Name, p.Path, p.Top)
+		fmt.Printf("\n%s (%s):\n%s\n%s", p.Name, p.Path, p.Top, p.Cum)
 	}
 	if err := os.WriteFile(filepath.Join(cfg.OutDir, "report.md"), []byte(md), 0o644); err != nil {
 		log.Fatal(err)

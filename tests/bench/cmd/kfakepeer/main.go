@@ -34,9 +34,9 @@ func main() {
 		os.Exit(2)
 	}
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.AllowAutoTopicCreation(),
-		// Apply retention.bytes every second: the harness bounds the memory of its produce
+		// Apply retention.bytes every 250 ms: the harness bounds the memory of its produce
 		// runs' topics with it.
-		kfake.BrokerConfigs(map[string]string{"log.cleaner.backoff.ms": "1000"}))
+		kfake.BrokerConfigs(map[string]string{"log.cleaner.backoff.ms": "250"}))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kfakepeer: %v\n", err)
 		os.Exit(1)
