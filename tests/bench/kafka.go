@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +39,8 @@ type System struct {
 type Snapshot struct {
 	At      time.Time
 	Proc    ProcSample
+	Self    ProcSample    // the harness: load generator and consumer
+	Busy    time.Duration // the whole machine's busy CPU time
 	Metrics Metrics
 	Objects int
 }
@@ -47,6 +50,12 @@ func (s System) snapshot(ctx context.Context) (Snapshot, error) {
 	var err error
 	if snap.Proc, err = readProc(s.PID()); err != nil {
 		return snap, fmt.Errorf("%s: read /proc: %w", s.Name, err)
+	}
+	if snap.Self, err = readProc(os.Getpid()); err != nil {
+		return snap, err
+	}
+	if snap.Busy, _, err = machineCPU(); err != nil {
+		return snap, err
 	}
 	if s.MetricsURL != "" {
 		if snap.Metrics, err = scrape(ctx, s.MetricsURL); err != nil {
@@ -61,11 +70,16 @@ func (s System) snapshot(ctx context.Context) (Snapshot, error) {
 	return snap, nil
 }
 
+// Cores turns CPU time over the delta's wall time into cores in use.
+func (d Delta) Cores(cpu time.Duration) float64 { return rate(cpu.Seconds(), d.Elapsed) }
+
 // Delta is what a system did between two snapshots.
 type Delta struct {
 	Elapsed  time.Duration
-	CPU      time.Duration
-	PeakRSS  int64 // the process's high-water mark at the end
+	CPU      time.Duration // the system's process
+	SelfCPU  time.Duration // the harness process (load generator, consumer)
+	Busy     time.Duration // the whole machine
+	PeakRSS  int64         // the process's high-water mark at the end
 	Puts     float64
 	PutBytes float64
 	Gets     float64
@@ -75,7 +89,8 @@ type Delta struct {
 }
 
 func delta(a, b Snapshot) Delta {
-	d := Delta{Elapsed: b.At.Sub(a.At), CPU: b.Proc.CPU - a.Proc.CPU, PeakRSS: b.Proc.PeakRSS, Objects: b.Objects - a.Objects}
+	d := Delta{Elapsed: b.At.Sub(a.At), CPU: b.Proc.CPU - a.Proc.CPU, SelfCPU: b.Self.CPU - a.Self.CPU,
+		Busy: b.Busy - a.Busy, PeakRSS: b.Proc.PeakRSS, Objects: b.Objects - a.Objects}
 	if a.Metrics != nil && b.Metrics != nil {
 		m := func(name string) float64 { return b.Metrics[name] - a.Metrics[name] }
 		d.Puts, d.PutBytes = m("kafscale_s3_puts_total"), m("kafscale_s3_put_bytes_total")

@@ -129,3 +129,30 @@ func readProc(pid int) (ProcSample, error) {
 	}
 	return s, sc.Err()
 }
+
+// machineCPU is the CPU time the whole machine spent busy (every state but idle and iowait)
+// and in total, summed over cores, from the first line of /proc/stat.
+func machineCPU() (busy, total time.Duration, err error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 6 || f[0] != "cpu" {
+		return 0, 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	var all, idle int64
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if i >= 8 { // guest time is already counted in user time
+			break
+		}
+		all += n
+		if i == 3 || i == 4 { // idle, iowait
+			idle += n
+		}
+	}
+	tick := time.Second / 100
+	return time.Duration(all-idle) * tick, time.Duration(all) * tick, nil
+}

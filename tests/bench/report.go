@@ -245,6 +245,15 @@ func (r *Report) Markdown() string {
 		bc, pc := cpuPerGiB(p.Delta.CPU, p.Bytes), cpuPerGiB(peer.Delta.CPU, peer.Bytes)
 		w("| CPU-seconds per GiB produced, %s × %d | %.2f s | | | %.2f s | %s |\n", size(p.RecordBytes), p.Partitions, bc, pc, ratio(bc, pc))
 	}
+	for i, p := range r.BrokerProduce {
+		var peer ProduceResult
+		if i < len(r.PeerProduce) {
+			peer = r.PeerProduce[i]
+		}
+		w("| cores in use, produce %s × %d: the system / load generator / whole machine (of %d) | %.2f / %.2f / %.2f | | | %.2f / %.2f / %.2f | |\n",
+			size(p.RecordBytes), p.Partitions, r.Machine.Cores, p.Delta.Cores(p.Delta.CPU), p.Delta.Cores(p.Delta.SelfCPU), p.Delta.Cores(p.Delta.Busy),
+			peer.Delta.Cores(peer.Delta.CPU), peer.Delta.Cores(peer.Delta.SelfCPU), peer.Delta.Cores(peer.Delta.Busy))
+	}
 	for _, p := range r.BrokerProduce {
 		w("| S3 PUTs per GiB produced, %s × %d (mean object %.2f × segment) | %.0f (%.0f PUTs) | %.0f (1 per %d B) | %.2f | | |\n",
 			size(p.RecordBytes), p.Partitions, 1/max(p.PutEfficiency(r.Broker.SegmentBytes), 1e-9), p.PutsPerGiB(), p.Delta.Puts,
@@ -264,6 +273,9 @@ func (r *Report) Markdown() string {
 	w("| catch-up read of %d MiB after a broker restart (from S3; kfake from memory) | %s in %s (%.0f GETs, mean %s) | %s (GET) | %s | %s | %s |\n",
 		cu.Bytes>>20, mbps(cu.BytesPerSec()), cu.Delta.Elapsed.Round(10*time.Millisecond), cu.Delta.Gets, mib(int64(cu.Delta.GetBytes/max(cu.Delta.Gets, 1))),
 		mbps(r.Get.BytesPerSec()), ratio(cu.BytesPerSec(), r.Get.BytesPerSec()), mbps(pcu.BytesPerSec()), ratio(cu.BytesPerSec(), pcu.BytesPerSec()))
+	w("| cores in use, catch-up: the system / consumer / whole machine (of %d) | %.2f / %.2f / %.2f | | | %.2f / %.2f / %.2f | |\n", r.Machine.Cores,
+		cu.Delta.Cores(cu.Delta.CPU), cu.Delta.Cores(cu.Delta.SelfCPU), cu.Delta.Cores(cu.Delta.Busy),
+		pcu.Delta.Cores(pcu.Delta.CPU), pcu.Delta.Cores(pcu.Delta.SelfCPU), pcu.Delta.Cores(pcu.Delta.Busy))
 	bcc, pcc := cpuPerGiB(cu.Delta.CPU, cu.Bytes), cpuPerGiB(pcu.Delta.CPU, pcu.Bytes)
 	w("| CPU-seconds per GiB read (catch-up) | %.2f s | | | %.2f s | %s |\n", bcc, pcc, ratio(bcc, pcc))
 	w("| peak RSS (VmHWM) | %s | cache + 150 MiB = %s | %s | %s | %s |\n", mib(r.BrokerPeakRSS), mib(r.Broker.CacheBytes+150<<20),
