@@ -289,11 +289,17 @@ func fetchProfile(ctx context.Context, url, file string) error {
 	return f.Close()
 }
 
+// cumShow picks the nodes of the cumulative view: the broker's own functions and the
+// library leaves that dominate its profiles (hashing, copying into growing buffers, reading
+// bodies, syscalls); the AWS SDK's thirty nested middleware frames are left out.
+const cumShow = `kafscale|sha256\.block$|crc32\.update$|io\.ReadAll|bytes\.\(\*Buffer\)\.grow|slices\.Grow|syscall\.Syscall$|gcBgMarkWorker`
+
 // pprofTop is `go tool pprof -top` of a profile: the functions that take the most
-// themselves (flat), then the ones whose callees take the most (cum).
+// themselves (flat), then, with their callees (cum), the broker's functions and the leaves
+// of cumShow.
 func pprofTop(ctx context.Context, binary, file string) (flat, cum string) {
 	var outs [2]string
-	for i, sortBy := range [][]string{{"-top"}, {"-top", "-cum"}} {
+	for i, sortBy := range [][]string{{"-top"}, {"-top", "-cum", "-show=" + cumShow}} {
 		args := append(append([]string{"tool", "pprof"}, sortBy...), "-nodecount=30", binary, file)
 		out, err := exec.CommandContext(ctx, "go", args...).CombinedOutput()
 		if err != nil {

@@ -273,6 +273,8 @@ func (r *Report) Markdown() string {
 	w("| catch-up read of %d MiB after a broker restart (from S3; kfake from memory) | %s in %s (%.0f GETs, mean %s) | %s (GET) | %s | %s | %s |\n",
 		cu.Bytes>>20, mbps(cu.BytesPerSec()), cu.Delta.Elapsed.Round(10*time.Millisecond), cu.Delta.Gets, mib(int64(cu.Delta.GetBytes/max(cu.Delta.Gets, 1))),
 		mbps(r.Get.BytesPerSec()), ratio(cu.BytesPerSec(), r.Get.BytesPerSec()), mbps(pcu.BytesPerSec()), ratio(cu.BytesPerSec(), pcu.BytesPerSec()))
+	w("| catch-up: bytes GET from S3 per byte consumed (1.00 = every byte read once) | %.2f (%s in %.0f GETs) | | | | |\n",
+		cu.Delta.GetBytes/max(float64(cu.Bytes), 1), mib(int64(cu.Delta.GetBytes)), cu.Delta.Gets)
 	w("| cores in use, catch-up: the system / consumer / whole machine (of %d) | %.2f / %.2f / %.2f | | | %.2f / %.2f / %.2f | |\n", r.Machine.Cores,
 		cu.Delta.Cores(cu.Delta.CPU), cu.Delta.Cores(cu.Delta.SelfCPU), cu.Delta.Cores(cu.Delta.Busy),
 		pcu.Delta.Cores(pcu.Delta.CPU), pcu.Delta.Cores(pcu.Delta.SelfCPU), pcu.Delta.Cores(pcu.Delta.Busy))
@@ -296,7 +298,7 @@ func (r *Report) Markdown() string {
 			continue
 		}
 		w("\n`%s` (in `%s/`), `go tool pprof -top` (own time):\n\n```\n%s```\n", p.Name, r.Config.OutDir, trimTop(p.Top, 15))
-		w("\nand `-top -cum` (with callees):\n\n```\n%s```\n", trimTop(p.Cum, 30))
+		w("\nand `-top -cum` (with callees; the broker's functions and the dominant library leaves only):\n\n```\n%s```\n", trimTop(p.Cum, 25))
 	}
 	return b.String()
 }
@@ -307,7 +309,8 @@ func trimTop(s string, n int) string {
 	var out []string
 	fns := 0
 	for _, l := range lines {
-		if strings.HasPrefix(l, "File:") || strings.HasPrefix(l, "Build ID:") || strings.HasPrefix(l, "Type:") || strings.HasPrefix(l, "Time:") {
+		if strings.HasPrefix(l, "File:") || strings.HasPrefix(l, "Build ID:") || strings.HasPrefix(l, "Type:") || strings.HasPrefix(l, "Time:") ||
+			strings.HasPrefix(l, "Active filters:") || strings.HasPrefix(l, "   show=") {
 			continue
 		}
 		out = append(out, l)
