@@ -292,7 +292,7 @@ func fetchProfile(ctx context.Context, url, file string) error {
 // cumShow picks the nodes of the cumulative view: the broker's own functions and the
 // library leaves that dominate its profiles (hashing, copying into growing buffers, reading
 // bodies, syscalls); the AWS SDK's thirty nested middleware frames are left out.
-const cumShow = `kafscale|sha256\.block$|crc32\.update$|io\.ReadAll|bytes\.\(\*Buffer\)\.grow|slices\.Grow|syscall\.Syscall$|gcBgMarkWorker`
+const cumShow = `github\.com/kafscale/kafscale/|sha256\.block$|crc32\.update$|io\.ReadAll|bytes\.\(\*Buffer\)\.grow|slices\.Grow|syscall\.Syscall$|gcBgMarkWorker`
 
 // pprofTop is `go tool pprof -top` of a profile: the functions that take the most
 // themselves (flat), then, with their callees (cum), the broker's functions and the leaves
