@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log"
@@ -74,6 +75,10 @@ func main() {
 	}
 	if err := os.WriteFile(filepath.Join(cfg.OutDir, "report.md"), []byte(md), 0o644); err != nil {
 		log.Fatal(err)
+	}
+	// Every figure, for comparing runs with a script (durations in nanoseconds).
+	if js, err := json.MarshalIndent(rep, "", "  "); err == nil {
+		_ = os.WriteFile(filepath.Join(cfg.OutDir, "report.json"), js, 0o644)
 	}
 	if *doc != "" {
 		if err := bench.UpdateDoc(*doc, md); err != nil {
