@@ -37,7 +37,7 @@ func main() {
 	var settings []string
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		if known[name] {
+		if known[name] && !harnessOwned(name) {
 			cfg.BrokerEnv = append(cfg.BrokerEnv, kv)
 			settings = append(settings, kv)
 		}
@@ -86,4 +86,24 @@ func main() {
 		}
 		log.Printf("report written to %s and %s", *doc, filepath.Join(cfg.OutDir, "report.md"))
 	}
+}
+
+// harnessOwned names the broker settings the harness sets itself — where etcd and S3 are,
+// credentials, addresses — which the environment must not override (and which would leak
+// secrets into the report).
+func harnessOwned(name string) bool {
+	switch name {
+	case "KAFSCALE_BROKER_ID", "KAFSCALE_BROKER_ADDR", "KAFSCALE_BROKER_HOST", "KAFSCALE_BROKER_PORT",
+		"KAFSCALE_METRICS_ADDR", "KAFSCALE_PPROF":
+		return true
+	}
+	for _, prefix := range []string{"KAFSCALE_ETCD_ENDPOINTS", "KAFSCALE_ETCD_USERNAME", "KAFSCALE_ETCD_PASSWORD",
+		"KAFSCALE_S3_BUCKET", "KAFSCALE_S3_ENDPOINT", "KAFSCALE_S3_REGION", "KAFSCALE_S3_ACCESS_KEY",
+		"KAFSCALE_S3_SECRET_KEY", "KAFSCALE_S3_SESSION_TOKEN", "KAFSCALE_S3_KMS_KEY_ID", "KAFSCALE_S3_PATH_STYLE",
+		"KAFSCALE_S3_READ_"} {
+		if strings.HasPrefix(name, prefix) {
+			return true
+		}
+	}
+	return false
 }
