@@ -233,6 +233,15 @@ test-integration: tools ## tier 3: real etcd, S3 server and kube-apiserver on lo
 test-kgo: tools ## franz-go's own kgo integration tests (group, consume, produce) against one broker
 	$(GOTEST) $(TEST_FLAGS) -v -timeout 15m -run '^TestKgoSuite$$' ./tests/kgo
 
+# --- benchmarks --------------------------------------------------------------------------
+# One run, side by side: the ceilings (raw S3 PUT/GET against the same versitygw, loopback
+# TCP), the broker binary under a franz-go load generator, and franz-go's kfake as a peer.
+# Prints the table and writes it into docs/benchmarks.md; profiles and logs go to bench-out/.
+# BENCH_* knobs (and any KAFSCALE_* broker setting) are listed in docs/benchmarks.md.
+.PHONY: bench
+bench: tools ## tier 5: ceilings, broker and kfake side by side (~10 min); writes docs/benchmarks.md and bench-out/
+	$(GO) run ./tests/bench/cmd/bench -doc docs/benchmarks.md
+
 .PHONY: clean
 clean: ## remove build outputs (keeps ./bin tools)
 	$(GO) clean ./...

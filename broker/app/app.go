@@ -201,7 +201,7 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("listen for metrics on %s (KAFSCALE_METRICS_ADDR): %w", cfg.MetricsAddr, err)
 	}
-	httpSrv := &http.Server{Handler: httpHandler(reg, &ready, objects), ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := &http.Server{Handler: httpHandler(reg, &ready, objects, cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := httpSrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics server", "err", err)

@@ -42,6 +42,9 @@ type Broker struct {
 	// PodName is published in the broker's registration so the operator can find the broker
 	// of a pod (KAFSCALE_POD_NAME, default the host name).
 	PodName string
+	// Pprof adds Go's /debug/pprof/ handlers to the metrics listener (KAFSCALE_PPROF):
+	// profiles for `make bench` and for debugging, off by default.
+	Pprof bool
 	// LogLevel is debug, info, warn or error (KAFSCALE_LOG_LEVEL).
 	LogLevel slog.Level
 	// StartupTimeout bounds reading metadata from etcd and writing the S3 probe object
@@ -163,6 +166,7 @@ func Parse(lookup func(string) (string, bool)) (*Broker, error) {
 	}
 	hostname, _ := os.Hostname()
 	c.PodName = p.str("KAFSCALE_POD_NAME", hostname)
+	c.Pprof = p.bool("KAFSCALE_PPROF", false)
 	c.LogLevel = p.level("KAFSCALE_LOG_LEVEL", slog.LevelInfo)
 	c.StartupTimeout = p.seconds("KAFSCALE_STARTUP_TIMEOUT_SEC", 30, 1)
 	c.ShutdownTimeout = p.seconds("KAFSCALE_SHUTDOWN_TIMEOUT_SEC", 30, 1)

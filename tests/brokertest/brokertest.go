@@ -249,6 +249,20 @@ func (p *Broker) Kill() {
 	<-done
 }
 
+// PID returns the process id of the running broker, or 0 when it is not running. The
+// benchmark harness reads the broker's CPU time and peak RSS from /proc/<pid>.
+func (p *Broker) PID() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// LogPath is the file the broker's stdout and stderr go to (appended across restarts).
+func (p *Broker) LogPath() string { return p.logPath }
+
 // LogTail returns the end of the broker's log.
 func (p *Broker) LogTail() string {
 	data, err := os.ReadFile(p.logPath)

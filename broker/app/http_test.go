@@ -1,0 +1,36 @@
+package app
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kafscale/kafscale/internal/storage"
+)
+
+// Go's profiles are served only with KAFSCALE_PPROF=true.
+func TestPprofOnlyWhenEnabled(t *testing.T) {
+	objects, err := storage.New(context.Background(), storage.Options{Bucket: "b", Endpoint: "http://127.0.0.1:1", AccessKey: "a", SecretKey: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer objects.Close()
+	var ready atomic.Bool
+	for _, tc := range []struct {
+		pprof bool
+		want  int
+	}{{false, http.StatusNotFound}, {true, http.StatusOK}} {
+		h := httpHandler(prometheus.NewRegistry(), &ready, objects, tc.pprof)
+		for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap"} {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+			if rec.Code != tc.want {
+				t.Errorf("pprof=%v: GET %s = %d, want %d", tc.pprof, path, rec.Code, tc.want)
+			}
+		}
+	}
+}

@@ -1,0 +1,188 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/kafscale/kafscale/tests/testenv"
+)
+
+// Ceiling is what the hardware and the S3 server allow without a broker in the way.
+type Ceiling struct {
+	Name        string
+	ObjectBytes int
+	Parallelism int
+	Ops         int
+	Bytes       int64
+	Elapsed     time.Duration
+	Latencies   Percentiles // per request (S3 only)
+}
+
+// BytesPerSec is the throughput of the run.
+func (c Ceiling) BytesPerSec() float64 { return rate(float64(c.Bytes), c.Elapsed) }
+
+// rawS3Client is a plain aws-sdk-go-v2 client set up as the broker sets up its own
+// (internal/storage): static credentials, path style, checksums only where required.
+func rawS3Client(s *testenv.S3) *s3.Client {
+	return s3.New(s3.Options{
+		Region:                     s.Region,
+		BaseEndpoint:               aws.String(s.Endpoint),
+		UsePathStyle:               true,
+		Credentials:                credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
+	})
+}
+
+// s3PutCeiling PUTs objects of size bytes (incompressible) under prefix with parallel
+// workers for d, each object a new key as the broker's flushes are. It returns the keys
+// written, for the GET ceiling.
+func s3PutCeiling(ctx context.Context, s *testenv.S3, prefix string, size, parallel int, d time.Duration, pool *Payload) (Ceiling, []string, error) {
+	cli := rawS3Client(s)
+	var (
+		mu    sync.Mutex
+		keys  []string
+		lat   []time.Duration
+		total atomic.Int64
+		seq   atomic.Int64
+		first error
+	)
+	start := time.Now()
+	deadline := start.Add(d)
+	var wg sync.WaitGroup
+	for w := 0; w < parallel; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				key := prefix + strconv.FormatInt(seq.Add(1), 10)
+				body := pool.Slice(size)
+				t0 := time.Now()
+				_, err := cli.PutObject(ctx, &s3.PutObjectInput{
+					Bucket: aws.String(s.Bucket), Key: aws.String(key),
+					Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(size)),
+					ContentType: aws.String("application/octet-stream"),
+				})
+				took := time.Since(t0)
+				mu.Lock()
+				if err != nil {
+					if first == nil {
+						first = fmt.Errorf("put %s: %w", key, err)
+					}
+					mu.Unlock()
+					return
+				}
+				keys = append(keys, key)
+				lat = append(lat, took)
+				mu.Unlock()
+				total.Add(int64(size))
+			}
+		}()
+	}
+	wg.Wait()
+	c := Ceiling{Name: "S3 PUT", ObjectBytes: size, Parallelism: parallel, Ops: len(lat), Bytes: total.Load(),
+		Elapsed: time.Since(start), Latencies: percentilesOf(lat)}
+	return c, keys, first
+}
+
+// s3GetCeiling GETs the keys (whole objects) round robin with parallel workers for d.
+func s3GetCeiling(ctx context.Context, s *testenv.S3, keys []string, size, parallel int, d time.Duration) (Ceiling, error) {
+	if len(keys) == 0 {
+		return Ceiling{}, fmt.Errorf("no objects to GET")
+	}
+	cli := rawS3Client(s)
+	var (
+		mu    sync.Mutex
+		lat   []time.Duration
+		total atomic.Int64
+		seq   atomic.Int64
+		first error
+	)
+	start := time.Now()
+	deadline := start.Add(d)
+	var wg sync.WaitGroup
+	for w := 0; w < parallel; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 0, size)
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				key := keys[int(seq.Add(1))%len(keys)]
+				t0 := time.Now()
+				out, err := cli.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(key)})
+				var n int
+				if err == nil {
+					// Read into memory as the broker does (io.ReadAll into a []byte).
+					b := bytes.NewBuffer(buf[:0])
+					var m int64
+					m, err = b.ReadFrom(out.Body)
+					out.Body.Close()
+					n = int(m)
+				}
+				took := time.Since(t0)
+				mu.Lock()
+				if err != nil {
+					if first == nil {
+						first = fmt.Errorf("get %s: %w", key, err)
+					}
+					mu.Unlock()
+					return
+				}
+				lat = append(lat, took)
+				mu.Unlock()
+				total.Add(int64(n))
+			}
+		}()
+	}
+	wg.Wait()
+	return Ceiling{Name: "S3 GET", ObjectBytes: size, Parallelism: parallel, Ops: len(lat), Bytes: total.Load(),
+		Elapsed: time.Since(start), Latencies: percentilesOf(lat)}, first
+}
+
+// tcpCeiling streams bytes over one loopback TCP connection for d: the most any Kafka
+// client on this machine can push through a socket.
+func tcpCeiling(ctx context.Context, d time.Duration) (Ceiling, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return Ceiling{}, err
+	}
+	defer ln.Close()
+	received := make(chan int64, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			received <- 0
+			return
+		}
+		defer c.Close()
+		n, _ := io.Copy(io.Discard, c)
+		received <- n
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return Ceiling{}, err
+	}
+	buf := make([]byte, 256<<10)
+	start := time.Now()
+	deadline := start.Add(d)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if _, err := conn.Write(buf); err != nil {
+			conn.Close()
+			return Ceiling{}, err
+		}
+	}
+	conn.Close()
+	n := <-received
+	return Ceiling{Name: "TCP loopback", ObjectBytes: len(buf), Parallelism: 1, Bytes: n, Elapsed: time.Since(start)}, nil
+}

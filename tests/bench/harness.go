@@ -1,0 +1,378 @@
+// Package bench is the measurement harness behind `make bench` (docs/benchmarks.md): it
+// starts a real etcd and a real S3 server (versitygw), measures the ceilings (raw S3 PUT and
+// GET, loopback TCP), runs the broker binary as a process of its own under a franz-go load
+// generator, runs the same workloads against franz-go's kfake as a protocol-overhead peer,
+// and reports absolute figures, ratios and the targets of issue #7.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/kafscale/kafscale/internal/config"
+	"github.com/kafscale/kafscale/tests/brokertest"
+	"github.com/kafscale/kafscale/tests/testenv"
+)
+
+// BrokerSettings are the broker's effective settings that the ceilings and targets depend on.
+type BrokerSettings struct {
+	SegmentBytes      int
+	FlushInterval     time.Duration
+	CacheBytes        int64
+	ReadaheadSegments int
+	PutParallelism    int
+	GetParallelism    int
+}
+
+// BrokerPutParallelism is how many S3 PUTs the broker has in flight at once: today its one
+// flusher writes one object per flush, so 1. When the broker gains parallel uploads, return
+// its setting from cfg here; BENCH_PUT_PARALLELISM overrides it meanwhile.
+func BrokerPutParallelism(cfg *config.Broker) int { return 1 }
+
+// BrokerGetParallelism is how many S3 GETs one catching-up partition can have in flight: the
+// fetch's own ranged GET plus KAFSCALE_READAHEAD_SEGMENTS readahead GETs (at most 4 of those
+// run at once, broker/partition).
+func BrokerGetParallelism(cfg *config.Broker) int { return 1 + min(cfg.Storage.ReadaheadSegments, 4) }
+
+// Run performs a whole benchmark and returns its report. Progress goes to tb.Logf.
+func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
+	rep := &Report{Config: cfg, Started: time.Now().UTC(), Machine: describeMachine()}
+	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
+		return nil, err
+	}
+	outDir, err := filepath.Abs(cfg.OutDir)
+	if err != nil {
+		return nil, err
+	}
+
+	// --- the broker's settings, as the broker itself parses them ---------------------------
+	brokerEnv := append([]string{
+		"KAFSCALE_FLUSH_INTERVAL_MS=500", // brokertest's default is 50 ms; the product's is 500
+		"KAFSCALE_LOG_LEVEL=info",
+		"KAFSCALE_BROKER_LEASE_TTL_SEC=10",
+		"KAFSCALE_PPROF=true",
+	}, cfg.BrokerEnv...)
+	bc, err := config.Parse(func(name string) (string, bool) {
+		for i := len(brokerEnv) - 1; i >= 0; i-- {
+			if k, v, _ := strings.Cut(brokerEnv[i], "="); k == name {
+				return v, true
+			}
+		}
+		if name == "KAFSCALE_S3_BUCKET" {
+			return "bench", true
+		}
+		return "", false
+	})
+	if err != nil {
+		return nil, fmt.Errorf("broker settings: %w", err)
+	}
+	bs := BrokerSettings{
+		SegmentBytes: bc.Storage.SegmentBytes, FlushInterval: bc.Storage.FlushInterval,
+		CacheBytes: bc.Storage.CacheBytes, ReadaheadSegments: bc.Storage.ReadaheadSegments,
+		PutParallelism: BrokerPutParallelism(bc), GetParallelism: BrokerGetParallelism(bc),
+	}
+	if cfg.PutParallelism > 0 {
+		bs.PutParallelism = cfg.PutParallelism
+	}
+	if cfg.GetParallelism > 0 {
+		bs.GetParallelism = cfg.GetParallelism
+	}
+	rep.Broker = bs
+	rep.BrokerEnv = brokerEnv
+
+	tb.Logf("bench: starting etcd and versitygw")
+	etcd := testenv.StartEtcd(tb)
+	s3srv := testenv.StartS3(tb)
+	pool := NewPayload(64 << 20)
+
+	// --- (a) ceilings ----------------------------------------------------------------------
+	tb.Logf("bench: ceilings: loopback TCP, S3 PUT and GET of %d-byte objects", bs.SegmentBytes)
+	if rep.TCP, err = tcpCeiling(ctx, cfg.Duration); err != nil {
+		return rep, fmt.Errorf("tcp ceiling: %w", err)
+	}
+	var keys []string
+	if rep.Put, keys, err = s3PutCeiling(ctx, s3srv, "bench-ceiling/", bs.SegmentBytes, bs.PutParallelism, cfg.Duration, pool); err != nil {
+		return rep, fmt.Errorf("s3 put ceiling: %w", err)
+	}
+	if rep.Get, err = s3GetCeiling(ctx, s3srv, keys, bs.SegmentBytes, bs.GetParallelism, cfg.Duration); err != nil {
+		return rep, fmt.Errorf("s3 get ceiling: %w", err)
+	}
+	tb.Logf("bench: PUT %.1f MB/s (p99 %s), GET %.1f MB/s, TCP %.1f MB/s",
+		rep.Put.BytesPerSec()/1e6, rep.Put.Latencies.P99, rep.Get.BytesPerSec()/1e6, rep.TCP.BytesPerSec()/1e6)
+
+	// --- (b) the broker --------------------------------------------------------------------
+	binary := brokertest.Binary(tb)
+	broker := brokertest.Start(tb, brokertest.Options{NodeID: 0, Etcd: etcd, S3: s3srv, Env: brokerEnv})
+	s3cli := rawS3Client(s3srv)
+	sys := System{
+		Name: "broker", Addr: broker.Addr, PID: broker.PID,
+		MetricsURL: "http://" + broker.MetricsAddr + "/metrics",
+		CountObjects: func(ctx context.Context) (int, error) {
+			return countObjects(ctx, s3cli, s3srv.Bucket, bc.S3.Namespace+"/segments/")
+		},
+	}
+	var (
+		profiles  sync.WaitGroup
+		profileMu sync.Mutex
+	)
+	profile := func(name, path string) {
+		if !cfg.Profile {
+			return
+		}
+		profiles.Add(1)
+		go func() {
+			defer profiles.Done()
+			file := filepath.Join(outDir, name)
+			if err := fetchProfile(ctx, "http://"+broker.MetricsAddr+path, file); err != nil {
+				tb.Logf("bench: profile %s: %v", name, err)
+				return
+			}
+			top, cum := pprofTop(ctx, binary, file)
+			profileMu.Lock()
+			rep.Profiles = append(rep.Profiles, Profile{Name: name, Path: file, Top: top, Cum: cum})
+			profileMu.Unlock()
+		}()
+	}
+	produceSecs := int(4*(cfg.Warmup+cfg.Duration).Seconds()) + 1
+	profile("broker-produce-cpu.pprof", "/debug/pprof/profile?seconds="+strconv.Itoa(produceSecs))
+	brokerRuns, err := produceMatrix(ctx, tb, sys, cfg, pool)
+	rep.BrokerProduce = brokerRuns
+	if err != nil {
+		return rep, err
+	}
+	profiles.Wait()
+	profile("broker-heap.pprof", "/debug/pprof/heap")
+	profiles.Wait()
+	peak := rep.peakRate()
+	tb.Logf("bench: broker: fixed rate %.0f records/s (half of the 1 KiB, 1 partition peak) for %s", peak/2, cfg.LatencyDuration)
+	if rep.BrokerLatency, err = fixedRate(ctx, sys, "bench-latency", 1024, peak/2, cfg.LatencyDuration, pool); err != nil {
+		return rep, err
+	}
+	tb.Logf("bench: broker: steady %.0f B/s for %s", cfg.SteadyBytesPerSec, cfg.LatencyDuration)
+	if rep.BrokerSteady, err = fixedRate(ctx, sys, "bench-steady", 1024, cfg.SteadyBytesPerSec/1024, cfg.LatencyDuration, pool); err != nil {
+		return rep, err
+	}
+	tb.Logf("bench: broker: producing a %d-byte backlog", cfg.BacklogBytes)
+	if rep.BrokerBacklog, err = produceThroughput(ctx, sys, "bench-backlog", cfg.BacklogRecordBytes, 1, 0, 0, cfg.BacklogBytes, pool); err != nil {
+		return rep, err
+	}
+	// Objects against flushes, for the life of this broker process (the probe object of
+	// the startup check is deleted and so not counted by either).
+	before, err := sys.snapshot(ctx)
+	if err != nil {
+		return rep, err
+	}
+	rep.ObjectsListed = before.Objects
+	rep.FlushesCounted = before.Metrics["kafscale_flushes_total"]
+	rep.PutsCounted = before.Metrics["kafscale_s3_puts_total"] - 1 // the startup probe
+	rep.BrokerPeakRSS = before.Proc.PeakRSS
+
+	// Restart: the catch-up reads from S3, not from the cache the flushes filled.
+	tb.Logf("bench: restarting the broker, then reading the backlog from S3")
+	broker.Stop()
+	broker.Start()
+	// A CPU profile cannot be cut short: make it about as long as producing the backlog took
+	// (reading it back is rarely slower); idle time adds no samples.
+	readSecs := int(rep.BrokerBacklog.Delta.Elapsed.Seconds()) + 1
+	profile("broker-catchup-cpu.pprof", "/debug/pprof/profile?seconds="+strconv.Itoa(min(max(readSecs, 2), 60)))
+	if rep.BrokerCatchUp, err = catchUp(ctx, sys, "bench-backlog", rep.BrokerBacklog.Records); err != nil {
+		return rep, err
+	}
+	profiles.Wait()
+	if p, err := readProc(broker.PID()); err == nil {
+		rep.BrokerPeakRSS = max(rep.BrokerPeakRSS, p.PeakRSS)
+	}
+	broker.Stop()
+	if log, err := os.ReadFile(broker.LogPath()); err == nil {
+		_ = os.WriteFile(filepath.Join(outDir, "broker.log"), log, 0o644)
+	}
+
+	// --- (c) the kfake peer ----------------------------------------------------------------
+	if cfg.Peer {
+		peer, err := startPeer(tb, outDir, cfg.BacklogBytes)
+		if err != nil {
+			return rep, err
+		}
+		psys := System{Name: "kfake", Addr: peer.addr, PID: func() int { return peer.cmd.Process.Pid }, InMemory: true}
+		rep.PeerProduce, err = produceMatrix(ctx, tb, psys, cfg, pool)
+		if err != nil {
+			return rep, err
+		}
+		tb.Logf("bench: kfake: fixed rate %.0f records/s", peak/2)
+		if rep.PeerLatency, err = fixedRate(ctx, psys, "bench-latency", 1024, peak/2, cfg.LatencyDuration, pool); err != nil {
+			return rep, err
+		}
+		if rep.PeerBacklog, err = produceThroughput(ctx, psys, "bench-backlog", cfg.BacklogRecordBytes, 1, 0, 0, cfg.BacklogBytes, pool); err != nil {
+			return rep, err
+		}
+		if rep.PeerCatchUp, err = catchUp(ctx, psys, "bench-backlog", rep.PeerBacklog.Records); err != nil {
+			return rep, err
+		}
+		if p, err := readProc(psys.PID()); err == nil {
+			rep.PeerPeakRSS = p.PeakRSS
+		}
+		peer.stop()
+	}
+	rep.Finished = time.Now().UTC()
+	rep.Machine.LoadEnd = loadavg()
+	return rep, nil
+}
+
+// produceMatrix runs the four produce workloads: 1 KiB and 16 KiB records, 1 and 64
+// partitions.
+func produceMatrix(ctx context.Context, tb testing.TB, sys System, cfg Config, pool *Payload) ([]ProduceResult, error) {
+	var out []ProduceResult
+	for _, size := range []int{1 << 10, 16 << 10} {
+		for _, parts := range []int{1, 64} {
+			topic := fmt.Sprintf("bench-produce-%dk-%dp", size>>10, parts)
+			r, err := produceThroughput(ctx, sys, topic, size, parts, cfg.Warmup, cfg.Duration, 0, pool)
+			if err != nil {
+				return out, err
+			}
+			tb.Logf("bench: %s: produce %d B records, %d partitions: %.1f MB/s, %.0f records/s, %d S3 PUTs, CPU %s",
+				sys.Name, size, parts, r.BytesPerSec()/1e6, r.RecordsPerSec(), int(r.Delta.Puts), r.Delta.CPU)
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func countObjects(ctx context.Context, cli *s3.Client, bucket, prefix string) (int, error) {
+	n := 0
+	p := s3.NewListObjectsV2Paginator(cli, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return 0, err
+		}
+		n += len(page.Contents)
+	}
+	return n, nil
+}
+
+func fetchProfile(ctx context.Context, url, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// cumShow picks the nodes of the cumulative view: the broker's own functions and the
+// library leaves that dominate its profiles (hashing, copying into growing buffers, reading
+// bodies, syscalls); the AWS SDK's thirty nested middleware frames are left out.
+const cumShow = `github\.com/kafscale/kafscale/|sha256\.block$|crc32\.update$|io\.ReadAll|bytes\.\(\*Buffer\)\.grow|slices\.Grow|syscall\.Syscall$|gcBgMarkWorker`
+
+// pprofTop is `go tool pprof -top` of a profile: the functions that take the most
+// themselves (flat), then, with their callees (cum), the broker's functions and the leaves
+// of cumShow.
+func pprofTop(ctx context.Context, binary, file string) (flat, cum string) {
+	var outs [2]string
+	for i, sortBy := range [][]string{{"-top"}, {"-top", "-cum", "-show=" + cumShow}} {
+		args := append(append([]string{"tool", "pprof"}, sortBy...), "-nodecount=30", binary, file)
+		out, err := exec.CommandContext(ctx, "go", args...).CombinedOutput()
+		if err != nil {
+			out = fmt.Appendf(nil, "go tool pprof: %v\n%s", err, out)
+		}
+		outs[i] = string(out)
+	}
+	return outs[0], outs[1]
+}
+
+// peer is the kfake process.
+type peer struct {
+	cmd  *exec.Cmd
+	addr string
+	done chan struct{}
+}
+
+func (p *peer) stop() {
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// startPeer builds tests/bench/cmd/kfakepeer and runs it on a free port, in its own process
+// group, killed with the harness. liveBytes is the most it must hold at once.
+func startPeer(tb testing.TB, outDir string, liveBytes int64) (*peer, error) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	bin := filepath.Join(tb.TempDir(), "kfakepeer")
+	build := exec.Command("go", "build", "-o", bin, "./tests/bench/cmd/kfakepeer")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go build kfakepeer: %v\n%s", err, out)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(tb)))
+	logFile, err := os.Create(filepath.Join(outDir, "kfakepeer.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "-addr", addr)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// kfake keeps every record in memory and allocates at hundreds of MB/s; a soft limit
+	// above what it must hold (the backlog) keeps its garbage from filling the machine.
+	cmd.Env = append(os.Environ(), fmt.Sprintf("GOMEMLIMIT=%dMiB", (liveBytes>>20)+1024))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, err
+	}
+	p := &peer{cmd: cmd, addr: addr, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); logFile.Close(); close(p.done) }()
+	tb.Cleanup(p.stop)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return p, nil
+		}
+		select {
+		case <-p.done:
+			return nil, fmt.Errorf("kfakepeer exited at startup; see %s", logFile.Name())
+		default:
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("kfakepeer not listening on %s after 30s", addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

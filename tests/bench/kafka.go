@@ -1,0 +1,508 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// System is a Kafka endpoint under test: the broker or the kfake peer.
+type System struct {
+	Name string
+	Addr string
+	// PID is the current process id (the broker's changes when it restarts).
+	PID func() int
+	// MetricsURL is the broker's /metrics; empty for the peer.
+	MetricsURL string
+	// CountObjects counts the objects the broker has written to S3; nil for the peer.
+	CountObjects func(context.Context) (int, error)
+	// InMemory marks the peer, which keeps every record in memory: its produce runs' topics
+	// get retention.bytes and are deleted afterwards, so a run at hundreds of MB/s does not
+	// fill the machine's memory.
+	InMemory bool
+}
+
+// Snapshot is a system's counters at one moment; runs report the difference of two.
+type Snapshot struct {
+	At      time.Time
+	Proc    ProcSample
+	Self    ProcSample    // the harness: load generator and consumer
+	Busy    time.Duration // the whole machine's busy CPU time
+	Metrics Metrics
+	Objects int
+}
+
+func (s System) snapshot(ctx context.Context) (Snapshot, error) {
+	snap := Snapshot{At: time.Now()}
+	var err error
+	if snap.Proc, err = readProc(s.PID()); err != nil {
+		return snap, fmt.Errorf("%s: read /proc: %w", s.Name, err)
+	}
+	if snap.Self, err = readProc(os.Getpid()); err != nil {
+		return snap, err
+	}
+	if snap.Busy, _, err = machineCPU(); err != nil {
+		return snap, err
+	}
+	if s.MetricsURL != "" {
+		if snap.Metrics, err = scrape(ctx, s.MetricsURL); err != nil {
+			return snap, fmt.Errorf("%s: %w", s.Name, err)
+		}
+	}
+	if s.CountObjects != nil {
+		if snap.Objects, err = s.CountObjects(ctx); err != nil {
+			return snap, fmt.Errorf("%s: count objects: %w", s.Name, err)
+		}
+	}
+	return snap, nil
+}
+
+// Cores turns CPU time over the delta's wall time into cores in use.
+func (d Delta) Cores(cpu time.Duration) float64 { return rate(cpu.Seconds(), d.Elapsed) }
+
+// Delta is what a system did between two snapshots.
+type Delta struct {
+	Elapsed  time.Duration
+	CPU      time.Duration // the system's process
+	SelfCPU  time.Duration // the harness process (load generator, consumer)
+	Busy     time.Duration // the whole machine
+	PeakRSS  int64         // the process's high-water mark at the end
+	Puts     float64
+	PutBytes float64
+	Gets     float64
+	GetBytes float64
+	Flushes  float64
+	Objects  int
+}
+
+func delta(a, b Snapshot) Delta {
+	d := Delta{Elapsed: b.At.Sub(a.At), CPU: b.Proc.CPU - a.Proc.CPU, SelfCPU: b.Self.CPU - a.Self.CPU,
+		Busy: b.Busy - a.Busy, PeakRSS: b.Proc.PeakRSS, Objects: b.Objects - a.Objects}
+	if a.Metrics != nil && b.Metrics != nil {
+		m := func(name string) float64 { return b.Metrics[name] - a.Metrics[name] }
+		d.Puts, d.PutBytes = m("kafscale_s3_puts_total"), m("kafscale_s3_put_bytes_total")
+		d.Gets, d.GetBytes = m("kafscale_s3_gets_total"), m("kafscale_s3_get_bytes_total")
+		d.Flushes = m("kafscale_flushes_total")
+	}
+	return d
+}
+
+// Metrics are the unlabelled series of a Prometheus text page (labelled ones keep their
+// labels in the name).
+type Metrics map[string]float64
+
+func scrape(ctx context.Context, url string) (Metrics, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("scrape %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("scrape %s: %s", url, resp.Status)
+	}
+	m := Metrics{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			m[line[:i]] = v
+		}
+	}
+	return m, sc.Err()
+}
+
+func newClient(addr string, opts ...kgo.Opt) (*kgo.Client, error) {
+	base := []kgo.Opt{
+		kgo.SeedBrokers(addr),
+		kgo.ClientID("kafscale-bench"),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.MaxBufferedBytes(64 << 20),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
+	}
+	return kgo.NewClient(append(base, opts...)...)
+}
+
+func createTopic(ctx context.Context, addr, topic string, partitions int, configs map[string]*string) error {
+	cl, err := newClient(addr)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	resp, err := adm.CreateTopic(ctx, int32(partitions), 1, configs, topic)
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	if resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("create topic %s: %w", topic, resp.Err)
+	}
+	return nil
+}
+
+func deleteTopic(addr, topic string) {
+	cl, err := newClient(addr)
+	if err != nil {
+		return
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, _ = kadm.NewClient(cl).DeleteTopics(ctx, topic)
+}
+
+// ProduceResult is one produce run as the load generator saw it, plus what the system did
+// meanwhile.
+type ProduceResult struct {
+	System      string
+	RecordBytes int
+	Partitions  int
+	Records     int64 // acknowledged in the measured window
+	Bytes       int64 // record values acknowledged in the measured window
+	Errors      int64
+	Delta       Delta
+}
+
+// BytesPerSec is the acknowledged payload rate.
+func (r ProduceResult) BytesPerSec() float64 { return rate(float64(r.Bytes), r.Delta.Elapsed) }
+
+// RecordsPerSec is the acknowledged record rate.
+func (r ProduceResult) RecordsPerSec() float64 { return rate(float64(r.Records), r.Delta.Elapsed) }
+
+// produceThroughput produces as fast as the system acknowledges (acks=all, no compression,
+// up to 64 MiB buffered in the client) for warmup+d and measures the last d. With limit > 0
+// it instead produces exactly limit payload bytes and measures the whole run.
+func produceThroughput(ctx context.Context, sys System, topic string, recordBytes, partitions int, warmup, d time.Duration, limit int64, pool *Payload) (ProduceResult, error) {
+	res := ProduceResult{System: sys.Name, RecordBytes: recordBytes, Partitions: partitions}
+	var configs map[string]*string
+	if sys.InMemory && limit == 0 {
+		keep := strconv.Itoa(max(64<<20/partitions, 1<<20))
+		configs = map[string]*string{"retention.bytes": &keep}
+		defer deleteTopic(sys.Addr, topic)
+	}
+	if err := createTopic(ctx, sys.Addr, topic, partitions, configs); err != nil {
+		return res, err
+	}
+	cl, err := newClient(sys.Addr, kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		return res, err
+	}
+	defer cl.Close()
+	var (
+		acked, ackedBytes, failed atomic.Int64
+		firstErr                  atomic.Pointer[error]
+	)
+	cb := func(r *kgo.Record, err error) {
+		if err != nil {
+			failed.Add(1)
+			firstErr.CompareAndSwap(nil, &err)
+			return
+		}
+		acked.Add(1)
+		ackedBytes.Add(int64(len(r.Value)))
+	}
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var n int64 = -1
+	if limit > 0 {
+		n = (limit + int64(recordBytes) - 1) / int64(recordBytes)
+	}
+	genDone := make(chan struct{})
+	go func() {
+		defer close(genDone)
+		for i := int64(0); (n < 0 || i < n) && pctx.Err() == nil; i++ {
+			cl.Produce(pctx, &kgo.Record{Value: pool.Slice(recordBytes)}, cb)
+		}
+	}()
+	fail := func() error {
+		if p := firstErr.Load(); p != nil {
+			return fmt.Errorf("%s: produce to %s: %w", sys.Name, topic, *p)
+		}
+		return nil
+	}
+	if limit > 0 {
+		s0, err := sys.snapshot(ctx)
+		if err != nil {
+			return res, err
+		}
+		<-genDone
+		if err := cl.Flush(ctx); err != nil {
+			return res, err
+		}
+		s1, err := sys.snapshot(ctx)
+		if err != nil {
+			return res, err
+		}
+		res.Records, res.Bytes, res.Errors, res.Delta = acked.Load(), ackedBytes.Load(), failed.Load(), delta(s0, s1)
+		if res.Errors > 0 {
+			return res, fail()
+		}
+		return res, nil
+	}
+	// The warm-up starts once the topic takes records (leaders claimed, clients connected).
+	for acked.Load() == 0 && firstErr.Load() == nil && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := fail(); err != nil {
+		return res, err
+	}
+	sleep(ctx, warmup)
+	s0, err := sys.snapshot(ctx)
+	if err != nil {
+		return res, err
+	}
+	r0, b0, e0 := acked.Load(), ackedBytes.Load(), failed.Load()
+	sleep(ctx, d)
+	// A window shorter than one acknowledgement cycle (the smoke test's) is stretched until
+	// something is acknowledged, so the rate is never a zero that only reflects the window.
+	for stretch := time.Now().Add(time.Minute); acked.Load() == r0 && firstErr.Load() == nil && time.Now().Before(stretch) && ctx.Err() == nil; {
+		time.Sleep(20 * time.Millisecond)
+	}
+	s1, err := sys.snapshot(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.Records, res.Bytes, res.Errors = acked.Load()-r0, ackedBytes.Load()-b0, failed.Load()-e0
+	res.Delta = delta(s0, s1)
+	windowErr := fail() // what failed up to here; cancelling below fails what waits to be buffered
+	// Let what is buffered finish, so the next run starts on an idle system.
+	stop()
+	<-genDone
+	fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	_ = cl.Flush(fctx)
+	if res.Errors > 0 && windowErr != nil {
+		return res, windowErr
+	}
+	if res.Records == 0 {
+		return res, fmt.Errorf("%s: no record acknowledged in %s", sys.Name, d)
+	}
+	return res, nil
+}
+
+// LatencyResult is a fixed-rate run: end-to-end latency from each record's intended send
+// time (in its header) to the moment a consumer received it.
+type LatencyResult struct {
+	System      string
+	RecordBytes int
+	TargetRate  float64 // records/s
+	Sent        int
+	Received    int
+	Latency     Percentiles
+	Delta       Delta
+}
+
+const tsHeader = "bench-intended-ns"
+
+// fixedRate sends records at recPerSec for d, open loop: record i is due at start+i/rate
+// and carries that time; a producer that falls behind sends what is due at once, and the
+// delay counts against its latency (no coordinated omission). A consumer reading the topic
+// from the start measures receipt time − intended time for every record.
+func fixedRate(ctx context.Context, sys System, topic string, recordBytes int, recPerSec float64, d time.Duration, pool *Payload) (LatencyResult, error) {
+	res := LatencyResult{System: sys.Name, RecordBytes: recordBytes, TargetRate: recPerSec}
+	if sys.InMemory {
+		defer deleteTopic(sys.Addr, topic)
+	}
+	if err := createTopic(ctx, sys.Addr, topic, 1, nil); err != nil {
+		return res, err
+	}
+	prod, err := newClient(sys.Addr, kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		return res, err
+	}
+	defer prod.Close()
+	cons, err := newClient(sys.Addr, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return res, err
+	}
+	defer cons.Close()
+
+	n := int(d.Seconds() * recPerSec)
+	samples := make([]time.Duration, 0, n)
+	var (
+		mu       sync.Mutex
+		received int
+		seen     = make(map[int64]bool, n)
+	)
+	sentinel := make(chan struct{})
+	consDone := make(chan error, 1)
+	cctx, stopCons := context.WithCancel(ctx)
+	defer stopCons()
+	go func() {
+		gotSentinel := false
+		for {
+			fs := cons.PollFetches(cctx)
+			now := time.Now()
+			if cctx.Err() != nil {
+				consDone <- nil
+				return
+			}
+			if errs := fs.Errors(); len(errs) > 0 {
+				consDone <- fmt.Errorf("%s: consume %s: %w", sys.Name, topic, errs[0].Err)
+				return
+			}
+			mu.Lock()
+			fs.EachRecord(func(r *kgo.Record) {
+				for _, h := range r.Headers {
+					if h.Key == tsHeader && len(h.Value) == 8 {
+						ns := int64(binary.BigEndian.Uint64(h.Value))
+						if !seen[ns] {
+							seen[ns] = true
+							received++
+							samples = append(samples, now.Sub(time.Unix(0, ns)))
+						}
+						return
+					}
+				}
+				if !gotSentinel {
+					gotSentinel = true
+					close(sentinel)
+				}
+			})
+			done := received >= n
+			mu.Unlock()
+			if done {
+				consDone <- nil
+				return
+			}
+		}
+	}()
+	// The consumer is connected and at the end of the topic once it sees a first record.
+	if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("sentinel")}).FirstErr(); err != nil {
+		return res, fmt.Errorf("%s: produce to %s: %w", sys.Name, topic, err)
+	}
+	select {
+	case <-sentinel:
+	case err := <-consDone:
+		return res, err
+	case <-time.After(30 * time.Second):
+		return res, fmt.Errorf("%s: consumer of %s saw nothing within 30s", sys.Name, topic)
+	}
+
+	s0, err := sys.snapshot(ctx)
+	if err != nil {
+		return res, err
+	}
+	var failed atomic.Int64
+	var firstErr atomic.Pointer[error]
+	cb := func(_ *kgo.Record, err error) {
+		if err != nil {
+			failed.Add(1)
+			firstErr.CompareAndSwap(nil, &err)
+		}
+	}
+	start := time.Now().Add(10 * time.Millisecond)
+	due := func(i int) time.Time { return start.Add(time.Duration(float64(i) * float64(time.Second) / recPerSec)) }
+	for i := 0; i < n && ctx.Err() == nil; {
+		now := time.Now()
+		for ; i < n && !due(i).After(now); i++ {
+			var ts [8]byte
+			binary.BigEndian.PutUint64(ts[:], uint64(due(i).UnixNano()))
+			prod.Produce(ctx, &kgo.Record{Value: pool.Slice(recordBytes), Headers: []kgo.RecordHeader{{Key: tsHeader, Value: ts[:]}}}, cb)
+		}
+		if i < n {
+			time.Sleep(time.Until(due(i)))
+		}
+	}
+	res.Sent = n
+	select {
+	case err := <-consDone:
+		if err != nil {
+			return res, err
+		}
+	case <-time.After(d + 30*time.Second):
+	case <-ctx.Done():
+		return res, ctx.Err()
+	}
+	stopCons()
+	s1, err := sys.snapshot(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.Delta = delta(s0, s1)
+	mu.Lock()
+	res.Received = received
+	res.Latency = percentilesOf(samples)
+	mu.Unlock()
+	if p := firstErr.Load(); p != nil {
+		return res, fmt.Errorf("%s: %d produces to %s failed: %w", sys.Name, failed.Load(), topic, *p)
+	}
+	return res, nil
+}
+
+// CatchUpResult is reading a whole backlog from its first offset.
+type CatchUpResult struct {
+	System  string
+	Records int64
+	Bytes   int64 // record values read
+	Delta   Delta
+}
+
+// BytesPerSec is the payload read rate.
+func (r CatchUpResult) BytesPerSec() float64 { return rate(float64(r.Bytes), r.Delta.Elapsed) }
+
+// catchUp reads topic from the start until it has seen records records, with franz-go's
+// default fetch sizes.
+func catchUp(ctx context.Context, sys System, topic string, records int64) (CatchUpResult, error) {
+	res := CatchUpResult{System: sys.Name}
+	s0, err := sys.snapshot(ctx)
+	if err != nil {
+		return res, err
+	}
+	cons, err := newClient(sys.Addr, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return res, err
+	}
+	defer cons.Close()
+	for res.Records < records {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		if errs := fs.Errors(); len(errs) > 0 {
+			return res, fmt.Errorf("%s: consume %s: %w", sys.Name, topic, errs[0].Err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			res.Records++
+			res.Bytes += int64(len(r.Value))
+		})
+	}
+	s1, err := sys.snapshot(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.Delta = delta(s0, s1)
+	return res, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}

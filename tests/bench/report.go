@@ -1,0 +1,387 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Report is everything one run measured.
+type Report struct {
+	Config            Config
+	Command           string
+	Started, Finished time.Time
+	Machine           Machine
+	Broker            BrokerSettings
+	BrokerEnv         []string
+
+	TCP, Put, Get Ceiling
+
+	BrokerProduce               []ProduceResult // 1 KiB×1, 1 KiB×64, 16 KiB×1, 16 KiB×64
+	BrokerLatency, BrokerSteady LatencyResult
+	BrokerBacklog               ProduceResult
+	BrokerCatchUp               CatchUpResult
+	BrokerPeakRSS               int64
+	ObjectsListed               int
+	FlushesCounted, PutsCounted float64
+
+	PeerProduce []ProduceResult
+	PeerLatency LatencyResult
+	PeerBacklog ProduceResult
+	PeerCatchUp CatchUpResult
+	PeerPeakRSS int64
+
+	Profiles []Profile
+}
+
+// Profile is a pprof profile of the broker and its top functions, by their own time or
+// memory (Top) and with their callees' (Cum).
+type Profile struct {
+	Name, Path, Top, Cum string
+}
+
+// Machine describes where the run happened.
+type Machine struct {
+	CPU                string
+	Cores              int
+	MemBytes           int64
+	Kernel, Go         string
+	LoadStart, LoadEnd string // /proc/loadavg
+}
+
+func describeMachine() Machine {
+	m := Machine{Cores: runtime.NumCPU(), Go: runtime.Version(), LoadStart: loadavg()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kb); err == nil {
+			m.MemBytes = kb << 10
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	return m
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// peakRate is the broker's record rate with 1 KiB records on one partition: the latency
+// run goes at half of it.
+func (r *Report) peakRate() float64 {
+	if len(r.BrokerProduce) == 0 {
+		return 1
+	}
+	return max(r.BrokerProduce[0].RecordsPerSec(), 2)
+}
+
+// Target is one goal of issue #7 and how the run did.
+type Target struct {
+	Name     string
+	Measured string
+	Limit    string
+	Ratio    float64 // measured / limit, or the ratio the goal is stated in
+	Pass     bool
+}
+
+const gib = float64(1 << 30)
+
+// PutsPerGiB is the S3 PUTs per GiB of payload acknowledged.
+func (r ProduceResult) PutsPerGiB() float64 {
+	if r.Bytes == 0 {
+		return 0
+	}
+	return r.Delta.Puts / (float64(r.Bytes) / gib)
+}
+
+// PutEfficiency is PUTs / (bytes written / segment size): 1 when every object is full.
+func (r ProduceResult) PutEfficiency(segment int) float64 {
+	if r.Delta.PutBytes == 0 {
+		return 0
+	}
+	return r.Delta.Puts / (r.Delta.PutBytes / float64(segment))
+}
+
+// CPUPerGiB is process CPU-seconds per GiB of payload.
+func cpuPerGiB(cpu time.Duration, bytes int64) float64 {
+	if bytes == 0 {
+		return 0
+	}
+	return cpu.Seconds() / (float64(bytes) / gib)
+}
+
+// Targets evaluates the goals of issue #7 on this run.
+func (r *Report) Targets() []Target {
+	var ts []Target
+	put := r.Put.BytesPerSec()
+	for _, p := range r.BrokerProduce {
+		if p.RecordBytes != 1024 {
+			continue
+		}
+		ratio := p.BytesPerSec() / put
+		ts = append(ts, Target{
+			Name:     fmt.Sprintf("produce 1 KiB, acks=all, sync flush, %d partition(s) ≥ 70%% of the S3 PUT ceiling", p.Partitions),
+			Measured: mbps(p.BytesPerSec()), Limit: "0.70 × " + mbps(put), Ratio: ratio, Pass: ratio >= 0.70,
+		})
+	}
+	get := r.Get.BytesPerSec()
+	cr := r.BrokerCatchUp.BytesPerSec() / get
+	ts = append(ts, Target{Name: "catch-up read from S3 ≥ 70% of the S3 GET ceiling",
+		Measured: mbps(r.BrokerCatchUp.BytesPerSec()), Limit: "0.70 × " + mbps(get), Ratio: cr, Pass: cr >= 0.70})
+	limit := r.Broker.FlushInterval + 2*r.Put.Latencies.P99
+	lr := r.BrokerLatency.Latency.P99.Seconds() / limit.Seconds()
+	ts = append(ts, Target{Name: "end-to-end p99 at half of peak ≤ flush interval + 2 × S3 PUT p99",
+		Measured: ms(r.BrokerLatency.Latency.P99), Limit: fmt.Sprintf("%s + 2 × %s = %s", ms(r.Broker.FlushInterval), ms(r.Put.Latencies.P99), ms(limit)),
+		Ratio: lr, Pass: lr <= 1 && r.BrokerLatency.Received == r.BrokerLatency.Sent})
+	perFlush := r.steadyPutsPerFlush()
+	ts = append(ts, Target{Name: fmt.Sprintf("S3 PUTs at a steady %s ≤ about 2 per flush interval", mbps(r.Config.SteadyBytesPerSec)),
+		Measured: fmt.Sprintf("%.2f per %s", perFlush, ms(r.Broker.FlushInterval)), Limit: "2", Ratio: perFlush / 2, Pass: perFlush <= 2})
+	worst := 0.0
+	for _, p := range r.BrokerProduce {
+		worst = max(worst, p.PutEfficiency(r.Broker.SegmentBytes))
+	}
+	ts = append(ts, Target{Name: "S3 PUTs at peak ≤ 1.2 × bytes / segment size (worst produce run)",
+		Measured: fmt.Sprintf("%.2f × bytes / %d", worst, r.Broker.SegmentBytes), Limit: "1.2", Ratio: worst / 1.2, Pass: worst <= 1.2})
+	for i := 0; i+1 < len(r.BrokerProduce); i += 2 {
+		a, b := r.BrokerProduce[i], r.BrokerProduce[i+1]
+		diff := 0.0
+		if a.PutsPerGiB() > 0 {
+			diff = b.PutsPerGiB()/a.PutsPerGiB() - 1
+		}
+		ts = append(ts, Target{Name: fmt.Sprintf("S3 PUTs per GiB, %s records: 64 vs 1 partition within 10%%", size(a.RecordBytes)),
+			Measured: fmt.Sprintf("%.0f vs %.0f", b.PutsPerGiB(), a.PutsPerGiB()), Limit: "±10%", Ratio: 1 + diff, Pass: diff <= 0.10 && diff >= -0.10})
+	}
+	rssLimit := r.Broker.CacheBytes + 150<<20
+	rr := float64(r.BrokerPeakRSS) / float64(rssLimit)
+	ts = append(ts, Target{Name: "broker peak RSS ≤ configured cache + 150 MiB",
+		Measured: mib(r.BrokerPeakRSS), Limit: mib(r.Broker.CacheBytes) + " + 150 MiB", Ratio: rr, Pass: rr <= 1})
+	return ts
+}
+
+func (r *Report) steadyPutsPerFlush() float64 {
+	d := r.BrokerSteady.Delta
+	if d.Elapsed <= 0 {
+		return 0
+	}
+	return d.Puts / (d.Elapsed.Seconds() / r.Broker.FlushInterval.Seconds())
+}
+
+func mbps(b float64) string     { return fmt.Sprintf("%.1f MB/s", b/1e6) }
+func mib(b int64) string        { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/1e6) }
+func size(b int) string {
+	if b%1024 == 0 {
+		return fmt.Sprintf("%d KiB", b/1024)
+	}
+	return fmt.Sprintf("%d B", b)
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f", a/b)
+}
+
+func lat(p Percentiles) string {
+	return fmt.Sprintf("p50 %s, p99 %s, p999 %s", ms(p.P50), ms(p.P99), ms(p.P999))
+}
+
+// Markdown renders the report: machine, settings, the side-by-side table, the targets,
+// and the profiles' top functions.
+func (r *Report) Markdown() string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	m := r.Machine
+	w("Run %s → %s (%s), command `%s`.\n\n", r.Started.Format("2006-01-02 15:04 MST"), r.Finished.Format("15:04 MST"),
+		r.Finished.Sub(r.Started).Round(time.Second), r.Command)
+	w("Machine: %s, %d cores, %.1f GiB RAM, Linux %s, %s; load average %s at the start, %s at the end.\n\n",
+		m.CPU, m.Cores, float64(m.MemBytes)/gib, m.Kernel, m.Go, m.LoadStart, m.LoadEnd)
+	w("Broker: segment %d B, flush interval %s, cache %s, readahead %d; ceilings use %d parallel PUT(s) and %d parallel GET(s) of %d-byte objects. ",
+		r.Broker.SegmentBytes, r.Broker.FlushInterval, mib(r.Broker.CacheBytes), r.Broker.ReadaheadSegments, r.Broker.PutParallelism, r.Broker.GetParallelism, r.Broker.SegmentBytes)
+	w("Runs: %s measured after %s warm-up; latency runs %s; backlog %d MiB of %s records. Payloads are crypto-random (incompressible), producer compression off, acks=all, franz-go defaults otherwise.\n\n",
+		r.Config.Duration, r.Config.Warmup, r.Config.LatencyDuration, r.Config.BacklogBytes>>20, size(r.Config.BacklogRecordBytes))
+
+	w("| measurement | broker | ceiling | broker / ceiling | kfake | broker / kfake |\n|---|---|---|---|---|---|\n")
+	w("| loopback TCP, 1 connection | | %s | | | |\n", mbps(r.TCP.BytesPerSec()))
+	w("| S3 PUT ceiling: %s objects × %d in parallel (raw aws-sdk-go-v2) | | %s; %s | | | |\n",
+		size(r.Put.ObjectBytes), r.Put.Parallelism, mbps(r.Put.BytesPerSec()), lat(r.Put.Latencies))
+	w("| S3 GET ceiling: %s objects × %d in parallel | | %s; %s | | | |\n",
+		size(r.Get.ObjectBytes), r.Get.Parallelism, mbps(r.Get.BytesPerSec()), lat(r.Get.Latencies))
+	for i, p := range r.BrokerProduce {
+		var peer ProduceResult
+		if i < len(r.PeerProduce) {
+			peer = r.PeerProduce[i]
+		}
+		w("| produce %s records, %d partition(s): MB/s (records/s) | %s (%.0f/s) | %s (PUT) | %s | %s (%.0f/s) | %s |\n",
+			size(p.RecordBytes), p.Partitions, mbps(p.BytesPerSec()), p.RecordsPerSec(), mbps(r.Put.BytesPerSec()),
+			ratio(p.BytesPerSec(), r.Put.BytesPerSec()), mbps(peer.BytesPerSec()), peer.RecordsPerSec(), ratio(p.BytesPerSec(), peer.BytesPerSec()))
+	}
+	for i, p := range r.BrokerProduce {
+		var peer ProduceResult
+		if i < len(r.PeerProduce) {
+			peer = r.PeerProduce[i]
+		}
+		bc, pc := cpuPerGiB(p.Delta.CPU, p.Bytes), cpuPerGiB(peer.Delta.CPU, peer.Bytes)
+		w("| CPU-seconds per GiB produced, %s × %d | %.2f s | | | %.2f s | %s |\n", size(p.RecordBytes), p.Partitions, bc, pc, ratio(bc, pc))
+	}
+	for i, p := range r.BrokerProduce {
+		var peer ProduceResult
+		if i < len(r.PeerProduce) {
+			peer = r.PeerProduce[i]
+		}
+		w("| cores in use, produce %s × %d: the system / load generator / whole machine (of %d) | %.2f / %.2f / %.2f | | | %.2f / %.2f / %.2f | |\n",
+			size(p.RecordBytes), p.Partitions, r.Machine.Cores, p.Delta.Cores(p.Delta.CPU), p.Delta.Cores(p.Delta.SelfCPU), p.Delta.Cores(p.Delta.Busy),
+			peer.Delta.Cores(peer.Delta.CPU), peer.Delta.Cores(peer.Delta.SelfCPU), peer.Delta.Cores(peer.Delta.Busy))
+	}
+	for _, p := range r.BrokerProduce {
+		w("| S3 PUTs per GiB produced, %s × %d (mean object %.2f × segment) | %.0f (%.0f PUTs) | %.0f (1 per %d B) | %.2f | | |\n",
+			size(p.RecordBytes), p.Partitions, 1/max(p.PutEfficiency(r.Broker.SegmentBytes), 1e-9), p.PutsPerGiB(), p.Delta.Puts,
+			gib/float64(r.Broker.SegmentBytes), r.Broker.SegmentBytes, p.PutsPerGiB()/(gib/float64(r.Broker.SegmentBytes)))
+	}
+	bl, pl := r.BrokerLatency, r.PeerLatency
+	w("| end-to-end latency, 1 KiB at %.0f records/s (half of peak), %d/%d received | %s | flush + 2 × PUT p99 = %s | %s | %s | %s |\n",
+		bl.TargetRate, bl.Received, bl.Sent, lat(bl.Latency), ms(r.Broker.FlushInterval+2*r.Put.Latencies.P99),
+		ratio(float64(bl.Latency.P99), float64(r.Broker.FlushInterval+2*r.Put.Latencies.P99)), lat(pl.Latency), ratio(float64(bl.Latency.P99), float64(pl.Latency.P99)))
+	st := r.BrokerSteady
+	w("| steady %s, 1 KiB: latency; S3 PUTs per flush interval | %s; %.2f PUTs per %s | | | | |\n",
+		mbps(r.Config.SteadyBytesPerSec), lat(st.Latency), r.steadyPutsPerFlush(), ms(r.Broker.FlushInterval))
+	w("| backlog produce, %s × 1 | %s | %s (PUT) | %s | %s | %s |\n", size(r.Config.BacklogRecordBytes),
+		mbps(r.BrokerBacklog.BytesPerSec()), mbps(r.Put.BytesPerSec()), ratio(r.BrokerBacklog.BytesPerSec(), r.Put.BytesPerSec()),
+		mbps(r.PeerBacklog.BytesPerSec()), ratio(r.BrokerBacklog.BytesPerSec(), r.PeerBacklog.BytesPerSec()))
+	cu, pcu := r.BrokerCatchUp, r.PeerCatchUp
+	w("| catch-up read of %d MiB after a broker restart (from S3; kfake from memory) | %s in %s (%.0f GETs, mean %s) | %s (GET) | %s | %s | %s |\n",
+		cu.Bytes>>20, mbps(cu.BytesPerSec()), cu.Delta.Elapsed.Round(10*time.Millisecond), cu.Delta.Gets, mib(int64(cu.Delta.GetBytes/max(cu.Delta.Gets, 1))),
+		mbps(r.Get.BytesPerSec()), ratio(cu.BytesPerSec(), r.Get.BytesPerSec()), mbps(pcu.BytesPerSec()), ratio(cu.BytesPerSec(), pcu.BytesPerSec()))
+	w("| catch-up: bytes GET from S3 per byte consumed (1.00 = every byte read once) | %.2f (%s in %.0f GETs) | | | | |\n",
+		cu.Delta.GetBytes/max(float64(cu.Bytes), 1), mib(int64(cu.Delta.GetBytes)), cu.Delta.Gets)
+	w("| cores in use, catch-up: the system / consumer / whole machine (of %d) | %.2f / %.2f / %.2f | | | %.2f / %.2f / %.2f | |\n", r.Machine.Cores,
+		cu.Delta.Cores(cu.Delta.CPU), cu.Delta.Cores(cu.Delta.SelfCPU), cu.Delta.Cores(cu.Delta.Busy),
+		pcu.Delta.Cores(pcu.Delta.CPU), pcu.Delta.Cores(pcu.Delta.SelfCPU), pcu.Delta.Cores(pcu.Delta.Busy))
+	bcc, pcc := cpuPerGiB(cu.Delta.CPU, cu.Bytes), cpuPerGiB(pcu.Delta.CPU, pcu.Bytes)
+	w("| CPU-seconds per GiB read (catch-up) | %.2f s | | | %.2f s | %s |\n", bcc, pcc, ratio(bcc, pcc))
+	w("| peak RSS (VmHWM) | %s | cache + 150 MiB = %s | %s | %s | %s |\n", mib(r.BrokerPeakRSS), mib(r.Broker.CacheBytes+150<<20),
+		ratio(float64(r.BrokerPeakRSS), float64(r.Broker.CacheBytes+150<<20)), mib(r.PeerPeakRSS), ratio(float64(r.BrokerPeakRSS), float64(r.PeerPeakRSS)))
+	w("| cross-check: segment objects listed in the bucket vs flushes and PUTs counted by the broker (first process) | %d listed | %.0f flushes, %.0f PUTs | | | |\n\n",
+		r.ObjectsListed, r.FlushesCounted, r.PutsCounted)
+
+	w("| target (issue #7) | measured | limit | ratio | result |\n|---|---|---|---|---|\n")
+	for _, t := range r.Targets() {
+		res := "MISS"
+		if t.Pass {
+			res = "PASS"
+		}
+		w("| %s | %s | %s | %.2f | %s |\n", t.Name, t.Measured, t.Limit, t.Ratio, res)
+	}
+	for _, p := range r.Profiles {
+		if !strings.HasSuffix(p.Name, "cpu.pprof") {
+			continue
+		}
+		w("\n`%s` (in `%s/`), `go tool pprof -top` (own time):\n\n```\n%s```\n", p.Name, r.Config.OutDir, trimTop(p.Top, 15))
+		w("\nand `-top -cum` (with callees; the broker's functions and the dominant library leaves only):\n\n```\n%s```\n", trimTop(p.Cum, 25))
+	}
+	return b.String()
+}
+
+// trimTop keeps the header and the first n functions of `pprof -top`.
+func trimTop(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	var out []string
+	fns := 0
+	for _, l := range lines {
+		if strings.HasPrefix(l, "File:") || strings.HasPrefix(l, "Build ID:") || strings.HasPrefix(l, "Type:") || strings.HasPrefix(l, "Time:") ||
+			strings.HasPrefix(l, "Active filters:") || strings.HasPrefix(l, "   show=") {
+			continue
+		}
+		out = append(out, l)
+		if strings.Contains(l, "%") && !strings.HasPrefix(strings.TrimSpace(l), "flat") && !strings.HasPrefix(l, "Showing") && !strings.HasPrefix(l, "Duration") {
+			fns++
+			if fns >= n {
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n") + "\n"
+}
+
+// Validate checks that every row holds a sane value: what the smoke test asserts. It says
+// nothing about speed.
+func (r *Report) Validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	ordered := func(name string, p Percentiles) {
+		check(p.N > 0 && p.P50 > 0 && p.P50 <= p.P99 && p.P99 <= p.P999 && p.P999 <= p.Max,
+			"%s: percentiles not positive and ordered: %+v", name, p)
+	}
+	check(r.TCP.BytesPerSec() > 0, "tcp ceiling is zero")
+	check(r.Put.BytesPerSec() > 0 && r.Put.Ops > 0, "put ceiling is zero")
+	ordered("put ceiling", r.Put.Latencies)
+	check(r.Get.BytesPerSec() > 0 && r.Get.Ops > 0, "get ceiling is zero")
+	for name, runs := range map[string][]ProduceResult{"broker": r.BrokerProduce, "kfake": r.PeerProduce} {
+		check(len(runs) == 4, "%s: %d produce runs, want 4", name, len(runs))
+		for _, p := range runs {
+			check(p.BytesPerSec() > 0 && p.Records > 0 && p.Delta.CPU >= 0, "%s: produce %d B × %d: nothing acknowledged", name, p.RecordBytes, p.Partitions)
+			if name == "broker" {
+				check(p.Delta.Puts > 0 && p.Delta.PutBytes > 0, "broker: produce %d B × %d: no S3 PUT counted", p.RecordBytes, p.Partitions)
+			}
+		}
+	}
+	for name, l := range map[string]LatencyResult{"broker latency": r.BrokerLatency, "broker steady": r.BrokerSteady, "kfake latency": r.PeerLatency} {
+		check(l.Sent > 0 && l.Received == l.Sent, "%s: received %d of %d records", name, l.Received, l.Sent)
+		ordered(name, l.Latency)
+	}
+	check(r.steadyPutsPerFlush() > 0, "steady run counted no PUTs")
+	for name, c := range map[string]CatchUpResult{"broker": r.BrokerCatchUp, "kfake": r.PeerCatchUp} {
+		check(c.BytesPerSec() > 0 && c.Bytes >= r.Config.BacklogBytes, "%s: catch-up read %d bytes, want %d", name, c.Bytes, r.Config.BacklogBytes)
+	}
+	check(r.BrokerCatchUp.Delta.Gets > 0, "broker catch-up made no S3 GET (was it served from a cache?)")
+	check(r.BrokerPeakRSS > 0 && r.PeerPeakRSS > 0, "peak RSS not read")
+	check(r.ObjectsListed > 0 && float64(r.ObjectsListed) == r.FlushesCounted, "objects listed %d != flushes counted %.0f", r.ObjectsListed, r.FlushesCounted)
+	check(len(r.Targets()) == 9, "%d targets, want 9", len(r.Targets()))
+	return errors.Join(errs...)
+}
+
+// The generated section of docs/benchmarks.md lies between these markers.
+const (
+	docBegin = "<!-- bench:begin (generated by make bench; edits are overwritten) -->"
+	docEnd   = "<!-- bench:end -->"
+)
+
+// UpdateDoc replaces the generated section of the Markdown file at path with md.
+func UpdateDoc(path, md string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	s := string(b)
+	i, j := strings.Index(s, docBegin), strings.Index(s, docEnd)
+	if i < 0 || j < i {
+		return fmt.Errorf("%s has no generated section (%q … %q)", path, docBegin, docEnd)
+	}
+	s = s[:i+len(docBegin)] + "\n\n" + md + "\n" + s[j:]
+	return os.WriteFile(path, []byte(s), 0o644)
+}
