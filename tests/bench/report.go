@@ -23,16 +23,19 @@ type Report struct {
 	BrokerProduce               []ProduceResult // 1 KiB×1, 1 KiB×64, 16 KiB×1, 16 KiB×64
 	BrokerLatency, BrokerSteady LatencyResult
 	BrokerBacklog               ProduceResult
-	BrokerCatchUp               CatchUpResult
-	BrokerPeakRSS               int64
-	ObjectsListed               int
-	FlushesCounted, PutsCounted float64
+	// BrokerFetchCatchUp reads the backlog with plain Fetch requests (the target's
+	// measurement: what the broker serves); BrokerCatchUp with a franz-go consumer, which
+	// also decodes every record. Each starts from a restarted broker with an empty cache.
+	BrokerFetchCatchUp, BrokerCatchUp CatchUpResult
+	BrokerPeakRSS                     int64
+	ObjectsListed                     int
+	FlushesCounted, PutsCounted       float64
 
-	PeerProduce []ProduceResult
-	PeerLatency LatencyResult
-	PeerBacklog ProduceResult
-	PeerCatchUp CatchUpResult
-	PeerPeakRSS int64
+	PeerProduce                   []ProduceResult
+	PeerLatency                   LatencyResult
+	PeerBacklog                   ProduceResult
+	PeerFetchCatchUp, PeerCatchUp CatchUpResult
+	PeerPeakRSS                   int64
 
 	Profiles []Profile
 }
@@ -145,9 +148,9 @@ func (r *Report) Targets() []Target {
 		})
 	}
 	get := r.Get.BytesPerSec()
-	cr := r.BrokerCatchUp.BytesPerSec() / get
-	ts = append(ts, Target{Name: "catch-up read from S3 ≥ 70% of the S3 GET ceiling",
-		Measured: mbps(r.BrokerCatchUp.BytesPerSec()), Limit: "0.70 × " + mbps(get), Ratio: cr, Pass: cr >= 0.70})
+	cr := r.BrokerFetchCatchUp.BytesPerSec() / get
+	ts = append(ts, Target{Name: "catch-up read from S3 (plain fetches) ≥ 70% of the S3 GET ceiling",
+		Measured: mbps(r.BrokerFetchCatchUp.BytesPerSec()), Limit: "0.70 × " + mbps(get), Ratio: cr, Pass: cr >= 0.70})
 	limit := r.Broker.FlushInterval + 2*r.Put.Latencies.P99
 	lr := r.BrokerLatency.Latency.P99.Seconds() / limit.Seconds()
 	ts = append(ts, Target{Name: "end-to-end p99 at half of peak ≤ flush interval + 2 × S3 PUT p99",
@@ -269,17 +272,26 @@ func (r *Report) Markdown() string {
 	w("| backlog produce, %s × 1 | %s | %s (PUT) | %s | %s | %s |\n", size(r.Config.BacklogRecordBytes),
 		mbps(r.BrokerBacklog.BytesPerSec()), mbps(r.Put.BytesPerSec()), ratio(r.BrokerBacklog.BytesPerSec(), r.Put.BytesPerSec()),
 		mbps(r.PeerBacklog.BytesPerSec()), ratio(r.BrokerBacklog.BytesPerSec(), r.PeerBacklog.BytesPerSec()))
+	fcu, pfcu := r.BrokerFetchCatchUp, r.PeerFetchCatchUp
+	w("| catch-up read of %d MiB after a broker restart, plain fetches (from S3; kfake from memory) | %s in %s (%.0f GETs, mean %s) | %s (GET) | %s | %s | %s |\n",
+		fcu.Bytes>>20, mbps(fcu.BytesPerSec()), fcu.Delta.Elapsed.Round(10*time.Millisecond), fcu.Delta.Gets, mib(int64(fcu.Delta.GetBytes/max(fcu.Delta.Gets, 1))),
+		mbps(r.Get.BytesPerSec()), ratio(fcu.BytesPerSec(), r.Get.BytesPerSec()), mbps(pfcu.BytesPerSec()), ratio(fcu.BytesPerSec(), pfcu.BytesPerSec()))
+	w("| cores in use, plain-fetch catch-up: the system / reader / whole machine (of %d) | %.2f / %.2f / %.2f | | | %.2f / %.2f / %.2f | |\n", r.Machine.Cores,
+		fcu.Delta.Cores(fcu.Delta.CPU), fcu.Delta.Cores(fcu.Delta.SelfCPU), fcu.Delta.Cores(fcu.Delta.Busy),
+		pfcu.Delta.Cores(pfcu.Delta.CPU), pfcu.Delta.Cores(pfcu.Delta.SelfCPU), pfcu.Delta.Cores(pfcu.Delta.Busy))
 	cu, pcu := r.BrokerCatchUp, r.PeerCatchUp
-	w("| catch-up read of %d MiB after a broker restart (from S3; kfake from memory) | %s in %s (%.0f GETs, mean %s) | %s (GET) | %s | %s | %s |\n",
+	w("| catch-up read of %d MiB after a broker restart, franz-go consumer decoding every record | %s in %s (%.0f GETs, mean %s) | %s (GET) | %s | %s | %s |\n",
 		cu.Bytes>>20, mbps(cu.BytesPerSec()), cu.Delta.Elapsed.Round(10*time.Millisecond), cu.Delta.Gets, mib(int64(cu.Delta.GetBytes/max(cu.Delta.Gets, 1))),
 		mbps(r.Get.BytesPerSec()), ratio(cu.BytesPerSec(), r.Get.BytesPerSec()), mbps(pcu.BytesPerSec()), ratio(cu.BytesPerSec(), pcu.BytesPerSec()))
-	w("| catch-up: bytes GET from S3 per byte consumed (1.00 = every byte read once) | %.2f (%s in %.0f GETs) | | | | |\n",
-		cu.Delta.GetBytes/max(float64(cu.Bytes), 1), mib(int64(cu.Delta.GetBytes)), cu.Delta.Gets)
+	w("| plain-fetch catch-up: bytes GET from S3 per byte served (1.00 = every byte read once) | %.2f (%s in %.0f GETs) | | | | |\n",
+		fcu.Delta.GetBytes/max(float64(fcu.Bytes), 1), mib(int64(fcu.Delta.GetBytes)), fcu.Delta.Gets)
 	w("| cores in use, catch-up: the system / consumer / whole machine (of %d) | %.2f / %.2f / %.2f | | | %.2f / %.2f / %.2f | |\n", r.Machine.Cores,
 		cu.Delta.Cores(cu.Delta.CPU), cu.Delta.Cores(cu.Delta.SelfCPU), cu.Delta.Cores(cu.Delta.Busy),
 		pcu.Delta.Cores(pcu.Delta.CPU), pcu.Delta.Cores(pcu.Delta.SelfCPU), pcu.Delta.Cores(pcu.Delta.Busy))
 	bcc, pcc := cpuPerGiB(cu.Delta.CPU, cu.Bytes), cpuPerGiB(pcu.Delta.CPU, pcu.Bytes)
 	w("| CPU-seconds per GiB read (catch-up) | %.2f s | | | %.2f s | %s |\n", bcc, pcc, ratio(bcc, pcc))
+	fbcc, fpcc := cpuPerGiB(fcu.Delta.CPU, fcu.Bytes), cpuPerGiB(pfcu.Delta.CPU, pfcu.Bytes)
+	w("| CPU-seconds per GiB read (plain-fetch catch-up) | %.2f s | | | %.2f s | %s |\n", fbcc, fpcc, ratio(fbcc, fpcc))
 	w("| peak RSS (VmHWM) | %s | cache + 150 MiB = %s | %s | %s | %s |\n", mib(r.BrokerPeakRSS), mib(r.Broker.CacheBytes+150<<20),
 		ratio(float64(r.BrokerPeakRSS), float64(r.Broker.CacheBytes+150<<20)), mib(r.PeerPeakRSS), ratio(float64(r.BrokerPeakRSS), float64(r.PeerPeakRSS)))
 	w("| cross-check: segment objects listed in the bucket vs flushes and PUTs counted by the broker (first process) | %d listed | %.0f flushes, %.0f PUTs | | | |\n\n",
@@ -355,10 +367,10 @@ func (r *Report) Validate() error {
 		ordered(name, l.Latency)
 	}
 	check(r.steadyPutsPerFlush() > 0, "steady run counted no PUTs")
-	for name, c := range map[string]CatchUpResult{"broker": r.BrokerCatchUp, "kfake": r.PeerCatchUp} {
+	for name, c := range map[string]CatchUpResult{"broker": r.BrokerCatchUp, "kfake": r.PeerCatchUp, "broker plain fetches": r.BrokerFetchCatchUp, "kfake plain fetches": r.PeerFetchCatchUp} {
 		check(c.BytesPerSec() > 0 && c.Bytes >= r.Config.BacklogBytes, "%s: catch-up read %d bytes, want %d", name, c.Bytes, r.Config.BacklogBytes)
 	}
-	check(r.BrokerCatchUp.Delta.Gets > 0, "broker catch-up made no S3 GET (was it served from a cache?)")
+	check(r.BrokerCatchUp.Delta.Gets > 0 && r.BrokerFetchCatchUp.Delta.Gets > 0, "a broker catch-up made no S3 GET (was it served from a cache?)")
 	check(r.BrokerPeakRSS > 0 && r.PeerPeakRSS > 0, "peak RSS not read")
 	check(r.ObjectsListed > 0 && float64(r.ObjectsListed) == r.FlushesCounted, "objects listed %d != flushes counted %.0f", r.ObjectsListed, r.FlushesCounted)
 	check(len(r.Targets()) == 9, "%d targets, want 9", len(r.Targets()))
