@@ -159,6 +159,11 @@ func ReadPartitions(ctx context.Context, log Log, reads []PartitionRead, maxByte
 	if maxBytes <= 0 {
 		maxBytes = 1<<31 - 1
 	}
+	read := log.Read
+	if p, ok := log.(Prefetcher); ok && len(reads) > 0 {
+		p.Prefetch(ctx, reads, maxBytes)
+		read = p.ReadPrefetched
+	}
 	out := make([]PartitionResult, len(reads))
 	total := int64(0)
 	for i, r := range reads {
@@ -176,7 +181,7 @@ func ReadPartitions(ctx context.Context, log Log, reads []PartitionRead, maxByte
 			}
 			continue
 		}
-		rr, err := log.Read(ctx, r.Topic, r.Partition, r.Offset, limit)
+		rr, err := read(ctx, r.Topic, r.Partition, r.Offset, limit)
 		if err != nil {
 			res.Err = err
 			if start, hw, oerr := log.Offsets(ctx, r.Topic, r.Partition); oerr == nil {

@@ -172,24 +172,35 @@ func benchCatchUpRead(b *testing.B, parts int) {
 
 // catchUp reads every partition from offset 0 to its high watermark the way the Fetch
 // handler serves a consumer fetching all of them: one request after another, each with
-// fetch.max.bytes and max.partition.fetch.bytes, partitions read in request order. It
-// returns the bytes read.
+// fetch.max.bytes and max.partition.fetch.bytes. As the Java client does with its fetch
+// session, partitions that returned data move to the end of the next request, so none
+// starves behind fetch.max.bytes. It returns the bytes read.
 func catchUp(b *testing.B, log server.Log, topic string, hwms []int64) int64 {
 	ctx := context.Background()
 	next := make([]int64, len(hwms))
+	order := make([]int32, len(hwms))
+	for p := range order {
+		order[p] = int32(p)
+	}
 	var read int64
 	for {
 		var reads []server.PartitionRead
-		for p, hwm := range hwms {
-			if next[p] < hwm {
-				reads = append(reads, server.PartitionRead{Topic: topic, Partition: int32(p), Offset: next[p], MaxBytes: benchPartitionMax})
+		for _, p := range order {
+			if next[p] < hwms[p] {
+				reads = append(reads, server.PartitionRead{Topic: topic, Partition: p, Offset: next[p], MaxBytes: benchPartitionMax})
 			}
 		}
 		if len(reads) == 0 {
 			return read
 		}
 		results := server.ReadPartitions(ctx, log, reads, benchFetchMax)
+		var idle, served []int32
 		for i, r := range results {
+			if len(r.Batches) == 0 {
+				idle = append(idle, reads[i].Partition)
+			} else {
+				served = append(served, reads[i].Partition)
+			}
 			if r.Err != nil {
 				b.Fatalf("read %s/%d@%d: %v", topic, reads[i].Partition, reads[i].Offset, r.Err)
 			}
@@ -203,6 +214,7 @@ func catchUp(b *testing.B, log server.Log, topic string, hwms []int64) int64 {
 			}
 			read += int64(len(r.Batches))
 		}
+		order = append(idle, served...)
 	}
 }
 
