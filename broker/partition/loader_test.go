@@ -17,8 +17,8 @@ func TestCoalesce(t *testing.T) {
 	}{
 		{"one", []*load{chunk(10, 5)}, [][]int64{{10}}},
 		{"adjacent, asked out of order", []*load{chunk(200, 100), chunk(0, 100), chunk(100, 100)}, [][]int64{{0, 100, 200}}},
-		{"a gap up to maxGap is read through", []*load{chunk(0, 100), chunk(100 + maxGap, 10)}, [][]int64{{0, 100 + maxGap}}},
-		{"a larger gap splits", []*load{chunk(0, 100), chunk(101 + maxGap, 10)}, [][]int64{{0}, {101 + maxGap}}},
+		{"a gap up to maxGap is read through", []*load{chunk(0, 100), chunk(100+maxGap, 10)}, [][]int64{{0, 100 + maxGap}}},
+		{"a larger gap splits", []*load{chunk(0, 100), chunk(101+maxGap, 10)}, [][]int64{{0}, {101 + maxGap}}},
 		{"a run stops at maxRun", []*load{chunk(0, maxRun/2), chunk(maxRun/2, maxRun/2), chunk(maxRun, 1)}, [][]int64{{0, maxRun / 2}, {maxRun}}},
 	}
 	for _, c := range cases {
