@@ -175,6 +175,9 @@ func (m *Manager) Prefetch(ctx context.Context, reads []server.PartitionRead, ma
 	if budget <= 0 {
 		budget = 1<<31 - 1
 	}
+	// What is loaded now must still be cached when the reads come: with a small cache, load
+	// less ahead of them (the reads fetch the rest themselves).
+	budget = min(budget, m.opts.CacheBytes/2)
 	var need, window []metadata.Chunk
 	for _, r := range reads {
 		st, err := m.committedState(ctx, r.Topic, r.Partition)
@@ -214,12 +217,14 @@ func (m *Manager) Prefetch(ctx context.Context, reads []server.PartitionRead, ma
 	slices.Sort(next)
 	next = next[:min(len(next), m.opts.ReadaheadSegments)]
 	var ahead []metadata.Chunk
+	aheadBytes := int64(0)
 	for _, c := range window {
 		switch {
 		case now[c.Object]:
 			need = append(need, c)
-		case slices.Contains(next, c.Object):
+		case slices.Contains(next, c.Object) && aheadBytes < m.opts.CacheBytes/4:
 			ahead = append(ahead, c)
+			aheadBytes += c.Len
 		}
 	}
 	m.startLoads(ahead, true)
