@@ -157,7 +157,7 @@ func (m *Manager) plan(ctx context.Context, st *metadata.PartitionState, offset,
 
 // prefetchSlack is how many chunks beyond its readahead Prefetch looks at in each
 // partition for chunks stored in the objects the fetch reads anyway.
-const prefetchSlack = 4
+const prefetchSlack = 8
 
 // Prefetch loads, before a fetch reads its partitions one by one, the chunks all of them
 // will need, and their readahead in the background. maxBytes bounds the whole fetch. It
@@ -200,10 +200,11 @@ func (m *Manager) Prefetch(ctx context.Context, reads []server.PartitionRead, ma
 		}
 		window = append(window, a...)
 	}
-	// Readahead: the next ReadaheadSegments objects after those read now, in the order they
-	// were written (object names start with the flush time), whole as far as this fetch's
-	// partitions go, so a consumer of many small chunks is kept ahead as far as one of a
-	// single partition.
+	// Readahead: the next ReadaheadSegments objects after those read now (or as many as
+	// are read now, if more, so the next fetch like this one finds its data loaded), in the
+	// order they were written (object names start with the flush time), whole as far as this
+	// fetch's partitions go, so a consumer of many small chunks is kept as far ahead as one
+	// of a single partition.
 	now := map[string]bool{}
 	for _, c := range need {
 		now[c.Object] = true
@@ -215,14 +216,26 @@ func (m *Manager) Prefetch(ctx context.Context, reads []server.PartitionRead, ma
 		}
 	}
 	slices.Sort(next)
-	next = next[:min(len(next), m.opts.ReadaheadSegments)]
+	depth := m.opts.ReadaheadSegments
+	if depth > 0 {
+		depth = max(depth, len(now)) // at least one more fetch like this one
+	}
+	next = next[:min(len(next), depth)]
+	byObject := map[string][]metadata.Chunk{}
+	for _, c := range window {
+		if now[c.Object] {
+			need = append(need, c)
+		} else {
+			byObject[c.Object] = append(byObject[c.Object], c)
+		}
+	}
 	var ahead []metadata.Chunk
 	aheadBytes := int64(0)
-	for _, c := range window {
-		switch {
-		case now[c.Object]:
-			need = append(need, c)
-		case slices.Contains(next, c.Object) && aheadBytes < m.opts.CacheBytes/4:
+	for _, o := range next { // whole objects, while within a quarter of the cache
+		if aheadBytes >= m.opts.CacheBytes/4 {
+			break
+		}
+		for _, c := range byObject[o] {
 			ahead = append(ahead, c)
 			aheadBytes += c.Len
 		}

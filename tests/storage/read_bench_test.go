@@ -34,7 +34,8 @@ import (
 //
 //	go test ./tests/storage -run '^$' -bench BenchmarkCatchUpRead -benchtime 3x
 //
-// KAFSCALE_BENCH_BACKLOG_MIB sets the backlog (default 256; the target is 1024).
+// KAFSCALE_BENCH_BACKLOG_MIB sets the backlog (default 256; the target is 1024);
+// KAFSCALE_READAHEAD_SEGMENTS the reading manager's readahead (default 2, the broker's).
 // Reported per op (one whole cold read of the backlog): MB/s (from SetBytes), B/op and
 // allocs/op of the whole process, gets/MiB (S3 GETs per MiB read), raw-MB/s (the GET loop)
 // and ratio (read MB/s ÷ raw MB/s; the target is ≥ 0.70), and peak-RSS-MiB: the
@@ -64,6 +65,14 @@ func benchCatchUpRead(b *testing.B, parts int) {
 		}
 		backlog = int64(n) << 20
 	}
+	readahead := 2 // the broker's default
+	if v := os.Getenv("KAFSCALE_READAHEAD_SEGMENTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			b.Fatalf("KAFSCALE_READAHEAD_SEGMENTS=%q: want a number >= 0", v)
+		}
+		readahead = n
+	}
 	etcd, s3srv := testenv.StartEtcd(b), testenv.StartS3(b)
 	cli := etcd.Client()
 	keys := metadata.Keys{Namespace: "bench", Cluster: fmt.Sprintf("catchup-%d", parts)}
@@ -84,7 +93,7 @@ func benchCatchUpRead(b *testing.B, parts int) {
 	}
 	newManager := func(objects *storage.Store) *partition.Manager {
 		m, err := partition.NewManager(context.Background(), partition.Options{
-			NodeID: 1, FlushInterval: time.Hour, CommitTimeout: 10 * time.Second, ReadaheadSegments: 2,
+			NodeID: 1, FlushInterval: time.Hour, CommitTimeout: 10 * time.Second, ReadaheadSegments: readahead,
 		}, cli, keys, objects)
 		if err != nil {
 			b.Fatal(err)
