@@ -186,10 +186,16 @@ func (m *Manager) fetchRun(run []*load) {
 	ctx, cancel := context.WithTimeout(context.Background(), m.objectsTimeout())
 	defer cancel()
 	parts := make([]storage.Part, len(run))
+	reserved := int64(0)
 	for i, l := range run {
 		parts[i] = storage.Part{Pos: l.chunk.Pos, Buf: make([]byte, l.chunk.Len)}
+		reserved += storage.EntrySize(chunkKey(l.chunk.Object, l.chunk.Pos), parts[i].Buf)
 	}
+	// Room is made in the cache before the GET, so what it holds plus what is being loaded
+	// stays within KAFSCALE_CACHE_BYTES.
+	m.cache.Reserve(reserved)
 	err := m.objects.GetParts(ctx, run[0].chunk.Object, parts)
+	m.cache.Release(reserved)
 	m.rd.mu.Lock()
 	for i, l := range run {
 		key := chunkKey(l.chunk.Object, l.chunk.Pos)

@@ -45,8 +45,9 @@ func (m *Manager) EndOffsetForEpoch(ctx context.Context, topic string, part int3
 }
 
 // Read returns committed batches from the one holding offset, up to about maxBytes (at
-// least one whole batch). The bytes are the cached chunk's own when they come from one
-// chunk (no copy; read-only), else one exactly-sized copy. The chunks it needs are loaded
+// least one whole batch), continuing into the next chunk only while it has less than
+// spanBytes. The bytes are the cached chunk's own when they come from one chunk (no copy;
+// read-only), else one exactly-sized copy. The chunks it needs are loaded
 // in parallel, and the next ReadaheadSegments chunks are loaded in the background.
 func (m *Manager) Read(ctx context.Context, topic string, part int32, offset int64, maxBytes int32) (server.ReadResult, error) {
 	return m.read(ctx, topic, part, offset, maxBytes, m.opts.ReadaheadSegments)
@@ -108,13 +109,20 @@ func (m *Manager) read(ctx context.Context, topic string, part int32, offset int
 		if first >= 0 {
 			spans = append(spans, data[first:last])
 		}
-		if full || size >= int(maxBytes) {
+		if full || size >= int(maxBytes) || size >= spanBytes {
 			break
 		}
 	}
 	out.Batches = join(spans, size)
 	return out, nil
 }
+
+// spanBytes is how much a read must have before it stops at the end of a chunk rather than
+// continue into the next one. Batches from one chunk are returned without a copy; crossing
+// into the next chunk costs a copy of everything read, which holds a second response-sized
+// buffer while the response is written. So a read crosses only while what it has is small
+// (a partition written slowly, in small chunks), as Kafka reads one log segment per fetch.
+const spanBytes = 128 << 10
 
 // join returns the spans as one slice: the span itself when there is one, else a copy.
 func join(spans [][]byte, size int) []byte {

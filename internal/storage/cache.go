@@ -27,6 +27,7 @@ type Cache struct {
 
 	mu                 sync.Mutex
 	used, recentBytes  int64
+	reserved           int64      // bytes being loaded (Reserve)
 	recent, frequent   *list.List // front = newest / most recently used
 	items              map[string]*list.Element
 	ghosts             *list.List // front = most recently evicted key
@@ -83,7 +84,7 @@ func (c *Cache) Contains(key string) bool {
 // Put caches data under key, evicting until the total fits. An entry larger than the
 // whole cache is not kept.
 func (c *Cache) Put(key string, data []byte) {
-	size := int64(cap(data)) + int64(len(key)) + entryOverhead
+	size := EntrySize(key, data)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	frequent := false
@@ -99,7 +100,7 @@ func (c *Cache) Put(key string, data []byte) {
 	if size > c.max {
 		return
 	}
-	for c.used+size > c.max {
+	for c.used+c.reserved+size > c.max && len(c.items) > 0 {
 		c.evictLocked()
 	}
 	e := &cacheEntry{key: key, data: data, size: size, frequent: frequent}
@@ -110,6 +111,30 @@ func (c *Cache) Put(key string, data []byte) {
 		c.recentBytes += size
 	}
 	c.used += size
+}
+
+// Reserve makes room for n bytes about to be Put (a GET in flight), evicting now, so what
+// the cache keeps alive plus what is being loaded into it stays within the bound. Release
+// ends the reservation, just before the Puts of those bytes or when the load failed.
+func (c *Cache) Reserve(n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reserved += n
+	for c.used+c.reserved > c.max && len(c.items) > 0 {
+		c.evictLocked()
+	}
+}
+
+// Release ends a reservation of n bytes.
+func (c *Cache) Release(n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reserved -= n
+}
+
+// EntrySize is what an entry of key holding data counts against the bound.
+func EntrySize(key string, data []byte) int64 {
+	return int64(cap(data)) + int64(len(key)) + entryOverhead
 }
 
 func (c *Cache) removeLocked(el *list.Element) {

@@ -77,3 +77,28 @@ func TestCacheReplaceAndDisabled(t *testing.T) {
 		t.Fatal("a zero-byte cache must hold nothing")
 	}
 }
+
+// A reservation (a GET in flight) evicts now, so cached plus loading bytes stay within the
+// bound, and Puts respect it until it is released.
+func TestCacheReserve(t *testing.T) {
+	c := NewCache(4 * unit(100))
+	for _, k := range []string{"a", "b", "c", "d"} {
+		c.Put(k, make([]byte, 100))
+	}
+	c.Reserve(2 * unit(100))
+	if c.Contains("a") || c.Contains("b") || !c.Contains("c") || !c.Contains("d") {
+		t.Fatal("reserving two entries' worth should evict the two oldest")
+	}
+	c.Put("e", make([]byte, 100)) // still reserved: evicts c
+	if c.Contains("c") || !c.Contains("e") {
+		t.Fatal("a Put during a reservation must not eat into it")
+	}
+	c.Release(2 * unit(100))
+	c.Put("f", make([]byte, 100))
+	if !c.Contains("d") || !c.Contains("e") || !c.Contains("f") || c.Stats().Bytes != 3*unit(100) {
+		t.Fatalf("after the release: %+v", c.Stats())
+	}
+	if EntrySize("k", make([]byte, 1, 10)) != unit(10) {
+		t.Fatal("EntrySize must count the capacity, the key and the overhead")
+	}
+}
