@@ -12,6 +12,7 @@ import (
 	"github.com/kafscale/kafscale/broker/server"
 	"github.com/kafscale/kafscale/internal/recordbatch/rbtest"
 	"github.com/kafscale/kafscale/internal/storage"
+	"github.com/kafscale/kafscale/tests/testenv"
 )
 
 // A fetch of many partitions whose chunks share objects reads each object's chunks with one
@@ -151,5 +152,72 @@ func TestGetPartsAndExactGets(t *testing.T) {
 	}
 	if err := store.GetParts(context.Background(), "segments/missing.kso", parts[:1]); err == nil {
 		t.Fatal("a missing object must fail")
+	}
+}
+
+// A fetch of many partitions reads ahead the next objects holding their data, whole (one
+// GET each), so the next fetch is served from the cache — even with S3 stopped.
+func TestFetchReadsAheadNextObjects(t *testing.T) {
+	e := newEnv(t)
+	const parts, flushes = 8, 3
+	topics := map[string]int{"ahead": parts}
+	writer, _ := e.store(t, nil)
+	w := e.manager(t, 1, writer, nil)
+	w.Apply(snapshot(1, 0, topics))
+	for p := int32(0); p < parts; p++ {
+		waitLeading(t, w, "ahead", p)
+	}
+	for f := 0; f < flushes; f++ {
+		for p := int32(0); p < parts; p++ {
+			mustAppend(t, w, "ahead", p, batch(fmt.Sprintf("v-%d-%d", f, p)), false)
+		}
+		mustFlush(t, w)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	objects, count := e.store(t, nil)
+	m := e.manager(t, 1, objects, func(o *partition.Options) { o.ReadaheadSegments = 2 })
+	m.Apply(snapshot(1, 0, topics))
+	fetch := func(offset int64) []server.PartitionResult {
+		t.Helper()
+		var reads []server.PartitionRead
+		for p := int32(0); p < parts; p++ {
+			reads = append(reads, server.PartitionRead{Topic: "ahead", Partition: p, Offset: offset, MaxBytes: 1})
+		}
+		return server.ReadPartitions(ctxT(t, 20*time.Second), m, reads, 50<<20)
+	}
+	for p := int32(0); p < parts; p++ {
+		waitLeading(t, m, "ahead", p)
+	}
+	first := fetch(0) // one record per partition: the first object only
+	for p, r := range first {
+		if offs, _, err := rbtest.Values(r.Batches); r.Err != nil || err != nil || len(offs) != 1 || offs[0] != 0 {
+			t.Fatalf("partition %d at 0: offsets %v, %v %v", p, offs, r.Err, err)
+		}
+	}
+	// The first object in the foreground, the two after it in the background: one GET each.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if n := count.gets.Load(); n != flushes {
+			return fmt.Errorf("%d GETs so far", n)
+		}
+		if r := m.Stats().Readaheads; r != (flushes-1)*parts {
+			return fmt.Errorf("%d chunks read ahead", r)
+		}
+		return nil
+	})
+	e.s3.Stop()
+	defer e.s3.Start()
+	for off := int64(1); off < flushes; off++ {
+		for p, r := range fetch(off) {
+			offs, vals, err := rbtest.Values(r.Batches)
+			if r.Err != nil || err != nil || len(offs) != 1 || offs[0] != off || string(vals[0]) != fmt.Sprintf("v-%d-%d", off, p) {
+				t.Fatalf("partition %d at %d with S3 stopped: offsets %v, %v %v", p, off, offs, r.Err, err)
+			}
+		}
+	}
+	if n := count.gets.Load(); n != flushes {
+		t.Fatalf("%d GETs; the reads ahead should have served every later fetch", n)
 	}
 }
