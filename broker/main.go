@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -45,6 +46,10 @@ func main() {
 	for _, name := range config.Unknown(os.Environ()) {
 		log.Warn("unknown variable ignored (typo?)", "name", name)
 	}
+	if limit, ok := memoryLimit(cfg.Storage.CacheBytes, os.Getenv("GOMEMLIMIT")); ok {
+		debug.SetMemoryLimit(limit)
+		log.Debug("Go memory limit set from KAFSCALE_CACHE_BYTES (GOMEMLIMIT unset)", "bytes", limit)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := app.Run(ctx, cfg, app.Options{Logger: log}); err != nil {
@@ -56,6 +61,22 @@ func main() {
 		}
 		os.Exit(1)
 	}
+}
+
+// memoryHeadroom is what a broker keeps alive besides its read cache under load: produce
+// buffers (4 × KAFSCALE_SEGMENT_BYTES) and the object being flushed, fetch responses being
+// written, clients, goroutines.
+const memoryHeadroom = 96 << 20
+
+// memoryLimit is the Go runtime's soft memory limit for a broker whose read cache holds
+// cacheBytes: the cache plus memoryHeadroom, so garbage (chunks evicted from the cache,
+// responses written) is collected before the heap grows to twice what is alive, as the
+// default GOGC would let it. GOMEMLIMIT, when set, wins (ok is false).
+func memoryLimit(cacheBytes int64, gomemlimit string) (int64, bool) {
+	if gomemlimit != "" {
+		return 0, false
+	}
+	return max(cacheBytes, 0) + memoryHeadroom, true
 }
 
 // drainWait polls the local control service until the broker is drained. It exits 0 once

@@ -79,6 +79,8 @@ func registerMetrics(reg *prometheus.Registry, objects *storage.Store, mgr *part
 		gauge("kafscale_cache_bytes", "Bytes in the read cache.", func() float64 { return float64(parts().Cache.Bytes) }),
 		counter("kafscale_cache_hits_total", "Read cache hits.", func() int64 { return parts().Cache.Hits }),
 		counter("kafscale_cache_misses_total", "Read cache misses.", func() int64 { return parts().Cache.Misses }),
+		counter("kafscale_cache_evictions_total", "Entries evicted from the read cache to make room.", func() int64 { return parts().Cache.Evictions }),
+		counter("kafscale_readahead_chunks_total", "Chunks fetched into the read cache ahead of the fetches that will read them.", func() int64 { return parts().Readaheads }),
 	)
 }
 

@@ -128,6 +128,7 @@ type Manager struct {
 	closeMu      sync.Once
 
 	readahead chan struct{} // semaphore for background fetches
+	rd        readState     // the read path's loads in flight and decoded index sections
 	stats     counters
 }
 
@@ -186,7 +187,7 @@ func NewManager(ctx context.Context, opts Options, cli *clientv3.Client, keys me
 		retentionReq: make(chan chan struct{}),
 		stop:         make(chan struct{}),
 		done:         make(chan struct{}),
-		readahead:    make(chan struct{}, 4),
+		readahead:    make(chan struct{}, ReadConcurrency),
 	}
 	go m.flushLoop()
 	go m.retentionLoop()

@@ -74,16 +74,20 @@ func (s *Server) handleFetch(ctx context.Context, rc *requestContext, kreq kmsg.
 func (s *Server) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, denied map[string]bool) (*kmsg.FetchResponse, int, bool) {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	snap := s.cluster.Snapshot()
-	maxBytes := req.MaxBytes
-	if maxBytes <= 0 {
-		maxBytes = 1<<31 - 1
-	}
-	total, hasErr := 0, false
-	for _, rt := range req.Topics {
-		st := kmsg.NewFetchResponseTopic()
+	hasErr := false
+	var (
+		reads []PartitionRead
+		dsts  []*kmsg.FetchResponseTopicPartition
+	)
+	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
+	for i, rt := range req.Topics {
+		st := &resp.Topics[i]
+		*st = kmsg.NewFetchResponseTopic()
 		st.Topic, st.TopicID = rt.Topic, rt.TopicID
-		for _, rp := range rt.Partitions {
-			sp := kmsg.NewFetchResponseTopicPartition()
+		st.Partitions = make([]kmsg.FetchResponseTopicPartition, len(rt.Partitions))
+		for j, rp := range rt.Partitions {
+			sp := &st.Partitions[j]
+			*sp = kmsg.NewFetchResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
 			sp.PreferredReadReplica = -1
@@ -91,57 +95,104 @@ func (s *Server) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, denied m
 			if denied[rt.Topic] {
 				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
 				hasErr = true
-				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
-			remaining := int32(int64(maxBytes) - int64(total))
-			n, err := s.fetchPartition(ctx, snap, rt.Topic, &rp, &sp, remaining, total == 0)
-			if err != nil {
+			if err := s.checkFetchPartition(snap, rt.Topic, &rp); err != nil {
 				sp.ErrorCode = s.code("Fetch", err)
 				hasErr = true
+				continue
 			}
-			total += n
-			st.Partitions = append(st.Partitions, sp)
+			reads = append(reads, PartitionRead{Topic: rt.Topic, Partition: rp.Partition, Offset: rp.FetchOffset, MaxBytes: rp.PartitionMaxBytes})
+			dsts = append(dsts, sp)
 		}
-		resp.Topics = append(resp.Topics, st)
+	}
+	total := 0
+	for i, res := range ReadPartitions(ctx, s.log, reads, req.MaxBytes) {
+		sp := dsts[i]
+		if res.HighWatermark >= 0 {
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = res.HighWatermark, res.HighWatermark, res.LogStartOffset
+		}
+		if res.Err != nil {
+			sp.ErrorCode = s.code("Fetch", res.Err)
+			hasErr = true
+			continue
+		}
+		if len(res.Batches) > 0 {
+			sp.RecordBatches = res.Batches
+		}
+		total += len(res.Batches)
 	}
 	return resp, total, hasErr
 }
 
-// fetchPartition fills one partition's answer and returns the bytes it holds.
-func (s *Server) fetchPartition(ctx context.Context, snap *metadata.Snapshot, topic string, rp *kmsg.FetchRequestTopicPartition,
-	sp *kmsg.FetchResponseTopicPartition, remaining int32, first bool) (int, error) {
+// checkFetchPartition checks leadership and the client's leader epoch.
+func (s *Server) checkFetchPartition(snap *metadata.Snapshot, topic string, rp *kmsg.FetchRequestTopicPartition) error {
 	p, code := s.leaderCheck(snap, topic, rp.Partition)
 	if code != 0 {
-		return 0, kerr.ErrorForCode(code)
+		return kerr.ErrorForCode(code)
 	}
-	if err := checkLeaderEpoch(rp.CurrentLeaderEpoch, p.LeaderEpoch); err != nil {
-		return 0, err
+	return checkLeaderEpoch(rp.CurrentLeaderEpoch, p.LeaderEpoch)
+}
+
+// PartitionRead is one partition of a fetch: read from Offset up to about MaxBytes
+// (the request's PartitionMaxBytes).
+type PartitionRead struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	MaxBytes  int32
+}
+
+// PartitionResult is the answer for one PartitionRead. HighWatermark and LogStartOffset
+// are -1 when unknown; Err is the partition's error.
+type PartitionResult struct {
+	ReadResult
+	Err error
+}
+
+// ReadPartitions reads the partitions of one fetch in request order. maxBytes (<= 0: no
+// limit) bounds the whole answer and each read's MaxBytes its partition, except that the
+// first partition with data returns at least one whole batch, as Kafka does. A partition
+// past the budget gets its offsets only. Exported for the read benchmarks, which measure
+// exactly what the handler does.
+func ReadPartitions(ctx context.Context, log Log, reads []PartitionRead, maxBytes int32) []PartitionResult {
+	if maxBytes <= 0 {
+		maxBytes = 1<<31 - 1
 	}
-	limit := min(rp.PartitionMaxBytes, remaining)
-	if limit <= 0 && first {
-		limit = 1 // the Log still returns one whole batch
+	read := log.Read
+	if p, ok := log.(Prefetcher); ok && len(reads) > 0 {
+		p.Prefetch(ctx, reads, maxBytes)
+		read = p.ReadPrefetched
 	}
-	if limit <= 0 {
-		start, hw, err := s.log.Offsets(ctx, topic, rp.Partition)
+	out := make([]PartitionResult, len(reads))
+	total := int64(0)
+	for i, r := range reads {
+		res := &out[i]
+		res.HighWatermark, res.LogStartOffset = -1, -1
+		limit := int32(min(int64(r.MaxBytes), int64(maxBytes)-total))
+		if limit <= 0 && total == 0 {
+			limit = 1 // the Log still returns one whole batch
+		}
+		if limit <= 0 {
+			start, hw, err := log.Offsets(ctx, r.Topic, r.Partition)
+			res.Err = err
+			if err == nil {
+				res.HighWatermark, res.LogStartOffset = hw, start
+			}
+			continue
+		}
+		rr, err := read(ctx, r.Topic, r.Partition, r.Offset, limit)
 		if err != nil {
-			return 0, err
+			res.Err = err
+			if start, hw, oerr := log.Offsets(ctx, r.Topic, r.Partition); oerr == nil {
+				res.HighWatermark, res.LogStartOffset = hw, start
+			}
+			continue
 		}
-		sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, start
-		return 0, nil
+		res.ReadResult = rr
+		total += int64(len(rr.Batches))
 	}
-	res, err := s.log.Read(ctx, topic, rp.Partition, rp.FetchOffset, limit)
-	if err != nil {
-		if start, hw, oerr := s.log.Offsets(ctx, topic, rp.Partition); oerr == nil {
-			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, start
-		}
-		return 0, err
-	}
-	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = res.HighWatermark, res.HighWatermark, res.LogStartOffset
-	if len(res.Batches) > 0 {
-		sp.RecordBatches = res.Batches
-	}
-	return len(res.Batches), nil
+	return out
 }
 
 // checkLeaderEpoch compares a client's view of the leader epoch (-1: none) with ours.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -115,5 +116,37 @@ func TestFetchSessionsAreNeverCreated(t *testing.T) {
 	req.SessionID, req.SessionEpoch = 42, 1
 	if resp := c.roundTrip(req).(*kmsg.FetchResponse); resp.ErrorCode != kerr.FetchSessionIDNotFound.Code {
 		t.Fatalf("incremental fetch: error %d, want FETCH_SESSION_ID_NOT_FOUND", resp.ErrorCode)
+	}
+}
+
+// responseSize is enough for any fetch response: encoding into a buffer of that capacity
+// never grows it, so the batches are copied exactly once.
+func TestResponseSizeBoundsFetchResponses(t *testing.T) {
+	for version := int16(4); version <= 12; version++ {
+		for _, parts := range []int{0, 1, 64} {
+			resp := kmsg.NewPtrFetchResponse()
+			resp.SetVersion(version)
+			for ti := range 3 {
+				rt := kmsg.NewFetchResponseTopic()
+				rt.Topic = strings.Repeat("t", 200*ti)
+				for p := range parts {
+					rp := kmsg.NewFetchResponseTopicPartition()
+					rp.Partition = int32(p)
+					rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = 1<<40, 1<<40, 1<<40
+					rp.RecordBatches = bytes.Repeat([]byte{1}, p*1000)
+					rt.Partitions = append(rt.Partitions, rp)
+				}
+				resp.Topics = append(resp.Topics, rt)
+			}
+			size := responseSize(resp)
+			buf := make([]byte, 0, size)
+			out := appendResponse(buf, 1, fetchKey, resp)
+			if cap(out) != size || len(out) > size {
+				t.Fatalf("v%d, %d partitions: %d bytes encoded, bound %d (the buffer grew)", version, parts, len(out), size)
+			}
+		}
+	}
+	if responseSize(kmsg.NewPtrMetadataResponse()) != 0 {
+		t.Fatal("only fetch responses are sized")
 	}
 }

@@ -373,8 +373,17 @@ func (c *conn) writeLoop() {
 			continue
 		}
 		if in.resp != nil {
-			buf = appendResponse(buf[:0], in.correlationID, in.key, in.resp)
-			if _, err := w.Write(buf); err != nil {
+			var err error
+			if size := responseSize(in.resp); size > smallResponse {
+				err = writeLarge(w, in.correlationID, in.key, in.resp, size)
+			} else {
+				buf = appendResponse(buf[:0], in.correlationID, in.key, in.resp)
+				_, err = w.Write(buf)
+				if cap(buf) > smallResponse {
+					buf = nil // do not keep an unusually large one
+				}
+			}
+			if err != nil {
 				failed = true
 				c.cancel()
 				c.nc.Close()
@@ -393,6 +402,53 @@ func (c *conn) writeLoop() {
 	if !failed {
 		_ = w.Flush()
 	}
+}
+
+// smallResponse is the largest response a connection encodes into its own buffer; larger
+// ones (fetches) use a pooled buffer sized for them.
+const smallResponse = 64 << 10
+
+// largeBufs recycles the buffers of large responses, so serving fetches does not allocate a
+// response-sized buffer each time, and an idle connection keeps none (the pool empties
+// itself over garbage collections).
+var largeBufs sync.Pool // of *[]byte
+
+// writeLarge encodes a response into a pooled buffer of at least size bytes (so encoding
+// never grows it: the stored batches are copied once, from the cache into the buffer) and
+// writes it.
+func writeLarge(w *bufio.Writer, corr int32, key int16, resp kmsg.Response, size int) error {
+	bp, _ := largeBufs.Get().(*[]byte)
+	if bp == nil || cap(*bp) < size {
+		b := make([]byte, 0, size)
+		bp = &b
+	}
+	b := appendResponse((*bp)[:0], corr, key, resp)
+	if w.Buffered() > 0 {
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	_, err := w.Write(b) // with nothing buffered, bufio writes a large slice straight through
+	*bp = b[:0]
+	largeBufs.Put(bp)
+	return err
+}
+
+// responseSize bounds the encoded size of a fetch response with record batches (0 for
+// other responses): the batches plus a generous allowance per topic and partition.
+func responseSize(resp kmsg.Response) int {
+	f, ok := resp.(*kmsg.FetchResponse)
+	if !ok {
+		return 0
+	}
+	n := 64
+	for _, t := range f.Topics {
+		n += 64 + len(t.Topic)
+		for _, p := range t.Partitions {
+			n += 96 + len(p.RecordBatches) + 32*len(p.AbortedTransactions)
+		}
+	}
+	return n
 }
 
 // appendResponse frames a response: size, correlation id, header tags (flexible responses

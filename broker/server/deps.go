@@ -25,7 +25,8 @@ type Log interface {
 	// returns as soon as the batches are buffered.
 	Append(ctx context.Context, topic string, partition int32, batches []byte, wait bool) (AppendResult, error)
 	// Read returns stored batches starting at the batch containing offset, up to about
-	// maxBytes (at least one whole batch when any exists), as stored bytes.
+	// maxBytes (at least one whole batch when any exists), as stored bytes. The bytes may
+	// be shared with a cache: callers must not modify them.
 	Read(ctx context.Context, topic string, partition int32, offset int64, maxBytes int32) (ReadResult, error)
 	// Offsets returns the log start offset and the high watermark.
 	Offsets(ctx context.Context, topic string, partition int32) (logStart, highWatermark int64, err error)
@@ -38,6 +39,18 @@ type Log interface {
 	// Changed returns a channel that is closed the next time any partition's high watermark
 	// moves; long-polling fetches wait on it.
 	Changed() <-chan struct{}
+}
+
+// Prefetcher is implemented by a Log that can load what the reads of one fetch will need
+// together (fewer, parallel requests) before ReadPartitions reads them one by one.
+type Prefetcher interface {
+	// Prefetch loads what reads will need, within maxBytes for all of them, starts their
+	// readahead, and returns when the foreground part is loaded or failed (the reads that
+	// follow report errors).
+	Prefetch(ctx context.Context, reads []PartitionRead, maxBytes int32)
+	// ReadPrefetched is Read without its own readahead (Prefetch planned it for the whole
+	// fetch).
+	ReadPrefetched(ctx context.Context, topic string, partition int32, offset int64, maxBytes int32) (ReadResult, error)
 }
 
 // AppendResult is where an append landed.

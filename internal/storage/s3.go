@@ -225,60 +225,139 @@ func (s *Store) Put(caller context.Context, name string, body []byte) error {
 
 // Get reads length bytes of an object from offset (length < 0: to the end). The read
 // replica, when configured, is tried first; a miss or an error there falls back to the
-// primary bucket.
+// primary bucket. The bytes land in one buffer of exactly the object's or range's size.
 func (s *Store) Get(caller context.Context, name string, offset, length int64) ([]byte, error) {
+	if length == 0 {
+		return []byte{}, nil
+	}
+	if length > 0 {
+		buf := make([]byte, length)
+		if err := s.GetParts(caller, name, []Part{{Pos: offset, Buf: buf}}); err != nil {
+			return nil, err
+		}
+		return buf, nil
+	}
+	var out []byte
+	err := s.read(caller, name, "bytes="+strconv.FormatInt(offset, 10)+"-", func(body io.Reader, size int64) error {
+		if size < 0 {
+			b, err := io.ReadAll(body)
+			out = b
+			return err
+		}
+		out = make([]byte, size)
+		_, err := io.ReadFull(body, out)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Part is a byte range of an object: len(Buf) bytes from Pos, read into Buf.
+type Part struct {
+	Pos int64
+	Buf []byte
+}
+
+// GetParts fills parts, sorted by Pos and not overlapping, with ONE ranged GET of the span
+// from the first part's start to the last one's end; the bytes between parts are read and
+// dropped. The body is read straight into the parts' buffers, so a caller that sizes them
+// exactly holds no more memory than the data. Replica first, as Get.
+func (s *Store) GetParts(caller context.Context, name string, parts []Part) error {
+	if len(parts) == 0 {
+		return nil
+	}
+	first, last := parts[0], parts[len(parts)-1]
+	end := last.Pos + int64(len(last.Buf))
+	if end <= first.Pos {
+		return nil
+	}
+	r := "bytes=" + strconv.FormatInt(first.Pos, 10) + "-" + strconv.FormatInt(end-1, 10)
+	return s.read(caller, name, r, func(body io.Reader, size int64) error {
+		if size >= 0 && size != end-first.Pos {
+			return fmt.Errorf("asked for %d bytes at %d, the answer has %d", end-first.Pos, first.Pos, size)
+		}
+		at := first.Pos
+		for _, p := range parts {
+			if p.Pos < at {
+				return fmt.Errorf("parts overlap at %d", p.Pos)
+			}
+			if gap := p.Pos - at; gap > 0 {
+				if _, err := io.CopyN(io.Discard, body, gap); err != nil {
+					return err
+				}
+			}
+			if _, err := io.ReadFull(body, p.Buf); err != nil {
+				return fmt.Errorf("asked for %d bytes at %d: %w", len(p.Buf), p.Pos, err)
+			}
+			at = p.Pos + int64(len(p.Buf))
+		}
+		return nil
+	})
+}
+
+// read runs one GET with the Range header rng, replica first, and hands the body and its
+// length (-1: unknown) to consume.
+func (s *Store) read(caller context.Context, name, rng string, consume func(body io.Reader, size int64) error) error {
 	ctx, cancel := context.WithTimeout(caller, s.opts.RequestTimeout)
 	defer cancel()
 	if s.replica != nil {
 		s.replicaGets.Add(1)
-		b, err := s.get(ctx, s.replica, s.opts.ReadBucket, name, offset, length)
+		err := s.get(ctx, s.replica, s.opts.ReadBucket, name, rng, consume)
 		if err == nil {
-			return b, nil
+			return nil
 		}
 		if caller.Err() != nil {
-			return nil, err
+			return err
 		}
 		s.replicaFallbacks.Add(1)
 	}
 	start := time.Now()
-	b, err := s.get(ctx, s.primary, s.opts.Bucket, name, offset, length)
+	err := s.get(ctx, s.primary, s.opts.Bucket, name, rng, consume)
 	s.lastGet.Store(int64(s.observe(caller, start, err)))
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		s.getErrors.Add(1)
 	}
-	return b, err
+	return err
 }
 
-func (s *Store) get(ctx context.Context, c *s3.Client, bucket, name string, offset, length int64) ([]byte, error) {
+func (s *Store) get(ctx context.Context, c *s3.Client, bucket, name, rng string, consume func(body io.Reader, size int64) error) error {
 	in := &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(s.Key(name))}
-	if offset > 0 || length >= 0 {
-		r := "bytes=" + strconv.FormatInt(offset, 10) + "-"
-		if length >= 0 {
-			if length == 0 {
-				return []byte{}, nil
-			}
-			r += strconv.FormatInt(offset+length-1, 10)
-		}
-		in.Range = aws.String(r)
+	if rng != "bytes=0-" {
+		in.Range = aws.String(rng)
 	}
 	s.gets.Add(1)
 	out, err := c.GetObject(ctx, in)
 	if err != nil {
 		if isNotFound(err) {
-			return nil, fmt.Errorf("s3 get %s/%s: %w", bucket, s.Key(name), ErrNotFound)
+			return fmt.Errorf("s3 get %s/%s: %w", bucket, s.Key(name), ErrNotFound)
 		}
-		return nil, fmt.Errorf("s3 get %s/%s: %w", bucket, s.Key(name), err)
+		return fmt.Errorf("s3 get %s/%s: %w", bucket, s.Key(name), err)
 	}
 	defer out.Body.Close()
-	b, err := io.ReadAll(out.Body)
-	if err != nil {
-		return nil, fmt.Errorf("s3 get %s/%s: read body: %w", bucket, s.Key(name), err)
+	size := int64(-1)
+	if out.ContentLength != nil {
+		size = *out.ContentLength
 	}
-	if length >= 0 && int64(len(b)) != length {
-		return nil, fmt.Errorf("s3 get %s/%s: asked for %d bytes at %d, got %d", bucket, s.Key(name), length, offset, len(b))
+	cr := &countingReader{r: out.Body}
+	if err := consume(cr, size); err != nil {
+		return fmt.Errorf("s3 get %s/%s (%s): read body: %w", bucket, s.Key(name), rng, err)
 	}
-	s.getBytes.Add(int64(len(b)))
-	return b, nil
+	s.getBytes.Add(cr.n)
+	return nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func isNotFound(err error) bool {
