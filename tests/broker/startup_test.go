@@ -76,15 +76,19 @@ func itoa(i int) string { return strconv.Itoa(i) }
 func TestStartupWaitsForS3WithinTimeout(t *testing.T) {
 	be := startBackend(t)
 	be.s3.Stop()
-	restarted := make(chan struct{})
+	// restarting closes the moment S3 may come back: Start returns only once the server
+	// answers, and the broker's probe can succeed before that.
+	restarting, restarted := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(restarted)
 		time.Sleep(2 * time.Second)
+		close(restarting)
 		be.s3.Start()
 	}()
+	defer func() { <-restarted }() // before the cleanups stop S3
 	be.startBroker(t, 0, "KAFSCALE_STARTUP_TIMEOUT_SEC=30")
 	select {
-	case <-restarted:
+	case <-restarting:
 	default:
 		t.Fatal("the broker reported ready while S3 was still down: its startup gate did not probe S3")
 	}
