@@ -35,6 +35,10 @@ type Options struct {
 	SegmentBytes int
 	// FlushInterval is the longest data waits in a buffer (KAFSCALE_FLUSH_INTERVAL_MS, 500 ms).
 	FlushInterval time.Duration
+	// FlushParallelism is how many flushes may be in flight at once: the next object
+	// uploads while earlier ones upload or commit; commits stay one at a time, in order
+	// (KAFSCALE_FLUSH_PARALLELISM, 4; 1 = one flush at a time).
+	FlushParallelism int
 	// CacheBytes bounds the read cache (KAFSCALE_CACHE_BYTES, 256 MiB).
 	CacheBytes int64
 	// ReadaheadSegments is how many chunks after the ones a fetch read are fetched into
@@ -53,8 +57,9 @@ type Options struct {
 	RetentionCheckInterval time.Duration
 	// SweepGrace is how old an unreferenced object must be before the sweeper deletes it
 	// (KAFSCALE_RETENTION_SWEEP_GRACE_MS, 10 min). It must exceed the longest a flush can take from
-	// naming its object to its commit (2 × the S3 PUT bound + CommitTimeout) plus the clock
-	// skew between brokers.
+	// naming its object to its commit (FlushParallelism × (2 × the S3 PUT bound +
+	// CommitTimeout): a flush may wait for the ones ahead of it) plus the clock skew between
+	// brokers.
 	SweepGrace time.Duration
 	// ProducerIDExpiration is how long a partition remembers an idle idempotent producer
 	// (KAFSCALE_PRODUCER_ID_EXPIRATION_MS, 24 h).
@@ -73,6 +78,9 @@ func DefaultOptions(o Options) Options {
 	}
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = 500 * time.Millisecond
+	}
+	if o.FlushParallelism <= 0 {
+		o.FlushParallelism = 4
 	}
 	if o.CacheBytes == 0 {
 		o.CacheBytes = 256 << 20
@@ -121,6 +129,8 @@ type Manager struct {
 	cutDone  chan struct{} // closed and replaced after each flush takes the buffers (under mu)
 	kick     chan struct{}
 	flushReq chan chan struct{}
+	slots    chan struct{}  // one per flush in flight (FlushParallelism)
+	jobs     chan *flushJob // flushes for the committer, in cut order
 	// retentionReq runs a retention check in the flusher's goroutine.
 	retentionReq chan chan struct{}
 	stop         chan struct{}
@@ -128,6 +138,8 @@ type Manager struct {
 	closeMu      sync.Once
 
 	readahead chan struct{} // semaphore for background fetches
+	getsMu    sync.Mutex
+	gets      map[string]*rangeGet // GETs in progress, by chunk key
 	stats     counters
 }
 
@@ -183,10 +195,13 @@ func NewManager(ctx context.Context, opts Options, cli *clientv3.Client, keys me
 		cutDone:      make(chan struct{}),
 		kick:         make(chan struct{}, 1),
 		flushReq:     make(chan chan struct{}),
+		slots:        make(chan struct{}, opts.FlushParallelism),
+		jobs:         make(chan *flushJob, opts.FlushParallelism),
 		retentionReq: make(chan chan struct{}),
 		stop:         make(chan struct{}),
 		done:         make(chan struct{}),
 		readahead:    make(chan struct{}, 4),
+		gets:         map[string]*rangeGet{},
 	}
 	go m.flushLoop()
 	go m.retentionLoop()
@@ -364,6 +379,11 @@ func (m *Manager) tryClaim(p *partition, key string) (*metadata.PartitionState, 
 		if err := json.Unmarshal(kv.Value, &st); err != nil {
 			return nil, 0, fmt.Errorf("decode partition state %s: %w", p.tp, err)
 		}
+		if st.TopicID == p.topicID {
+			if err := m.loadProducers(ctx, &st); err != nil {
+				return nil, 0, err
+			}
+		}
 		switch {
 		case st.TopicID != p.topicID:
 			// Left by a deleted topic of the same name: start afresh.
@@ -394,6 +414,24 @@ func (m *Manager) tryClaim(p *partition, key string) (*metadata.PartitionState, 
 	}
 	m.log.Debug("partition claimed", "partition", p.tp, "epoch", p.epoch, "hwm", next.HighWatermark)
 	return next, tresp.Header.Revision, nil
+}
+
+// loadProducers reads the state's producer section (ProducersRef) into ProducerBase.
+func (m *Manager) loadProducers(ctx context.Context, st *metadata.PartitionState) error {
+	if st.ProducersRef == nil {
+		return nil
+	}
+	ref := st.ProducersRef
+	data, err := m.rangeBytes(ctx, ref.Object, ref.Pos, ref.Len)
+	if err != nil {
+		return fmt.Errorf("load producer state: %w", err)
+	}
+	var sec metadata.ProducerSection
+	if err := json.Unmarshal(data, &sec); err != nil {
+		return fmt.Errorf("decode producer section %s@%d: %w", ref.Object, ref.Pos, err)
+	}
+	st.ProducerBase = sec.Producers
+	return nil
 }
 
 // partitionFor returns the incarnation leading tp once it is ready, or the error a client

@@ -58,8 +58,11 @@ func (m *Manager) Read(ctx context.Context, topic string, part int32, offset int
 	if offset == st.HighWatermark {
 		return out, nil
 	}
+	// pieces are the byte ranges of cached chunks to return, in order: one range (the
+	// common case: the fetch ends inside a chunk) is returned as is, without a copy.
 	var (
-		batches []byte
+		pieces  [][]byte
+		size    int
 		full    bool
 		ahead   []metadata.Chunk
 		readErr error
@@ -74,18 +77,26 @@ func (m *Manager) Read(ctx context.Context, topic string, part int32, offset int
 			readErr = err
 			return false
 		}
+		from, to := -1, -1
 		recordbatch.Walk(data, func(h recordbatch.Header, start, end int) bool {
 			if h.LastOffset() < offset {
 				return true
 			}
-			if len(batches) > 0 && len(batches)+(end-start) > int(maxBytes) {
+			if size > 0 && size+(end-start) > int(maxBytes) {
 				full = true
 				return false
 			}
-			batches = append(batches, data[start:end]...)
+			if from < 0 {
+				from = start
+			}
+			to = end
+			size += end - start
 			return true
 		})
-		if len(batches) >= int(maxBytes) {
+		if from >= 0 {
+			pieces = append(pieces, data[from:to:to]) // capped: an append never writes into the cache
+		}
+		if size >= int(maxBytes) {
 			full = true
 		}
 		return !full || m.opts.ReadaheadSegments > 0
@@ -93,10 +104,19 @@ func (m *Manager) Read(ctx context.Context, topic string, part int32, offset int
 	if err == nil {
 		err = readErr
 	}
-	if err != nil && len(batches) == 0 {
+	if err != nil && size == 0 {
 		return out, err
 	}
-	out.Batches = batches
+	switch len(pieces) {
+	case 0:
+	case 1:
+		out.Batches = pieces[0]
+	default:
+		out.Batches = make([]byte, 0, size)
+		for _, b := range pieces {
+			out.Batches = append(out.Batches, b...)
+		}
+	}
 	m.prefetch(ahead)
 	return out, nil
 }
@@ -165,18 +185,55 @@ func (m *Manager) chunkBytes(ctx context.Context, c metadata.Chunk) ([]byte, err
 }
 
 // rangeBytes returns a byte range of an object from the cache or with a ranged GET (which
-// tries the read replica first).
+// tries the read replica first). Concurrent reads of one range share one GET, so a
+// consumer catching up with its readahead waits for the prefetch instead of fetching twice.
 func (m *Manager) rangeBytes(ctx context.Context, object string, pos, n int64) ([]byte, error) {
 	key := chunkKey(object, pos)
 	if b, ok := m.cache.Get(key); ok {
 		return b, nil
 	}
+	m.getsMu.Lock()
+	if g, ok := m.gets[key]; ok {
+		m.getsMu.Unlock()
+		select {
+		case <-g.done:
+			if g.err == nil {
+				return g.data, nil
+			}
+			// The leader's GET failed (perhaps its caller gave up): try our own.
+		case <-ctx.Done():
+			return nil, fmt.Errorf("read %s: %w (%w)", key, kerr.KafkaStorageError, ctx.Err())
+		}
+		return m.getRange(ctx, key, object, pos, n, nil)
+	}
+	g := &rangeGet{done: make(chan struct{})}
+	m.gets[key] = g
+	m.getsMu.Unlock()
+	return m.getRange(ctx, key, object, pos, n, g)
+}
+
+// rangeGet is a GET in progress that other readers of the same range wait for.
+type rangeGet struct {
+	done chan struct{}
+	data []byte
+	err  error
+}
+
+func (m *Manager) getRange(ctx context.Context, key, object string, pos, n int64, g *rangeGet) ([]byte, error) {
 	b, err := m.objects.Get(ctx, object, pos, n)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w (%w)", key, kerr.KafkaStorageError, err)
+		err = fmt.Errorf("read %s: %w (%w)", key, kerr.KafkaStorageError, err)
+	} else {
+		m.cache.Put(key, b)
 	}
-	m.cache.Put(key, b)
-	return b, nil
+	if g != nil {
+		g.data, g.err = b, err
+		m.getsMu.Lock()
+		delete(m.gets, key)
+		m.getsMu.Unlock()
+		close(g.done)
+	}
+	return b, err
 }
 
 // prefetch loads chunks into the cache in the background (readahead), at most a few

@@ -270,7 +270,18 @@ func (s *Store) get(ctx context.Context, c *s3.Client, bucket, name string, offs
 		return nil, fmt.Errorf("s3 get %s/%s: %w", bucket, s.Key(name), err)
 	}
 	defer out.Body.Close()
-	b, err := io.ReadAll(out.Body)
+	var b []byte
+	if length > 0 {
+		// The size is known: one allocation instead of ReadAll's regrowth and copies.
+		b = make([]byte, length)
+		var n int
+		n, err = io.ReadFull(out.Body, b)
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			err = fmt.Errorf("asked for %d bytes at %d, got %d", length, offset, n)
+		}
+	} else {
+		b, err = io.ReadAll(out.Body)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("s3 get %s/%s: read body: %w", bucket, s.Key(name), err)
 	}
