@@ -65,6 +65,9 @@ func (m *Manager) Append(ctx context.Context, topic string, part int32, batches 
 	base := p.next
 	if len(p.pend) == 0 {
 		p.pendBase, p.pendTS = base, -1
+		// Size the new buffer like the recent cuts (plus a quarter), so a steady stream
+		// fills it without append's regrowth copies.
+		p.pend = make([]byte, 0, max(len(batches), p.lastCut+p.lastCut/4))
 	}
 	// The buffer gets its own copy of the bytes, patched in place.
 	start := len(p.pend)

@@ -50,6 +50,7 @@ type partition struct {
 	pendBase int64
 	pendTS   int64 // max batch max timestamp
 	pendRes  *result
+	lastCut  int // about the bytes of the recent cuts: sizes the next buffer
 
 	inflight int           // cuts being flushed (at most the flush parallelism)
 	idle     chan struct{} // closed and replaced whenever inflight drops to 0
@@ -159,7 +160,8 @@ func (p *partition) takeCut(expireBeforeMs int64) *cut {
 		return nil
 	}
 	metadata.ExpireProducers(p.producers, expireBeforeMs)
-	c := &cut{p: p, data: p.pend, base: p.pendBase, last: p.next - 1, maxTS: p.pendTS, res: p.pendRes,
+	p.lastCut = max(len(p.pend), p.lastCut-p.lastCut/4) // follows growth at once, decays slowly
+	c := &cut{p: p, data: p.pend[:len(p.pend):len(p.pend)], base: p.pendBase, last: p.next - 1, maxTS: p.pendTS, res: p.pendRes,
 		producers: metadata.CloneProducers(p.producers), prev: p.tip, gen: p.gen}
 	p.pend, p.pendRes = nil, newResult()
 	p.inflight++

@@ -205,10 +205,14 @@ func (c *conn) readProxyHeader(r *bufio.Reader) error {
 	return nil
 }
 
-// readFrame reads size bytes, growing the buffer as they arrive instead of allocating the
-// announced size up front, so a client announcing 100 MiB and sending little holds little.
+// frameUpfront is how much of an announced frame is allocated before its bytes arrive:
+// typical produce requests (up to 1 MiB, the clients' default batch limit) are read into
+// one allocation, while a client announcing 100 MiB and sending little holds at most this.
+const frameUpfront = 1 << 20
+
+// readFrame reads size bytes, growing the buffer as they arrive beyond frameUpfront.
 func readFrame(r io.Reader, size int) ([]byte, error) {
-	buf := make([]byte, 0, min(size, 64<<10))
+	buf := make([]byte, 0, min(size, frameUpfront))
 	for len(buf) < size {
 		if len(buf) == cap(buf) {
 			buf = slices.Grow(buf, min(size-len(buf), cap(buf)))
@@ -351,7 +355,6 @@ func (c *conn) handle(in *inflight, req kmsg.Request, rc *requestContext) {
 // ready, and closes the connection on the first handler error.
 func (c *conn) writeLoop() {
 	w := bufio.NewWriterSize(c.nc, 64<<10)
-	var buf []byte
 	failed := false
 	for in := range c.pending {
 		if failed {
@@ -373,8 +376,14 @@ func (c *conn) writeLoop() {
 			continue
 		}
 		if in.resp != nil {
-			buf = appendResponse(buf[:0], in.correlationID, in.key, in.resp)
-			if _, err := w.Write(buf); err != nil {
+			bp := responseBufs.Get().(*[]byte)
+			buf := appendResponse((*bp)[:0], in.correlationID, in.key, in.resp)
+			_, err := w.Write(buf)
+			if cap(buf) <= maxPooledResponse {
+				*bp = buf[:0]
+				responseBufs.Put(bp)
+			}
+			if err != nil {
 				failed = true
 				c.cancel()
 				c.nc.Close()
@@ -394,6 +403,12 @@ func (c *conn) writeLoop() {
 		_ = w.Flush()
 	}
 }
+
+// responseBufs recycles response framing buffers across connections. Buffers grown past
+// maxPooledResponse (large fetches) are left to the GC, so no connection pins one.
+var responseBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+const maxPooledResponse = 1 << 20
 
 // appendResponse frames a response: size, correlation id, header tags (flexible responses
 // other than ApiVersions, whose header is always v0), body.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -202,5 +204,99 @@ func BenchmarkCatchUpRead(b *testing.B) {
 		b.StopTimer()
 		_ = m.Close()
 		b.StartTimer()
+	}
+}
+
+// BenchmarkProduce: producers keep 16 KiB batches of 1 KiB records coming to 8 partitions,
+// acks=all (each waits for its commit, up to 8 MiB in flight, as pipelining
+// client does), and flushes start on SegmentBytes (4 MiB) as in production. With
+// parallelism > 1 the next object uploads while the previous one commits.
+func BenchmarkProduce(b *testing.B) {
+	for _, par := range []int{1, 4} {
+		b.Run(fmt.Sprintf("parallelism=%d", par), func(b *testing.B) {
+			const parts, inflight = 8, 512
+			e := newEnv(b)
+			objects, _ := e.store(b, nil)
+			m := e.manager(b, 1, objects, func(o *partition.Options) {
+				o.FlushParallelism = par
+				o.FlushInterval = 50 * time.Millisecond
+				o.CacheBytes = 64 << 20
+			})
+			m.Apply(snapshot(1, 0, map[string]int{"produce": parts}))
+			for p := 0; p < parts; p++ {
+				waitLeading(b, m, "produce", int32(p))
+			}
+			x := records1K(16, 16)[0]
+			// Enough batches for 16 objects per b.N.
+			total := b.N * 16 * (4 << 20) / len(x)
+			b.SetBytes(int64(16 * (4 << 20)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			sem := make(chan struct{}, inflight)
+			var wg sync.WaitGroup
+			var failed atomic.Value
+			for i := 0; i < total; i++ {
+				sem <- struct{}{}
+				res, err := m.Append(context.Background(), "produce", int32(i%parts), x, false)
+				if err != nil {
+					b.Fatal(err)
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := res.Durable(context.Background()); err != nil {
+						failed.Store(err)
+					}
+					<-sem
+				}()
+			}
+			wg.Wait()
+			if err, _ := failed.Load().(error); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
+
+// BenchmarkReadCached: a tail consumer fetching 1 MiB at a time from chunks in the cache
+// (written through at flush): the cost of assembling a fetch from stored batches.
+func BenchmarkReadCached(b *testing.B) {
+	e := newEnv(b)
+	objects, _ := e.store(b, nil)
+	m := e.manager(b, 1, objects, func(o *partition.Options) { o.CacheBytes = 256 << 20 })
+	m.Apply(snapshot(1, 0, map[string]int{"tail": 1}))
+	waitLeading(b, m, "tail", 0)
+	batches := records1K(4<<10, 16)
+	for f := 0; f < 4; f++ {
+		for _, x := range batches {
+			mustAppend(b, m, "tail", 0, x, false)
+		}
+		mustFlush(b, m)
+	}
+	// Offsets of 1 MiB steps through the log.
+	var starts []int64
+	var next int64
+	for {
+		res, err := m.Read(context.Background(), "tail", 0, next, 1<<20)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(res.Batches) == 0 {
+			break
+		}
+		starts = append(starts, next)
+		recordbatch.Walk(res.Batches, func(h recordbatch.Header, _, _ int) bool {
+			next = h.LastOffset() + 1
+			return true
+		})
+	}
+	b.SetBytes(1 << 20)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		res, err := m.Read(context.Background(), "tail", 0, starts[i%len(starts)], 1<<20)
+		if err != nil || len(res.Batches) == 0 {
+			b.Fatal(len(res.Batches), err)
+		}
 	}
 }
