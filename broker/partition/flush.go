@@ -294,6 +294,7 @@ func (m *Manager) flush() {
 		<-m.slots
 		return
 	}
+	m.stats.flushesInFlight.Add(1)
 	job := &flushJob{name: m.objectName(), cuts: cuts, uploaded: make(chan struct{})}
 	job.body, job.err = m.buildObject(job.name, cuts, total)
 	if job.err != nil {
@@ -318,6 +319,7 @@ func (m *Manager) commitLoop() {
 	for job := range m.jobs {
 		<-job.uploaded
 		m.finishFlush(job)
+		m.stats.flushesInFlight.Add(-1)
 		<-m.slots
 	}
 }
@@ -516,6 +518,7 @@ func (m *Manager) commitGroup(group []*cut, deadline time.Time) (committed, unce
 		}
 		if resp.Succeeded {
 			for _, c := range group {
+				m.stats.commitBytes.Add(int64(len(c.value)))
 				c.p.settle(c, c.next, resp.Header.Revision, nil, &m.buffered)
 			}
 			m.stats.commits.Add(int64(len(group)))
@@ -529,6 +532,7 @@ func (m *Manager) commitGroup(group []*cut, deadline time.Time) (committed, unce
 				retry = append(retry, c) // not the one that failed the compare
 			case len(kvs) == 1 && string(kvs[0].Value) == c.value:
 				// An earlier attempt committed it; its answer was lost.
+				m.stats.commitBytes.Add(int64(len(c.value)))
 				c.p.settle(c, c.next, kvs[0].ModRevision, nil, &m.buffered)
 				m.stats.commits.Add(1)
 				committed++

@@ -145,6 +145,7 @@ type Manager struct {
 
 type counters struct {
 	flushes, flushBytes, flushErrors, txns, commits, fenced, commitErrors, garbage atomic.Int64
+	commitBytes, flushesInFlight                                                   atomic.Int64
 	readaheads, reads, retained, swept                                             atomic.Int64
 }
 
@@ -152,8 +153,12 @@ type counters struct {
 type Stats struct {
 	// Flushes is the number of S3 objects written (one per flush).
 	Flushes, FlushBytes, FlushErrors int64
-	// Txns is the number of etcd commit transactions; Commits the partition states they wrote.
-	Txns, Commits, Fenced, CommitErrors int64
+	// Txns is the number of etcd commit transactions; Commits the partition states they
+	// wrote, CommitBytes the size of those states (etcd write volume of flushes).
+	Txns, Commits, Fenced, CommitErrors, CommitBytes int64
+	// FlushesInFlight are flushes started and not yet committed or failed
+	// (at most FlushParallelism).
+	FlushesInFlight int64
 	// GarbageObjects were written but referenced by no committed state (deleted best effort).
 	GarbageObjects int64
 	// RetentionCommits moved a log start; SweptObjects were deleted by the sweeper.
@@ -224,7 +229,8 @@ func (m *Manager) Stats() Stats {
 	return Stats{
 		Flushes: m.stats.flushes.Load(), FlushBytes: m.stats.flushBytes.Load(), FlushErrors: m.stats.flushErrors.Load(),
 		Txns: m.stats.txns.Load(), Commits: m.stats.commits.Load(), Fenced: m.stats.fenced.Load(),
-		CommitErrors: m.stats.commitErrors.Load(), GarbageObjects: m.stats.garbage.Load(),
+		CommitErrors: m.stats.commitErrors.Load(), CommitBytes: m.stats.commitBytes.Load(),
+		FlushesInFlight: m.stats.flushesInFlight.Load(), GarbageObjects: m.stats.garbage.Load(),
 		RetentionCommits: m.stats.retained.Load(), SweptObjects: m.stats.swept.Load(),
 		Reads: m.stats.reads.Load(), Readaheads: m.stats.readaheads.Load(),
 		BufferedBytes: m.buffered.Load(), LeadPartitions: lead,
