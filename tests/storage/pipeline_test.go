@@ -208,3 +208,55 @@ func TestPipelineFailureFailsLaterFlushesOfThePartition(t *testing.T) {
 		t.Fatalf("after restart partition 1 reads %q", values)
 	}
 }
+
+// A leader deposed while two of its flushes are in flight: the first is fenced at its
+// commit and the second, whose offsets follow it, fails too without writing anything; the
+// new leader continues from the last acknowledged offset.
+func TestPipelinedFlushesOfADeposedLeaderAreFenced(t *testing.T) {
+	e, m, gate := pipelineEnv(t, "pfence", 1, 4)
+	a0 := mustAppend(t, m, "pfence", 0, batch("a0"), false)
+	nextPut(t, gate).decide <- false
+	if err := a0.Durable(ctxT(t, 30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	a1 := mustAppend(t, m, "pfence", 0, batch("a1"), false)
+	put1 := nextPut(t, gate)
+	a2 := mustAppend(t, m, "pfence", 0, batch("a2"), false)
+	put2 := nextPut(t, gate)
+
+	// Another broker takes the partition over at the next epoch.
+	objects2, _ := e.store(t, nil)
+	m2 := e.manager(t, 2, objects2, nil)
+	m2.Apply(snapshot(2, 1, map[string]int{"pfence": 1}))
+	waitLeading(t, m2, "pfence", 0)
+	before, err := e.cli.Get(ctxT(t, 10*time.Second), e.keys.Partition("pfence", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	put2.decide <- false
+	put1.decide <- false
+	if err := a1.Durable(ctxT(t, 30*time.Second)); !isKerr(err, kerr.NotLeaderForPartition) {
+		t.Fatalf("a1 of the deposed leader: %v, want NOT_LEADER_FOR_PARTITION", err)
+	}
+	if err := a2.Durable(ctxT(t, 30*time.Second)); err == nil {
+		t.Fatal("a2, following a fenced flush, was acknowledged")
+	}
+	after, err := e.cli.Get(ctxT(t, 10*time.Second), e.keys.Partition("pfence", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Kvs[0].ModRevision != before.Kvs[0].ModRevision {
+		t.Fatal("the deposed leader's flushes changed the partition state")
+	}
+	b := mustAppend(t, m2, "pfence", 0, batch("b"), false)
+	mustFlush(t, m2)
+	if err := b.Durable(ctxT(t, 30*time.Second)); err != nil || b.BaseOffset != 1 {
+		t.Fatalf("new leader's append: offset %d, %v; want 1", b.BaseOffset, err)
+	}
+	offsets, values := readAll(t, m2, "pfence", 0)
+	assertDense(t, offsets)
+	if fmt.Sprint(values) != "[a0 b]" {
+		t.Fatalf("read %q, want [a0 b]", values)
+	}
+}
