@@ -58,6 +58,19 @@ func (m *Manager) Read(ctx context.Context, topic string, part int32, offset int
 	if offset == st.HighWatermark {
 		return out, nil
 	}
+	// When the answer needs several chunks (small chunks: flushes shared by many
+	// partitions), the ones after the first are fetched in parallel in the background while
+	// this read works through them in order, joining their GETs.
+	var planned []metadata.Chunk
+	var plannedBytes int64
+	_ = m.walkChunks(ctx, st, offset, nil, func(c metadata.Chunk) bool {
+		planned = append(planned, c)
+		plannedBytes += c.Len
+		return plannedBytes < int64(maxBytes) && len(planned) <= cap(m.readahead)
+	})
+	if len(planned) > 1 {
+		m.prefetch(planned[1:])
+	}
 	// pieces are the byte ranges of cached chunks to return, in order: one range (the
 	// common case: the fetch ends inside a chunk) is returned as is, without a copy.
 	var (

@@ -155,55 +155,67 @@ func BenchmarkFlushIdempotent(b *testing.B) {
 }
 
 // BenchmarkCatchUpRead: a consumer reading a 64 MiB backlog of one partition from S3 with a
-// cold cache (a new manager per iteration, as after a restart), 1 MiB per fetch.
+// cold cache (a new manager per iteration, as after a restart), 1 MiB per fetch. With
+// partitions=16 every flush also carried 15 other partitions, so the backlog is in 256 KiB
+// chunks: several GETs per fetch.
 func BenchmarkCatchUpRead(b *testing.B) {
-	e := newEnv(b)
-	objects, _ := e.store(b, nil)
-	w := e.manager(b, 1, objects, func(o *partition.Options) { o.CacheBytes = -1 })
-	w.Apply(snapshot(1, 0, map[string]int{"backlog": 1}))
-	waitLeading(b, w, "backlog", 0)
-	batches := records1K(4<<10, 16)
-	var total int64
-	for f := 0; f < 16; f++ {
-		for _, x := range batches {
-			mustAppend(b, w, "backlog", 0, x, false)
-			total += int64(len(x))
-		}
-		mustFlush(b, w)
-	}
-	if err := w.Close(); err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(total)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		b.StopTimer()
-		m := e.manager(b, 1, objects, func(o *partition.Options) { o.CacheBytes = 256 << 20 })
-		m.Apply(snapshot(1, 0, map[string]int{"backlog": 1}))
-		waitLeading(b, m, "backlog", 0)
-		b.StartTimer()
-		var next, got int64
-		for {
-			res, err := m.Read(context.Background(), "backlog", 0, next, 1<<20)
-			if err != nil {
+	for _, parts := range []int{1, 16} {
+		b.Run(fmt.Sprintf("partitions=%d", parts), func(b *testing.B) {
+			e := newEnv(b)
+			objects, _ := e.store(b, nil)
+			w := e.manager(b, 1, objects, func(o *partition.Options) { o.CacheBytes = -1 })
+			w.Apply(snapshot(1, 0, map[string]int{"backlog": parts}))
+			for p := 0; p < parts; p++ {
+				waitLeading(b, w, "backlog", int32(p))
+			}
+			batches := records1K((4<<10)/parts, 16)
+			var total int64
+			for f := 0; f < 16*parts; f++ {
+				for p := 0; p < parts; p++ {
+					for _, x := range batches {
+						mustAppend(b, w, "backlog", int32(p), x, false)
+						if p == 0 {
+							total += int64(len(x))
+						}
+					}
+				}
+				mustFlush(b, w)
+			}
+			if err := w.Close(); err != nil {
 				b.Fatal(err)
 			}
-			if len(res.Batches) == 0 {
-				break
+			b.SetBytes(total)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				m := e.manager(b, 1, objects, func(o *partition.Options) { o.CacheBytes = 256 << 20 })
+				m.Apply(snapshot(1, 0, map[string]int{"backlog": parts}))
+				waitLeading(b, m, "backlog", 0)
+				b.StartTimer()
+				var next, got int64
+				for {
+					res, err := m.Read(context.Background(), "backlog", 0, next, 1<<20)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if len(res.Batches) == 0 {
+						break
+					}
+					got += int64(len(res.Batches))
+					recordbatch.Walk(res.Batches, func(h recordbatch.Header, _, _ int) bool {
+						next = h.LastOffset() + 1
+						return true
+					})
+				}
+				if got < total {
+					b.Fatalf("read %d bytes of %d", got, total)
+				}
+				b.StopTimer()
+				_ = m.Close()
+				b.StartTimer()
 			}
-			got += int64(len(res.Batches))
-			recordbatch.Walk(res.Batches, func(h recordbatch.Header, _, _ int) bool {
-				next = h.LastOffset() + 1
-				return true
-			})
-		}
-		if got < total {
-			b.Fatalf("read %d bytes of %d", got, total)
-		}
-		b.StopTimer()
-		_ = m.Close()
-		b.StartTimer()
+		})
 	}
 }
 
