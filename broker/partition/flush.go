@@ -218,6 +218,7 @@ func (m *Manager) flushLoop() {
 // flushJob is one flush on its way: its object uploads while earlier flushes commit.
 type flushJob struct {
 	name     string
+	named    time.Time
 	cuts     []*cut
 	body     []byte
 	uploaded chan struct{} // closed when the PUT ended; err says how
@@ -295,7 +296,8 @@ func (m *Manager) flush() {
 		return
 	}
 	m.stats.flushesInFlight.Add(1)
-	job := &flushJob{name: m.objectName(), cuts: cuts, uploaded: make(chan struct{})}
+	named := time.Now() // not after the time in the name
+	job := &flushJob{name: m.objectName(), named: named, cuts: cuts, uploaded: make(chan struct{})}
 	job.body, job.err = m.buildObject(job.name, cuts, total)
 	if job.err != nil {
 		close(job.uploaded)
@@ -356,7 +358,19 @@ func (m *Manager) finishFlush(job *flushJob) {
 		c.prevRev = rev
 		ready = append(ready, c)
 	}
-	committed, uncertain := m.commit(ready)
+	// A commit must land within 2 × the PUT bound + CommitTimeout of naming the object
+	// (the sweeper's grace relies on it), however long the flush waited for those ahead.
+	latest := job.named.Add(2*m.objectsTimeout() + m.opts.CommitTimeout)
+	if !time.Now().Before(latest) {
+		late := fmt.Errorf("flush %s waited too long for the flushes ahead of it: %w", name, kerr.KafkaStorageError)
+		m.stats.flushErrors.Add(1)
+		m.log.Warn("flush failed", "object", name, "partitions", len(ready), "err", late)
+		for _, c := range ready {
+			c.p.settle(c, nil, 0, late, &m.buffered)
+		}
+		ready = nil
+	}
+	committed, uncertain := m.commit(ready, latest)
 	// Delete the object only when every partition in it was refused for certain: after an
 	// etcd error a commit may have landed, and then the object holds committed data.
 	if committed == 0 && uncertain == 0 {
@@ -458,10 +472,14 @@ func (m *Manager) buildObject(name string, cuts []*cut, dataBytes int64) ([]byte
 }
 
 // commit writes every cut's next state in as few etcd transactions as the limits allow,
-// each fenced by the ModRevisions this broker last wrote. It settles every cut and returns
+// each fenced by the ModRevisions this broker last wrote, retrying until CommitTimeout or
+// latest, whichever comes first. It settles every cut and returns
 // how many committed and how many have an unknown outcome (etcd errors).
-func (m *Manager) commit(cuts []*cut) (committed, uncertain int) {
+func (m *Manager) commit(cuts []*cut, latest time.Time) (committed, uncertain int) {
 	deadline := time.Now().Add(m.opts.CommitTimeout)
+	if latest.Before(deadline) {
+		deadline = latest
+	}
 	pending := cuts
 	for len(pending) > 0 {
 		// Take a group that fits one transaction.

@@ -57,9 +57,9 @@ type Options struct {
 	RetentionCheckInterval time.Duration
 	// SweepGrace is how old an unreferenced object must be before the sweeper deletes it
 	// (KAFSCALE_RETENTION_SWEEP_GRACE_MS, 10 min). It must exceed the longest a flush can take from
-	// naming its object to its commit (FlushParallelism × (2 × the S3 PUT bound +
-	// CommitTimeout): a flush may wait for the ones ahead of it) plus the clock skew between
-	// brokers.
+	// naming its object to its commit (2 × the S3 PUT bound + CommitTimeout; a pipelined
+	// flush that waited longer for the ones ahead of it fails instead of committing) plus
+	// the clock skew between brokers.
 	SweepGrace time.Duration
 	// ProducerIDExpiration is how long a partition remembers an idle idempotent producer
 	// (KAFSCALE_PRODUCER_ID_EXPIRATION_MS, 24 h).
