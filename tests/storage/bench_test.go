@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"github.com/kafscale/kafscale/broker/partition"
 	"github.com/kafscale/kafscale/internal/recordbatch"
 	"github.com/kafscale/kafscale/internal/recordbatch/rbtest"
+	"github.com/kafscale/kafscale/internal/storage"
 )
 
 // Benchmarks of the data path against a real etcd and a real S3 server (versitygw on
@@ -222,13 +225,21 @@ func BenchmarkCatchUpRead(b *testing.B) {
 // BenchmarkProduce: producers keep 16 KiB batches of 1 KiB records coming to 8 partitions,
 // acks=all (each waits for its commit, up to 8 MiB in flight, as pipelining
 // client does), and flushes start on SegmentBytes (4 MiB) as in production. With
-// parallelism > 1 the next object uploads while the previous one commits.
+// parallelism > 1 the next object uploads while the previous one commits. putDelay adds
+// latency to every segment PUT, as a real S3 has (loopback hides it; the machine's CPU is
+// then the limit, not the pipeline).
 func BenchmarkProduce(b *testing.B) {
-	for _, par := range []int{1, 4} {
-		b.Run(fmt.Sprintf("parallelism=%d", par), func(b *testing.B) {
+	for _, tc := range []struct {
+		par   int
+		delay time.Duration
+	}{{1, 0}, {4, 0}, {1, 100 * time.Millisecond}, {4, 100 * time.Millisecond}} {
+		par := tc.par
+		b.Run(fmt.Sprintf("putDelay=%s/parallelism=%d", tc.delay, par), func(b *testing.B) {
 			const parts, inflight = 8, 512
 			e := newEnv(b)
-			objects, _ := e.store(b, nil)
+			objects, _ := e.store(b, func(o *storage.Options) {
+				o.HTTPClient = &http.Client{Transport: slowPuts{base: http.DefaultTransport, delay: tc.delay}}
+			})
 			m := e.manager(b, 1, objects, func(o *partition.Options) {
 				o.FlushParallelism = par
 				o.FlushInterval = 50 * time.Millisecond
@@ -268,6 +279,19 @@ func BenchmarkProduce(b *testing.B) {
 			}
 		})
 	}
+}
+
+// slowPuts delays segment PUTs.
+type slowPuts struct {
+	base  http.RoundTripper
+	delay time.Duration
+}
+
+func (s slowPuts) RoundTrip(r *http.Request) (*http.Response, error) {
+	if s.delay > 0 && r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/segments/") {
+		time.Sleep(s.delay)
+	}
+	return s.base.RoundTrip(r)
 }
 
 // BenchmarkReadCached: a tail consumer fetching 1 MiB at a time from chunks in the cache
