@@ -344,7 +344,13 @@ func (m *Manager) finishFlush(job *flushJob) {
 	// them up. The key is unique, so caching data whose commit then fails is harmless.
 	for _, c := range cuts {
 		ch := c.next.Chunks[len(c.next.Chunks)-1]
-		m.cache.Put(chunkKey(ch.Object, ch.Pos), c.data)
+		data := c.data
+		if spare := cap(data) - len(data); spare > len(data)/4 {
+			// The cache counts len: do not let it pin a buffer with much spare room (the
+			// buffer sizing leaves up to a quarter; append's regrowth up to double).
+			data = bytes.Clone(data)
+		}
+		m.cache.Put(chunkKey(ch.Object, ch.Pos), data)
 	}
 	// A cut whose predecessor in the pipeline failed is not committed: its offsets follow
 	// data that was never committed.

@@ -161,7 +161,7 @@ func (p *partition) takeCut(expireBeforeMs int64) *cut {
 	}
 	metadata.ExpireProducers(p.producers, expireBeforeMs)
 	p.lastCut = max(len(p.pend), p.lastCut-p.lastCut/4) // follows growth at once, decays slowly
-	c := &cut{p: p, data: p.pend[:len(p.pend):len(p.pend)], base: p.pendBase, last: p.next - 1, maxTS: p.pendTS, res: p.pendRes,
+	c := &cut{p: p, data: p.pend, base: p.pendBase, last: p.next - 1, maxTS: p.pendTS, res: p.pendRes,
 		producers: metadata.CloneProducers(p.producers), prev: p.tip, gen: p.gen}
 	p.pend, p.pendRes = nil, newResult()
 	p.inflight++
