@@ -429,6 +429,14 @@ func (m *Manager) loadProducers(ctx context.Context, st *metadata.PartitionState
 	}
 	ref := st.ProducersRef
 	data, err := m.rangeBytes(ctx, ref.Object, ref.Pos, ref.Len)
+	if errors.Is(err, storage.ErrNotFound) {
+		// Gone (deleted by hand, or swept by an earlier version that did not know the
+		// reference): the producers it held are forgotten, as if expired, rather than the
+		// partition staying unclaimable. Its data is not affected.
+		m.log.Warn("producer section missing; its idempotent producers are forgotten", "object", ref.Object, "err", err)
+		st.ProducersRef, st.ProducerBase = nil, nil
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("load producer state: %w", err)
 	}

@@ -138,3 +138,35 @@ func TestOldFormatStateIsReadAndContinued(t *testing.T) {
 		t.Fatalf("next batch of an old producer: offset %d, %v", next.BaseOffset, err)
 	}
 }
+
+// A producer section that is gone (deleted by hand, or swept by an earlier version that did
+// not count the reference) does not leave the partition unclaimable: its producers are
+// forgotten, as if expired, and appends continue.
+func TestMissingProducerSectionIsForgotten(t *testing.T) {
+	e := newEnv(t)
+	objects, _ := e.store(t, nil)
+	var topicID [16]byte
+	copy(topicID[:], fmt.Sprintf("%-16s", "lostprod"))
+	st, err := json.Marshal(metadata.PartitionState{
+		TopicID: topicID, Leader: 2, LeaderEpoch: 0,
+		Epochs:       []metadata.EpochStart{{Epoch: 0, StartOffset: 0}},
+		ProducersRef: &metadata.SectionRef{Object: "segments/20200101/0000000000000-2-000000000000.kso", Pos: 0, Len: 100},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.cli.Put(ctxT(t, 10*time.Second), e.keys.Partition("lostprod", 0), string(st)); err != nil {
+		t.Fatal(err)
+	}
+	m := e.manager(t, 1, objects, nil)
+	m.Apply(snapshot(1, 1, map[string]int{"lostprod": 1}))
+	waitLeading(t, m, "lostprod", 0)
+	res := mustAppend(t, m, "lostprod", 0, idempotentBatch(7, 3, []byte("v")), false)
+	mustFlush(t, m)
+	if err := res.Durable(ctxT(t, 30*time.Second)); err != nil || res.BaseOffset != 0 {
+		t.Fatalf("append after a missing producer section: offset %d, %v", res.BaseOffset, err)
+	}
+	if _, values := readAll(t, m, "lostprod", 0); fmt.Sprint(values) != "[v]" {
+		t.Fatalf("read %q", values)
+	}
+}
