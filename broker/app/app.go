@@ -140,6 +140,7 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 		NodeID:                 cfg.NodeID,
 		SegmentBytes:           cfg.Storage.SegmentBytes,
 		FlushInterval:          cfg.Storage.FlushInterval,
+		FlushParallelism:       cfg.Storage.FlushParallelism,
 		CacheBytes:             cfg.Storage.CacheBytes,
 		ReadaheadSegments:      cfg.Storage.ReadaheadSegments,
 		CommitTimeout:          cfg.Etcd.RequestTimeout,

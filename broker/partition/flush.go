@@ -65,6 +65,9 @@ func (m *Manager) Append(ctx context.Context, topic string, part int32, batches 
 	base := p.next
 	if len(p.pend) == 0 {
 		p.pendBase, p.pendTS = base, -1
+		// Size the new buffer like the recent cuts (plus a quarter), so a steady stream
+		// fills it without append's regrowth copies.
+		p.pend = make([]byte, 0, max(len(batches), p.lastCut+p.lastCut/4))
 	}
 	// The buffer gets its own copy of the bytes, patched in place.
 	start := len(p.pend)
@@ -176,10 +179,21 @@ func (m *Manager) waitForRoom(ctx context.Context) error {
 	return nil
 }
 
-// flushLoop is the one flusher of the broker: it flushes when the buffers reach
-// SegmentBytes (kick), every FlushInterval, and on request (Drain).
+// flushLoop is the one flusher of the broker: it starts a flush when the buffers reach
+// SegmentBytes (kick), every FlushInterval, and on request (Drain). Up to
+// FlushParallelism flushes are in flight at once: their objects upload in parallel and the
+// committer goroutine commits them one at a time, in the order they were cut.
 func (m *Manager) flushLoop() {
 	defer close(m.done)
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		m.commitLoop()
+	}()
+	defer func() {
+		close(m.jobs)
+		<-committed
+	}()
 	tick := time.NewTicker(m.opts.FlushInterval)
 	defer tick.Stop()
 	for {
@@ -192,11 +206,33 @@ func (m *Manager) flushLoop() {
 			m.flush()
 		case req := <-m.flushReq:
 			m.flush()
+			m.waitFlushesDone()
 			close(req)
 		case req := <-m.retentionReq:
 			m.enforceRetention()
 			close(req)
 		}
+	}
+}
+
+// flushJob is one flush on its way: its object uploads while earlier flushes commit.
+type flushJob struct {
+	name     string
+	named    time.Time
+	cuts     []*cut
+	body     []byte
+	uploaded chan struct{} // closed when the PUT ended; err says how
+	err      error
+}
+
+// waitFlushesDone returns once every flush started so far is committed or failed. Only the
+// flusher goroutine takes slots, so holding all of them means none is in flight.
+func (m *Manager) waitFlushesDone() {
+	for i := 0; i < cap(m.slots); i++ {
+		m.slots <- struct{}{}
+	}
+	for i := 0; i < cap(m.slots); i++ {
+		<-m.slots
 	}
 }
 
@@ -213,7 +249,7 @@ type objectFooter struct {
 type footerRecord struct {
 	Topic     string `json:"t"`
 	Partition int32  `json:"p"`
-	Kind      string `json:"k"` // "data" or "index"
+	Kind      string `json:"k"` // "data", "index" or "producers"
 	Pos       int64  `json:"pos"`
 	Len       int64  `json:"len"`
 	Base      int64  `json:"b"`
@@ -230,8 +266,11 @@ func (m *Manager) objectName() string {
 	return fmt.Sprintf("segments/%s/%013d-%d-%s.kso", now.Format("20060102"), now.UnixMilli(), m.opts.NodeID, hex.EncodeToString(r[:]))
 }
 
-// flush writes everything buffered as one object and commits it.
+// flush takes everything buffered, lays it out as one object, starts its upload and queues
+// it for the committer. It waits for a free slot first (FlushParallelism flushes in
+// flight), so a slow S3 turns into backpressure on the buffers.
 func (m *Manager) flush() {
+	m.slots <- struct{}{}
 	m.mu.Lock()
 	parts := make([]*partition, 0, len(m.parts))
 	for _, p := range m.parts {
@@ -253,19 +292,47 @@ func (m *Manager) flush() {
 	m.cutDone = make(chan struct{})
 	m.mu.Unlock()
 	if len(cuts) == 0 {
+		<-m.slots
 		return
 	}
-	name := m.objectName()
-	body, err := m.buildObject(name, cuts)
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*m.objectsTimeout())
-		err = m.objects.Put(ctx, name, body)
-		cancel()
+	m.stats.flushesInFlight.Add(1)
+	named := time.Now() // not after the time in the name
+	job := &flushJob{name: m.objectName(), named: named, cuts: cuts, uploaded: make(chan struct{})}
+	job.body, job.err = m.buildObject(job.name, cuts, total)
+	if job.err != nil {
+		close(job.uploaded)
+	} else {
+		for _, c := range cuts {
+			c.p.built(c)
+		}
+		go func() {
+			defer close(job.uploaded)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*m.objectsTimeout())
+			job.err = m.objects.Put(ctx, job.name, job.body)
+			cancel()
+		}()
 	}
-	if err != nil {
+	m.jobs <- job
+}
+
+// commitLoop commits the queued flushes in order, each once its upload is done, and frees
+// their slots.
+func (m *Manager) commitLoop() {
+	for job := range m.jobs {
+		<-job.uploaded
+		m.finishFlush(job)
+		m.stats.flushesInFlight.Add(-1)
+		<-m.slots
+	}
+}
+
+// finishFlush commits one uploaded flush, or fails its appends when the upload failed.
+func (m *Manager) finishFlush(job *flushJob) {
+	name, cuts, body := job.name, job.cuts, job.body
+	if job.err != nil {
 		m.stats.flushErrors.Add(1)
-		m.log.Warn("flush failed", "object", name, "partitions", len(cuts), "err", err)
-		ferr := fmt.Errorf("flush to S3: %w (%w)", kerr.KafkaStorageError, err)
+		m.log.Warn("flush failed", "object", name, "partitions", len(cuts), "err", job.err)
+		ferr := fmt.Errorf("flush to S3: %w (%w)", kerr.KafkaStorageError, job.err)
 		for _, c := range cuts {
 			c.p.settle(c, nil, 0, ferr, &m.buffered)
 		}
@@ -277,9 +344,39 @@ func (m *Manager) flush() {
 	// them up. The key is unique, so caching data whose commit then fails is harmless.
 	for _, c := range cuts {
 		ch := c.next.Chunks[len(c.next.Chunks)-1]
-		m.cache.Put(chunkKey(ch.Object, ch.Pos), c.data)
+		data := c.data
+		if spare := cap(data) - len(data); spare > len(data)/4 {
+			// The cache counts len: do not let it pin a buffer with much spare room (the
+			// buffer sizing leaves up to a quarter; append's regrowth up to double).
+			data = bytes.Clone(data)
+		}
+		m.cache.Put(chunkKey(ch.Object, ch.Pos), data)
 	}
-	committed, uncertain := m.commit(cuts)
+	// A cut whose predecessor in the pipeline failed is not committed: its offsets follow
+	// data that was never committed.
+	ready := cuts[:0:0]
+	for _, c := range cuts {
+		rev, err := c.p.readyToCommit(c)
+		if err != nil {
+			c.p.settle(c, nil, 0, err, &m.buffered)
+			continue
+		}
+		c.prevRev = rev
+		ready = append(ready, c)
+	}
+	// A commit must land within 2 × the PUT bound + CommitTimeout of naming the object
+	// (the sweeper's grace relies on it), however long the flush waited for those ahead.
+	latest := job.named.Add(2*m.objectsTimeout() + m.opts.CommitTimeout)
+	if !time.Now().Before(latest) {
+		late := fmt.Errorf("flush %s waited too long for the flushes ahead of it: %w", name, kerr.KafkaStorageError)
+		m.stats.flushErrors.Add(1)
+		m.log.Warn("flush failed", "object", name, "partitions", len(ready), "err", late)
+		for _, c := range ready {
+			c.p.settle(c, nil, 0, late, &m.buffered)
+		}
+		ready = nil
+	}
+	committed, uncertain := m.commit(ready, latest)
 	// Delete the object only when every partition in it was refused for certain: after an
 	// etcd error a commit may have landed, and then the object holds committed data.
 	if committed == 0 && uncertain == 0 {
@@ -300,9 +397,11 @@ func (m *Manager) flush() {
 func (m *Manager) objectsTimeout() time.Duration { return 10 * time.Second }
 
 // buildObject lays out the object and computes each cut's next partition state (the new
-// chunk, archived index sections when the state outgrows its bounds).
-func (m *Manager) buildObject(name string, cuts []*cut) ([]byte, error) {
+// chunk, archived index sections when the state outgrows its bounds, a producer section
+// when too many producers changed). dataBytes sizes the buffer: one allocation, no regrowth.
+func (m *Manager) buildObject(name string, cuts []*cut, dataBytes int64) ([]byte, error) {
 	var buf bytes.Buffer
+	buf.Grow(int(dataBytes) + 4<<10)
 	footer := objectFooter{Version: 1, Node: m.opts.NodeID, Created: time.Now().UnixMilli()}
 	for _, c := range cuts {
 		pos := int64(buf.Len())
@@ -312,7 +411,6 @@ func (m *Manager) buildObject(name string, cuts []*cut) ([]byte, error) {
 			Object: name, Pos: pos, Len: int64(len(c.data)), Base: c.base, Last: c.last, MaxTimestamp: c.maxTS,
 		})
 		next.HighWatermark = c.last + 1
-		next.Producers = c.producers
 		c.next = next
 		footer.Sections = append(footer.Sections, footerRecord{
 			Topic: c.p.tp.topic, Partition: c.p.tp.partition, Kind: "data", Pos: pos, Len: int64(len(c.data)),
@@ -346,6 +444,21 @@ func (m *Manager) buildObject(name string, cuts []*cut) ([]byte, error) {
 			}
 			c.next.PrependArchive(ref)
 		}
+		if c.next.SetProducers(c.producers) {
+			// Too many producers changed to keep in etcd: all of them go into a section of
+			// this object, and etcd keeps only the reference.
+			data, err := json.Marshal(metadata.ProducerSection{Producers: c.producers})
+			if err != nil {
+				return nil, err
+			}
+			ref := metadata.SectionRef{Object: name, Pos: int64(buf.Len()), Len: int64(len(data))}
+			buf.Write(data)
+			footer.Sections = append(footer.Sections, footerRecord{
+				Topic: c.p.tp.topic, Partition: c.p.tp.partition, Kind: "producers", Pos: ref.Pos, Len: ref.Len,
+				Base: c.base, Last: c.last, Epoch: c.p.epoch,
+			})
+			c.next.SetProducerSection(c.producers, ref)
+		}
 		value, err := json.Marshal(c.next)
 		if err != nil {
 			return nil, err
@@ -365,10 +478,14 @@ func (m *Manager) buildObject(name string, cuts []*cut) ([]byte, error) {
 }
 
 // commit writes every cut's next state in as few etcd transactions as the limits allow,
-// each fenced by the ModRevisions this broker last wrote. It settles every cut and returns
+// each fenced by the ModRevisions this broker last wrote, retrying until CommitTimeout or
+// latest, whichever comes first. It settles every cut and returns
 // how many committed and how many have an unknown outcome (etcd errors).
-func (m *Manager) commit(cuts []*cut) (committed, uncertain int) {
+func (m *Manager) commit(cuts []*cut, latest time.Time) (committed, uncertain int) {
 	deadline := time.Now().Add(m.opts.CommitTimeout)
+	if latest.Before(deadline) {
+		deadline = latest
+	}
 	pending := cuts
 	for len(pending) > 0 {
 		// Take a group that fits one transaction.
@@ -425,6 +542,7 @@ func (m *Manager) commitGroup(group []*cut, deadline time.Time) (committed, unce
 		}
 		if resp.Succeeded {
 			for _, c := range group {
+				m.stats.commitBytes.Add(int64(len(c.value)))
 				c.p.settle(c, c.next, resp.Header.Revision, nil, &m.buffered)
 			}
 			m.stats.commits.Add(int64(len(group)))
@@ -438,6 +556,7 @@ func (m *Manager) commitGroup(group []*cut, deadline time.Time) (committed, unce
 				retry = append(retry, c) // not the one that failed the compare
 			case len(kvs) == 1 && string(kvs[0].Value) == c.value:
 				// An earlier attempt committed it; its answer was lost.
+				m.stats.commitBytes.Add(int64(len(c.value)))
 				c.p.settle(c, c.next, kvs[0].ModRevision, nil, &m.buffered)
 				m.stats.commits.Add(1)
 				committed++

@@ -35,6 +35,10 @@ type Options struct {
 	SegmentBytes int
 	// FlushInterval is the longest data waits in a buffer (KAFSCALE_FLUSH_INTERVAL_MS, 500 ms).
 	FlushInterval time.Duration
+	// FlushParallelism is how many flushes may be in flight at once: the next object
+	// uploads while earlier ones upload or commit; commits stay one at a time, in order
+	// (KAFSCALE_FLUSH_PARALLELISM, 4; 1 = one flush at a time).
+	FlushParallelism int
 	// CacheBytes bounds the read cache (KAFSCALE_CACHE_BYTES, 256 MiB).
 	CacheBytes int64
 	// ReadaheadSegments is how many chunks after the ones a fetch read are fetched into
@@ -53,8 +57,9 @@ type Options struct {
 	RetentionCheckInterval time.Duration
 	// SweepGrace is how old an unreferenced object must be before the sweeper deletes it
 	// (KAFSCALE_RETENTION_SWEEP_GRACE_MS, 10 min). It must exceed the longest a flush can take from
-	// naming its object to its commit (2 × the S3 PUT bound + CommitTimeout) plus the clock
-	// skew between brokers.
+	// naming its object to its commit (2 × the S3 PUT bound + CommitTimeout; a pipelined
+	// flush that waited longer for the ones ahead of it fails instead of committing) plus
+	// the clock skew between brokers.
 	SweepGrace time.Duration
 	// ProducerIDExpiration is how long a partition remembers an idle idempotent producer
 	// (KAFSCALE_PRODUCER_ID_EXPIRATION_MS, 24 h).
@@ -73,6 +78,9 @@ func DefaultOptions(o Options) Options {
 	}
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = 500 * time.Millisecond
+	}
+	if o.FlushParallelism <= 0 {
+		o.FlushParallelism = 4
 	}
 	if o.CacheBytes == 0 {
 		o.CacheBytes = 256 << 20
@@ -121,6 +129,8 @@ type Manager struct {
 	cutDone  chan struct{} // closed and replaced after each flush takes the buffers (under mu)
 	kick     chan struct{}
 	flushReq chan chan struct{}
+	slots    chan struct{}  // one per flush in flight (FlushParallelism)
+	jobs     chan *flushJob // flushes for the committer, in cut order
 	// retentionReq runs a retention check in the flusher's goroutine.
 	retentionReq chan chan struct{}
 	stop         chan struct{}
@@ -134,6 +144,7 @@ type Manager struct {
 
 type counters struct {
 	flushes, flushBytes, flushErrors, txns, commits, fenced, commitErrors, garbage atomic.Int64
+	commitBytes, flushesInFlight                                                   atomic.Int64
 	readaheads, reads, retained, swept                                             atomic.Int64
 }
 
@@ -141,8 +152,12 @@ type counters struct {
 type Stats struct {
 	// Flushes is the number of S3 objects written (one per flush).
 	Flushes, FlushBytes, FlushErrors int64
-	// Txns is the number of etcd commit transactions; Commits the partition states they wrote.
-	Txns, Commits, Fenced, CommitErrors int64
+	// Txns is the number of etcd commit transactions; Commits the partition states they
+	// wrote, CommitBytes the size of those states (etcd write volume of flushes).
+	Txns, Commits, Fenced, CommitErrors, CommitBytes int64
+	// FlushesInFlight are flushes started and not yet committed or failed
+	// (at most FlushParallelism).
+	FlushesInFlight int64
 	// GarbageObjects were written but referenced by no committed state (deleted best effort).
 	GarbageObjects int64
 	// RetentionCommits moved a log start; SweptObjects were deleted by the sweeper.
@@ -184,6 +199,8 @@ func NewManager(ctx context.Context, opts Options, cli *clientv3.Client, keys me
 		cutDone:      make(chan struct{}),
 		kick:         make(chan struct{}, 1),
 		flushReq:     make(chan chan struct{}),
+		slots:        make(chan struct{}, opts.FlushParallelism),
+		jobs:         make(chan *flushJob, opts.FlushParallelism),
 		retentionReq: make(chan chan struct{}),
 		stop:         make(chan struct{}),
 		done:         make(chan struct{}),
@@ -210,7 +227,8 @@ func (m *Manager) Stats() Stats {
 	return Stats{
 		Flushes: m.stats.flushes.Load(), FlushBytes: m.stats.flushBytes.Load(), FlushErrors: m.stats.flushErrors.Load(),
 		Txns: m.stats.txns.Load(), Commits: m.stats.commits.Load(), Fenced: m.stats.fenced.Load(),
-		CommitErrors: m.stats.commitErrors.Load(), GarbageObjects: m.stats.garbage.Load(),
+		CommitErrors: m.stats.commitErrors.Load(), CommitBytes: m.stats.commitBytes.Load(),
+		FlushesInFlight: m.stats.flushesInFlight.Load(), GarbageObjects: m.stats.garbage.Load(),
 		RetentionCommits: m.stats.retained.Load(), SweptObjects: m.stats.swept.Load(),
 		Reads: m.stats.reads.Load(), Readaheads: m.stats.readaheads.Load(),
 		BufferedBytes: m.buffered.Load(), LeadPartitions: lead,
@@ -365,6 +383,11 @@ func (m *Manager) tryClaim(p *partition, key string) (*metadata.PartitionState, 
 		if err := json.Unmarshal(kv.Value, &st); err != nil {
 			return nil, 0, fmt.Errorf("decode partition state %s: %w", p.tp, err)
 		}
+		if st.TopicID == p.topicID {
+			if err := m.loadProducers(ctx, &st); err != nil {
+				return nil, 0, err
+			}
+		}
 		switch {
 		case st.TopicID != p.topicID:
 			// Left by a deleted topic of the same name: start afresh.
@@ -395,6 +418,32 @@ func (m *Manager) tryClaim(p *partition, key string) (*metadata.PartitionState, 
 	}
 	m.log.Debug("partition claimed", "partition", p.tp, "epoch", p.epoch, "hwm", next.HighWatermark)
 	return next, tresp.Header.Revision, nil
+}
+
+// loadProducers reads the state's producer section (ProducersRef) into ProducerBase.
+func (m *Manager) loadProducers(ctx context.Context, st *metadata.PartitionState) error {
+	if st.ProducersRef == nil {
+		return nil
+	}
+	ref := st.ProducersRef
+	data, err := m.objects.Get(ctx, ref.Object, ref.Pos, ref.Len)
+	if errors.Is(err, storage.ErrNotFound) {
+		// Gone (deleted by hand, or swept by an earlier version that did not know the
+		// reference): the producers it held are forgotten, as if expired, rather than the
+		// partition staying unclaimable. Its data is not affected.
+		m.log.Warn("producer section missing; its idempotent producers are forgotten", "object", ref.Object, "err", err)
+		st.ProducersRef, st.ProducerBase = nil, nil
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load producer state: %w", err)
+	}
+	var sec metadata.ProducerSection
+	if err := json.Unmarshal(data, &sec); err != nil {
+		return fmt.Errorf("decode producer section %s@%d: %w", ref.Object, ref.Pos, err)
+	}
+	st.ProducerBase = sec.Producers
+	return nil
 }
 
 // partitionFor returns the incarnation leading tp once it is ready, or the error a client

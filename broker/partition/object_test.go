@@ -28,7 +28,7 @@ func TestBuildObjectLayout(t *testing.T) {
 		{p: newPartition(topicPartition{"a", 0}, [16]byte{1}, 3), data: []byte("AAAA"), base: 0, last: 1, maxTS: 10, prev: &metadata.PartitionState{}},
 		{p: newPartition(topicPartition{"b", 5}, [16]byte{2}, 4), data: []byte("BBBBBB"), base: metadata.MaxChunks, last: metadata.MaxChunks + 2, maxTS: 20, prev: full},
 	}
-	body, err := m.buildObject("obj", cuts)
+	body, err := m.buildObject("obj", cuts, 10)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,14 @@ type partition struct {
 	err       error                    // why it is retired
 	committed *metadata.PartitionState // the last committed state; replaced, never mutated
 	rev       int64                    // ModRevision of the state key as this incarnation last wrote it
-	next      int64                    // next offset to assign
+	// tip is the state after the newest cut taken by the flusher (committed or not): the
+	// next cut builds on it, so flushes can be in flight one behind another.
+	tip *metadata.PartitionState
+	// gen counts failed flushes: a failure rewinds the offsets and fails every later cut
+	// already in flight (their offsets followed the failed one), recognised by their gen.
+	gen    int64
+	genErr error // why gen last moved
+	next   int64 // next offset to assign
 	// producers is the idempotent producer state including the appends not yet committed;
 	// a failed flush resets it to committed.Producers with the offsets.
 	producers map[int64]*metadata.ProducerState
@@ -43,8 +50,9 @@ type partition struct {
 	pendBase int64
 	pendTS   int64 // max batch max timestamp
 	pendRes  *result
+	lastCut  int // about the bytes of the recent cuts: sizes the next buffer
 
-	inflight int           // cuts being flushed (0 or 1)
+	inflight int           // cuts being flushed (at most the flush parallelism)
 	idle     chan struct{} // closed and replaced whenever inflight drops to 0
 }
 
@@ -59,8 +67,8 @@ func (p *partition) lead(st *metadata.PartitionState, rev int64) bool {
 	if p.status != loading {
 		return false
 	}
-	p.status, p.committed, p.rev, p.next = leading, st, rev, st.HighWatermark
-	p.producers = ownProducers(st.Producers)
+	p.status, p.committed, p.tip, p.rev, p.next = leading, st, st, rev, st.HighWatermark
+	p.producers = st.AllProducers()
 	close(p.ready)
 	return true
 }
@@ -134,8 +142,9 @@ type cut struct {
 	res   *result
 	// producers is the producer state as of the cut's last append.
 	producers map[int64]*metadata.ProducerState
-	prev      *metadata.PartitionState
-	prevRev   int64
+	prev      *metadata.PartitionState // the partition's tip when the cut was taken
+	gen       int64
+	prevRev   int64 // set by the committer: the ModRevision prev was committed at
 
 	// Filled while building and committing the flush.
 	next  *metadata.PartitionState
@@ -151,25 +160,57 @@ func (p *partition) takeCut(expireBeforeMs int64) *cut {
 		return nil
 	}
 	metadata.ExpireProducers(p.producers, expireBeforeMs)
+	p.lastCut = max(len(p.pend), p.lastCut-p.lastCut/4) // follows growth at once, decays slowly
 	c := &cut{p: p, data: p.pend, base: p.pendBase, last: p.next - 1, maxTS: p.pendTS, res: p.pendRes,
-		producers: metadata.CloneProducers(p.producers), prev: p.committed, prevRev: p.rev}
+		producers: metadata.CloneProducers(p.producers), prev: p.tip, gen: p.gen}
 	p.pend, p.pendRes = nil, newResult()
 	p.inflight++
 	return c
 }
 
+// built records the state a cut will commit as the partition's tip, unless a failure
+// invalidated the cut meanwhile.
+func (p *partition) built(c *cut) {
+	p.mu.Lock()
+	if c.gen == p.gen {
+		p.tip = c.next
+	}
+	p.mu.Unlock()
+}
+
+// readyToCommit returns the ModRevision to fence the cut's commit with, or the error it
+// fails with: a cut whose predecessor failed (another gen) or did not commit what the cut
+// builds on is never committed.
+func (p *partition) readyToCommit(c *cut) (int64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c.gen != p.gen || c.prev != p.committed {
+		err := p.genErr
+		if err == nil {
+			err = fmt.Errorf("%s: an earlier flush failed: %w", p.tp, kerr.KafkaStorageError)
+		}
+		return 0, err
+	}
+	return p.rev, nil
+}
+
 // settle ends a cut: on success the incarnation moves to the committed state; on failure
-// the appends buffered after the cut fail too (their offsets followed the cut's) and the
-// next offset rewinds to the committed high watermark.
+// the appends buffered after the cut and the later cuts in flight fail too (their offsets
+// followed the cut's) and the next offset rewinds to the committed high watermark.
 func (p *partition) settle(c *cut, next *metadata.PartitionState, rev int64, err error, buffered *atomic.Int64) {
 	p.mu.Lock()
 	if err == nil {
 		p.committed, p.rev = next, rev
-	} else if p.status != retired {
-		p.dropPendingLocked(err, buffered)
-		p.next = p.committed.HighWatermark
-		// The producers' retries must be accepted again, not taken for duplicates.
-		p.producers = ownProducers(p.committed.Producers)
+	} else if c.gen == p.gen {
+		p.gen++
+		p.genErr = err
+		p.tip = p.committed
+		if p.status != retired {
+			p.dropPendingLocked(err, buffered)
+			p.next = p.committed.HighWatermark
+			// The producers' retries must be accepted again, not taken for duplicates.
+			p.producers = p.committed.AllProducers()
+		}
 	}
 	p.inflight--
 	if p.inflight == 0 {
@@ -204,13 +245,4 @@ func (r *result) wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("waiting for the flush: %w (%w)", kerr.RequestTimedOut, ctx.Err())
 	}
-}
-
-// ownProducers is a mutable copy of a committed producer map.
-func ownProducers(committed map[int64]*metadata.ProducerState) map[int64]*metadata.ProducerState {
-	c := make(map[int64]*metadata.ProducerState, len(committed))
-	for k, v := range committed {
-		c[k] = v
-	}
-	return c
 }

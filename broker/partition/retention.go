@@ -66,8 +66,9 @@ func topicRetention(configs map[string]string) (ms, bytes int64) {
 	return get("retention.ms"), get("retention.bytes")
 }
 
-// enforceRetention runs in the flusher's goroutine (no flush is in flight).
+// enforceRetention runs in the flusher's goroutine once no flush is in flight.
 func (m *Manager) enforceRetention() {
+	m.waitFlushesDone()
 	m.mu.Lock()
 	snap := m.snap
 	parts := make([]*partition, 0, len(m.parts))
@@ -127,6 +128,9 @@ func (m *Manager) commitRetention(p *partition, prev, next *metadata.PartitionSt
 	}
 	p.mu.Lock()
 	if p.rev == rev {
+		if p.tip == p.committed {
+			p.tip = next
+		}
 		p.committed, p.rev = next, resp.Header.Revision
 	}
 	p.mu.Unlock()

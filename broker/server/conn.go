@@ -61,6 +61,8 @@ type requestContext struct {
 	// Produce only: wait for produceTurn before appending, call releaseTurn after.
 	produceTurn <-chan struct{}
 	releaseTurn func()
+	// recycle, when set, returns the request's frame for reuse once the handler is done.
+	recycle func()
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -152,11 +154,21 @@ func (c *conn) readLoop(r *bufio.Reader) error {
 			c.s.metrics.rejected("frame_size")
 			return fmt.Errorf("request frame of %d bytes outside [8, %d] (KAFSCALE_MAX_REQUEST_BYTES)", size, c.s.cfg.MaxRequestBytes)
 		}
-		frame, err := readFrame(r, int(size)) // never reused: the Log may keep produced bytes
+		bp := frameBufs.Get().(*[]byte)
+		frame, err := readFrameInto((*bp)[:0], r, int(size))
 		if err != nil {
 			return c.readError(err)
 		}
 		in, req, rc, err := c.decode(frame)
+		if err == nil && req != nil && in.key == produceKey && cap(frame) <= maxPooledFrame {
+			// Only Produce frames are reused, once the handler is done: the Log copies the
+			// records, and the decoded request's strings are copies. Other requests keep
+			// byte slices of their frame (group metadata, for one), so theirs are not.
+			rc.recycle = func() {
+				*bp = frame[:0]
+				frameBufs.Put(bp)
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, errDecodeTimeout) {
 				c.s.metrics.rejected("malformed")
@@ -205,10 +217,25 @@ func (c *conn) readProxyHeader(r *bufio.Reader) error {
 	return nil
 }
 
-// readFrame reads size bytes, growing the buffer as they arrive instead of allocating the
-// announced size up front, so a client announcing 100 MiB and sending little holds little.
-func readFrame(r io.Reader, size int) ([]byte, error) {
-	buf := make([]byte, 0, min(size, 64<<10))
+// frameUpfront is how much of an announced frame is allocated before its bytes arrive:
+// typical produce requests (up to 1 MiB, the clients' default batch limit) are read into
+// one allocation, while a client announcing 100 MiB and sending little holds at most this.
+const frameUpfront = 1 << 20
+
+// frameBufs recycles Produce request frames (see readLoop); frames above maxPooledFrame are
+// left to the GC.
+var frameBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledFrame = 4 << 20
+
+// readFrame reads size bytes, growing the buffer as they arrive beyond frameUpfront.
+func readFrame(r io.Reader, size int) ([]byte, error) { return readFrameInto(nil, r, size) }
+
+// readFrameInto is readFrame reusing buf's room when it has enough for frameUpfront.
+func readFrameInto(buf []byte, r io.Reader, size int) ([]byte, error) {
+	if cap(buf) < min(size, frameUpfront) {
+		buf = make([]byte, 0, min(size, frameUpfront))
+	}
 	for len(buf) < size {
 		if len(buf) == cap(buf) {
 			buf = slices.Grow(buf, min(size-len(buf), cap(buf)))
@@ -331,6 +358,9 @@ func (c *conn) handle(in *inflight, req kmsg.Request, rc *requestContext) {
 		c.s.metrics.inflight.Dec()
 	}()
 	defer close(in.done)
+	if rc.recycle != nil {
+		defer rc.recycle()
+	}
 	if rc.releaseTurn != nil {
 		defer rc.releaseTurn()
 	}
@@ -351,8 +381,8 @@ func (c *conn) handle(in *inflight, req kmsg.Request, rc *requestContext) {
 // ready, and closes the connection on the first handler error.
 func (c *conn) writeLoop() {
 	w := bufio.NewWriterSize(c.nc, 64<<10)
-	var buf []byte
 	failed := false
+	var buf []byte
 	for in := range c.pending {
 		if failed {
 			continue // drain; the reader stops on its own once the connection is closed

@@ -68,6 +68,8 @@ type AppendResult struct {
 
 // ReadResult is a slice of a partition's log.
 type ReadResult struct {
+	// Batches are stored RecordBatches; they may be the Log's cached bytes themselves, so
+	// callers must not modify them.
 	Batches        []byte
 	HighWatermark  int64
 	LogStartOffset int64

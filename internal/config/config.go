@@ -121,6 +121,7 @@ type S3 struct {
 type Storage struct {
 	SegmentBytes      int           // KAFSCALE_SEGMENT_BYTES
 	FlushInterval     time.Duration // KAFSCALE_FLUSH_INTERVAL_MS
+	FlushParallelism  int           // KAFSCALE_FLUSH_PARALLELISM
 	CacheBytes        int64         // KAFSCALE_CACHE_BYTES
 	ReadaheadSegments int           // KAFSCALE_READAHEAD_SEGMENTS
 	RetentionCheck    time.Duration // KAFSCALE_RETENTION_CHECK_INTERVAL_MS
@@ -245,6 +246,7 @@ func Parse(lookup func(string) (string, bool)) (*Broker, error) {
 	c.Storage = Storage{
 		SegmentBytes:      int(p.int("KAFSCALE_SEGMENT_BYTES", 4<<20, 1<<10, 1<<30)),
 		FlushInterval:     p.millis("KAFSCALE_FLUSH_INTERVAL_MS", 500, 1),
+		FlushParallelism:  int(p.int("KAFSCALE_FLUSH_PARALLELISM", 4, 1, 64)),
 		CacheBytes:        p.int("KAFSCALE_CACHE_BYTES", 256<<20, 0, math.MaxInt64),
 		ReadaheadSegments: int(p.int("KAFSCALE_READAHEAD_SEGMENTS", 2, 0, 64)),
 		RetentionCheck:    p.millis("KAFSCALE_RETENTION_CHECK_INTERVAL_MS", 60000, 1000),

@@ -29,6 +29,7 @@ func (c *Broker) Public() map[string]string {
 		"KAFSCALE_S3_PATH_STYLE":                    strconv.FormatBool(c.S3.PathStyle),
 		"KAFSCALE_SEGMENT_BYTES":                    itoa(int64(c.Storage.SegmentBytes)),
 		"KAFSCALE_FLUSH_INTERVAL_MS":                ms(c.Storage.FlushInterval),
+		"KAFSCALE_FLUSH_PARALLELISM":                itoa(int64(c.Storage.FlushParallelism)),
 		"KAFSCALE_CACHE_BYTES":                      itoa(c.Storage.CacheBytes),
 		"KAFSCALE_READAHEAD_SEGMENTS":               itoa(int64(c.Storage.ReadaheadSegments)),
 		"KAFSCALE_RETENTION_CHECK_INTERVAL_MS":      ms(c.Storage.RetentionCheck),

@@ -32,14 +32,92 @@ type PartitionState struct {
 	Archives []IndexRef `json:"archives,omitempty"`
 	// Producers are the idempotent producers that appended to the partition, by producer
 	// id: their epoch and newest batches, so any leader drops a retried duplicate. Idle
-	// ones expire (KAFSCALE_PRODUCER_ID_EXPIRATION_MS).
+	// ones expire (KAFSCALE_PRODUCER_ID_EXPIRATION_MS). With ProducersRef set, it holds
+	// only the producers that changed since that section was written (they override it).
 	Producers map[int64]*ProducerState `json:"producers,omitempty"`
+	// ProducersRef points at a ProducerSection stored in an S3 object: every producer as
+	// of the flush that wrote it. It keeps the per-flush etcd write small when a partition
+	// remembers many producers (states written before it existed have none).
+	ProducersRef *SectionRef `json:"producersRef,omitempty"`
+	// ProducerBase is the content of the ProducersRef section, loaded by the leader; it is
+	// not stored in etcd. Never mutated.
+	ProducerBase map[int64]*ProducerState `json:"-"`
+}
+
+// SectionRef locates a section (a byte range) of an S3 object.
+type SectionRef struct {
+	Object string `json:"o"`
+	Pos    int64  `json:"p"`
+	Len    int64  `json:"n"`
+}
+
+// ProducerSection is the producer state stored in an S3 object (see ProducersRef).
+type ProducerSection struct {
+	Producers map[int64]*ProducerState `json:"producers"`
+}
+
+// MaxInlineProducers bounds the changed producers a state carries next to its
+// ProducersRef: beyond it the flush writes a new ProducerSection holding all of them.
+const MaxInlineProducers = 16
+
+// AllProducers returns the effective producer state: ProducerBase overridden by Producers.
+// The values are shared (immutable); the map is new.
+func (s *PartitionState) AllProducers() map[int64]*ProducerState {
+	out := make(map[int64]*ProducerState, len(s.ProducerBase)+len(s.Producers))
+	for k, v := range s.ProducerBase {
+		out[k] = v
+	}
+	for k, v := range s.Producers {
+		out[k] = v
+	}
+	return out
+}
+
+// SetProducers records view as the state's producers. It keeps the current ProducersRef
+// and stores only the producers that differ from its section, unless more than
+// MaxInlineProducers differ or were forgotten: then it returns true, and the caller writes
+// view as a new ProducerSection and calls SetProducerSection.
+func (s *PartitionState) SetProducers(view map[int64]*ProducerState) (newSection bool) {
+	base := s.ProducerBase
+	if s.ProducersRef == nil && len(view) <= MaxInlineProducers {
+		s.Producers = CloneProducers(view)
+		return false
+	}
+	var changed map[int64]*ProducerState
+	for pid, st := range view {
+		if base[pid] != st {
+			if changed == nil {
+				changed = map[int64]*ProducerState{}
+			}
+			changed[pid] = st
+			if len(changed) > MaxInlineProducers {
+				return true
+			}
+		}
+	}
+	gone := 0
+	for pid := range base {
+		if _, ok := view[pid]; !ok {
+			gone++
+		}
+	}
+	if gone > MaxInlineProducers {
+		return true
+	}
+	s.Producers = changed
+	return false
+}
+
+// SetProducerSection makes view, just stored at ref, the state's producer section.
+func (s *PartitionState) SetProducerSection(view map[int64]*ProducerState, ref SectionRef) {
+	s.ProducersRef, s.ProducerBase, s.Producers = &ref, view, nil
 }
 
 // Bounds of a PartitionState (see docs/storage.md, "The index").
 const (
 	// MaxChunks chunks stay in etcd; beyond that the oldest half moves to an IndexSection.
-	MaxChunks = 64
+	// (Earlier versions kept 64; a state holding more is archived down at its next flush.)
+	MaxChunks = 16
 	// MaxArchives references stay in etcd; beyond that the oldest half is folded into one
 	// IndexSection of references (a tree, so lookups stay logarithmic).
 	MaxArchives = 16
@@ -153,14 +231,15 @@ func FindRef(refs []IndexRef, offset int64) int {
 	return -1
 }
 
-// ArchiveChunks moves the oldest half of Chunks out when there are more than MaxChunks. It
+// ArchiveChunks moves the oldest chunks out when there are more than MaxChunks, keeping the
+// newest MaxChunks/2+1 (a state written with a larger bound shrinks in one step). It
 // returns the section to store and a reference whose Object, Pos and Len the caller fills
 // before appending it with AddArchive; ok is false when nothing needs to move.
 func (s *PartitionState) ArchiveChunks() (IndexSection, IndexRef, bool) {
 	if len(s.Chunks) <= MaxChunks {
 		return IndexSection{}, IndexRef{}, false
 	}
-	n := len(s.Chunks) / 2
+	n := len(s.Chunks) - (MaxChunks/2 + 1)
 	moved := append([]Chunk(nil), s.Chunks[:n]...)
 	s.Chunks = append([]Chunk(nil), s.Chunks[n:]...)
 	ref := IndexRef{Base: moved[0].Base, Last: moved[n-1].Last, Level: 1}
@@ -257,5 +336,8 @@ func (s *PartitionState) Referenced(fn func(object string)) {
 	}
 	for _, r := range s.Archives {
 		fn(r.Object)
+	}
+	if s.ProducersRef != nil {
+		fn(s.ProducersRef.Object)
 	}
 }

@@ -1,7 +1,9 @@
 package metadata
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -224,5 +226,112 @@ func TestApplyRetention(t *testing.T) {
 	u := &PartitionState{Chunks: []Chunk{{Base: 0, Last: 0, MaxTimestamp: -1, Len: 1}, {Base: 1, Last: 1, MaxTimestamp: 5, Len: 1}}}
 	if _, ok := u.ApplyRetention(1000, 1, -1); ok {
 		t.Error("a chunk with no timestamp expired by time")
+	}
+}
+
+// BenchmarkEncodePartitionState: what one flush writes to etcd per partition, for the
+// previous bound (64 chunks, producers inline) and the current one (MaxChunks, producers
+// beyond MaxInlineProducers in a section). B/state is the etcd write volume.
+func BenchmarkEncodePartitionState(b *testing.B) {
+	state := func(chunks, inlineProducers int, ref bool) *PartitionState {
+		st := &PartitionState{Leader: 3, LeaderEpoch: 7, HighWatermark: 1 << 40, Epochs: []EpochStart{{Epoch: 7, StartOffset: 12345678}}}
+		for i := 0; i < chunks; i++ {
+			st.Chunks = append(st.Chunks, Chunk{
+				Object: fmt.Sprintf("segments/20261121/%013d-3-%012x.kso", 1795290000000+int64(i)*500, i),
+				Pos:    int64(i) * 65536, Len: 65536, Base: int64(i) * 4096, Last: int64(i)*4096 + 4095, MaxTimestamp: 1795290000000 + int64(i)*500,
+			})
+		}
+		st.Archives = []IndexRef{{Object: "segments/20261121/1795290000000-3-000000000000.kso", Pos: 4 << 20, Len: 900, Base: 0, Last: 4095, MaxTimestamp: 1795290000000, Level: 2, Size: 64 << 20}}
+		st.Producers = map[int64]*ProducerState{}
+		for i := 0; i < inlineProducers; i++ {
+			ps := &ProducerState{Epoch: 0, LastMs: 1795290000000}
+			for k := 0; k < MaxProducerBatches; k++ {
+				ps.Batches = append(ps.Batches, ProducerBatch{FirstSeq: int32(100 * k), LastSeq: int32(100*k + 99), Base: int64(1000000 + 100*k)})
+			}
+			st.Producers[int64(1000+i)] = ps
+		}
+		if ref {
+			st.ProducersRef = &SectionRef{Object: "segments/20261121/1795290000000-3-000000000000.kso", Pos: 5 << 20, Len: 90000}
+		}
+		return st
+	}
+	for _, tc := range []struct {
+		name string
+		st   *PartitionState
+	}{
+		{"previous/64chunks", state(64, 0, false)},
+		{"previous/64chunks+500producers", state(64, 500, false)},
+		{"now/16chunks", state(MaxChunks, 0, false)},
+		{"now/16chunks+producersRef+16changed", state(MaxChunks, MaxInlineProducers, true)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			var n int
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				data, err := json.Marshal(tc.st)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n = len(data)
+			}
+			b.ReportMetric(float64(n), "B/state")
+		})
+	}
+}
+
+// SetProducers keeps producers inline while there are few, then moves them into a section
+// and keeps inline only those changed since; too many changed or forgotten ones ask for a
+// new section. AllProducers merges the section and the inline overrides.
+func TestSetProducersInlineAndSection(t *testing.T) {
+	view := func(n int) map[int64]*ProducerState {
+		m := map[int64]*ProducerState{}
+		for i := 0; i < n; i++ {
+			m[int64(i)] = &ProducerState{LastMs: int64(i)}
+		}
+		return m
+	}
+	st := &PartitionState{}
+	if st.SetProducers(view(MaxInlineProducers)) || len(st.Producers) != MaxInlineProducers {
+		t.Fatalf("%d producers should stay inline", MaxInlineProducers)
+	}
+	all := view(100)
+	if !st.SetProducers(all) {
+		t.Fatal("100 producers should ask for a section")
+	}
+	st.SetProducerSection(all, SectionRef{Object: "o", Pos: 1, Len: 2})
+	if st.Producers != nil || len(st.AllProducers()) != 100 {
+		t.Fatalf("after the section: %d inline, %d in all", len(st.Producers), len(st.AllProducers()))
+	}
+	// Three producers append: only they are written inline.
+	next := CloneProducers(all)
+	for _, pid := range []int64{3, 50, 200} {
+		next[pid] = &ProducerState{LastMs: 1000}
+	}
+	if st.SetProducers(next) || len(st.Producers) != 3 {
+		t.Fatalf("3 changed producers: section asked or %d inline", len(st.Producers))
+	}
+	if got := st.AllProducers(); len(got) != 101 || got[50].LastMs != 1000 || got[7] != all[7] {
+		t.Fatalf("merged view wrong: %d producers", len(got))
+	}
+	// Many changed: a new section.
+	for pid := int64(0); pid <= MaxInlineProducers; pid++ {
+		next[pid] = &ProducerState{LastMs: 2000}
+	}
+	if !st.SetProducers(next) {
+		t.Fatal("more than MaxInlineProducers changed: want a new section")
+	}
+	// Many forgotten: a new section.
+	fewer := CloneProducers(all)
+	for pid := int64(0); pid <= MaxInlineProducers; pid++ {
+		delete(fewer, pid)
+	}
+	if !st.SetProducers(fewer) {
+		t.Fatal("more than MaxInlineProducers forgotten: want a new section")
+	}
+	// The section's object is referenced (the sweeper keeps it).
+	seen := map[string]bool{}
+	st.Referenced(func(o string) { seen[o] = true })
+	if !seen["o"] {
+		t.Fatal("the producer section's object is not referenced")
 	}
 }

@@ -39,10 +39,9 @@ type BrokerSettings struct {
 	GetParallelism    int
 }
 
-// BrokerPutParallelism is how many S3 PUTs the broker has in flight at once: today its one
-// flusher writes one object per flush, so 1. When the broker gains parallel uploads, return
-// its setting from cfg here; BENCH_PUT_PARALLELISM overrides it meanwhile.
-func BrokerPutParallelism(cfg *config.Broker) int { return 1 }
+// BrokerPutParallelism is how many S3 PUTs the broker has in flight at once: its pipelined
+// flushes, up to KAFSCALE_FLUSH_PARALLELISM (BENCH_PUT_PARALLELISM overrides it).
+func BrokerPutParallelism(cfg *config.Broker) int { return cfg.Storage.FlushParallelism }
 
 // BrokerGetParallelism is how many S3 GETs one catching-up partition can have in flight: the
 // fetch's own ranged GET plus KAFSCALE_READAHEAD_SEGMENTS readahead GETs (at most 4 of those

@@ -58,7 +58,7 @@ type env struct {
 	keys metadata.Keys
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{etcd: testenv.StartEtcd(t), s3: testenv.StartS3(t)}
 	e.cli = e.etcd.Client()
@@ -67,7 +67,7 @@ func newEnv(t *testing.T) *env {
 }
 
 // store opens an S3 store on the test server, counting its requests.
-func (e *env) store(t *testing.T, mod func(*storage.Options)) (*storage.Store, *counter) {
+func (e *env) store(t testing.TB, mod func(*storage.Options)) (*storage.Store, *counter) {
 	t.Helper()
 	c := &counter{base: http.DefaultTransport, bucket: e.s3.Bucket}
 	opts := storage.Options{
@@ -93,7 +93,7 @@ func (e *env) store(t *testing.T, mod func(*storage.Options)) (*storage.Store, *
 
 // manager starts a partition manager. FlushInterval is long unless mod changes it, so
 // flushes happen when a test calls Flush.
-func (e *env) manager(t *testing.T, node int32, objects *storage.Store, mod func(*partition.Options)) *partition.Manager {
+func (e *env) manager(t testing.TB, node int32, objects *storage.Store, mod func(*partition.Options)) *partition.Manager {
 	t.Helper()
 	opts := partition.Options{NodeID: node, FlushInterval: time.Hour, CommitTimeout: 5 * time.Second, ReadaheadSegments: 2}
 	if mod != nil {
@@ -122,7 +122,7 @@ func snapshot(leader, epoch int32, topics map[string]int) *metadata.Snapshot {
 	return snap
 }
 
-func ctxT(t *testing.T, d time.Duration) context.Context {
+func ctxT(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
@@ -137,7 +137,7 @@ func batch(values ...string) []byte {
 }
 
 // waitLeading polls until the manager accepts reads of the partition (its claim is done).
-func waitLeading(t *testing.T, m *partition.Manager, topic string, p int32) {
+func waitLeading(t testing.TB, m *partition.Manager, topic string, p int32) {
 	t.Helper()
 	testenv.Eventually(t, 30*time.Second, func() error {
 		_, _, err := m.Offsets(context.Background(), topic, p)
@@ -145,7 +145,7 @@ func waitLeading(t *testing.T, m *partition.Manager, topic string, p int32) {
 	})
 }
 
-func mustAppend(t *testing.T, m *partition.Manager, topic string, p int32, b []byte, wait bool) server.AppendResult {
+func mustAppend(t testing.TB, m *partition.Manager, topic string, p int32, b []byte, wait bool) server.AppendResult {
 	t.Helper()
 	res, err := m.Append(ctxT(t, 20*time.Second), topic, p, b, wait)
 	if err != nil {
@@ -154,7 +154,7 @@ func mustAppend(t *testing.T, m *partition.Manager, topic string, p int32, b []b
 	return res
 }
 
-func mustFlush(t *testing.T, m *partition.Manager) {
+func mustFlush(t testing.TB, m *partition.Manager) {
 	t.Helper()
 	if err := m.Flush(ctxT(t, 30*time.Second)); err != nil {
 		t.Fatal(err)
@@ -162,7 +162,7 @@ func mustFlush(t *testing.T, m *partition.Manager) {
 }
 
 // readAll reads a partition from offset 0 to the high watermark and decodes it.
-func readAll(t *testing.T, m *partition.Manager, topic string, p int32) ([]int64, []string) {
+func readAll(t testing.TB, m *partition.Manager, topic string, p int32) ([]int64, []string) {
 	t.Helper()
 	var offsets []int64
 	var values []string

@@ -1,0 +1,262 @@
+package storage_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/kafscale/kafscale/broker/partition"
+	"github.com/kafscale/kafscale/internal/storage"
+)
+
+// putGate holds every segment PUT until the test decides its fate, so a test can have
+// several flushes in flight and finish their uploads in any order.
+type putGate struct {
+	base    http.RoundTripper
+	arrived chan *gatedPut
+
+	mu     sync.Mutex
+	failed map[string]bool // paths failed once: the SDK's retries fail at once too
+}
+
+type gatedPut struct {
+	path   string
+	decide chan bool     // true: fail the PUT
+	done   chan struct{} // closed when the PUT's answer is on its way back
+}
+
+func (g *putGate) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method != http.MethodPut || !strings.Contains(r.URL.Path, "/segments/") {
+		return g.base.RoundTrip(r)
+	}
+	g.mu.Lock()
+	again := g.failed[r.URL.Path]
+	g.mu.Unlock()
+	if again {
+		return nil, errors.New("injected PUT failure (retry)")
+	}
+	gp := &gatedPut{path: r.URL.Path, decide: make(chan bool), done: make(chan struct{})}
+	defer close(gp.done)
+	var fail bool
+	select {
+	case g.arrived <- gp:
+	case <-r.Context().Done():
+		return nil, r.Context().Err()
+	}
+	select {
+	case fail = <-gp.decide:
+	case <-r.Context().Done(): // the test ended or gave up: the flush fails
+		return nil, r.Context().Err()
+	}
+	if fail {
+		g.mu.Lock()
+		g.failed[r.URL.Path] = true
+		g.mu.Unlock()
+		return nil, errors.New("injected PUT failure")
+	}
+	return g.base.RoundTrip(r)
+}
+
+// pipelineEnv is a manager whose every append starts a flush (SegmentBytes is smaller than
+// any batch, while a few batches fit the buffers) and whose segment PUTs wait at a gate.
+func pipelineEnv(t *testing.T, topic string, parts, parallelism int) (*env, *partition.Manager, *putGate) {
+	e := newEnv(t)
+	gate := &putGate{base: http.DefaultTransport, arrived: make(chan *gatedPut, 16), failed: map[string]bool{}}
+	objects, _ := e.store(t, func(o *storage.Options) { o.HTTPClient = &http.Client{Transport: gate} })
+	m := e.manager(t, 1, objects, func(o *partition.Options) { o.SegmentBytes = 50; o.FlushParallelism = parallelism })
+	m.Apply(snapshot(1, 0, map[string]int{topic: parts}))
+	for p := 0; p < parts; p++ {
+		waitLeading(t, m, topic, int32(p))
+	}
+	return e, m, gate
+}
+
+func nextPut(t *testing.T, g *putGate) *gatedPut {
+	t.Helper()
+	select {
+	case gp := <-g.arrived:
+		return gp
+	case <-time.After(30 * time.Second):
+		t.Fatal("no segment PUT arrived: the flush did not start")
+		return nil
+	}
+}
+
+// finished reports whether a Durable wait has an outcome already.
+func finished(f func(context.Context) error) (bool, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := f(ctx)
+	if isKerr(err, kerr.RequestTimedOut) {
+		return false, nil
+	}
+	return true, err
+}
+
+// Several flushes in flight upload in parallel but commit in the order they were cut: a
+// later upload finishing first waits, and nothing of it is acknowledged or readable before
+// the earlier flushes commit.
+func TestPipelinedFlushesCommitInOrder(t *testing.T) {
+	_, m, gate := pipelineEnv(t, "pipe", 1, 4)
+	var durable []func(context.Context) error
+	var puts []*gatedPut
+	for i := 0; i < 3; i++ {
+		res := mustAppend(t, m, "pipe", 0, batch(fmt.Sprintf("v%d", i)), false)
+		if res.BaseOffset != int64(i) {
+			t.Fatalf("append %d got offset %d", i, res.BaseOffset)
+		}
+		durable = append(durable, res.Durable)
+		puts = append(puts, nextPut(t, gate)) // its flush was cut: the next append is the next flush's
+	}
+	// The last upload finishes first: its commit must wait for the two before it.
+	puts[2].decide <- false
+	<-puts[2].done
+	if _, hw, err := m.Offsets(ctxT(t, 10*time.Second), "pipe", 0); err != nil || hw != 0 {
+		t.Fatalf("high watermark %d (%v) while the first flushes are uploading, want 0", hw, err)
+	}
+	if ok, _ := finished(durable[2]); ok {
+		t.Fatal("the third flush was acknowledged before the first two committed")
+	}
+	puts[1].decide <- false
+	puts[0].decide <- false
+	for i, d := range durable {
+		if err := d(ctxT(t, 30*time.Second)); err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+	offsets, values := readAll(t, m, "pipe", 0)
+	assertDense(t, offsets)
+	if fmt.Sprint(values) != "[v0 v1 v2]" {
+		t.Fatalf("read %q", values)
+	}
+	if st := m.Stats(); st.Flushes != 3 {
+		t.Fatalf("%d flushes, want 3", st.Flushes)
+	}
+}
+
+// A failed upload in the middle of the pipeline fails its appends and every later flush of
+// the same partition that is already in flight (their offsets follow the failed data),
+// even when those later uploads succeed. Other partitions of those later flushes commit.
+// Nothing acknowledged is lost and the next append takes the first free offset.
+func TestPipelineFailureFailsLaterFlushesOfThePartition(t *testing.T) {
+	// Two flushes in flight fill the pipeline, so the next flush takes a2 and b0 together.
+	e, m, gate := pipelineEnv(t, "pfail", 2, 2)
+	a0 := mustAppend(t, m, "pfail", 0, batch("a0"), false)
+	put0 := nextPut(t, gate)
+	a1 := mustAppend(t, m, "pfail", 0, batch("a1"), false)
+	put1 := nextPut(t, gate)
+	a2 := mustAppend(t, m, "pfail", 0, batch("a2"), false)
+	b0 := mustAppend(t, m, "pfail", 1, batch("b0"), false)
+	put0.decide <- false // flush 0 commits and frees a slot: flush 2 starts
+	put2 := nextPut(t, gate)
+	if buffered := m.Stats().BufferedBytes; buffered != 0 {
+		t.Fatalf("%d bytes still buffered: a2 and b0 should be in flush 2", buffered)
+	}
+	// The later upload succeeds first; then the middle one fails.
+	put2.decide <- false
+	<-put2.done
+	put1.decide <- true
+
+	if err := a0.Durable(ctxT(t, 30*time.Second)); err != nil {
+		t.Fatalf("a0, flushed before the failure: %v", err)
+	}
+	if err := a1.Durable(ctxT(t, 30*time.Second)); !isKerr(err, kerr.KafkaStorageError) {
+		t.Fatalf("a1, whose upload failed: %v, want KAFKA_STORAGE_ERROR", err)
+	}
+	if err := a2.Durable(ctxT(t, 30*time.Second)); !isKerr(err, kerr.KafkaStorageError) {
+		t.Fatalf("a2, uploaded after a failed flush of its partition: %v, want KAFKA_STORAGE_ERROR", err)
+	}
+	if err := b0.Durable(ctxT(t, 30*time.Second)); err != nil {
+		t.Fatalf("b0, another partition: %v", err)
+	}
+	_, values := readAll(t, m, "pfail", 0)
+	if fmt.Sprint(values) != "[a0]" {
+		t.Fatalf("partition 0 reads %q, want only the acknowledged a0", values)
+	}
+
+	// The next append takes offset 1: no gap where the failed data was.
+	a3 := mustAppend(t, m, "pfail", 0, batch("a3"), false)
+	if a3.BaseOffset != 1 {
+		t.Fatalf("append after the failure got offset %d, want 1", a3.BaseOffset)
+	}
+	nextPut(t, gate).decide <- false
+	if err := a3.Durable(ctxT(t, 30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+
+	// A restarted broker (fresh manager, cold cache) reads the same.
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	objects, _ := e.store(t, nil)
+	m2 := e.manager(t, 1, objects, nil)
+	m2.Apply(snapshot(1, 0, map[string]int{"pfail": 2}))
+	waitLeading(t, m2, "pfail", 0)
+	offsets, values := readAll(t, m2, "pfail", 0)
+	assertDense(t, offsets)
+	if fmt.Sprint(values) != "[a0 a3]" {
+		t.Fatalf("after restart partition 0 reads %q", values)
+	}
+	if _, values := readAll(t, m2, "pfail", 1); fmt.Sprint(values) != "[b0]" {
+		t.Fatalf("after restart partition 1 reads %q", values)
+	}
+}
+
+// A leader deposed while two of its flushes are in flight: the first is fenced at its
+// commit and the second, whose offsets follow it, fails too without writing anything; the
+// new leader continues from the last acknowledged offset.
+func TestPipelinedFlushesOfADeposedLeaderAreFenced(t *testing.T) {
+	e, m, gate := pipelineEnv(t, "pfence", 1, 4)
+	a0 := mustAppend(t, m, "pfence", 0, batch("a0"), false)
+	nextPut(t, gate).decide <- false
+	if err := a0.Durable(ctxT(t, 30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	a1 := mustAppend(t, m, "pfence", 0, batch("a1"), false)
+	put1 := nextPut(t, gate)
+	a2 := mustAppend(t, m, "pfence", 0, batch("a2"), false)
+	put2 := nextPut(t, gate)
+
+	// Another broker takes the partition over at the next epoch.
+	objects2, _ := e.store(t, nil)
+	m2 := e.manager(t, 2, objects2, nil)
+	m2.Apply(snapshot(2, 1, map[string]int{"pfence": 1}))
+	waitLeading(t, m2, "pfence", 0)
+	before, err := e.cli.Get(ctxT(t, 10*time.Second), e.keys.Partition("pfence", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	put2.decide <- false
+	put1.decide <- false
+	if err := a1.Durable(ctxT(t, 30*time.Second)); !isKerr(err, kerr.NotLeaderForPartition) {
+		t.Fatalf("a1 of the deposed leader: %v, want NOT_LEADER_FOR_PARTITION", err)
+	}
+	if err := a2.Durable(ctxT(t, 30*time.Second)); err == nil {
+		t.Fatal("a2, following a fenced flush, was acknowledged")
+	}
+	after, err := e.cli.Get(ctxT(t, 10*time.Second), e.keys.Partition("pfence", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Kvs[0].ModRevision != before.Kvs[0].ModRevision {
+		t.Fatal("the deposed leader's flushes changed the partition state")
+	}
+	b := mustAppend(t, m2, "pfence", 0, batch("b"), false)
+	mustFlush(t, m2)
+	if err := b.Durable(ctxT(t, 30*time.Second)); err != nil || b.BaseOffset != 1 {
+		t.Fatalf("new leader's append: offset %d, %v; want 1", b.BaseOffset, err)
+	}
+	offsets, values := readAll(t, m2, "pfence", 0)
+	assertDense(t, offsets)
+	if fmt.Sprint(values) != "[a0 b]" {
+		t.Fatalf("read %q, want [a0 b]", values)
+	}
+}
