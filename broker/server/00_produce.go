@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
+	"math"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/kafscale/kafscale/internal/acl"
+	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -62,6 +66,7 @@ func (s *Server) handleProduce(ctx context.Context, rc *requestContext, kreq kms
 		st := kmsg.NewProduceResponseTopic()
 		st.Topic = rt.Topic
 		allowed := s.allow(rc, "Produce", acl.Write, acl.Topic, rt.Topic)
+		maxBatch := topicMaxMessageBytes(snap.Topic(rt.Topic))
 		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
 		for i, rp := range rt.Partitions {
 			sp := &st.Partitions[i]
@@ -79,7 +84,7 @@ func (s *Server) handleProduce(ctx context.Context, rc *requestContext, kreq kms
 				failed = true
 				continue
 			}
-			count, err := checkBatches(rp.Records)
+			count, err := checkBatches(rp.Records, maxBatch)
 			if err != nil {
 				sp.ErrorCode = s.code("Produce", err)
 				sp.ErrorMessage = kmsg.StringPtr(err.Error())
@@ -186,7 +191,7 @@ const (
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // checkBatches validates a produce's record batches and returns how many records they hold.
-func checkBatches(b []byte) (int64, error) {
+func checkBatches(b []byte, maxBatch int64) (int64, error) {
 	if len(b) == 0 {
 		return 0, kerr.InvalidRecord
 	}
@@ -203,6 +208,9 @@ func checkBatches(b []byte) (int64, error) {
 		if b[batchMagicOffset] != 2 {
 			return 0, kerr.UnsupportedForMessageFormat
 		}
+		if size > maxBatch {
+			return 0, fmt.Errorf("%w: a record batch of %d bytes is larger than the topic's max.message.bytes (%d)", kerr.MessageTooLarge, size, maxBatch)
+		}
 		want := binary.BigEndian.Uint32(b[batchCRCOffset:])
 		if crc32.Checksum(b[batchAttrOffset:size], castagnoli) != want {
 			return 0, kerr.CorruptMessage
@@ -215,4 +223,20 @@ func checkBatches(b []byte) (int64, error) {
 		b = b[size:]
 	}
 	return records, nil
+}
+
+// topicMaxMessageBytes is the largest record batch a produce to t may carry: the topic's
+// max.message.bytes, or Kafka's default.
+func topicMaxMessageBytes(t *metadata.Topic) int64 {
+	v := metadata.TopicConfigDefaults["max.message.bytes"]
+	if t != nil {
+		if set, ok := t.Configs["max.message.bytes"]; ok {
+			v = set
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		return math.MaxInt64 // validated at creation; never reject on an unreadable value
+	}
+	return n
 }

@@ -1,8 +1,11 @@
 package server
 
 import (
+	"errors"
+	"math"
 	"testing"
 
+	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -140,9 +143,30 @@ func TestProduceDurabilityTimeoutIsRequestTimedOut(t *testing.T) {
 
 func TestCheckBatchesCountsRecords(t *testing.T) {
 	two := append(makeBatch(1, "a", "b", "c"), makeBatch(2, "d")...)
-	n, err := checkBatches(two)
+	n, err := checkBatches(two, math.MaxInt64)
 	if err != nil || n != 4 {
 		t.Fatalf("got %d records, %v; want 4", n, err)
+	}
+}
+
+// A batch larger than the topic's max.message.bytes is refused with MESSAGE_TOO_LARGE, as
+// Kafka does; one of exactly that size is accepted.
+func TestCheckBatchesEnforcesMaxMessageBytes(t *testing.T) {
+	b := makeBatch(1, "a", "b", "c")
+	size := int64(len(b))
+	if _, err := checkBatches(b, size); err != nil {
+		t.Fatalf("batch of exactly max.message.bytes refused: %v", err)
+	}
+	_, err := checkBatches(b, size-1)
+	if !errors.Is(err, kerr.MessageTooLarge) {
+		t.Fatalf("batch over max.message.bytes: %v, want MESSAGE_TOO_LARGE", err)
+	}
+	topic := &metadata.Topic{Configs: map[string]string{"max.message.bytes": "51200"}}
+	if got := topicMaxMessageBytes(topic); got != 51200 {
+		t.Fatalf("topic limit %d, want 51200", got)
+	}
+	if got := topicMaxMessageBytes(&metadata.Topic{}); got != 1048588 {
+		t.Fatalf("default limit %d, want Kafka's 1048588", got)
 	}
 }
 

@@ -30,7 +30,7 @@ var topicConfigDocs = map[string]struct {
 	"retention.bytes":                {kmsg.ConfigTypeLong, "How much data a partition keeps, -1 for unlimited. Enforced by the partition leader; the newest chunk always stays."},
 	"segment.bytes":                  {kmsg.ConfigTypeInt, "Accepted at creation for tooling; segments are cut by KAFSCALE_SEGMENT_BYTES."},
 	"segment.ms":                     {kmsg.ConfigTypeLong, "Accepted at creation for tooling; segments are cut by KAFSCALE_FLUSH_INTERVAL_MS."},
-	"max.message.bytes":              {kmsg.ConfigTypeInt, "Accepted at creation for tooling; requests are bounded by KAFSCALE_MAX_REQUEST_BYTES."},
+	"max.message.bytes":              {kmsg.ConfigTypeInt, "The largest record batch a produce may carry (as stored: after compression); larger batches are answered MESSAGE_TOO_LARGE. Set at creation."},
 	"min.insync.replicas":            {kmsg.ConfigTypeInt, "Accepted for tooling; S3 is the replication."},
 	"cleanup.policy":                 {kmsg.ConfigTypeList, "Only delete: compaction is not implemented."},
 	"message.timestamp.type":         {kmsg.ConfigTypeString, "Only CreateTime: batches keep the producer's timestamps."},

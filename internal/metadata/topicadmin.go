@@ -18,6 +18,7 @@ var AlterableTopicConfigs = []string{"retention.ms", "retention.bytes"}
 var TopicConfigDefaults = map[string]string{
 	"retention.ms":                   "604800000",
 	"retention.bytes":                "-1",
+	"max.message.bytes":              "1048588",
 	"cleanup.policy":                 "delete",
 	"message.timestamp.type":         "CreateTime",
 	"compression.type":               "producer",

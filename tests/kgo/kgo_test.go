@@ -59,7 +59,8 @@ var selected = []string{
 	"TestClient_Produce",
 	"TestIssueProduceSyncManualPartitionNegativeDoesNotPanic",
 	"TestIssue831",
-	"TestIssue769", // idempotent producer: InitProducerId failure path
+	"TestIssue769",                    // idempotent producer: InitProducerId failure path
+	"TestClient_ProduceLargeMessages", // max.message.bytes → MESSAGE_TOO_LARGE
 	// client
 	"TestPing",
 	"TestIssue1034",
