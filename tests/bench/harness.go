@@ -180,6 +180,7 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 	rep.FlushesCounted = before.Metrics["kafscale_flushes_total"]
 	rep.PutsCounted = before.Metrics["kafscale_s3_puts_total"] - 1 // the startup probe
 	rep.BrokerPeakRSS = before.Proc.PeakRSS
+	rep.BrokerPeakRSSPhases[0] = before.Proc.PeakRSS
 
 	// Restart: the catch-up reads from S3, not from the cache the flushes filled.
 	tb.Logf("bench: restarting the broker, then reading the backlog from S3")
@@ -195,6 +196,7 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 	profiles.Wait()
 	if p, err := readProc(broker.PID()); err == nil {
 		rep.BrokerPeakRSS = max(rep.BrokerPeakRSS, p.PeakRSS)
+		rep.BrokerPeakRSSPhases[1] = p.PeakRSS
 	}
 	// Once more with a franz-go consumer, which decodes every record, from an empty cache.
 	broker.Stop()
@@ -204,6 +206,7 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 	}
 	if p, err := readProc(broker.PID()); err == nil {
 		rep.BrokerPeakRSS = max(rep.BrokerPeakRSS, p.PeakRSS)
+		rep.BrokerPeakRSSPhases[2] = p.PeakRSS
 	}
 	broker.Stop()
 	if log, err := os.ReadFile(broker.LogPath()); err == nil {

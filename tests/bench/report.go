@@ -28,8 +28,11 @@ type Report struct {
 	// also decodes every record. Each starts from a restarted broker with an empty cache.
 	BrokerFetchCatchUp, BrokerCatchUp CatchUpResult
 	BrokerPeakRSS                     int64
-	ObjectsListed                     int
-	FlushesCounted, PutsCounted       float64
+	// BrokerPeakRSSPhases is each broker process's VmHWM: the produce runs, the plain-fetch
+	// catch-up and the consumer catch-up.
+	BrokerPeakRSSPhases         [3]int64
+	ObjectsListed               int
+	FlushesCounted, PutsCounted float64
 
 	PeerProduce                   []ProduceResult
 	PeerLatency                   LatencyResult
@@ -294,6 +297,8 @@ func (r *Report) Markdown() string {
 	w("| CPU-seconds per GiB read (plain-fetch catch-up) | %.2f s | | | %.2f s | %s |\n", fbcc, fpcc, ratio(fbcc, fpcc))
 	w("| peak RSS (VmHWM) | %s | cache + 150 MiB = %s | %s | %s | %s |\n", mib(r.BrokerPeakRSS), mib(r.Broker.CacheBytes+150<<20),
 		ratio(float64(r.BrokerPeakRSS), float64(r.Broker.CacheBytes+150<<20)), mib(r.PeerPeakRSS), ratio(float64(r.BrokerPeakRSS), float64(r.PeerPeakRSS)))
+	ph := r.BrokerPeakRSSPhases
+	w("| peak RSS by broker process: produce runs / plain-fetch catch-up / consumer catch-up | %s / %s / %s | | | | |\n", mib(ph[0]), mib(ph[1]), mib(ph[2]))
 	w("| cross-check: segment objects listed in the bucket vs flushes and PUTs counted by the broker (first process) | %d listed | %.0f flushes, %.0f PUTs | | | |\n\n",
 		r.ObjectsListed, r.FlushesCounted, r.PutsCounted)
 
