@@ -51,49 +51,25 @@ func rawS3Client(s *testenv.S3) *s3.Client {
 func s3PutCeiling(ctx context.Context, s *testenv.S3, prefix string, size, parallel int, d time.Duration, pool *Payload) (Ceiling, []string, error) {
 	cli := rawS3Client(s)
 	var (
-		mu    sync.Mutex
-		keys  []string
-		lat   []time.Duration
-		total atomic.Int64
-		seq   atomic.Int64
-		first error
+		mu   sync.Mutex
+		keys []string
 	)
-	start := time.Now()
-	deadline := start.Add(d)
-	var wg sync.WaitGroup
-	for w := 0; w < parallel; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Now().Before(deadline) && ctx.Err() == nil {
-				key := prefix + strconv.FormatInt(seq.Add(1), 10)
-				body := pool.Slice(size)
-				t0 := time.Now()
-				_, err := cli.PutObject(ctx, &s3.PutObjectInput{
-					Bucket: aws.String(s.Bucket), Key: aws.String(key),
-					Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(size)),
-					ContentType: aws.String("application/octet-stream"),
-				})
-				took := time.Since(t0)
-				mu.Lock()
-				if err != nil {
-					if first == nil {
-						first = fmt.Errorf("put %s: %w", key, err)
-					}
-					mu.Unlock()
-					return
-				}
-				keys = append(keys, key)
-				lat = append(lat, took)
-				mu.Unlock()
-				total.Add(int64(size))
-			}
-		}()
-	}
-	wg.Wait()
-	c := Ceiling{Name: "S3 PUT", ObjectBytes: size, Parallelism: parallel, Ops: len(lat), Bytes: total.Load(),
-		Elapsed: time.Since(start), Latencies: percentilesOf(lat)}
-	return c, keys, first
+	c, err := timedOps(ctx, "S3 PUT", size, parallel, d, func(i int64, _ []byte) (int64, error) {
+		key := prefix + strconv.FormatInt(i, 10)
+		_, err := cli.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: aws.String(s.Bucket), Key: aws.String(key),
+			Body: bytes.NewReader(pool.Slice(size)), ContentLength: aws.Int64(int64(size)),
+			ContentType: aws.String("application/octet-stream"),
+		})
+		if err != nil {
+			return 0, fmt.Errorf("put %s: %w", key, err)
+		}
+		mu.Lock()
+		keys = append(keys, key)
+		mu.Unlock()
+		return int64(size), nil
+	})
+	return c, keys, err
 }
 
 // s3GetCeiling GETs the keys (whole objects) round robin with parallel workers for d.
@@ -102,6 +78,27 @@ func s3GetCeiling(ctx context.Context, s *testenv.S3, keys []string, size, paral
 		return Ceiling{}, fmt.Errorf("no objects to GET")
 	}
 	cli := rawS3Client(s)
+	return timedOps(ctx, "S3 GET", size, parallel, d, func(i int64, buf []byte) (int64, error) {
+		key := keys[int(i)%len(keys)]
+		out, err := cli.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(key)})
+		if err != nil {
+			return 0, fmt.Errorf("get %s: %w", key, err)
+		}
+		defer out.Body.Close()
+		// Read into memory as the broker does (into a []byte).
+		n, err := bytes.NewBuffer(buf[:0]).ReadFrom(out.Body)
+		if err != nil {
+			return 0, fmt.Errorf("get %s: %w", key, err)
+		}
+		return n, nil
+	})
+}
+
+// timedOps calls op from parallel workers until d has passed, the calls numbered from 1,
+// each worker passing its own buffer of capacity size, and measures the bytes op reports
+// and each call's latency. A worker stops at its first error; the first error is returned
+// with what was measured.
+func timedOps(ctx context.Context, name string, size, parallel int, d time.Duration, op func(i int64, buf []byte) (int64, error)) (Ceiling, error) {
 	var (
 		mu    sync.Mutex
 		lat   []time.Duration
@@ -118,35 +115,25 @@ func s3GetCeiling(ctx context.Context, s *testenv.S3, keys []string, size, paral
 			defer wg.Done()
 			buf := make([]byte, 0, size)
 			for time.Now().Before(deadline) && ctx.Err() == nil {
-				key := keys[int(seq.Add(1))%len(keys)]
 				t0 := time.Now()
-				out, err := cli.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(key)})
-				var n int
-				if err == nil {
-					// Read into memory as the broker does (io.ReadAll into a []byte).
-					b := bytes.NewBuffer(buf[:0])
-					var m int64
-					m, err = b.ReadFrom(out.Body)
-					out.Body.Close()
-					n = int(m)
-				}
+				n, err := op(seq.Add(1), buf)
 				took := time.Since(t0)
 				mu.Lock()
 				if err != nil {
 					if first == nil {
-						first = fmt.Errorf("get %s: %w", key, err)
+						first = err
 					}
 					mu.Unlock()
 					return
 				}
 				lat = append(lat, took)
 				mu.Unlock()
-				total.Add(int64(n))
+				total.Add(n)
 			}
 		}()
 	}
 	wg.Wait()
-	return Ceiling{Name: "S3 GET", ObjectBytes: size, Parallelism: parallel, Ops: len(lat), Bytes: total.Load(),
+	return Ceiling{Name: name, ObjectBytes: size, Parallelism: parallel, Ops: len(lat), Bytes: total.Load(),
 		Elapsed: time.Since(start), Latencies: percentilesOf(lat)}, first
 }
 

@@ -344,15 +344,9 @@ func (p *peer) stop() {
 // startPeer builds tests/bench/cmd/kfakepeer and runs it on a free port, in its own process
 // group, killed with the harness. liveBytes is the most it must hold at once.
 func startPeer(tb testing.TB, outDir string, liveBytes int64) (*peer, error) {
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		return nil, err
-	}
 	bin := filepath.Join(tb.TempDir(), "kfakepeer")
-	build := exec.Command("go", "build", "-o", bin, "./tests/bench/cmd/kfakepeer")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build kfakepeer: %v\n%s", err, out)
+	if err := testenv.Build("./tests/bench/cmd/kfakepeer", bin); err != nil {
+		return nil, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(tb)))
 	logFile, err := os.Create(filepath.Join(outDir, "kfakepeer.log"))

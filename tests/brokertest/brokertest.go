@@ -6,7 +6,6 @@ package brokertest
 
 import (
 	"bytes"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -21,37 +20,13 @@ import (
 	"github.com/kafscale/kafscale/tests/testenv"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+// program is ./broker, built once per test binary.
+var program = testenv.Program{Pkg: "./broker"}
 
 // Binary builds ./broker once per test binary and returns its path.
 func Binary(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		root, err := testenv.RepoRoot()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		dir, err := os.MkdirTemp("", "kafscale-broker-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "broker")
-		cmd := exec.Command("go", "build", "-o", binPath, "./broker")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./broker: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return program.Path(t)
 }
 
 // Options says which backend a broker uses and what it overrides.

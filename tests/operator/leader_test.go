@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -129,46 +128,20 @@ func TestLeaderTakeover(t *testing.T) {
 	waitReplicas(t, c, "ha", 1)
 }
 
-var (
-	buildOnce sync.Once
-	builtBin  string
-	buildErr  error
-)
+// operatorProgram is ./operator, built once per test binary.
+var operatorProgram = testenv.Program{Pkg: "./operator"}
 
 // TestMain removes the operator binary built for the package's tests.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if builtBin != "" {
-		_ = os.RemoveAll(filepath.Dir(builtBin))
-	}
+	operatorProgram.Remove()
 	os.Exit(code)
 }
 
 // buildOperator builds ./operator once per test binary.
 func buildOperator(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		root, err := testenv.RepoRoot()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		dir, err := os.MkdirTemp("", "kafscale-operator-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		builtBin = filepath.Join(dir, "operator")
-		cmd := exec.Command("go", "build", "-o", builtBin, "./operator")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./operator: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return builtBin
+	return operatorProgram.Path(t)
 }
 
 func writeKubeconfig(t *testing.T, e *env) string {
