@@ -2,9 +2,9 @@ package bench
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 
+	"github.com/kafscale/kafscale/internal/recordbatch"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -88,24 +88,18 @@ func fetchCatchUp(ctx context.Context, sys System, topic string, records int64) 
 	return res, nil
 }
 
-// walkBatches counts the records of the whole RecordBatches (v2) in b that end at or after
+// walkBatches counts the records of the whole RecordBatches in b that end at or after
 // offset, and returns the offset after the last one and their size. A trailing partial batch
 // (a fetch cut at its size limit) is ignored, as consumers do.
 func walkBatches(b []byte, offset int64) (records, next, size int64) {
 	next = offset
-	for len(b) >= 61 {
-		n := 12 + int(int32(binary.BigEndian.Uint32(b[8:12])))
-		if n < 61 || n > len(b) {
-			break
+	recordbatch.Walk(b, func(h recordbatch.Header, start, end int) bool {
+		if h.LastOffset() >= next {
+			records += int64(h.NumRecords)
+			size += int64(end - start)
+			next = h.LastOffset() + 1
 		}
-		base := int64(binary.BigEndian.Uint64(b[0:8]))
-		last := base + int64(int32(binary.BigEndian.Uint32(b[23:27])))
-		if last >= next {
-			records += int64(int32(binary.BigEndian.Uint32(b[57:61])))
-			size += int64(n)
-			next = last + 1
-		}
-		b = b[n:]
-	}
+		return true
+	})
 	return records, next, size
 }
