@@ -2,11 +2,13 @@ package partition
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -65,6 +67,7 @@ func (m *Manager) Append(ctx context.Context, topic string, part int32, batches 
 	base := p.next
 	if len(p.pend) == 0 {
 		p.pendBase, p.pendTS = base, -1
+		p.pendSeq = m.pendSeq.Add(1)
 		// Size the new buffer like the recent cuts (plus a quarter), so a steady stream
 		// fills it without append's regrowth copies.
 		p.pend = make([]byte, 0, max(len(batches), p.lastCut+p.lastCut/4))
@@ -201,11 +204,17 @@ func (m *Manager) flushLoop() {
 		case <-m.stop:
 			return
 		case <-tick.C:
-			m.flush()
+			m.flushAll()
 		case <-m.kick:
 			m.flush()
+			if m.buffered.Load() >= int64(m.opts.SegmentBytes) {
+				select {
+				case m.kick <- struct{}{}: // another segment is waiting
+				default:
+				}
+			}
 		case req := <-m.flushReq:
-			m.flush()
+			m.flushAll()
 			m.waitFlushesDone()
 			close(req)
 		case req := <-m.retentionReq:
@@ -217,10 +226,14 @@ func (m *Manager) flushLoop() {
 
 // flushJob is one flush on its way: its object uploads while earlier flushes commit.
 type flushJob struct {
-	name     string
-	named    time.Time
-	cuts     []*cut
-	body     []byte
+	name  string
+	named time.Time
+	cuts  []*cut
+	// body is the object: the cuts' buffers as they are, then the tail (index and producer
+	// sections, footer); size is its length.
+	body     [][]byte
+	size     int64
+	reserved int64         // cache room held for the cuts' buffers until they are cached
 	uploaded chan struct{} // closed when the PUT ended; err says how
 	err      error
 }
@@ -266,10 +279,24 @@ func (m *Manager) objectName() string {
 	return fmt.Sprintf("segments/%s/%013d-%d-%s.kso", now.Format("20060102"), now.UnixMilli(), m.opts.NodeID, hex.EncodeToString(r[:]))
 }
 
-// flush takes everything buffered, lays it out as one object, starts its upload and queues
-// it for the committer. It waits for a free slot first (FlushParallelism flushes in
-// flight), so a slow S3 turns into backpressure on the buffers.
-func (m *Manager) flush() {
+// flushAll flushes what is buffered now, in objects of about SegmentBytes each.
+func (m *Manager) flushAll() {
+	for left := m.buffered.Load(); left > 0; {
+		n := m.flush()
+		if n == 0 {
+			return
+		}
+		left -= n
+	}
+}
+
+// flush takes buffered partitions, those buffering the longest first, until they hold
+// SegmentBytes (or all of them when they hold less), lays them out as one object, starts its
+// upload and queues it for the committer. It returns the bytes taken. Capping the object
+// keeps PUTs per byte the same whether the bytes come from one partition or many, however
+// far the buffers ran ahead of S3. It waits for a free slot first (FlushParallelism flushes
+// in flight), so a slow S3 turns into backpressure on the buffers.
+func (m *Manager) flush() int64 {
 	m.slots <- struct{}{}
 	m.mu.Lock()
 	parts := make([]*partition, 0, len(m.parts))
@@ -277,13 +304,30 @@ func (m *Manager) flush() {
 		parts = append(parts, p)
 	}
 	m.mu.Unlock()
-	var cuts []*cut
-	var total int64
-	expireBefore := time.Now().Add(-m.opts.ProducerIDExpiration).UnixMilli()
+	type waiting struct {
+		p   *partition
+		seq uint64
+	}
+	var ready []waiting
 	for _, p := range parts {
-		if c := p.takeCut(expireBefore); c != nil {
+		p.mu.Lock()
+		if len(p.pend) > 0 {
+			ready = append(ready, waiting{p, p.pendSeq})
+		}
+		p.mu.Unlock()
+	}
+	slices.SortFunc(ready, func(a, b waiting) int { return cmp.Compare(a.seq, b.seq) })
+	var cuts []*cut
+	var total, reserved int64
+	expireBefore := time.Now().Add(-m.opts.ProducerIDExpiration).UnixMilli()
+	for _, w := range ready {
+		if total >= int64(m.opts.SegmentBytes) {
+			break
+		}
+		if c := w.p.takeCut(expireBefore); c != nil {
 			cuts = append(cuts, c)
 			total += int64(len(c.data))
+			reserved += int64(cap(c.data))
 		}
 	}
 	m.buffered.Add(-total)
@@ -293,26 +337,33 @@ func (m *Manager) flush() {
 	m.mu.Unlock()
 	if len(cuts) == 0 {
 		<-m.slots
-		return
+		return 0
 	}
+	// The buffers in flight count against the cache's bound until they are cached (or
+	// dropped), so cached and in-flight data together stay within KAFSCALE_CACHE_BYTES.
+	m.cache.Reserve(reserved)
 	m.stats.flushesInFlight.Add(1)
 	named := time.Now() // not after the time in the name
-	job := &flushJob{name: m.objectName(), named: named, cuts: cuts, uploaded: make(chan struct{})}
-	job.body, job.err = m.buildObject(job.name, cuts, total)
+	job := &flushJob{name: m.objectName(), named: named, cuts: cuts, reserved: reserved, uploaded: make(chan struct{})}
+	job.body, job.err = m.buildObject(job.name, cuts)
 	if job.err != nil {
 		close(job.uploaded)
 	} else {
+		for _, part := range job.body {
+			job.size += int64(len(part))
+		}
 		for _, c := range cuts {
 			c.p.built(c)
 		}
 		go func() {
 			defer close(job.uploaded)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*m.objectsTimeout())
-			job.err = m.objects.Put(ctx, job.name, job.body)
+			job.err = m.objects.PutParts(ctx, job.name, job.body)
 			cancel()
 		}()
 	}
 	m.jobs <- job
+	return total
 }
 
 // commitLoop commits the queued flushes in order, each once its upload is done, and frees
@@ -328,7 +379,8 @@ func (m *Manager) commitLoop() {
 
 // finishFlush commits one uploaded flush, or fails its appends when the upload failed.
 func (m *Manager) finishFlush(job *flushJob) {
-	name, cuts, body := job.name, job.cuts, job.body
+	name, cuts := job.name, job.cuts
+	m.cache.Release(job.reserved)
 	if job.err != nil {
 		m.stats.flushErrors.Add(1)
 		m.log.Warn("flush failed", "object", name, "partitions", len(cuts), "err", job.err)
@@ -339,7 +391,7 @@ func (m *Manager) finishFlush(job *flushJob) {
 		return
 	}
 	m.stats.flushes.Add(1)
-	m.stats.flushBytes.Add(int64(len(body)))
+	m.stats.flushBytes.Add(job.size)
 	// The bytes are likely read soon by tail consumers: cache them now, keyed as reads look
 	// them up. The key is unique, so caching data whose commit then fails is harmless.
 	for _, c := range cuts {
@@ -398,22 +450,26 @@ func (m *Manager) objectsTimeout() time.Duration { return 10 * time.Second }
 
 // buildObject lays out the object and computes each cut's next partition state (the new
 // chunk, archived index sections when the state outgrows its bounds, a producer section
-// when too many producers changed). dataBytes sizes the buffer: one allocation, no regrowth.
-func (m *Manager) buildObject(name string, cuts []*cut, dataBytes int64) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.Grow(int(dataBytes) + 4<<10)
+// when too many producers changed). The object is returned as its parts: every cut's
+// buffer as it is (no copy), then one tail buffer with the sections and the footer.
+func (m *Manager) buildObject(name string, cuts []*cut) ([][]byte, error) {
+	body := make([][]byte, 0, len(cuts)+1)
+	var dataEnd int64    // bytes of the cuts: where the tail starts
+	var buf bytes.Buffer // the tail; its positions in the object are offset by dataEnd
+	pos := func() int64 { return dataEnd + int64(buf.Len()) }
 	footer := objectFooter{Version: 1, Node: m.opts.NodeID, Created: time.Now().UnixMilli()}
 	for _, c := range cuts {
-		pos := int64(buf.Len())
-		buf.Write(c.data)
+		at := dataEnd
+		body = append(body, c.data)
+		dataEnd += int64(len(c.data))
 		next := c.prev.Clone()
 		next.Chunks = append(next.Chunks, metadata.Chunk{
-			Object: name, Pos: pos, Len: int64(len(c.data)), Base: c.base, Last: c.last, MaxTimestamp: c.maxTS,
+			Object: name, Pos: at, Len: int64(len(c.data)), Base: c.base, Last: c.last, MaxTimestamp: c.maxTS,
 		})
 		next.HighWatermark = c.last + 1
 		c.next = next
 		footer.Sections = append(footer.Sections, footerRecord{
-			Topic: c.p.tp.topic, Partition: c.p.tp.partition, Kind: "data", Pos: pos, Len: int64(len(c.data)),
+			Topic: c.p.tp.topic, Partition: c.p.tp.partition, Kind: "data", Pos: at, Len: int64(len(c.data)),
 			Base: c.base, Last: c.last, Epoch: c.p.epoch,
 		})
 	}
@@ -424,7 +480,7 @@ func (m *Manager) buildObject(name string, cuts []*cut, dataBytes int64) ([]byte
 			if err != nil {
 				return err
 			}
-			ref.Object, ref.Pos, ref.Len = name, int64(buf.Len()), int64(len(data))
+			ref.Object, ref.Pos, ref.Len = name, pos(), int64(len(data))
 			buf.Write(data)
 			footer.Sections = append(footer.Sections, footerRecord{
 				Topic: c.p.tp.topic, Partition: c.p.tp.partition, Kind: "index", Pos: ref.Pos, Len: ref.Len,
@@ -451,7 +507,7 @@ func (m *Manager) buildObject(name string, cuts []*cut, dataBytes int64) ([]byte
 			if err != nil {
 				return nil, err
 			}
-			ref := metadata.SectionRef{Object: name, Pos: int64(buf.Len()), Len: int64(len(data))}
+			ref := metadata.SectionRef{Object: name, Pos: pos(), Len: int64(len(data))}
 			buf.Write(data)
 			footer.Sections = append(footer.Sections, footerRecord{
 				Topic: c.p.tp.topic, Partition: c.p.tp.partition, Kind: "producers", Pos: ref.Pos, Len: ref.Len,
@@ -474,7 +530,7 @@ func (m *Manager) buildObject(name string, cuts []*cut, dataBytes int64) ([]byte
 	tail[0], tail[1], tail[2], tail[3] = byte(len(fj)>>24), byte(len(fj)>>16), byte(len(fj)>>8), byte(len(fj))
 	copy(tail[4:], objectMagic)
 	buf.Write(tail[:])
-	return buf.Bytes(), nil
+	return append(body, buf.Bytes()), nil
 }
 
 // commit writes every cut's next state in as few etcd transactions as the limits allow,

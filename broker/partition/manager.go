@@ -126,6 +126,7 @@ type Manager struct {
 	draining bool
 
 	buffered atomic.Int64
+	pendSeq  atomic.Uint64 // orders the partitions' buffers by when they started
 	cutDone  chan struct{} // closed and replaced after each flush takes the buffers (under mu)
 	kick     chan struct{}
 	flushReq chan chan struct{}

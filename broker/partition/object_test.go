@@ -28,10 +28,15 @@ func TestBuildObjectLayout(t *testing.T) {
 		{p: newPartition(topicPartition{"a", 0}, [16]byte{1}, 3), data: []byte("AAAA"), base: 0, last: 1, maxTS: 10, prev: &metadata.PartitionState{}},
 		{p: newPartition(topicPartition{"b", 5}, [16]byte{2}, 4), data: []byte("BBBBBB"), base: metadata.MaxChunks, last: metadata.MaxChunks + 2, maxTS: 20, prev: full},
 	}
-	body, err := m.buildObject("obj", cuts, 10)
+	parts, err := m.buildObject("obj", cuts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The cuts' buffers go into the body as they are, followed by one tail.
+	if len(parts) != 3 || &parts[0][0] != &cuts[0].data[0] || &parts[1][0] != &cuts[1].data[0] {
+		t.Fatalf("body parts do not reuse the cuts' buffers: %d parts", len(parts))
+	}
+	body := bytes.Join(parts, nil)
 	if !bytes.HasPrefix(body, []byte("AAAABBBBBB")) || string(body[len(body)-4:]) != objectMagic {
 		t.Fatalf("layout %q", body)
 	}

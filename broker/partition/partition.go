@@ -48,7 +48,8 @@ type partition struct {
 	// Appended but not yet cut by the flusher.
 	pend     []byte
 	pendBase int64
-	pendTS   int64 // max batch max timestamp
+	pendTS   int64  // max batch max timestamp
+	pendSeq  uint64 // Manager.pendSeq when pend started: flushes take the oldest first
 	pendRes  *result
 	lastCut  int // about the bytes of the recent cuts: sizes the next buffer
 

@@ -54,7 +54,8 @@ func (s *Server) handleProduce(ctx context.Context, rc *requestContext, kreq kms
 	type target struct {
 		rp      *kmsg.ProduceResponseTopicPartition
 		topic   string
-		records []byte
+		records []byte // nil once appended
+		size    int    // len(records)
 		count   int64
 		result  AppendResult
 		err     error
@@ -115,8 +116,18 @@ func (s *Server) handleProduce(ctx context.Context, rc *requestContext, kreq kms
 	}
 	for _, t := range targets {
 		t.result, t.err = s.log.Append(appendCtx, t.topic, t.rp.Partition, t.records, false)
+		t.size, t.records = len(t.records), nil
 	}
 	rc.releaseTurn()
+	// The Log has its own copy of the batches: the request's frame goes back for reuse now,
+	// not after the wait for the flush (with many partitions per request, frames held
+	// through that wait would double the memory of what is buffered).
+	for i := range req.Topics {
+		for j := range req.Topics[i].Partitions {
+			req.Topics[i].Partitions[j].Records = nil
+		}
+	}
+	rc.releaseFrame()
 
 	wait := req.Acks != 0 && s.cfg.ProduceSyncFlush
 	var wg sync.WaitGroup
@@ -146,7 +157,7 @@ func (s *Server) handleProduce(ctx context.Context, rc *requestContext, kreq kms
 		t.rp.LogStartOffset = t.result.LogStartOffset
 		t.rp.LogAppendTime = -1
 		s.metrics.producedRecords.Add(float64(t.count))
-		s.metrics.producedBytes.Add(float64(len(t.records)))
+		s.metrics.producedBytes.Add(float64(t.size))
 	}
 	if req.Acks == 0 {
 		if failed {

@@ -61,8 +61,18 @@ type requestContext struct {
 	// Produce only: wait for produceTurn before appending, call releaseTurn after.
 	produceTurn <-chan struct{}
 	releaseTurn func()
-	// recycle, when set, returns the request's frame for reuse once the handler is done.
+	// recycle, when set, returns the request's frame for reuse: once the handler is done,
+	// or earlier through releaseFrame.
 	recycle func()
+}
+
+// releaseFrame returns the request's frame for reuse now (when it is recyclable) instead of
+// when the handler returns. The handler must no longer read any byte slice of its request.
+func (rc *requestContext) releaseFrame() {
+	if rc.recycle != nil {
+		rc.recycle()
+		rc.recycle = nil
+	}
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -154,20 +164,16 @@ func (c *conn) readLoop(r *bufio.Reader) error {
 			c.s.metrics.rejected("frame_size")
 			return fmt.Errorf("request frame of %d bytes outside [8, %d] (KAFSCALE_MAX_REQUEST_BYTES)", size, c.s.cfg.MaxRequestBytes)
 		}
-		bp := frameBufs.Get().(*[]byte)
-		frame, err := readFrameInto((*bp)[:0], r, int(size))
+		frame, err := readFrameInto(frameBufs.get(int(size)), r, int(size))
 		if err != nil {
 			return c.readError(err)
 		}
 		in, req, rc, err := c.decode(frame)
-		if err == nil && req != nil && in.key == produceKey && cap(frame) <= maxPooledFrame {
+		if err == nil && req != nil && in.key == produceKey {
 			// Only Produce frames are reused, once the handler is done: the Log copies the
 			// records, and the decoded request's strings are copies. Other requests keep
 			// byte slices of their frame (group metadata, for one), so theirs are not.
-			rc.recycle = func() {
-				*bp = frame[:0]
-				frameBufs.Put(bp)
-			}
+			rc.recycle = func() { frameBufs.put(frame) }
 		}
 		if err != nil {
 			if !errors.Is(err, errDecodeTimeout) {
@@ -217,16 +223,69 @@ func (c *conn) readProxyHeader(r *bufio.Reader) error {
 	return nil
 }
 
-// frameUpfront is how much of an announced frame is allocated before its bytes arrive:
-// typical produce requests (up to 1 MiB, the clients' default batch limit) are read into
-// one allocation, while a client announcing 100 MiB and sending little holds at most this.
-const frameUpfront = 1 << 20
+// frameUpfront is how much of an announced frame is allocated before its bytes arrive: a
+// client announcing 100 MiB and sending little holds at most this. Produce requests are
+// up to a few MiB (one ≤ 1 MiB batch per partition with the clients' defaults), so most
+// frames are read into one allocation.
+const frameUpfront = 4 << 20
 
-// frameBufs recycles Produce request frames (see readLoop); frames above maxPooledFrame are
-// left to the GC.
-var frameBufs = sync.Pool{New: func() any { return new([]byte) }}
+// frameBufs recycles Produce request frames (see readLoop). Unlike a sync.Pool it survives
+// garbage collections, which the broker's soft memory limit makes frequent under load, so a
+// busy producer connection does not allocate (and zero) every frame anew.
+var frameBufs = &bufList{max: 16 << 20}
 
-const maxPooledFrame = 4 << 20
+// bufList keeps freed buffers for reuse, at most max bytes of them.
+type bufList struct {
+	mu    sync.Mutex
+	free  [][]byte
+	bytes int
+	max   int
+}
+
+// get returns an empty buffer with room for n bytes when one is free, else nil.
+func (l *bufList) get(n int) []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := len(l.free) - 1; i >= 0; i-- {
+		if b := l.free[i]; cap(b) >= n {
+			last := len(l.free) - 1
+			l.free[i] = l.free[last]
+			l.free[last] = nil
+			l.free = l.free[:last]
+			l.bytes -= cap(b)
+			return b[:0]
+		}
+	}
+	return nil
+}
+
+// put keeps b for reuse if there is room, else drops it. When full, a larger b replaces the
+// smallest free buffer, so the list drifts towards the sizes the clients send.
+func (l *bufList) put(b []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if cap(b) > l.max {
+		return
+	}
+	for l.bytes+cap(b) > l.max && len(l.free) > 0 {
+		small := 0
+		for i, f := range l.free {
+			if cap(f) < cap(l.free[small]) {
+				small = i
+			}
+		}
+		if cap(l.free[small]) >= cap(b) {
+			return
+		}
+		l.bytes -= cap(l.free[small])
+		last := len(l.free) - 1
+		l.free[small] = l.free[last]
+		l.free[last] = nil
+		l.free = l.free[:last]
+	}
+	l.free = append(l.free, b[:0])
+	l.bytes += cap(b)
+}
 
 // readFrame reads size bytes, growing the buffer as they arrive beyond frameUpfront.
 func readFrame(r io.Reader, size int) ([]byte, error) { return readFrameInto(nil, r, size) }
@@ -238,6 +297,7 @@ func readFrameInto(buf []byte, r io.Reader, size int) ([]byte, error) {
 	}
 	for len(buf) < size {
 		if len(buf) == cap(buf) {
+			// Past frameUpfront the frame grows as its bytes arrive, at most doubling.
 			buf = slices.Grow(buf, min(size-len(buf), cap(buf)))
 		}
 		end := min(cap(buf), size)
@@ -358,9 +418,7 @@ func (c *conn) handle(in *inflight, req kmsg.Request, rc *requestContext) {
 		c.s.metrics.inflight.Dec()
 	}()
 	defer close(in.done)
-	if rc.recycle != nil {
-		defer rc.recycle()
-	}
+	defer rc.releaseFrame()
 	if rc.releaseTurn != nil {
 		defer rc.releaseTurn()
 	}

@@ -22,7 +22,8 @@ type Log interface {
 	// bytes, exactly as the client sent them, to a partition this broker leads, assigning
 	// offsets. With wait it returns only once the data is in S3 and the partition state is
 	// committed in etcd (group commit: many Appends share one flush); without wait it
-	// returns as soon as the batches are buffered.
+	// returns as soon as the batches are buffered. It must not keep batches (or any part of
+	// it) after returning: the caller reuses the buffer.
 	Append(ctx context.Context, topic string, partition int32, batches []byte, wait bool) (AppendResult, error)
 	// Read returns stored batches starting at the batch containing offset, up to about
 	// maxBytes (at least one whole batch when any exists), as stored bytes. The bytes may

@@ -159,3 +159,38 @@ func TestReadFrameGrowsAsBytesArrive(t *testing.T) {
 		t.Fatal("short input: no error")
 	}
 }
+
+// The frame free list hands out only buffers large enough, never more than max bytes of them
+// kept, and prefers keeping larger buffers when full.
+func TestBufListBounds(t *testing.T) {
+	l := &bufList{max: 100}
+	if b := l.get(10); b != nil {
+		t.Fatal("empty list handed out a buffer")
+	}
+	l.put(make([]byte, 5, 40))
+	l.put(make([]byte, 0, 50))
+	if b := l.get(45); cap(b) != 50 || len(b) != 0 {
+		t.Fatalf("get(45): cap %d len %d, want the 50-byte buffer, empty", cap(b), len(b))
+	}
+	if b := l.get(45); b != nil {
+		t.Fatalf("get(45) again: cap %d, want nothing (only 40 left)", cap(b))
+	}
+	l.put(make([]byte, 0, 50))
+	l.put(make([]byte, 0, 30)) // 40+50+30 > 100: smaller than all kept, dropped
+	if l.bytes != 90 || len(l.free) != 2 {
+		t.Fatalf("kept %d bytes in %d buffers, want 90 in 2", l.bytes, len(l.free))
+	}
+	l.put(make([]byte, 0, 60)) // 150 bytes: the 40 goes, then the 50 (still over 100)
+	if l.bytes != 60 || len(l.free) != 1 {
+		t.Fatalf("kept %d bytes in %d buffers, want only the 60", l.bytes, len(l.free))
+	}
+	if b := l.get(41); b == nil {
+		t.Fatal("no buffer over 40 after the 60 came in")
+	}
+	l.put(make([]byte, 0, 101)) // larger than the whole list
+	for _, f := range l.free {
+		if cap(f) == 101 {
+			t.Fatal("kept a buffer larger than the bound")
+		}
+	}
+}

@@ -4,7 +4,6 @@
 package storage
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -198,13 +197,21 @@ func (s *Store) observe(caller context.Context, start time.Time, err error) time
 // Put writes an object (name is relative to the namespace). Objects are immutable: a name
 // is written once.
 func (s *Store) Put(caller context.Context, name string, body []byte) error {
+	return s.PutParts(caller, name, [][]byte{body})
+}
+
+// PutParts writes one object whose body is parts back to back, without joining them into
+// one buffer (a flush's partition buffers and its footer).
+func (s *Store) PutParts(caller context.Context, name string, parts [][]byte) error {
 	ctx, cancel := context.WithTimeout(caller, s.opts.RequestTimeout)
 	defer cancel()
+	body := newPartsReader(parts)
+	size := body.size
 	in := &s3.PutObjectInput{
 		Bucket:        aws.String(s.opts.Bucket),
 		Key:           aws.String(s.Key(name)),
-		Body:          bytes.NewReader(body),
-		ContentLength: aws.Int64(int64(len(body))),
+		Body:          body,
+		ContentLength: aws.Int64(size),
 		ContentType:   aws.String("application/octet-stream"),
 	}
 	if s.opts.KMSKeyID != "" {
@@ -219,7 +226,7 @@ func (s *Store) Put(caller context.Context, name string, body []byte) error {
 		s.putErrors.Add(1)
 		return fmt.Errorf("s3 put %s/%s: %w", s.opts.Bucket, s.Key(name), err)
 	}
-	s.putBytes.Add(int64(len(body)))
+	s.putBytes.Add(size)
 	return nil
 }
 

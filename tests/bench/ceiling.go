@@ -27,6 +27,30 @@ type Ceiling struct {
 	Bytes       int64
 	Elapsed     time.Duration
 	Latencies   Percentiles // per request (S3 only)
+	// Busy is the whole machine's busy CPU time during the run (/proc/stat): the S3
+	// server's and the client's together, so a ceiling says what a byte costs the machine.
+	Busy time.Duration
+}
+
+// CPUPerGiB is the machine's busy CPU-seconds per GiB moved in the run.
+func (c Ceiling) CPUPerGiB() float64 {
+	if c.Bytes <= 0 {
+		return 0
+	}
+	return c.Busy.Seconds() / (float64(c.Bytes) / (1 << 30))
+}
+
+// Cores is the machine's cores in use during the run.
+func (c Ceiling) Cores() float64 { return rate(c.Busy.Seconds(), c.Elapsed) }
+
+// machineBusy returns the machine's busy CPU time so far, or 0 when /proc/stat is unreadable
+// (the ceiling then reports no CPU figures rather than failing).
+func machineBusy() time.Duration {
+	b, _, err := machineCPU()
+	if err != nil {
+		return 0
+	}
+	return b
 }
 
 // BytesPerSec is the throughput of the run.
@@ -106,7 +130,7 @@ func timedOps(ctx context.Context, name string, size, parallel int, d time.Durat
 		seq   atomic.Int64
 		first error
 	)
-	start := time.Now()
+	start, busy0 := time.Now(), machineBusy()
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
 	for w := 0; w < parallel; w++ {
@@ -134,7 +158,7 @@ func timedOps(ctx context.Context, name string, size, parallel int, d time.Durat
 	}
 	wg.Wait()
 	return Ceiling{Name: name, ObjectBytes: size, Parallelism: parallel, Ops: len(lat), Bytes: total.Load(),
-		Elapsed: time.Since(start), Latencies: percentilesOf(lat)}, first
+		Elapsed: time.Since(start), Latencies: percentilesOf(lat), Busy: machineBusy() - busy0}, first
 }
 
 // tcpCeiling streams bytes over one loopback TCP connection for d: the most any Kafka
@@ -161,7 +185,7 @@ func tcpCeiling(ctx context.Context, d time.Duration) (Ceiling, error) {
 		return Ceiling{}, err
 	}
 	buf := make([]byte, 256<<10)
-	start := time.Now()
+	start, busy0 := time.Now(), machineBusy()
 	deadline := start.Add(d)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		if _, err := conn.Write(buf); err != nil {
@@ -171,5 +195,6 @@ func tcpCeiling(ctx context.Context, d time.Duration) (Ceiling, error) {
 	}
 	conn.Close()
 	n := <-received
-	return Ceiling{Name: "TCP loopback", ObjectBytes: len(buf), Parallelism: 1, Bytes: n, Elapsed: time.Since(start)}, nil
+	return Ceiling{Name: "TCP loopback", ObjectBytes: len(buf), Parallelism: 1, Bytes: n, Elapsed: time.Since(start),
+		Busy: machineBusy() - busy0}, nil
 }

@@ -30,6 +30,12 @@ type Config struct {
 	// GetParallelism overrides the concurrent S3 GETs the GET ceiling uses
 	// (BENCH_GET_PARALLELISM); 0 means the broker's own (BrokerGetParallelism).
 	GetParallelism int
+	// Producers is how many franz-go clients, each with its own connection, share the load
+	// of the produce and latency runs (BENCH_PRODUCERS, default 4): one idempotent client
+	// keeps at most five requests in flight, about one segment, which cannot keep the
+	// broker's parallel uploads busy. With more than one, a single-client run of 1 KiB
+	// records on one partition is reported too.
+	Producers int
 	// Peer runs the kfake peer's workloads too (BENCH_PEER, default true).
 	Peer bool
 	// Profile collects pprof profiles of the broker (BENCH_PROFILE, default true).
@@ -49,6 +55,7 @@ func Default() Config {
 		BacklogBytes:       1 << 30,
 		BacklogRecordBytes: 16 << 10,
 		SteadyBytesPerSec:  1e6,
+		Producers:          4,
 		Peer:               true,
 		Profile:            true,
 		OutDir:             "bench-out",
@@ -109,11 +116,15 @@ func FromEnv() (Config, error) {
 	num("BENCH_BACKLOG_RECORD_BYTES", func(x int64) { c.BacklogRecordBytes = int(x) })
 	num("BENCH_STEADY_BYTES_PER_SEC", func(x int64) { c.SteadyBytesPerSec = float64(x) })
 	num("BENCH_PUT_PARALLELISM", func(x int64) { c.PutParallelism = int(x) })
+	num("BENCH_PRODUCERS", func(x int64) { c.Producers = int(x) })
 	num("BENCH_GET_PARALLELISM", func(x int64) { c.GetParallelism = int(x) })
 	boolean("BENCH_PEER", &c.Peer)
 	boolean("BENCH_PROFILE", &c.Profile)
 	if v := os.Getenv("BENCH_OUT"); v != "" {
 		c.OutDir = v
+	}
+	if c.Producers < 1 {
+		errs = append(errs, fmt.Errorf("BENCH_PRODUCERS must be at least 1"))
 	}
 	if c.BacklogBytes < 1<<20 || c.BacklogRecordBytes < 16 || c.SteadyBytesPerSec <= 0 {
 		errs = append(errs, fmt.Errorf("BENCH_BACKLOG_BYTES must be at least 1 MiB, BENCH_BACKLOG_RECORD_BYTES at least 16, BENCH_STEADY_BYTES_PER_SEC above 0"))

@@ -147,9 +147,23 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 			profileMu.Unlock()
 		}()
 	}
-	produceSecs := int(4*(cfg.Warmup+cfg.Duration).Seconds()) + 1
-	profile("broker-produce-cpu.pprof", "/debug/pprof/profile?seconds="+strconv.Itoa(produceSecs))
-	brokerRuns, err := produceMatrix(ctx, tb, sys, cfg, pool)
+	// One CPU profile per produce run, over most of its warm-up and measured window (one
+	// CPU profile at a time: each run waits for the previous one's), and a heap profile in
+	// the middle of the first run's window: the memory in use under load.
+	runSecs := strconv.Itoa(max(int((cfg.Warmup+cfg.Duration).Seconds())-1, 1))
+	first := true
+	brokerRuns, err := produceMatrix(ctx, tb, sys, cfg, pool, func(name string) {
+		profiles.Wait()
+		profile("broker-produce-"+name+"-cpu.pprof", "/debug/pprof/profile?seconds="+runSecs)
+		if first {
+			first = false
+			profiles.Add(1)
+			time.AfterFunc(cfg.Warmup+cfg.Duration/2, func() {
+				defer profiles.Done()
+				profile("broker-heap-under-load.pprof", "/debug/pprof/heap")
+			})
+		}
+	})
 	rep.BrokerProduce = brokerRuns
 	if err != nil {
 		return rep, err
@@ -159,15 +173,15 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 	profiles.Wait()
 	peak := rep.peakRate()
 	tb.Logf("bench: broker: fixed rate %.0f records/s (half of the 1 KiB, 1 partition peak) for %s", peak/2, cfg.LatencyDuration)
-	if rep.BrokerLatency, err = fixedRate(ctx, sys, "bench-latency", 1024, peak/2, cfg.LatencyDuration, pool); err != nil {
+	if rep.BrokerLatency, err = fixedRate(ctx, sys, "bench-latency", 1024, cfg.Producers, peak/2, cfg.LatencyDuration, pool); err != nil {
 		return rep, err
 	}
 	tb.Logf("bench: broker: steady %.0f B/s for %s", cfg.SteadyBytesPerSec, cfg.LatencyDuration)
-	if rep.BrokerSteady, err = fixedRate(ctx, sys, "bench-steady", 1024, cfg.SteadyBytesPerSec/1024, cfg.LatencyDuration, pool); err != nil {
+	if rep.BrokerSteady, err = fixedRate(ctx, sys, "bench-steady", 1024, 1, cfg.SteadyBytesPerSec/1024, cfg.LatencyDuration, pool); err != nil {
 		return rep, err
 	}
 	tb.Logf("bench: broker: producing a %d-byte backlog", cfg.BacklogBytes)
-	if rep.BrokerBacklog, err = produceThroughput(ctx, sys, "bench-backlog", cfg.BacklogRecordBytes, 1, 0, 0, cfg.BacklogBytes, pool); err != nil {
+	if rep.BrokerBacklog, err = produceThroughput(ctx, sys, "bench-backlog", cfg.BacklogRecordBytes, 1, cfg.Producers, 0, 0, cfg.BacklogBytes, pool); err != nil {
 		return rep, err
 	}
 	// Objects against flushes, for the life of this broker process (the probe object of
@@ -220,15 +234,15 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 			return rep, err
 		}
 		psys := System{Name: "kfake", Addr: peer.addr, PID: func() int { return peer.cmd.Process.Pid }, InMemory: true}
-		rep.PeerProduce, err = produceMatrix(ctx, tb, psys, cfg, pool)
+		rep.PeerProduce, err = produceMatrix(ctx, tb, psys, cfg, pool, nil)
 		if err != nil {
 			return rep, err
 		}
 		tb.Logf("bench: kfake: fixed rate %.0f records/s", peak/2)
-		if rep.PeerLatency, err = fixedRate(ctx, psys, "bench-latency", 1024, peak/2, cfg.LatencyDuration, pool); err != nil {
+		if rep.PeerLatency, err = fixedRate(ctx, psys, "bench-latency", 1024, cfg.Producers, peak/2, cfg.LatencyDuration, pool); err != nil {
 			return rep, err
 		}
-		if rep.PeerBacklog, err = produceThroughput(ctx, psys, "bench-backlog", cfg.BacklogRecordBytes, 1, 0, 0, cfg.BacklogBytes, pool); err != nil {
+		if rep.PeerBacklog, err = produceThroughput(ctx, psys, "bench-backlog", cfg.BacklogRecordBytes, 1, cfg.Producers, 0, 0, cfg.BacklogBytes, pool); err != nil {
 			return rep, err
 		}
 		if rep.PeerFetchCatchUp, err = fetchCatchUp(ctx, psys, "bench-backlog", rep.PeerBacklog.Records); err != nil {
@@ -247,21 +261,35 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 	return rep, nil
 }
 
-// produceMatrix runs the four produce workloads: 1 KiB and 16 KiB records, 1 and 64
-// partitions.
-func produceMatrix(ctx context.Context, tb testing.TB, sys System, cfg Config, pool *Payload) ([]ProduceResult, error) {
-	var out []ProduceResult
+// produceMatrix runs the four produce workloads with cfg.Producers clients: 1 KiB and
+// 16 KiB records, 1 and 64 partitions; then, when cfg.Producers > 1, 1 KiB records on one
+// partition from a single client (a fifth result), which shows what one client's window
+// allows. Before each run it calls starting (when not nil) with the run's name, such as
+// 1k-64p-4c.
+func produceMatrix(ctx context.Context, tb testing.TB, sys System, cfg Config, pool *Payload, starting func(name string)) ([]ProduceResult, error) {
+	type run struct{ size, parts, producers int }
+	var runs []run
 	for _, size := range []int{1 << 10, 16 << 10} {
 		for _, parts := range []int{1, 64} {
-			topic := fmt.Sprintf("bench-produce-%dk-%dp", size>>10, parts)
-			r, err := produceThroughput(ctx, sys, topic, size, parts, cfg.Warmup, cfg.Duration, 0, pool)
-			if err != nil {
-				return out, err
-			}
-			tb.Logf("bench: %s: produce %d B records, %d partitions: %.1f MB/s, %.0f records/s, %d S3 PUTs, CPU %s",
-				sys.Name, size, parts, r.BytesPerSec()/1e6, r.RecordsPerSec(), int(r.Delta.Puts), r.Delta.CPU)
-			out = append(out, r)
+			runs = append(runs, run{size, parts, cfg.Producers})
 		}
+	}
+	if cfg.Producers > 1 {
+		runs = append(runs, run{1 << 10, 1, 1})
+	}
+	var out []ProduceResult
+	for _, x := range runs {
+		name := fmt.Sprintf("%dk-%dp-%dc", x.size>>10, x.parts, x.producers)
+		if starting != nil {
+			starting(name)
+		}
+		r, err := produceThroughput(ctx, sys, "bench-produce-"+name, x.size, x.parts, x.producers, cfg.Warmup, cfg.Duration, 0, pool)
+		if err != nil {
+			return out, err
+		}
+		tb.Logf("bench: %s: produce %d B records, %d partitions, %d producers: %.1f MB/s, %.0f records/s, %d S3 PUTs, CPU %s",
+			sys.Name, x.size, x.parts, x.producers, r.BytesPerSec()/1e6, r.RecordsPerSec(), int(r.Delta.Puts), r.Delta.CPU)
+		out = append(out, r)
 	}
 	return out, nil
 }

@@ -182,6 +182,7 @@ type ProduceResult struct {
 	System      string
 	RecordBytes int
 	Partitions  int
+	Producers   int   // clients producing at once, each with its own connection
 	Records     int64 // acknowledged in the measured window
 	Bytes       int64 // record values acknowledged in the measured window
 	Errors      int64
@@ -195,10 +196,11 @@ func (r ProduceResult) BytesPerSec() float64 { return rate(float64(r.Bytes), r.D
 func (r ProduceResult) RecordsPerSec() float64 { return rate(float64(r.Records), r.Delta.Elapsed) }
 
 // produceThroughput produces as fast as the system acknowledges (acks=all, no compression,
-// up to 64 MiB buffered in the client) for warmup+d and measures the last d. With limit > 0
-// it instead produces exactly limit payload bytes and measures the whole run.
-func produceThroughput(ctx context.Context, sys System, topic string, recordBytes, partitions int, warmup, d time.Duration, limit int64, pool *Payload) (ProduceResult, error) {
-	res := ProduceResult{System: sys.Name, RecordBytes: recordBytes, Partitions: partitions}
+// up to 64 MiB buffered in each client) from producers clients, each with its own
+// connection, for warmup+d and measures the last d. With limit > 0 it instead produces
+// exactly limit payload bytes and measures the whole run.
+func produceThroughput(ctx context.Context, sys System, topic string, recordBytes, partitions, producers int, warmup, d time.Duration, limit int64, pool *Payload) (ProduceResult, error) {
+	res := ProduceResult{System: sys.Name, RecordBytes: recordBytes, Partitions: partitions, Producers: producers}
 	var configs map[string]*string
 	if sys.InMemory && limit == 0 {
 		keep := strconv.Itoa(max(64<<20/partitions, 1<<20))
@@ -208,11 +210,15 @@ func produceThroughput(ctx context.Context, sys System, topic string, recordByte
 	if err := createTopic(ctx, sys.Addr, topic, partitions, configs); err != nil {
 		return res, err
 	}
-	cl, err := newClient(sys.Addr, kgo.DefaultProduceTopic(topic))
-	if err != nil {
-		return res, err
+	cls := make([]*kgo.Client, producers)
+	for i := range cls {
+		cl, err := newClient(sys.Addr, kgo.DefaultProduceTopic(topic))
+		if err != nil {
+			return res, err
+		}
+		defer cl.Close()
+		cls[i] = cl
 	}
-	defer cl.Close()
 	var (
 		acked, ackedBytes, failed atomic.Int64
 		firstErr                  atomic.Pointer[error]
@@ -232,13 +238,35 @@ func produceThroughput(ctx context.Context, sys System, topic string, recordByte
 	if limit > 0 {
 		n = (limit + int64(recordBytes) - 1) / int64(recordBytes)
 	}
+	var gen sync.WaitGroup
+	for i, cl := range cls {
+		mine := int64(-1) // records for this producer: an equal share of n
+		if n >= 0 {
+			mine = n / int64(producers)
+			if int64(i) < n%int64(producers) {
+				mine++
+			}
+		}
+		gen.Add(1)
+		go func() {
+			defer gen.Done()
+			for j := int64(0); (mine < 0 || j < mine) && pctx.Err() == nil; j++ {
+				cl.Produce(pctx, &kgo.Record{Value: pool.Slice(recordBytes)}, cb)
+			}
+		}()
+	}
 	genDone := make(chan struct{})
 	go func() {
-		defer close(genDone)
-		for i := int64(0); (n < 0 || i < n) && pctx.Err() == nil; i++ {
-			cl.Produce(pctx, &kgo.Record{Value: pool.Slice(recordBytes)}, cb)
-		}
+		gen.Wait()
+		close(genDone)
 	}()
+	flushAll := func(ctx context.Context) error {
+		var errs []error
+		for _, cl := range cls {
+			errs = append(errs, cl.Flush(ctx))
+		}
+		return errors.Join(errs...)
+	}
 	fail := func() error {
 		if p := firstErr.Load(); p != nil {
 			return fmt.Errorf("%s: produce to %s: %w", sys.Name, topic, *p)
@@ -251,7 +279,7 @@ func produceThroughput(ctx context.Context, sys System, topic string, recordByte
 			return res, err
 		}
 		<-genDone
-		if err := cl.Flush(ctx); err != nil {
+		if err := flushAll(ctx); err != nil {
 			return res, err
 		}
 		s1, err := sys.snapshot(ctx)
@@ -295,7 +323,7 @@ func produceThroughput(ctx context.Context, sys System, topic string, recordByte
 	<-genDone
 	fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	_ = cl.Flush(fctx)
+	_ = flushAll(fctx)
 	if res.Errors > 0 && windowErr != nil {
 		return res, windowErr
 	}
@@ -311,6 +339,7 @@ type LatencyResult struct {
 	System      string
 	RecordBytes int
 	TargetRate  float64 // records/s
+	Producers   int     // clients sharing the sends (record i goes through client i mod Producers)
 	Sent        int
 	Received    int
 	Latency     Percentiles
@@ -323,19 +352,24 @@ const tsHeader = "bench-intended-ns"
 // and carries that time; a producer that falls behind sends what is due at once, and the
 // delay counts against its latency (no coordinated omission). A consumer reading the topic
 // from the start measures receipt time − intended time for every record.
-func fixedRate(ctx context.Context, sys System, topic string, recordBytes int, recPerSec float64, d time.Duration, pool *Payload) (LatencyResult, error) {
-	res := LatencyResult{System: sys.Name, RecordBytes: recordBytes, TargetRate: recPerSec}
+func fixedRate(ctx context.Context, sys System, topic string, recordBytes, producers int, recPerSec float64, d time.Duration, pool *Payload) (LatencyResult, error) {
+	res := LatencyResult{System: sys.Name, RecordBytes: recordBytes, TargetRate: recPerSec, Producers: producers}
 	if sys.InMemory {
 		defer deleteTopic(sys.Addr, topic)
 	}
 	if err := createTopic(ctx, sys.Addr, topic, 1, nil); err != nil {
 		return res, err
 	}
-	prod, err := newClient(sys.Addr, kgo.DefaultProduceTopic(topic))
-	if err != nil {
-		return res, err
+	prods := make([]*kgo.Client, producers)
+	for i := range prods {
+		cl, err := newClient(sys.Addr, kgo.DefaultProduceTopic(topic))
+		if err != nil {
+			return res, err
+		}
+		defer cl.Close()
+		prods[i] = cl
 	}
-	defer prod.Close()
+	prod := prods[0]
 	cons, err := newClient(sys.Addr, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		return res, err
@@ -423,7 +457,7 @@ func fixedRate(ctx context.Context, sys System, topic string, recordBytes int, r
 		for ; i < n && !due(i).After(now); i++ {
 			var ts [8]byte
 			binary.BigEndian.PutUint64(ts[:], uint64(due(i).UnixNano()))
-			prod.Produce(ctx, &kgo.Record{Value: pool.Slice(recordBytes), Headers: []kgo.RecordHeader{{Key: tsHeader, Value: ts[:]}}}, cb)
+			prods[i%producers].Produce(ctx, &kgo.Record{Value: pool.Slice(recordBytes), Headers: []kgo.RecordHeader{{Key: tsHeader, Value: ts[:]}}}, cb)
 		}
 		if i < n {
 			time.Sleep(time.Until(due(i)))

@@ -20,7 +20,9 @@ type Report struct {
 
 	TCP, Put, Get Ceiling
 
-	BrokerProduce               []ProduceResult // 1 KiB×1, 1 KiB×64, 16 KiB×1, 16 KiB×64
+	// BrokerProduce are 1 KiB×1, 1 KiB×64, 16 KiB×1, 16 KiB×64 from Config.Producers
+	// clients, then (Producers > 1) 1 KiB×1 from one client.
+	BrokerProduce               []ProduceResult
 	BrokerLatency, BrokerSteady LatencyResult
 	BrokerBacklog               ProduceResult
 	// BrokerFetchCatchUp reads the backlog with plain Fetch requests (the target's
@@ -140,13 +142,14 @@ func cpuPerGiB(cpu time.Duration, bytes int64) float64 {
 func (r *Report) Targets() []Target {
 	var ts []Target
 	put := r.Put.BytesPerSec()
-	for _, p := range r.BrokerProduce {
+	matrix := r.BrokerProduce[:min(4, len(r.BrokerProduce))] // the runs from Config.Producers clients
+	for _, p := range matrix {
 		if p.RecordBytes != 1024 {
 			continue
 		}
 		ratio := p.BytesPerSec() / put
 		ts = append(ts, Target{
-			Name:     fmt.Sprintf("produce 1 KiB, acks=all, sync flush, %d partition(s) ≥ 70%% of the S3 PUT ceiling", p.Partitions),
+			Name:     fmt.Sprintf("produce 1 KiB, acks=all, sync flush, %d partition(s), %s ≥ 70%% of the S3 PUT ceiling", p.Partitions, producers(p.Producers)),
 			Measured: mbps(p.BytesPerSec()), Limit: "0.70 × " + mbps(put), Ratio: ratio, Pass: ratio >= 0.70,
 		})
 	}
@@ -168,8 +171,8 @@ func (r *Report) Targets() []Target {
 	}
 	ts = append(ts, Target{Name: "S3 PUTs at peak ≤ 1.2 × bytes / segment size (worst produce run)",
 		Measured: fmt.Sprintf("%.2f × bytes / %d", worst, r.Broker.SegmentBytes), Limit: "1.2", Ratio: worst / 1.2, Pass: worst <= 1.2})
-	for i := 0; i+1 < len(r.BrokerProduce); i += 2 {
-		a, b := r.BrokerProduce[i], r.BrokerProduce[i+1]
+	for i := 0; i+1 < len(matrix); i += 2 {
+		a, b := matrix[i], matrix[i+1]
 		diff := 0.0
 		if a.PutsPerGiB() > 0 {
 			diff = b.PutsPerGiB()/a.PutsPerGiB() - 1
@@ -190,6 +193,13 @@ func (r *Report) steadyPutsPerFlush() float64 {
 		return 0
 	}
 	return d.Puts / (d.Elapsed.Seconds() / r.Broker.FlushInterval.Seconds())
+}
+
+func producers(n int) string {
+	if n == 1 {
+		return "1 producer"
+	}
+	return fmt.Sprintf("%d producers", n)
 }
 
 func mbps(b float64) string     { return fmt.Sprintf("%.1f MB/s", b/1e6) }
@@ -213,6 +223,11 @@ func lat(p Percentiles) string {
 	return fmt.Sprintf("p50 %s, p99 %s, p999 %s", ms(p.P50), ms(p.P99), ms(p.P999))
 }
 
+// machineCost says what a ceiling cost the whole machine: cores busy and CPU-seconds per GiB.
+func machineCost(c Ceiling) string {
+	return fmt.Sprintf("machine %.2f cores busy, %.2f CPU-s/GiB", c.Cores(), c.CPUPerGiB())
+}
+
 // Markdown renders the report: machine, settings, the side-by-side table, the targets,
 // and the profiles' top functions.
 func (r *Report) Markdown() string {
@@ -229,18 +244,18 @@ func (r *Report) Markdown() string {
 		r.Config.Duration, r.Config.Warmup, r.Config.LatencyDuration, r.Config.BacklogBytes>>20, size(r.Config.BacklogRecordBytes))
 
 	w("| measurement | broker | ceiling | broker / ceiling | kfake | broker / kfake |\n|---|---|---|---|---|---|\n")
-	w("| loopback TCP, 1 connection | | %s | | | |\n", mbps(r.TCP.BytesPerSec()))
-	w("| S3 PUT ceiling: %s objects × %d in parallel (raw aws-sdk-go-v2) | | %s; %s | | | |\n",
-		size(r.Put.ObjectBytes), r.Put.Parallelism, mbps(r.Put.BytesPerSec()), lat(r.Put.Latencies))
-	w("| S3 GET ceiling: %s objects × %d in parallel | | %s; %s | | | |\n",
-		size(r.Get.ObjectBytes), r.Get.Parallelism, mbps(r.Get.BytesPerSec()), lat(r.Get.Latencies))
+	w("| loopback TCP, 1 connection | | %s; %s | | | |\n", mbps(r.TCP.BytesPerSec()), machineCost(r.TCP))
+	w("| S3 PUT ceiling: %s objects × %d in parallel (raw aws-sdk-go-v2) | | %s; %s; %s | | | |\n",
+		size(r.Put.ObjectBytes), r.Put.Parallelism, mbps(r.Put.BytesPerSec()), lat(r.Put.Latencies), machineCost(r.Put))
+	w("| S3 GET ceiling: %s objects × %d in parallel | | %s; %s; %s | | | |\n",
+		size(r.Get.ObjectBytes), r.Get.Parallelism, mbps(r.Get.BytesPerSec()), lat(r.Get.Latencies), machineCost(r.Get))
 	for i, p := range r.BrokerProduce {
 		var peer ProduceResult
 		if i < len(r.PeerProduce) {
 			peer = r.PeerProduce[i]
 		}
-		w("| produce %s records, %d partition(s): MB/s (records/s) | %s (%.0f/s) | %s (PUT) | %s | %s (%.0f/s) | %s |\n",
-			size(p.RecordBytes), p.Partitions, mbps(p.BytesPerSec()), p.RecordsPerSec(), mbps(r.Put.BytesPerSec()),
+		w("| produce %s records, %d partition(s), %s: MB/s (records/s) | %s (%.0f/s) | %s (PUT) | %s | %s (%.0f/s) | %s |\n",
+			size(p.RecordBytes), p.Partitions, producers(p.Producers), mbps(p.BytesPerSec()), p.RecordsPerSec(), mbps(r.Put.BytesPerSec()),
 			ratio(p.BytesPerSec(), r.Put.BytesPerSec()), mbps(peer.BytesPerSec()), peer.RecordsPerSec(), ratio(p.BytesPerSec(), peer.BytesPerSec()))
 	}
 	for i, p := range r.BrokerProduce {
@@ -249,25 +264,25 @@ func (r *Report) Markdown() string {
 			peer = r.PeerProduce[i]
 		}
 		bc, pc := cpuPerGiB(p.Delta.CPU, p.Bytes), cpuPerGiB(peer.Delta.CPU, peer.Bytes)
-		w("| CPU-seconds per GiB produced, %s × %d | %.2f s | | | %.2f s | %s |\n", size(p.RecordBytes), p.Partitions, bc, pc, ratio(bc, pc))
+		w("| CPU-seconds per GiB produced, %s × %d, %s | %.2f s | | | %.2f s | %s |\n", size(p.RecordBytes), p.Partitions, producers(p.Producers), bc, pc, ratio(bc, pc))
 	}
 	for i, p := range r.BrokerProduce {
 		var peer ProduceResult
 		if i < len(r.PeerProduce) {
 			peer = r.PeerProduce[i]
 		}
-		w("| cores in use, produce %s × %d: the system / load generator / whole machine (of %d) | %.2f / %.2f / %.2f | | | %.2f / %.2f / %.2f | |\n",
-			size(p.RecordBytes), p.Partitions, r.Machine.Cores, p.Delta.Cores(p.Delta.CPU), p.Delta.Cores(p.Delta.SelfCPU), p.Delta.Cores(p.Delta.Busy),
+		w("| cores in use, produce %s × %d, %s: the system / load generator / whole machine (of %d) | %.2f / %.2f / %.2f | | | %.2f / %.2f / %.2f | |\n",
+			size(p.RecordBytes), p.Partitions, producers(p.Producers), r.Machine.Cores, p.Delta.Cores(p.Delta.CPU), p.Delta.Cores(p.Delta.SelfCPU), p.Delta.Cores(p.Delta.Busy),
 			peer.Delta.Cores(peer.Delta.CPU), peer.Delta.Cores(peer.Delta.SelfCPU), peer.Delta.Cores(peer.Delta.Busy))
 	}
 	for _, p := range r.BrokerProduce {
-		w("| S3 PUTs per GiB produced, %s × %d (mean object %.2f × segment) | %.0f (%.0f PUTs) | %.0f (1 per %d B) | %.2f | | |\n",
-			size(p.RecordBytes), p.Partitions, 1/max(p.PutEfficiency(r.Broker.SegmentBytes), 1e-9), p.PutsPerGiB(), p.Delta.Puts,
+		w("| S3 PUTs per GiB produced, %s × %d, %s (mean object %.2f × segment) | %.0f (%.0f PUTs) | %.0f (1 per %d B) | %.2f | | |\n",
+			size(p.RecordBytes), p.Partitions, producers(p.Producers), 1/max(p.PutEfficiency(r.Broker.SegmentBytes), 1e-9), p.PutsPerGiB(), p.Delta.Puts,
 			gib/float64(r.Broker.SegmentBytes), r.Broker.SegmentBytes, p.PutsPerGiB()/(gib/float64(r.Broker.SegmentBytes)))
 	}
 	bl, pl := r.BrokerLatency, r.PeerLatency
-	w("| end-to-end latency, 1 KiB at %.0f records/s (half of peak), %d/%d received | %s | flush + 2 × PUT p99 = %s | %s | %s | %s |\n",
-		bl.TargetRate, bl.Received, bl.Sent, lat(bl.Latency), ms(r.Broker.FlushInterval+2*r.Put.Latencies.P99),
+	w("| end-to-end latency, 1 KiB at %.0f records/s (half of peak) from %s, %d/%d received | %s | flush + 2 × PUT p99 = %s | %s | %s | %s |\n",
+		bl.TargetRate, producers(bl.Producers), bl.Received, bl.Sent, lat(bl.Latency), ms(r.Broker.FlushInterval+2*r.Put.Latencies.P99),
 		ratio(float64(bl.Latency.P99), float64(r.Broker.FlushInterval+2*r.Put.Latencies.P99)), lat(pl.Latency), ratio(float64(bl.Latency.P99), float64(pl.Latency.P99)))
 	st := r.BrokerSteady
 	w("| steady %s, 1 KiB: latency; S3 PUTs per flush interval | %s; %.2f PUTs per %s | | | | |\n",
@@ -311,8 +326,8 @@ func (r *Report) Markdown() string {
 		w("| %s | %s | %s | %.2f | %s |\n", t.Name, t.Measured, t.Limit, t.Ratio, res)
 	}
 	for _, p := range r.Profiles {
-		if !strings.HasSuffix(p.Name, "cpu.pprof") {
-			continue
+		if !strings.HasSuffix(p.Name, "cpu.pprof") || strings.Contains(p.Name, "-16k-") {
+			continue // the 16 KiB runs' profiles stay in OutDir only
 		}
 		w("\n`%s` (in `%s/`), `go tool pprof -top` (own time):\n\n```\n%s```\n", p.Name, r.Config.OutDir, trimTop(p.Top, 15))
 		w("\nand `-top -cum` (with callees; the broker's functions and the dominant library leaves only):\n\n```\n%s```\n", trimTop(p.Cum, 25))
@@ -359,7 +374,11 @@ func (r *Report) Validate() error {
 	ordered("put ceiling", r.Put.Latencies)
 	check(r.Get.BytesPerSec() > 0 && r.Get.Ops > 0, "get ceiling is zero")
 	for name, runs := range map[string][]ProduceResult{"broker": r.BrokerProduce, "kfake": r.PeerProduce} {
-		check(len(runs) == 4, "%s: %d produce runs, want 4", name, len(runs))
+		want := 4
+		if r.Config.Producers > 1 {
+			want = 5
+		}
+		check(len(runs) == want, "%s: %d produce runs, want %d", name, len(runs), want)
 		for _, p := range runs {
 			check(p.BytesPerSec() > 0 && p.Records > 0 && p.Delta.CPU >= 0, "%s: produce %d B × %d: nothing acknowledged", name, p.RecordBytes, p.Partitions)
 			if name == "broker" {

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/kafscale/kafscale/broker/partition"
+	"github.com/kafscale/kafscale/broker/server"
 	"github.com/kafscale/kafscale/internal/storage"
 )
 
@@ -67,10 +68,15 @@ func (g *putGate) RoundTrip(r *http.Request) (*http.Response, error) {
 // pipelineEnv is a manager whose every append starts a flush (SegmentBytes is smaller than
 // any batch, while a few batches fit the buffers) and whose segment PUTs wait at a gate.
 func pipelineEnv(t *testing.T, topic string, parts, parallelism int) (*env, *partition.Manager, *putGate) {
+	return pipelineEnvSegment(t, topic, parts, parallelism, 50)
+}
+
+// pipelineEnvSegment is pipelineEnv with SegmentBytes of segment.
+func pipelineEnvSegment(t *testing.T, topic string, parts, parallelism, segment int) (*env, *partition.Manager, *putGate) {
 	e := newEnv(t)
 	gate := &putGate{base: http.DefaultTransport, arrived: make(chan *gatedPut, 16), failed: map[string]bool{}}
 	objects, _ := e.store(t, func(o *storage.Options) { o.HTTPClient = &http.Client{Transport: gate} })
-	m := e.manager(t, 1, objects, func(o *partition.Options) { o.SegmentBytes = 50; o.FlushParallelism = parallelism })
+	m := e.manager(t, 1, objects, func(o *partition.Options) { o.SegmentBytes = segment; o.FlushParallelism = parallelism })
 	m.Apply(snapshot(1, 0, map[string]int{topic: parts}))
 	for p := 0; p < parts; p++ {
 		waitLeading(t, m, topic, int32(p))
@@ -146,11 +152,13 @@ func TestPipelinedFlushesCommitInOrder(t *testing.T) {
 // even when those later uploads succeed. Other partitions of those later flushes commit.
 // Nothing acknowledged is lost and the next append takes the first free offset.
 func TestPipelineFailureFailsLaterFlushesOfThePartition(t *testing.T) {
-	// Two flushes in flight fill the pipeline, so the next flush takes a2 and b0 together.
-	e, m, gate := pipelineEnv(t, "pfail", 2, 2)
-	a0 := mustAppend(t, m, "pfail", 0, batch("a0"), false)
+	// Two flushes in flight fill the pipeline, so the next flush takes a2 and b0 together:
+	// a0 and a1 are a segment each, a2 and b0 (about 70 bytes each) only together.
+	e, m, gate := pipelineEnvSegment(t, "pfail", 2, 2, 100)
+	v0 := "a0" + strings.Repeat(".", 40)
+	a0 := mustAppend(t, m, "pfail", 0, batch(v0), false)
 	put0 := nextPut(t, gate)
-	a1 := mustAppend(t, m, "pfail", 0, batch("a1"), false)
+	a1 := mustAppend(t, m, "pfail", 0, batch("a1"+strings.Repeat(".", 40)), false)
 	put1 := nextPut(t, gate)
 	a2 := mustAppend(t, m, "pfail", 0, batch("a2"), false)
 	b0 := mustAppend(t, m, "pfail", 1, batch("b0"), false)
@@ -177,12 +185,13 @@ func TestPipelineFailureFailsLaterFlushesOfThePartition(t *testing.T) {
 		t.Fatalf("b0, another partition: %v", err)
 	}
 	_, values := readAll(t, m, "pfail", 0)
-	if fmt.Sprint(values) != "[a0]" {
+	if fmt.Sprint(values) != "["+v0+"]" {
 		t.Fatalf("partition 0 reads %q, want only the acknowledged a0", values)
 	}
 
 	// The next append takes offset 1: no gap where the failed data was.
-	a3 := mustAppend(t, m, "pfail", 0, batch("a3"), false)
+	v3 := "a3" + strings.Repeat(".", 40)
+	a3 := mustAppend(t, m, "pfail", 0, batch(v3), false)
 	if a3.BaseOffset != 1 {
 		t.Fatalf("append after the failure got offset %d, want 1", a3.BaseOffset)
 	}
@@ -201,7 +210,7 @@ func TestPipelineFailureFailsLaterFlushesOfThePartition(t *testing.T) {
 	waitLeading(t, m2, "pfail", 0)
 	offsets, values := readAll(t, m2, "pfail", 0)
 	assertDense(t, offsets)
-	if fmt.Sprint(values) != "[a0 a3]" {
+	if fmt.Sprint(values) != "["+v0+" "+v3+"]" {
 		t.Fatalf("after restart partition 0 reads %q", values)
 	}
 	if _, values := readAll(t, m2, "pfail", 1); fmt.Sprint(values) != "[b0]" {
@@ -258,5 +267,53 @@ func TestPipelinedFlushesOfADeposedLeaderAreFenced(t *testing.T) {
 	assertDense(t, offsets)
 	if fmt.Sprint(values) != "[a0 b]" {
 		t.Fatalf("read %q, want [a0 b]", values)
+	}
+}
+
+// A flush takes the partitions that have buffered the longest, only until it holds a
+// segment: when the buffers ran ahead of S3 (here six partitions buffered while the one
+// upload slot was busy), they go out as segment-sized objects in the order they were
+// buffered, not as one large object. PUTs per byte then do not depend on how many
+// partitions the bytes came from.
+func TestFlushTakesOldestBuffersUpToASegment(t *testing.T) {
+	const parts = 8
+	_, m, gate := pipelineEnvSegment(t, "oldest", parts, 1, 200)
+	pad := strings.Repeat(".", 40) // each batch about 110 bytes: two make a segment
+	res := make([]server.AppendResult, parts)
+	res[0] = mustAppend(t, m, "oldest", 0, batch("p0"+pad), false)
+	res[1] = mustAppend(t, m, "oldest", 1, batch("p1"+pad), false)
+	first := nextPut(t, gate) // p0 and p1 made a segment
+	for p := 2; p < parts; p++ {
+		res[p] = mustAppend(t, m, "oldest", int32(p), batch(fmt.Sprintf("p%d", p)+pad), false)
+	}
+	if buffered := m.Stats().BufferedBytes; buffered < 600 {
+		t.Fatalf("%d bytes buffered while the upload slot is busy, want the six later batches", buffered)
+	}
+	puts := []*gatedPut{first}
+	for i := 0; i < parts/2; i++ {
+		puts[i].decide <- false
+		// The flush just released holds partitions 2i and 2i+1 and commits them, and
+		// only them: the later partitions are still waiting for their own flushes.
+		for p := 2 * i; p < 2*i+2; p++ {
+			if err := res[p].Durable(ctxT(t, 30*time.Second)); err != nil {
+				t.Fatalf("partition %d: %v", p, err)
+			}
+		}
+		for p := 2*i + 2; p < parts; p++ {
+			if ok, _ := finished(res[p].Durable); ok {
+				t.Fatalf("partition %d acknowledged with the flush of partitions %d and %d", p, 2*i, 2*i+1)
+			}
+		}
+		if i+1 < parts/2 {
+			puts = append(puts, nextPut(t, gate))
+		}
+	}
+	if st := m.Stats(); st.Flushes != parts/2 || st.BufferedBytes != 0 {
+		t.Fatalf("%d flushes, %d bytes left, want %d segment-sized flushes and nothing left", st.Flushes, st.BufferedBytes, parts/2)
+	}
+	for p := 0; p < parts; p++ {
+		if _, values := readAll(t, m, "oldest", int32(p)); fmt.Sprint(values) != fmt.Sprintf("[p%d%s]", p, pad) {
+			t.Fatalf("partition %d reads %q", p, values)
+		}
 	}
 }
