@@ -66,7 +66,7 @@ func main() {
 // memoryHeadroom is what a broker keeps alive besides its read cache under load: produce
 // buffers (4 × KAFSCALE_SEGMENT_BYTES) and the object being flushed, fetch responses being
 // written, clients, goroutines.
-const memoryHeadroom = 96 << 20
+const memoryHeadroom = 64 << 20
 
 // memoryLimit is the Go runtime's soft memory limit for a broker whose read cache holds
 // cacheBytes: the cache plus memoryHeadroom, so garbage (chunks evicted from the cache,

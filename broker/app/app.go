@@ -163,16 +163,18 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 	// --- protocol server and listeners ---------------------------------------------------
 	reg := prometheus.NewRegistry()
 	srv := server.New(server.Config{
-		NodeID:               cfg.NodeID,
-		MaxRequestBytes:      cfg.MaxRequestBytes,
-		AutoCreateTopics:     cfg.AutoCreateTopics,
-		AutoCreatePartitions: cfg.AutoCreatePartitions,
-		ProduceSyncFlush:     cfg.ProduceSyncFlush,
-		AllowAdminAPIs:       cfg.AllowAdminAPIs,
-		Authorizer:           acl.New(cfg.ACLEnabled, cfg.ACL),
-		PrincipalSource:      cfg.PrincipalSource,
-		ProxyProtocol:        cfg.ProxyProtocol,
-		BrokerSettings:       cfg.Public(),
+		NodeID:                  cfg.NodeID,
+		MaxRequestBytes:         cfg.MaxRequestBytes,
+		MaxInflightRequestBytes: cfg.MaxInflightRequestBytes,
+		RequestMemory:           mgr.Cache(),
+		AutoCreateTopics:        cfg.AutoCreateTopics,
+		AutoCreatePartitions:    cfg.AutoCreatePartitions,
+		ProduceSyncFlush:        cfg.ProduceSyncFlush,
+		AllowAdminAPIs:          cfg.AllowAdminAPIs,
+		Authorizer:              acl.New(cfg.ACLEnabled, cfg.ACL),
+		PrincipalSource:         cfg.PrincipalSource,
+		ProxyProtocol:           cfg.ProxyProtocol,
+		BrokerSettings:          cfg.Public(),
 	}, mgr, meta, log, server.NewMetrics(reg))
 	if cfg.ACLEnabled {
 		log.Info("ACLs enforced", "rules", len(cfg.ACL), "principal_source", cfg.PrincipalSource)

@@ -61,8 +61,8 @@ type requestContext struct {
 	// Produce only: wait for produceTurn before appending, call releaseTurn after.
 	produceTurn <-chan struct{}
 	releaseTurn func()
-	// recycle, when set, returns the request's frame for reuse: once the handler is done,
-	// or earlier through releaseFrame.
+	// recycle, when set, returns the request's bytes to the broker's budget (and a Produce
+	// frame for reuse): once the handler is done, or earlier through releaseFrame.
 	recycle func()
 }
 
@@ -164,16 +164,35 @@ func (c *conn) readLoop(r *bufio.Reader) error {
 			c.s.metrics.rejected("frame_size")
 			return fmt.Errorf("request frame of %d bytes outside [8, %d] (KAFSCALE_MAX_REQUEST_BYTES)", size, c.s.cfg.MaxRequestBytes)
 		}
-		frame, err := readFrameInto(frameBufs.get(int(size)), r, int(size))
+		release, err := c.s.requestBytes.hold(int64(size), c.stop)
 		if err != nil {
+			return errors.New("broker shutting down")
+		}
+		// The frame is allocated whole when the budget holds room for all of it, else it
+		// grows as its bytes arrive.
+		buf := frameBufs.get(int(size))
+		if buf == nil && int64(size) <= c.s.requestBytes.limit() {
+			buf = make([]byte, 0, size)
+		}
+		frame, err := readFrameInto(buf, r, int(size))
+		if err != nil {
+			release()
 			return c.readError(err)
 		}
 		in, req, rc, err := c.decode(frame)
-		if err == nil && req != nil && in.key == produceKey {
-			// Only Produce frames are reused, once the handler is done: the Log copies the
-			// records, and the decoded request's strings are copies. Other requests keep
-			// byte slices of their frame (group metadata, for one), so theirs are not.
-			rc.recycle = func() { frameBufs.put(frame) }
+		if err != nil || req == nil {
+			release()
+		} else if in.key == produceKey {
+			// Only Produce frames are reused: the Log copies the records, and the decoded
+			// request's strings are copies. Other requests keep byte slices of their frame
+			// (group metadata, for one), so theirs are not; their bytes count against the
+			// budget until their handler is done.
+			rc.recycle = func() {
+				frameBufs.put(frame)
+				release()
+			}
+		} else {
+			rc.recycle = release
 		}
 		if err != nil {
 			if !errors.Is(err, errDecodeTimeout) {
@@ -223,16 +242,16 @@ func (c *conn) readProxyHeader(r *bufio.Reader) error {
 	return nil
 }
 
-// frameUpfront is how much of an announced frame is allocated before its bytes arrive: a
-// client announcing 100 MiB and sending little holds at most this. Produce requests are
-// up to a few MiB (one ≤ 1 MiB batch per partition with the clients' defaults), so most
-// frames are read into one allocation.
+// frameUpfront is how much of an announced frame is allocated before its bytes arrive when
+// the frame is larger than the request budget (KAFSCALE_MAX_INFLIGHT_REQUEST_BYTES; frames
+// within it are allocated whole): a client announcing 100 MiB and sending little holds at
+// most this.
 const frameUpfront = 4 << 20
 
 // frameBufs recycles Produce request frames (see readLoop). Unlike a sync.Pool it survives
 // garbage collections, which the broker's soft memory limit makes frequent under load, so a
 // busy producer connection does not allocate (and zero) every frame anew.
-var frameBufs = &bufList{max: 16 << 20}
+var frameBufs = &bufList{max: 8 << 20}
 
 // bufList keeps freed buffers for reuse, at most max bytes of them.
 type bufList struct {

@@ -37,6 +37,14 @@ type Config struct {
 	// BrokerSettings are the settings DescribeConfigs shows for this broker, by KAFSCALE_*
 	// name; never credentials (config.Broker.Public).
 	BrokerSettings map[string]string
+	// MaxInflightRequestBytes bounds the bytes of requests read and being handled, all
+	// connections together (a Produce's until its batches are buffered); a connection
+	// whose next frame does not fit waits before reading it. 0 means no bound.
+	MaxInflightRequestBytes int64
+	// RequestMemory, when set, is charged with every request frame being handled, in full
+	// (the broker passes its read cache, so the cache shrinks while large requests are
+	// handled and KAFSCALE_CACHE_BYTES bounds both).
+	RequestMemory MemoryReserver
 	// MaxInflightPerConn bounds the requests of one connection being handled at once
 	// (pipelining); the reader stops reading when it is reached. Default 64.
 	MaxInflightPerConn int
@@ -65,6 +73,8 @@ type Server struct {
 	connWG    sync.WaitGroup
 	inflight  atomic.Int64 // requests being handled
 	denialLog logLimiter   // rate of "ACL denied" log lines
+	// requestBytes bounds the request frames being handled (MaxInflightRequestBytes).
+	requestBytes *byteBudget
 }
 
 // New returns a server; metrics may be nil (tests).
@@ -93,6 +103,8 @@ func New(cfg Config, log Log, cluster Cluster, logger *slog.Logger, metrics *Met
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
 		closingCh: make(chan struct{}),
+
+		requestBytes: newByteBudget(cfg.MaxInflightRequestBytes, cfg.RequestMemory),
 	}
 }
 

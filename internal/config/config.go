@@ -57,11 +57,14 @@ type Broker struct {
 	LeaseTTL time.Duration
 
 	// Kafka protocol.
-	MaxRequestBytes      int32 // KAFSCALE_MAX_REQUEST_BYTES
-	AutoCreateTopics     bool  // KAFSCALE_AUTO_CREATE_TOPICS
-	AutoCreatePartitions int32 // KAFSCALE_AUTO_CREATE_PARTITIONS
-	ProduceSyncFlush     bool  // KAFSCALE_PRODUCE_SYNC_FLUSH
-	AllowAdminAPIs       bool  // KAFSCALE_ALLOW_ADMIN_APIS
+	MaxRequestBytes int32 // KAFSCALE_MAX_REQUEST_BYTES
+	// MaxInflightRequestBytes bounds the request bytes being handled, all connections
+	// together (KAFSCALE_MAX_INFLIGHT_REQUEST_BYTES).
+	MaxInflightRequestBytes int64
+	AutoCreateTopics        bool  // KAFSCALE_AUTO_CREATE_TOPICS
+	AutoCreatePartitions    int32 // KAFSCALE_AUTO_CREATE_PARTITIONS
+	ProduceSyncFlush        bool  // KAFSCALE_PRODUCE_SYNC_FLUSH
+	AllowAdminAPIs          bool  // KAFSCALE_ALLOW_ADMIN_APIS
 
 	// Security.
 	ACLEnabled      bool      // KAFSCALE_ACL_ENABLED: enforce ACL (fail closed)
@@ -174,6 +177,7 @@ func Parse(lookup func(string) (string, bool)) (*Broker, error) {
 	c.LeaseTTL = p.seconds("KAFSCALE_BROKER_LEASE_TTL_SEC", 10, 2)
 
 	c.MaxRequestBytes = int32(p.int("KAFSCALE_MAX_REQUEST_BYTES", 100<<20, 1<<10, math.MaxInt32))
+	c.MaxInflightRequestBytes = p.int("KAFSCALE_MAX_INFLIGHT_REQUEST_BYTES", 32<<20, 1<<20, 1<<40)
 	c.AutoCreateTopics = p.bool("KAFSCALE_AUTO_CREATE_TOPICS", true)
 	c.AutoCreatePartitions = int32(p.int("KAFSCALE_AUTO_CREATE_PARTITIONS", 1, 1, 10000))
 	c.ProduceSyncFlush = p.bool("KAFSCALE_PRODUCE_SYNC_FLUSH", true)

@@ -18,6 +18,7 @@ func (c *Broker) Public() map[string]string {
 		"KAFSCALE_CLUSTER_NAMESPACE":                c.Namespace,
 		"KAFSCALE_CLUSTER_NAME":                     c.Cluster,
 		"KAFSCALE_MAX_REQUEST_BYTES":                itoa(int64(c.MaxRequestBytes)),
+		"KAFSCALE_MAX_INFLIGHT_REQUEST_BYTES":       itoa(c.MaxInflightRequestBytes),
 		"KAFSCALE_AUTO_CREATE_TOPICS":               strconv.FormatBool(c.AutoCreateTopics),
 		"KAFSCALE_AUTO_CREATE_PARTITIONS":           itoa(int64(c.AutoCreatePartitions)),
 		"KAFSCALE_PRODUCE_SYNC_FLUSH":               strconv.FormatBool(c.ProduceSyncFlush),

@@ -147,22 +147,18 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 			profileMu.Unlock()
 		}()
 	}
-	// One CPU profile per produce run, over most of its warm-up and measured window (one
-	// CPU profile at a time: each run waits for the previous one's), and a heap profile in
-	// the middle of the first run's window: the memory in use under load.
+	// Per produce run: a CPU profile over most of its warm-up and measured window (one CPU
+	// profile at a time: each run waits for the previous one's), and a heap profile in the
+	// middle of its window (the memory in use under load).
 	runSecs := strconv.Itoa(max(int((cfg.Warmup+cfg.Duration).Seconds())-1, 1))
-	first := true
 	brokerRuns, err := produceMatrix(ctx, tb, sys, cfg, pool, func(name string) {
 		profiles.Wait()
 		profile("broker-produce-"+name+"-cpu.pprof", "/debug/pprof/profile?seconds="+runSecs)
-		if first {
-			first = false
-			profiles.Add(1)
-			time.AfterFunc(cfg.Warmup+cfg.Duration/2, func() {
-				defer profiles.Done()
-				profile("broker-heap-under-load.pprof", "/debug/pprof/heap")
-			})
-		}
+		profiles.Add(1)
+		time.AfterFunc(cfg.Warmup+cfg.Duration/2, func() {
+			defer profiles.Done()
+			profile("broker-produce-"+name+"-heap.pprof", "/debug/pprof/heap")
+		})
 	})
 	rep.BrokerProduce = brokerRuns
 	if err != nil {
@@ -193,8 +189,14 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 	rep.ObjectsListed = before.Objects
 	rep.FlushesCounted = before.Metrics["kafscale_flushes_total"]
 	rep.PutsCounted = before.Metrics["kafscale_s3_puts_total"] - 1 // the startup probe
-	rep.BrokerPeakRSS = before.Proc.PeakRSS
-	rep.BrokerPeakRSSPhases[0] = before.Proc.PeakRSS
+	// The produce runs reset the peak at their start: the phase's peak is the largest of
+	// theirs, of what came before each, and of what followed the last.
+	producePeak := before.Proc.PeakRSS
+	for _, r := range append(rep.BrokerProduce, rep.BrokerBacklog) {
+		producePeak = max(producePeak, r.PriorPeakRSS, r.Delta.PeakRSS)
+	}
+	rep.BrokerPeakRSS = producePeak
+	rep.BrokerPeakRSSPhases[0] = producePeak
 
 	// Restart: the catch-up reads from S3, not from the cache the flushes filled.
 	tb.Logf("bench: restarting the broker, then reading the backlog from S3")

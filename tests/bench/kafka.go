@@ -186,7 +186,10 @@ type ProduceResult struct {
 	Records     int64 // acknowledged in the measured window
 	Bytes       int64 // record values acknowledged in the measured window
 	Errors      int64
-	Delta       Delta
+	Delta       Delta // Delta.PeakRSS: the system's peak RSS during this run
+	// PriorPeakRSS is the system's peak RSS before the run (since the previous reset): the
+	// run resets the peak at its start.
+	PriorPeakRSS int64
 }
 
 // BytesPerSec is the acknowledged payload rate.
@@ -210,6 +213,7 @@ func produceThroughput(ctx context.Context, sys System, topic string, recordByte
 	if err := createTopic(ctx, sys.Addr, topic, partitions, configs); err != nil {
 		return res, err
 	}
+	res.PriorPeakRSS = resetPeakRSS(sys.PID())
 	cls := make([]*kgo.Client, producers)
 	for i := range cls {
 		cl, err := newClient(sys.Addr, kgo.DefaultProduceTopic(topic))

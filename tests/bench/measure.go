@@ -130,6 +130,19 @@ func readProc(pid int) (ProcSample, error) {
 	return s, sc.Err()
 }
 
+// resetPeakRSS returns a process's VmHWM and then resets it to its current RSS (writing 5 to
+// /proc/<pid>/clear_refs, Linux 4.0+), so the next VmHWM is the peak since now. When the
+// reset is refused, VmHWM keeps counting from the process's start; the peaks reported stay
+// true, only less precise.
+func resetPeakRSS(pid int) int64 {
+	s, err := readProc(pid)
+	if err != nil {
+		return 0
+	}
+	_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+	return s.PeakRSS
+}
+
 // machineCPU is the CPU time the whole machine spent busy (every state but idle and iowait)
 // and in total, summed over cores, from the first line of /proc/stat.
 func machineCPU() (busy, total time.Duration, err error) {

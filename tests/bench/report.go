@@ -275,6 +275,14 @@ func (r *Report) Markdown() string {
 			size(p.RecordBytes), p.Partitions, producers(p.Producers), r.Machine.Cores, p.Delta.Cores(p.Delta.CPU), p.Delta.Cores(p.Delta.SelfCPU), p.Delta.Cores(p.Delta.Busy),
 			peer.Delta.Cores(peer.Delta.CPU), peer.Delta.Cores(peer.Delta.SelfCPU), peer.Delta.Cores(peer.Delta.Busy))
 	}
+	for i, p := range r.BrokerProduce {
+		var peer ProduceResult
+		if i < len(r.PeerProduce) {
+			peer = r.PeerProduce[i]
+		}
+		w("| peak RSS during produce %s × %d, %s | %s | cache + 150 MiB = %s | %s | %s | |\n", size(p.RecordBytes), p.Partitions, producers(p.Producers),
+			mib(p.Delta.PeakRSS), mib(r.Broker.CacheBytes+150<<20), ratio(float64(p.Delta.PeakRSS), float64(r.Broker.CacheBytes+150<<20)), mib(peer.Delta.PeakRSS))
+	}
 	for _, p := range r.BrokerProduce {
 		w("| S3 PUTs per GiB produced, %s × %d, %s (mean object %.2f × segment) | %.0f (%.0f PUTs) | %.0f (1 per %d B) | %.2f | | |\n",
 			size(p.RecordBytes), p.Partitions, producers(p.Producers), 1/max(p.PutEfficiency(r.Broker.SegmentBytes), 1e-9), p.PutsPerGiB(), p.Delta.Puts,

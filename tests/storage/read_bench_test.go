@@ -41,7 +41,7 @@ import (
 // allocs/op of the whole process, gets/MiB (S3 GETs per MiB read), raw-MB/s (the GET loop)
 // and ratio (read MB/s ÷ raw MB/s; the target is ≥ 0.70), and peak-RSS-MiB: the
 // process's peak resident memory during the reads (VmHWM, reset before each), with the Go
-// memory limit the broker binary sets (the 256 MiB default cache + 96 MiB); the issue's
+// memory limit the broker binary sets (the 256 MiB default cache + 64 MiB); the issue's
 // target is at most the cache + 150 MiB. base-RSS-MiB is the resident memory just before
 // the reads (the test binary, about 45 MiB, counts in both).
 
@@ -157,7 +157,7 @@ func benchCatchUpRead(b *testing.B, parts int) {
 
 	var readBytes, gets, peakRSS, baseRSS int64
 	var readTime, rawTime time.Duration
-	defer debug.SetMemoryLimit(debug.SetMemoryLimit(benchCacheBytes + 96<<20)) // as broker/main.go
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(benchCacheBytes + 64<<20)) // as broker/main.go
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {

@@ -1,0 +1,107 @@
+package server
+
+import (
+	"errors"
+	"sync"
+)
+
+// byteBudget bounds the bytes of the request frames read and not yet released, across all
+// connections (KAFSCALE_MAX_INFLIGHT_REQUEST_BYTES). A connection whose next frame does not
+// fit stops reading until others release theirs, so clients that send faster than the
+// broker can buffer wait in TCP instead of in the broker's memory.
+type byteBudget struct {
+	max int64
+	// mem, when set, is charged every frame's full size while it is held (the broker's read
+	// cache: cached data and the frames being handled then share KAFSCALE_CACHE_BYTES).
+	mem MemoryReserver
+
+	mu      sync.Mutex
+	used    int64
+	changed chan struct{} // closed and replaced on every release
+}
+
+// MemoryReserver is memory shared with other users: Reserve makes room for n bytes (evicting
+// what it must), Release gives it back. storage.Cache implements it.
+type MemoryReserver interface {
+	Reserve(n int64)
+	Release(n int64)
+}
+
+func newByteBudget(max int64, mem MemoryReserver) *byteBudget {
+	return &byteBudget{max: max, mem: mem, changed: make(chan struct{})}
+}
+
+// hold takes room for a frame of size bytes (acquire) and charges mem with all of it; the
+// returned func gives both back.
+func (b *byteBudget) hold(size int64, stop <-chan struct{}) (release func(), err error) {
+	n, err := b.acquire(size, stop)
+	if err != nil {
+		return nil, err
+	}
+	if b != nil && b.mem != nil {
+		b.mem.Reserve(size)
+	}
+	return func() {
+		if b != nil && b.mem != nil {
+			b.mem.Release(size)
+		}
+		b.release(n)
+	}, nil
+}
+
+var errBudgetClosed = errors.New("stopped waiting for request memory")
+
+// acquire takes n bytes (at most the whole budget, so one frame larger than it is read when
+// nothing else is held), waiting while they do not fit; it gives up when stop closes. It
+// returns what was taken, to release.
+func (b *byteBudget) acquire(n int64, stop <-chan struct{}) (int64, error) {
+	if b == nil || b.max <= 0 {
+		return 0, nil
+	}
+	n = min(n, b.max)
+	for {
+		b.mu.Lock()
+		if b.used+n <= b.max {
+			b.used += n
+			b.mu.Unlock()
+			return n, nil
+		}
+		ch := b.changed
+		b.mu.Unlock()
+		select {
+		case <-ch:
+		case <-stop:
+			return 0, errBudgetClosed
+		}
+	}
+}
+
+// release returns n bytes taken by acquire.
+func (b *byteBudget) release(n int64) {
+	if b == nil || n == 0 {
+		return
+	}
+	b.mu.Lock()
+	b.used -= n
+	close(b.changed)
+	b.changed = make(chan struct{})
+	b.mu.Unlock()
+}
+
+// limit is the budget's size; 0 when unbounded (and for a nil budget).
+func (b *byteBudget) limit() int64 {
+	if b == nil || b.max <= 0 {
+		return 0
+	}
+	return b.max
+}
+
+// inUse is the bytes held now (metrics).
+func (b *byteBudget) inUse() int64 {
+	if b == nil {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
+}
