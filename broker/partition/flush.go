@@ -65,12 +65,14 @@ func (m *Manager) Append(ctx context.Context, topic string, part int32, batches 
 		return server.AppendResult{BaseOffset: dup.Base, LogStartOffset: logStart, LogAppendTime: -1, Durable: durable}, nil
 	}
 	base := p.next
+	seg := m.opts.SegmentBytes
 	if len(p.pend) == 0 {
 		p.pendBase, p.pendTS = base, -1
 		p.pendSeq = m.pendSeq.Add(1)
-		// Size the new buffer like the recent cuts (plus a quarter), so a steady stream
-		// fills it without append's regrowth copies.
-		p.pend = make([]byte, 0, max(len(batches), p.lastCut+p.lastCut/4))
+		// Size the new buffer like the recent cuts (plus a quarter, at most a segment and a
+		// quarter: a buffer is sealed once it holds a segment), so a steady stream fills it
+		// without append's regrowth copies.
+		p.pend = make([]byte, 0, max(len(batches), min(p.lastCut+p.lastCut/4, seg+seg/4)))
 	}
 	// The buffer gets its own copy of the bytes, patched in place.
 	start := len(p.pend)
@@ -84,6 +86,9 @@ func (m *Manager) Append(ctx context.Context, topic string, part int32, batches 
 		p.next += int64(b.LastOffsetDelta) + 1
 		p.pendTS = max(p.pendTS, b.MaxTimestamp)
 		pos += b.Size()
+	}
+	if len(p.pend) >= seg {
+		p.sealLocked()
 	}
 	p.mu.Unlock()
 
@@ -311,8 +316,8 @@ func (m *Manager) flush() int64 {
 	var ready []waiting
 	for _, p := range parts {
 		p.mu.Lock()
-		if len(p.pend) > 0 {
-			ready = append(ready, waiting{p, p.pendSeq})
+		if seq, ok := p.oldestLocked(); ok {
+			ready = append(ready, waiting{p, seq})
 		}
 		p.mu.Unlock()
 	}

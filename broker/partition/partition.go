@@ -50,8 +50,12 @@ type partition struct {
 	pendBase int64
 	pendTS   int64  // max batch max timestamp
 	pendSeq  uint64 // Manager.pendSeq when pend started: flushes take the oldest first
-	pendRes  *result
-	lastCut  int // about the bytes of the recent cuts: sizes the next buffer
+	// sealed are buffers that reached a segment, in offset order, each waiting for a flush
+	// of its own (ahead of pend): a partition that runs ahead of S3 leaves in
+	// segment-sized objects. Each carries the producer state as of its last append.
+	sealed  []*cut
+	pendRes *result
+	lastCut int // about the bytes of the recent cuts: sizes the next buffer
 
 	inflight int           // cuts being flushed (at most the flush parallelism)
 	idle     chan struct{} // closed and replaced whenever inflight drops to 0
@@ -89,7 +93,7 @@ func (p *partition) isRetired() bool {
 func (p *partition) busy() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.inflight > 0 || len(p.pend) > 0
+	return p.inflight > 0 || len(p.pend) > 0 || len(p.sealed) > 0
 }
 
 // retire stops the incarnation: buffered appends fail with err; a cut in flight still
@@ -117,6 +121,31 @@ func (p *partition) dropPendingLocked(err error, buffered *atomic.Int64) {
 	}
 	p.pendRes.finish(err)
 	p.pendRes = newResult()
+	if len(p.sealed) > 0 {
+		p.next = p.sealed[0].base
+		for _, c := range p.sealed {
+			buffered.Add(-int64(len(c.data)))
+			c.res.finish(err)
+		}
+		p.sealed = nil
+	}
+}
+
+// sealLocked turns pend into a sealed buffer that waits for its own flush; appends go into a
+// new buffer (p.mu held).
+func (p *partition) sealLocked() {
+	p.sealed = append(p.sealed, &cut{p: p, data: p.pend, base: p.pendBase, last: p.next - 1, maxTS: p.pendTS,
+		res: p.pendRes, producers: metadata.CloneProducers(p.producers), gen: p.gen, seq: p.pendSeq})
+	p.pend, p.pendRes = nil, newResult()
+}
+
+// oldest is the Manager.pendSeq of the partition's oldest buffered data, and whether it
+// has any (p.mu held).
+func (p *partition) oldestLocked() (uint64, bool) {
+	if len(p.sealed) > 0 {
+		return p.sealed[0].seq, true
+	}
+	return p.pendSeq, len(p.pend) > 0
 }
 
 // waitIdle returns once no cut of this incarnation is in flight.
@@ -145,7 +174,8 @@ type cut struct {
 	producers map[int64]*metadata.ProducerState
 	prev      *metadata.PartitionState // the partition's tip when the cut was taken
 	gen       int64
-	prevRev   int64 // set by the committer: the ModRevision prev was committed at
+	seq       uint64 // Manager.pendSeq when its buffer started
+	prevRev   int64  // set by the committer: the ModRevision prev was committed at
 
 	// Filled while building and committing the flush.
 	next  *metadata.PartitionState
@@ -157,7 +187,20 @@ type cut struct {
 func (p *partition) takeCut(expireBeforeMs int64) *cut {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.status != leading || len(p.pend) == 0 {
+	if p.status != leading {
+		return nil
+	}
+	if len(p.sealed) > 0 {
+		c := p.sealed[0]
+		p.sealed[0] = nil
+		p.sealed = p.sealed[1:]
+		metadata.ExpireProducers(c.producers, expireBeforeMs)
+		p.lastCut = max(len(c.data), p.lastCut-p.lastCut/4)
+		c.prev = p.tip
+		p.inflight++
+		return c
+	}
+	if len(p.pend) == 0 {
 		return nil
 	}
 	metadata.ExpireProducers(p.producers, expireBeforeMs)

@@ -317,3 +317,62 @@ func TestFlushTakesOldestBuffersUpToASegment(t *testing.T) {
 		}
 	}
 }
+
+// One partition running ahead of S3 is sealed into segment-sized buffers as it goes, each
+// flushed on its own, in order, rather than all of it in one large object once the upload
+// slot frees. A failed upload fails the sealed buffers behind it too (their offsets follow
+// its data), and the offsets rewind to the committed high watermark.
+func TestPartitionAheadOfS3IsSealedBySegment(t *testing.T) {
+	_, m, gate := pipelineEnvSegment(t, "sealed", 1, 1, 200)
+	pad := strings.Repeat(".", 40) // about 110 bytes per batch: two make a segment
+	var res []server.AppendResult
+	for i := 0; i < 2; i++ {
+		res = append(res, mustAppend(t, m, "sealed", 0, batch(fmt.Sprintf("v%d", i)+pad), false))
+	}
+	first := nextPut(t, gate) // v0 v1: a segment, uploading; the one slot is busy
+	for i := 2; i < 8; i++ {
+		res = append(res, mustAppend(t, m, "sealed", 0, batch(fmt.Sprintf("v%d", i)+pad), false))
+	}
+	first.decide <- false
+	for i := 0; i < 2; i++ {
+		if err := res[i].Durable(ctxT(t, 30*time.Second)); err != nil {
+			t.Fatalf("v%d: %v", i, err)
+		}
+	}
+	// v2 v3 go out alone, not v2..v7 together.
+	second := nextPut(t, gate)
+	second.decide <- false
+	for i := 2; i < 4; i++ {
+		if err := res[i].Durable(ctxT(t, 30*time.Second)); err != nil {
+			t.Fatalf("v%d: %v", i, err)
+		}
+	}
+	for i := 4; i < 8; i++ {
+		if ok, _ := finished(res[i].Durable); ok {
+			t.Fatalf("v%d acknowledged with the flush of v2 and v3", i)
+		}
+	}
+	// The next upload (v4 v5) fails: v6 v7, sealed behind it, fail with it.
+	nextPut(t, gate).decide <- true
+	for i := 4; i < 8; i++ {
+		if err := res[i].Durable(ctxT(t, 30*time.Second)); !isKerr(err, kerr.KafkaStorageError) {
+			t.Fatalf("v%d after the failed upload: %v, want KAFKA_STORAGE_ERROR", i, err)
+		}
+	}
+	if st := m.Stats(); st.Flushes != 2 || st.BufferedBytes != 0 {
+		t.Fatalf("%d flushes committed, %d bytes buffered; want 2 and 0", st.Flushes, st.BufferedBytes)
+	}
+	again := mustAppend(t, m, "sealed", 0, batch("again"+pad+pad+pad+pad), false)
+	if again.BaseOffset != 4 {
+		t.Fatalf("append after the failure got offset %d, want 4", again.BaseOffset)
+	}
+	nextPut(t, gate).decide <- false
+	if err := again.Durable(ctxT(t, 30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	offsets, values := readAll(t, m, "sealed", 0)
+	assertDense(t, offsets)
+	if len(values) != 5 || values[4] != "again"+pad+pad+pad+pad {
+		t.Fatalf("read %q", values)
+	}
+}
