@@ -31,7 +31,9 @@ func TestBenchSmoke(t *testing.T) {
 		"produce 16 KiB records, 1 partition(s)", "produce 16 KiB records, 64 partition(s)",
 		"CPU-seconds per GiB produced", "S3 PUTs per GiB produced", "end-to-end latency",
 		"S3 PUTs per flush interval", "backlog produce", "catch-up read", "CPU-seconds per GiB read",
-		"peak RSS", "cores in use", "cross-check", "| target (issue #7)", "broker-produce-cpu.pprof", "broker-catchup-cpu.pprof",
+		"produce 1 KiB records, 1 partition(s), 1 producer", "peak RSS during produce", "machine bound for catch-up",
+		"peak RSS", "cores in use", "cross-check", "| target (issue #7)", "broker-produce-1k-1p-4c-cpu.pprof",
+		"broker-produce-1k-64p-4c-cpu.pprof", "broker-catchup-cpu.pprof",
 	} {
 		if !strings.Contains(md, row) {
 			t.Errorf("report lacks %q:\n%s", row, md)

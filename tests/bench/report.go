@@ -249,6 +249,21 @@ func (r *Report) Markdown() string {
 		size(r.Put.ObjectBytes), r.Put.Parallelism, mbps(r.Put.BytesPerSec()), lat(r.Put.Latencies), machineCost(r.Put))
 	w("| S3 GET ceiling: %s objects × %d in parallel | | %s; %s; %s | | | |\n",
 		size(r.Get.ObjectBytes), r.Get.Parallelism, mbps(r.Get.BytesPerSec()), lat(r.Get.Latencies), machineCost(r.Get))
+	// What the machine allows at all when every byte costs what the ceilings measured: a
+	// produced byte is received over loopback and PUT; a byte caught up is GET and sent over
+	// loopback, with nothing else running.
+	for _, b := range []struct {
+		name   string
+		s3     Ceiling
+		hopCPU float64
+	}{{"produce (PUT + a loopback hop per byte)", r.Put, r.TCP.CPUPerGiB()}, {"catch-up (GET + a loopback hop per byte)", r.Get, r.TCP.CPUPerGiB()}} {
+		if b.s3.CPUPerGiB() <= 0 || b.hopCPU <= 0 {
+			continue
+		}
+		bound := float64(r.Machine.Cores) / (b.s3.CPUPerGiB() + b.hopCPU) * gib
+		w("| machine bound for %s: %d cores ÷ (%.2f + %.2f CPU-s/GiB), no broker, client or etcd CPU | | %s | %s of the %s ceiling | | |\n",
+			b.name, r.Machine.Cores, b.s3.CPUPerGiB(), b.hopCPU, mbps(bound), ratio(bound, b.s3.BytesPerSec()), strings.Fields(b.s3.Name)[1])
+	}
 	for i, p := range r.BrokerProduce {
 		var peer ProduceResult
 		if i < len(r.PeerProduce) {
