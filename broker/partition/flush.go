@@ -87,6 +87,7 @@ func (m *Manager) Append(ctx context.Context, topic string, part int32, batches 
 		p.pendTS = max(p.pendTS, b.MaxTimestamp)
 		pos += b.Size()
 	}
+	p.reservePendLocked() // the buffer's capacity, after any regrowth
 	if len(p.pend) >= seg {
 		p.sealLocked()
 	}
@@ -332,7 +333,7 @@ func (m *Manager) flush() int64 {
 		if c := w.p.takeCut(expireBefore); c != nil {
 			cuts = append(cuts, c)
 			total += int64(len(c.data))
-			reserved += int64(cap(c.data))
+			reserved += c.reserved
 		}
 	}
 	m.buffered.Add(-total)
@@ -344,9 +345,8 @@ func (m *Manager) flush() int64 {
 		<-m.slots
 		return 0
 	}
-	// The buffers in flight count against the cache's bound until they are cached (or
-	// dropped), so cached and in-flight data together stay within KAFSCALE_CACHE_BYTES.
-	m.cache.Reserve(reserved)
+	// The cuts' buffers stay reserved in the cache (since their appends) until they are
+	// cached or dropped: finishFlush releases them.
 	m.stats.flushesInFlight.Add(1)
 	named := time.Now() // not after the time in the name
 	job := &flushJob{name: m.objectName(), named: named, cuts: cuts, reserved: reserved, uploaded: make(chan struct{})}

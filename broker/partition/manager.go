@@ -299,6 +299,7 @@ func (m *Manager) startLocked(tp topicPartition, topicID [16]byte, epoch int32, 
 		prev.retire(fmt.Errorf("%s: leader epoch moved on: %w", tp, kerr.NotLeaderForPartition), &m.buffered)
 	}
 	p := newPartition(tp, topicID, epoch)
+	p.mem = m.cache
 	waitFor := prev
 	if prev != nil && prev.topicID == topicID {
 		// Until the claim completes, reads keep being served from what was committed.

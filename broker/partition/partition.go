@@ -53,12 +53,43 @@ type partition struct {
 	// sealed are buffers that reached a segment, in offset order, each waiting for a flush
 	// of its own (ahead of pend): a partition that runs ahead of S3 leaves in
 	// segment-sized objects. Each carries the producer state as of its last append.
-	sealed  []*cut
-	pendRes *result
-	lastCut int // about the bytes of the recent cuts: sizes the next buffer
+	sealed []*cut
+	// mem is charged with the capacity of every buffer this partition holds until a flush
+	// hands it to the cache (or drops it), so buffered, in-flight and cached data share
+	// KAFSCALE_CACHE_BYTES. pendReserved is what pend holds of it. nil: no accounting.
+	mem          memoryReserver
+	pendReserved int64
+	pendRes      *result
+	lastCut      int // about the bytes of the recent cuts: sizes the next buffer
 
 	inflight int           // cuts being flushed (at most the flush parallelism)
 	idle     chan struct{} // closed and replaced whenever inflight drops to 0
+}
+
+// memoryReserver is storage.Cache's Reserve/Release.
+type memoryReserver interface {
+	Reserve(n int64)
+	Release(n int64)
+}
+
+// reservePendLocked brings pend's reservation to its capacity (p.mu held).
+func (p *partition) reservePendLocked() {
+	if p.mem == nil {
+		return
+	}
+	if d := int64(cap(p.pend)) - p.pendReserved; d > 0 {
+		p.mem.Reserve(d)
+	} else if d < 0 {
+		p.mem.Release(-d)
+	}
+	p.pendReserved = int64(cap(p.pend))
+}
+
+// release gives back n reserved bytes.
+func (p *partition) release(n int64) {
+	if p.mem != nil && n != 0 {
+		p.mem.Release(n)
+	}
 }
 
 func newPartition(tp topicPartition, topicID [16]byte, epoch int32) *partition {
@@ -117,14 +148,17 @@ func (p *partition) dropPendingLocked(err error, buffered *atomic.Int64) {
 	if len(p.pend) > 0 {
 		buffered.Add(-int64(len(p.pend)))
 		p.next = p.pendBase
-		p.pend = nil
 	}
+	p.pend = nil
+	p.release(p.pendReserved)
+	p.pendReserved = 0
 	p.pendRes.finish(err)
 	p.pendRes = newResult()
 	if len(p.sealed) > 0 {
 		p.next = p.sealed[0].base
 		for _, c := range p.sealed {
 			buffered.Add(-int64(len(c.data)))
+			p.release(c.reserved)
 			c.res.finish(err)
 		}
 		p.sealed = nil
@@ -135,8 +169,8 @@ func (p *partition) dropPendingLocked(err error, buffered *atomic.Int64) {
 // new buffer (p.mu held).
 func (p *partition) sealLocked() {
 	p.sealed = append(p.sealed, &cut{p: p, data: p.pend, base: p.pendBase, last: p.next - 1, maxTS: p.pendTS,
-		res: p.pendRes, producers: metadata.CloneProducers(p.producers), gen: p.gen, seq: p.pendSeq})
-	p.pend, p.pendRes = nil, newResult()
+		res: p.pendRes, producers: metadata.CloneProducers(p.producers), gen: p.gen, seq: p.pendSeq, reserved: p.pendReserved})
+	p.pend, p.pendRes, p.pendReserved = nil, newResult(), 0
 }
 
 // oldest is the Manager.pendSeq of the partition's oldest buffered data, and whether it
@@ -175,6 +209,7 @@ type cut struct {
 	prev      *metadata.PartitionState // the partition's tip when the cut was taken
 	gen       int64
 	seq       uint64 // Manager.pendSeq when its buffer started
+	reserved  int64  // memory reserved for data (its capacity), released once cached or dropped
 	prevRev   int64  // set by the committer: the ModRevision prev was committed at
 
 	// Filled while building and committing the flush.
@@ -206,8 +241,8 @@ func (p *partition) takeCut(expireBeforeMs int64) *cut {
 	metadata.ExpireProducers(p.producers, expireBeforeMs)
 	p.lastCut = max(len(p.pend), p.lastCut-p.lastCut/4) // follows growth at once, decays slowly
 	c := &cut{p: p, data: p.pend, base: p.pendBase, last: p.next - 1, maxTS: p.pendTS, res: p.pendRes,
-		producers: metadata.CloneProducers(p.producers), prev: p.tip, gen: p.gen}
-	p.pend, p.pendRes = nil, newResult()
+		producers: metadata.CloneProducers(p.producers), prev: p.tip, gen: p.gen, reserved: p.pendReserved}
+	p.pend, p.pendRes, p.pendReserved = nil, newResult(), 0
 	p.inflight++
 	return c
 }

@@ -169,11 +169,14 @@ func (c *Cache) evictLocked() {
 // CacheStats are counters for metrics.
 type CacheStats struct {
 	Bytes, Entries, Hits, Misses, Evictions int64
+	// Reserved is the room held for data on its way into the cache (loads, produce buffers,
+	// flushes in flight, request frames).
+	Reserved int64
 }
 
 // Stats returns the current counters.
 func (c *Cache) Stats() CacheStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return CacheStats{Bytes: c.used, Entries: int64(len(c.items)), Hits: c.hits, Misses: c.misses, Evictions: c.evic}
+	return CacheStats{Bytes: c.used, Entries: int64(len(c.items)), Hits: c.hits, Misses: c.misses, Evictions: c.evic, Reserved: c.reserved}
 }

@@ -316,6 +316,9 @@ func TestFlushTakesOldestBuffersUpToASegment(t *testing.T) {
 			t.Fatalf("partition %d reads %q", p, values)
 		}
 	}
+	if st := m.Stats(); st.Cache.Reserved != 0 || st.Cache.Bytes == 0 {
+		t.Fatalf("cache: %d bytes reserved, %d cached; want 0 reserved, the flushed data cached", st.Cache.Reserved, st.Cache.Bytes)
+	}
 }
 
 // One partition running ahead of S3 is sealed into segment-sized buffers as it goes, each
@@ -374,5 +377,9 @@ func TestPartitionAheadOfS3IsSealedBySegment(t *testing.T) {
 	assertDense(t, offsets)
 	if len(values) != 5 || values[4] != "again"+pad+pad+pad+pad {
 		t.Fatalf("read %q", values)
+	}
+	// Every buffer's room in the cache was given back: cached, or dropped with the failure.
+	if r := m.Stats().Cache.Reserved; r != 0 {
+		t.Fatalf("%d bytes still reserved in the cache with nothing buffered or in flight", r)
 	}
 }
