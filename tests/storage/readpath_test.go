@@ -205,6 +205,11 @@ func TestFetchReadsAheadNextObjects(t *testing.T) {
 		if r := m.Stats().Readaheads; r != (flushes-1)*parts {
 			return fmt.Errorf("%d chunks read ahead", r)
 		}
+		// Counted GETs were sent, not necessarily answered: wait until every chunk is
+		// cached before S3 goes away.
+		if n := m.Stats().Cache.Entries; n != flushes*parts {
+			return fmt.Errorf("%d chunks cached", n)
+		}
 		return nil
 	})
 	e.s3.Stop()
