@@ -148,6 +148,26 @@ func newClient(addr string, opts ...kgo.Opt) (*kgo.Client, error) {
 	return kgo.NewClient(append(base, opts...)...)
 }
 
+// producerClients returns n clients producing to topic, each with its own connection, and a
+// func closing them all.
+func producerClients(addr, topic string, n int) ([]*kgo.Client, func(), error) {
+	cls := make([]*kgo.Client, 0, n)
+	closeAll := func() {
+		for _, cl := range cls {
+			cl.Close()
+		}
+	}
+	for i := 0; i < n; i++ {
+		cl, err := newClient(addr, kgo.DefaultProduceTopic(topic))
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		cls = append(cls, cl)
+	}
+	return cls, closeAll, nil
+}
+
 func createTopic(ctx context.Context, addr, topic string, partitions int, configs map[string]*string) error {
 	cl, err := newClient(addr)
 	if err != nil {
@@ -214,15 +234,11 @@ func produceThroughput(ctx context.Context, sys System, topic string, recordByte
 		return res, err
 	}
 	res.PriorPeakRSS = resetPeakRSS(sys.PID())
-	cls := make([]*kgo.Client, producers)
-	for i := range cls {
-		cl, err := newClient(sys.Addr, kgo.DefaultProduceTopic(topic))
-		if err != nil {
-			return res, err
-		}
-		defer cl.Close()
-		cls[i] = cl
+	cls, closeAll, err := producerClients(sys.Addr, topic, producers)
+	if err != nil {
+		return res, err
 	}
+	defer closeAll()
 	var (
 		acked, ackedBytes, failed atomic.Int64
 		firstErr                  atomic.Pointer[error]
@@ -364,15 +380,11 @@ func fixedRate(ctx context.Context, sys System, topic string, recordBytes, produ
 	if err := createTopic(ctx, sys.Addr, topic, 1, nil); err != nil {
 		return res, err
 	}
-	prods := make([]*kgo.Client, producers)
-	for i := range prods {
-		cl, err := newClient(sys.Addr, kgo.DefaultProduceTopic(topic))
-		if err != nil {
-			return res, err
-		}
-		defer cl.Close()
-		prods[i] = cl
+	prods, closeAll, err := producerClients(sys.Addr, topic, producers)
+	if err != nil {
+		return res, err
 	}
+	defer closeAll()
 	prod := prods[0]
 	cons, err := newClient(sys.Addr, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
