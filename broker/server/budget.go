@@ -31,9 +31,18 @@ func newByteBudget(max int64, mem MemoryReserver) *byteBudget {
 	return &byteBudget{max: max, mem: mem, changed: make(chan struct{})}
 }
 
+// smallFrame is the largest frame the budget lets through without counting it: heartbeats,
+// metadata, offset commits and fetch requests must not queue behind large produce requests
+// waiting for buffer room (a stalled heartbeat costs a group rebalance). Their memory stays
+// bounded by the per-connection pipelining limit (MaxInflightPerConn) instead.
+const smallFrame = 64 << 10
+
 // hold takes room for a frame of size bytes (acquire) and charges mem with all of it; the
-// returned func gives both back.
+// returned func gives both back. Frames of at most smallFrame bytes are not counted.
 func (b *byteBudget) hold(size int64, stop <-chan struct{}) (release func(), err error) {
+	if size <= smallFrame {
+		return func() {}, nil
+	}
 	n, err := b.acquire(size, stop)
 	if err != nil {
 		return nil, err

@@ -72,15 +72,29 @@ func (m *countingMemory) Release(n int64) { m.held -= n }
 // larger than the budget, and given back when released.
 func TestByteBudgetChargesSharedMemory(t *testing.T) {
 	mem := &countingMemory{}
-	b := newByteBudget(100, mem)
-	r1, err := b.hold(40, nil)
-	if err != nil || mem.held != 40 || b.inUse() != 40 {
-		t.Fatalf("hold 40: err %v, memory %d, budget %d", err, mem.held, b.inUse())
+	const max = 4 * smallFrame
+	b := newByteBudget(max, mem)
+	r1, err := b.hold(2*smallFrame, nil)
+	if err != nil || mem.held != 2*smallFrame || b.inUse() != 2*smallFrame {
+		t.Fatalf("hold 2 small frames' worth: err %v, memory %d, budget %d", err, mem.held, b.inUse())
 	}
 	r1()
-	r2, _ := b.hold(250, nil) // larger than the budget: all of the budget, all of the frame
-	if mem.held != 250 || b.inUse() != 100 {
-		t.Fatalf("hold 250: memory %d, budget %d", mem.held, b.inUse())
+	r2, _ := b.hold(10*smallFrame, nil) // larger than the budget: all of the budget, all of the frame
+	if mem.held != 10*smallFrame || b.inUse() != max {
+		t.Fatalf("hold 10 small frames' worth: memory %d, budget %d", mem.held, b.inUse())
+	}
+	// With the budget exhausted, a small frame (a heartbeat, a fetch request) still goes
+	// through, uncounted.
+	done := make(chan struct{})
+	go func() {
+		r, _ := b.hold(smallFrame, nil)
+		r()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a small frame waited behind the exhausted budget")
 	}
 	r2()
 	if mem.held != 0 || b.inUse() != 0 {
