@@ -63,9 +63,10 @@ func main() {
 	}
 }
 
-// memoryHeadroom is what a broker keeps alive besides its read cache under load: produce
-// buffers (4 × KAFSCALE_SEGMENT_BYTES) and the object being flushed, fetch responses being
-// written, clients, goroutines.
+// memoryHeadroom is what a broker keeps alive besides its read cache under load, plus room
+// for garbage: free request frames kept for reuse (≤ 8 MiB), request frames of 64 KiB or
+// less, fetch responses being written, clients, goroutines. Produce buffers, flushes in flight
+// and larger request frames reserve their room inside the cache's bound.
 const memoryHeadroom = 64 << 20
 
 // memoryLimit is the Go runtime's soft memory limit for a broker whose read cache holds

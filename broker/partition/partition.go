@@ -8,6 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/kafscale/kafscale/broker/server"
 	"github.com/kafscale/kafscale/internal/metadata"
 )
 
@@ -57,19 +58,13 @@ type partition struct {
 	// mem is charged with the capacity of every buffer this partition holds until a flush
 	// hands it to the cache (or drops it), so buffered, in-flight and cached data share
 	// KAFSCALE_CACHE_BYTES. pendReserved is what pend holds of it. nil: no accounting.
-	mem          memoryReserver
+	mem          server.MemoryReserver
 	pendReserved int64
 	pendRes      *result
 	lastCut      int // about the bytes of the recent cuts: sizes the next buffer
 
 	inflight int           // cuts being flushed (at most the flush parallelism)
 	idle     chan struct{} // closed and replaced whenever inflight drops to 0
-}
-
-// memoryReserver is storage.Cache's Reserve/Release.
-type memoryReserver interface {
-	Reserve(n int64)
-	Release(n int64)
 }
 
 // reservePendLocked brings pend's reservation to its capacity (p.mu held).
@@ -225,24 +220,19 @@ func (p *partition) takeCut(expireBeforeMs int64) *cut {
 	if p.status != leading {
 		return nil
 	}
-	if len(p.sealed) > 0 {
-		c := p.sealed[0]
-		p.sealed[0] = nil
-		p.sealed = p.sealed[1:]
-		metadata.ExpireProducers(c.producers, expireBeforeMs)
-		p.lastCut = max(len(c.data), p.lastCut-p.lastCut/4)
-		c.prev = p.tip
-		p.inflight++
-		return c
+	if len(p.sealed) == 0 {
+		if len(p.pend) == 0 {
+			return nil
+		}
+		metadata.ExpireProducers(p.producers, expireBeforeMs)
+		p.sealLocked()
 	}
-	if len(p.pend) == 0 {
-		return nil
-	}
-	metadata.ExpireProducers(p.producers, expireBeforeMs)
-	p.lastCut = max(len(p.pend), p.lastCut-p.lastCut/4) // follows growth at once, decays slowly
-	c := &cut{p: p, data: p.pend, base: p.pendBase, last: p.next - 1, maxTS: p.pendTS, res: p.pendRes,
-		producers: metadata.CloneProducers(p.producers), prev: p.tip, gen: p.gen, reserved: p.pendReserved}
-	p.pend, p.pendRes, p.pendReserved = nil, newResult(), 0
+	c := p.sealed[0]
+	p.sealed[0] = nil
+	p.sealed = p.sealed[1:]
+	metadata.ExpireProducers(c.producers, expireBeforeMs) // sealed earlier: its copy may hold producers idle since
+	p.lastCut = max(len(c.data), p.lastCut-p.lastCut/4)   // follows growth at once, decays slowly
+	c.prev = p.tip
 	p.inflight++
 	return c
 }

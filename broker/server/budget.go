@@ -105,7 +105,7 @@ func (b *byteBudget) limit() int64 {
 	return b.max
 }
 
-// inUse is the bytes held now (metrics).
+// inUse is the bytes held now (tests).
 func (b *byteBudget) inUse() int64 {
 	if b == nil {
 		return 0

@@ -66,8 +66,9 @@ type requestContext struct {
 	recycle func()
 }
 
-// releaseFrame returns the request's frame for reuse now (when it is recyclable) instead of
-// when the handler returns. The handler must no longer read any byte slice of its request.
+// releaseFrame returns the request's bytes to the budget (and a Produce frame for reuse) now
+// instead of when the handler returns. The handler must no longer read any byte slice of its
+// request.
 func (rc *requestContext) releaseFrame() {
 	if rc.recycle != nil {
 		rc.recycle()
@@ -266,13 +267,8 @@ func (l *bufList) get(n int) []byte {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for i := len(l.free) - 1; i >= 0; i-- {
-		if b := l.free[i]; cap(b) >= n {
-			last := len(l.free) - 1
-			l.free[i] = l.free[last]
-			l.free[last] = nil
-			l.free = l.free[:last]
-			l.bytes -= cap(b)
-			return b[:0]
+		if cap(l.free[i]) >= n {
+			return l.removeLocked(i)[:0]
 		}
 	}
 	return nil
@@ -296,14 +292,22 @@ func (l *bufList) put(b []byte) {
 		if cap(l.free[small]) >= cap(b) {
 			return
 		}
-		l.bytes -= cap(l.free[small])
-		last := len(l.free) - 1
-		l.free[small] = l.free[last]
-		l.free[last] = nil
-		l.free = l.free[:last]
+		l.removeLocked(small)
 	}
 	l.free = append(l.free, b[:0])
 	l.bytes += cap(b)
+}
+
+// removeLocked takes the free buffer at i out of the list (order does not matter) and
+// returns it (l.mu held).
+func (l *bufList) removeLocked(i int) []byte {
+	b := l.free[i]
+	last := len(l.free) - 1
+	l.free[i] = l.free[last]
+	l.free[last] = nil
+	l.free = l.free[:last]
+	l.bytes -= cap(b)
+	return b
 }
 
 // readFrame reads size bytes, growing the buffer as they arrive beyond frameUpfront.
