@@ -195,6 +195,15 @@ func (r *Report) steadyPutsPerFlush() float64 {
 	return d.Puts / (d.Elapsed.Seconds() / r.Broker.FlushInterval.Seconds())
 }
 
+// peerProduce is the kfake run matching the broker's produce run i (zero when the peer did
+// not run).
+func (r *Report) peerProduce(i int) ProduceResult {
+	if i < len(r.PeerProduce) {
+		return r.PeerProduce[i]
+	}
+	return ProduceResult{}
+}
+
 func producers(n int) string {
 	if n == 1 {
 		return "1 producer"
@@ -252,49 +261,37 @@ func (r *Report) Markdown() string {
 	// What the machine allows at all when every byte costs what the ceilings measured: a
 	// produced byte is received over loopback and PUT; a byte caught up is GET and sent over
 	// loopback, with nothing else running.
+	hop := r.TCP.CPUPerGiB()
 	for _, b := range []struct {
-		name   string
-		s3     Ceiling
-		hopCPU float64
-	}{{"produce (PUT + a loopback hop per byte)", r.Put, r.TCP.CPUPerGiB()}, {"catch-up (GET + a loopback hop per byte)", r.Get, r.TCP.CPUPerGiB()}} {
-		if b.s3.CPUPerGiB() <= 0 || b.hopCPU <= 0 {
+		name, op string
+		s3       Ceiling
+	}{{"produce", "PUT", r.Put}, {"catch-up", "GET", r.Get}} {
+		if b.s3.CPUPerGiB() <= 0 || hop <= 0 {
 			continue
 		}
-		bound := float64(r.Machine.Cores) / (b.s3.CPUPerGiB() + b.hopCPU) * gib
-		w("| machine bound for %s: %d cores ÷ (%.2f + %.2f CPU-s/GiB), no broker, client or etcd CPU | | %s | %s of the %s ceiling | | |\n",
-			b.name, r.Machine.Cores, b.s3.CPUPerGiB(), b.hopCPU, mbps(bound), ratio(bound, b.s3.BytesPerSec()), strings.Fields(b.s3.Name)[1])
+		bound := float64(r.Machine.Cores) / (b.s3.CPUPerGiB() + hop) * gib
+		w("| machine bound for %s (%s + a loopback hop per byte): %d cores ÷ (%.2f + %.2f CPU-s/GiB), no broker, client or etcd CPU | | %s | %s of the %s ceiling | | |\n",
+			b.name, b.op, r.Machine.Cores, b.s3.CPUPerGiB(), hop, mbps(bound), ratio(bound, b.s3.BytesPerSec()), b.op)
 	}
 	for i, p := range r.BrokerProduce {
-		var peer ProduceResult
-		if i < len(r.PeerProduce) {
-			peer = r.PeerProduce[i]
-		}
+		peer := r.peerProduce(i)
 		w("| produce %s records, %d partition(s), %s: MB/s (records/s) | %s (%.0f/s) | %s (PUT) | %s | %s (%.0f/s) | %s |\n",
 			size(p.RecordBytes), p.Partitions, producers(p.Producers), mbps(p.BytesPerSec()), p.RecordsPerSec(), mbps(r.Put.BytesPerSec()),
 			ratio(p.BytesPerSec(), r.Put.BytesPerSec()), mbps(peer.BytesPerSec()), peer.RecordsPerSec(), ratio(p.BytesPerSec(), peer.BytesPerSec()))
 	}
 	for i, p := range r.BrokerProduce {
-		var peer ProduceResult
-		if i < len(r.PeerProduce) {
-			peer = r.PeerProduce[i]
-		}
+		peer := r.peerProduce(i)
 		bc, pc := cpuPerGiB(p.Delta.CPU, p.Bytes), cpuPerGiB(peer.Delta.CPU, peer.Bytes)
 		w("| CPU-seconds per GiB produced, %s × %d, %s | %.2f s | | | %.2f s | %s |\n", size(p.RecordBytes), p.Partitions, producers(p.Producers), bc, pc, ratio(bc, pc))
 	}
 	for i, p := range r.BrokerProduce {
-		var peer ProduceResult
-		if i < len(r.PeerProduce) {
-			peer = r.PeerProduce[i]
-		}
+		peer := r.peerProduce(i)
 		w("| cores in use, produce %s × %d, %s: the system / load generator / whole machine (of %d) | %.2f / %.2f / %.2f | | | %.2f / %.2f / %.2f | |\n",
 			size(p.RecordBytes), p.Partitions, producers(p.Producers), r.Machine.Cores, p.Delta.Cores(p.Delta.CPU), p.Delta.Cores(p.Delta.SelfCPU), p.Delta.Cores(p.Delta.Busy),
 			peer.Delta.Cores(peer.Delta.CPU), peer.Delta.Cores(peer.Delta.SelfCPU), peer.Delta.Cores(peer.Delta.Busy))
 	}
 	for i, p := range r.BrokerProduce {
-		var peer ProduceResult
-		if i < len(r.PeerProduce) {
-			peer = r.PeerProduce[i]
-		}
+		peer := r.peerProduce(i)
 		w("| peak RSS during produce %s × %d, %s | %s | cache + 150 MiB = %s | %s | %s | |\n", size(p.RecordBytes), p.Partitions, producers(p.Producers),
 			mib(p.Delta.PeakRSS), mib(r.Broker.CacheBytes+150<<20), ratio(float64(p.Delta.PeakRSS), float64(r.Broker.CacheBytes+150<<20)), mib(peer.Delta.PeakRSS))
 	}

@@ -71,6 +71,25 @@ func checkReadBack(t *testing.T, want, got []record) {
 }
 
 // checkDense asserts that each partition's offsets are 0, 1, 2, ... with no gap.
+// checkAckedReadBack fails unless every acknowledged record (by key) was read back at the
+// partition and offset its acknowledgement gave, with its value.
+func checkAckedReadBack(t *testing.T, got []record, acked map[string]record) {
+	t.Helper()
+	at := map[string]record{}
+	for _, r := range got {
+		at[r.key] = r
+	}
+	for key, a := range acked {
+		r, ok := at[key]
+		if !ok {
+			t.Fatalf("acknowledged record %s (partition %d offset %d) lost", key, a.partition, a.offset)
+		}
+		if r.partition != a.partition || r.offset != a.offset || r.value != a.value {
+			t.Fatalf("%s acknowledged at %d/%d, read at %d/%d value %q", key, a.partition, a.offset, r.partition, r.offset, r.value)
+		}
+	}
+}
+
 func checkDense(t *testing.T, got []record) {
 	t.Helper()
 	offsets := map[int32][]int64{}

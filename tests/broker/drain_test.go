@@ -249,19 +249,7 @@ func TestDrainThroughControlService(t *testing.T) {
 	t.Logf("%d records acknowledged, %d of them after the drain", len(acked), len(acked)-after)
 	got := consumeAll(t, ctx, seed, "drain")
 	checkDense(t, got)
-	at := map[string]record{}
-	for _, r := range got {
-		at[r.key] = r
-	}
-	for key, a := range acked {
-		r, ok := at[key]
-		if !ok {
-			t.Fatalf("acknowledged record %s (partition %d offset %d) lost", key, a.partition, a.offset)
-		}
-		if r.partition != a.partition || r.offset != a.offset || r.value != a.value {
-			t.Fatalf("%s acknowledged at %d/%d, read at %d/%d value %q", key, a.partition, a.offset, r.partition, r.offset, r.value)
-		}
-	}
+	checkAckedReadBack(t, got, acked)
 
 	// SIGTERM after a drain: a clean exit, nothing left to drain.
 	victim.Stop()

@@ -52,12 +52,8 @@ func TestKill9LosesNoAcknowledgedRecord(t *testing.T) {
 	ctx := testContext(t, 3*time.Minute)
 	createTopic(t, b.Addr, "crash", 3)
 
-	type ack struct {
-		partition int32
-		offset    int64
-	}
 	var mu sync.Mutex
-	acked := map[string]ack{}
+	acked := map[string]record{}
 	produced := make(chan struct{}) // closed once some records are acknowledged
 	var producedOnce sync.Once
 	stop := make(chan struct{})
@@ -86,7 +82,7 @@ func TestKill9LosesNoAcknowledgedRecord(t *testing.T) {
 						return
 					}
 					mu.Lock()
-					acked[key] = ack{r.Partition, r.Offset}
+					acked[key] = record{partition: r.Partition, offset: r.Offset, key: key, value: string(r.Value)}
 					n := len(acked)
 					mu.Unlock()
 					if n >= 3000 {
@@ -115,19 +111,7 @@ func TestKill9LosesNoAcknowledgedRecord(t *testing.T) {
 	b.Start()
 	got := consumeAll(t, ctx, b.Addr, "crash")
 	checkDense(t, got)
-	at := map[string]record{}
-	for _, r := range got {
-		at[r.key] = r
-	}
-	for key, a := range acked {
-		r, ok := at[key]
-		if !ok {
-			t.Fatalf("acknowledged record %s (partition %d offset %d) lost", key, a.partition, a.offset)
-		}
-		if r.partition != a.partition || r.offset != a.offset || r.value != "v-"+key {
-			t.Fatalf("%s acknowledged at %d/%d, read at %d/%d value %q", key, a.partition, a.offset, r.partition, r.offset, r.value)
-		}
-	}
+	checkAckedReadBack(t, got, acked)
 }
 
 func produceFranz(t *testing.T, ctx context.Context, addr, topic string, recs []record) {
