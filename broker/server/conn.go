@@ -245,8 +245,8 @@ func (c *conn) readProxyHeader(r *bufio.Reader) error {
 
 // frameUpfront is how much of an announced frame is allocated before its bytes arrive when
 // the frame is larger than the request budget (KAFSCALE_MAX_INFLIGHT_REQUEST_BYTES; frames
-// within it are allocated whole): a client announcing 100 MiB and sending little holds at
-// most this.
+// within it are allocated whole; the rest of a larger one once this much has arrived): a
+// client announcing 100 MiB and sending little holds at most this.
 const frameUpfront = 4 << 20
 
 // frameBufs recycles Produce request frames (see readLoop). Unlike a sync.Pool it survives
@@ -310,7 +310,8 @@ func (l *bufList) removeLocked(i int) []byte {
 	return b
 }
 
-// readFrame reads size bytes, growing the buffer as they arrive beyond frameUpfront.
+// readFrame reads size bytes into a buffer of at most frameUpfront bytes, grown to the whole
+// frame once that much has arrived.
 func readFrame(r io.Reader, size int) ([]byte, error) { return readFrameInto(nil, r, size) }
 
 // readFrameInto is readFrame reusing buf's room when it has enough for frameUpfront.
@@ -320,8 +321,9 @@ func readFrameInto(buf []byte, r io.Reader, size int) ([]byte, error) {
 	}
 	for len(buf) < size {
 		if len(buf) == cap(buf) {
-			// Past frameUpfront the frame grows as its bytes arrive, at most doubling.
-			buf = slices.Grow(buf, min(size-len(buf), cap(buf)))
+			// The client has sent frameUpfront bytes: it is sending the frame, so allocate
+			// the rest at once (growing by doubling copied a 64 MiB frame almost twice).
+			buf = slices.Grow(buf, size-len(buf))
 		}
 		end := min(cap(buf), size)
 		if _, err := io.ReadFull(r, buf[len(buf):end]); err != nil {

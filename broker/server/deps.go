@@ -18,8 +18,9 @@ import (
 
 // Log is the partition data path of this broker.
 type Log interface {
-	// Append validates (CRC-32C, magic 2, lengths) and appends one or more RecordBatch v2
-	// bytes, exactly as the client sent them, to a partition this broker leads, assigning
+	// Append validates (magic 2, lengths) and appends one or more RecordBatch v2 bytes,
+	// exactly as the client sent them and with CRC-32Cs the handler has checked
+	// (checkBatches: it need not check them again), to a partition this broker leads, assigning
 	// offsets. With wait it returns only once the data is in S3 and the partition state is
 	// committed in etcd (group commit: many Appends share one flush); without wait it
 	// returns as soon as the batches are buffered. It must not keep batches (or any part of

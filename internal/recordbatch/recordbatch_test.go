@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -127,6 +128,15 @@ func TestSplitRejects(t *testing.T) {
 			_, err := recordbatch.Split(c.raw)
 			if !errors.Is(err, c.want) {
 				t.Fatalf("got %v, want %v", err, c.want)
+			}
+			// SplitChecked trusts the CRC and rejects everything else alike.
+			_, err = recordbatch.SplitChecked(c.raw)
+			if strings.Contains(c.name, "crc") {
+				if err != nil {
+					t.Fatalf("SplitChecked checked the CRC: %v", err)
+				}
+			} else if !errors.Is(err, c.want) {
+				t.Fatalf("SplitChecked: got %v, want %v", err, c.want)
 			}
 		})
 	}
