@@ -465,7 +465,7 @@ func (c *conn) handle(in *inflight, req kmsg.Request, rc *requestContext) {
 func (c *conn) writeLoop() {
 	w := bufio.NewWriterSize(c.nc, 64<<10)
 	failed := false
-	var buf []byte
+	var buf, meta []byte
 	for in := range c.pending {
 		if failed {
 			continue // drain; the reader stops on its own once the connection is closed
@@ -488,7 +488,7 @@ func (c *conn) writeLoop() {
 		if in.resp != nil {
 			var err error
 			if size := responseSize(in.resp); size > smallResponse {
-				err = writeLarge(w, in.correlationID, in.key, in.resp, size)
+				meta, err = writeLarge(w, c.nc, meta, in.correlationID, in.key, in.resp.(*kmsg.FetchResponse))
 			} else {
 				buf = appendResponse(buf[:0], in.correlationID, in.key, in.resp)
 				_, err = w.Write(buf)
@@ -518,33 +518,27 @@ func (c *conn) writeLoop() {
 }
 
 // smallResponse is the largest response a connection encodes into its own buffer; larger
-// ones (fetches) use a pooled buffer sized for them.
+// ones (fetches with record batches) are written as a vector (writeLarge).
 const smallResponse = 64 << 10
 
-// largeBufs recycles the buffers of large responses, so serving fetches does not allocate a
-// response-sized buffer each time, and an idle connection keeps none (the pool empties
-// itself over garbage collections).
-var largeBufs sync.Pool // of *[]byte
-
-// writeLarge encodes a response into a pooled buffer of at least size bytes (so encoding
-// never grows it: the stored batches are copied once, from the cache into the buffer) and
-// writes it.
-func writeLarge(w *bufio.Writer, corr int32, key int16, resp kmsg.Response, size int) error {
-	bp, _ := largeBufs.Get().(*[]byte)
-	if bp == nil || cap(*bp) < size {
-		b := make([]byte, 0, size)
-		bp = &b
-	}
-	b := appendResponse((*bp)[:0], corr, key, resp)
+// writeLarge writes a fetch response without copying its record batches (fetchFrame): what
+// w holds first, then the frame straight to nc, with one writev where nc is a TCP
+// connection. The fields around the batches are encoded into meta, returned for reuse. A
+// response fetchFrame declines is encoded with kmsg into a buffer of its own.
+func writeLarge(w *bufio.Writer, nc io.Writer, meta []byte, corr int32, key int16, resp *kmsg.FetchResponse) ([]byte, error) {
 	if w.Buffered() > 0 {
 		if err := w.Flush(); err != nil {
-			return err
+			return meta, err
 		}
 	}
-	_, err := w.Write(b) // with nothing buffered, bufio writes a large slice straight through
-	*bp = b[:0]
-	largeBufs.Put(bp)
-	return err
+	frame, _, ok := fetchFrame(meta, corr, resp)
+	if !ok {
+		_, err := w.Write(appendResponse(nil, corr, key, resp)) // bufio writes a large slice straight through
+		return meta, err
+	}
+	meta = frame[0][:0]
+	_, err := frame.WriteTo(nc)
+	return meta, err
 }
 
 // responseSize bounds the encoded size of a fetch response with record batches (0 for
