@@ -143,6 +143,9 @@ func newClient(addr string, opts ...kgo.Opt) (*kgo.Client, error) {
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.MaxBufferedBytes(64 << 20),
+		// franz-go also stops at 10,000 buffered records by default: 10 MiB of 1 KiB records
+		// against 64 MiB of 16 KiB ones. Make the bytes the one limit for every record size.
+		kgo.MaxBufferedRecords(1 << 20),
 		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
 	}
 	return kgo.NewClient(append(base, opts...)...)
