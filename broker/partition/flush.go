@@ -98,12 +98,8 @@ func (m *Manager) Append(ctx context.Context, topic string, part int32, batches 
 	}
 	p.mu.Unlock()
 
-	if m.buffered.Add(int64(len(data))) >= int64(m.opts.SegmentBytes) {
-		select {
-		case m.kick <- struct{}{}:
-		default:
-		}
-	}
+	m.lastAppend.Store(time.Now().UnixNano())
+	m.kickIfDue(m.buffered.Add(int64(len(data))))
 	out := server.AppendResult{BaseOffset: base, LogStartOffset: logStart, LogAppendTime: -1, Durable: res.wait}
 	if wait {
 		if err := res.wait(ctx); err != nil {
@@ -180,10 +176,7 @@ func (m *Manager) waitForRoom(ctx context.Context) error {
 		if m.buffered.Load() < m.maxBuffered() {
 			return nil
 		}
-		select {
-		case m.kick <- struct{}{}:
-		default:
-		}
+		signal(m.kick)
 		select {
 		case <-ch:
 		case <-ctx.Done():
@@ -210,19 +203,27 @@ func (m *Manager) flushLoop() {
 	}()
 	tick := time.NewTicker(m.opts.FlushInterval)
 	defer tick.Stop()
+	quiet := time.NewTimer(time.Hour)
+	quiet.Stop()
+	defer quiet.Stop()
 	for {
 		select {
 		case <-m.stop:
 			return
 		case <-tick.C:
 			m.flushAll()
+		case <-m.quiet:
+			quiet.Reset(quietFlush)
+		case <-quiet.C:
+			if now, wait := m.quietDue(); now {
+				m.flush()
+			} else if wait > 0 {
+				quiet.Reset(wait)
+			}
 		case <-m.kick:
 			m.flush()
 			if m.buffered.Load() >= int64(m.opts.SegmentBytes) {
-				select {
-				case m.kick <- struct{}{}: // another segment is waiting
-				default:
-				}
+				signal(m.kick) // another segment is waiting
 			}
 		case req := <-m.flushReq:
 			m.flushAll()
@@ -384,6 +385,51 @@ func (m *Manager) commitLoop() {
 		m.finishFlush(job)
 		m.stats.flushesInFlight.Add(-1)
 		<-m.slots
+		m.kickIfDue(m.buffered.Load())
+	}
+}
+
+// kickIfDue wakes the flusher when buffered bytes fill a segment, and asks it to flush an
+// eighth of one or more once producers go quiet while no flush is in flight. Producers stop
+// sending when their requests in flight (five per idempotent client) all wait for acks;
+// when those hold less than a segment, an idle pipeline would sit on their data until the
+// flush interval. Measured at half of peak rate, that stalled every client for 400-500 ms
+// every second or two (p99 600 ms); a flush as soon as they are quiet costs objects smaller
+// than a segment only then. An eighth of a segment keeps a slow stream on the interval:
+// at 1 MB/s it gathers 500 KB, less than 512 KiB, within 500 ms. At peak a flush is always
+// in flight, so objects stay segment-sized.
+func (m *Manager) kickIfDue(buffered int64) {
+	seg := int64(m.opts.SegmentBytes)
+	switch {
+	case buffered >= seg:
+		signal(m.kick)
+	case buffered >= seg/8 && len(m.slots) == 0:
+		signal(m.quiet)
+	}
+}
+
+// quietFlush is how long producers must have appended nothing before an idle pipeline
+// flushes less than a segment (kickIfDue). Producers sending have requests arriving every
+// few milliseconds or faster.
+const quietFlush = 5 * time.Millisecond
+
+// quietDue reports whether the flusher should flush for quiet producers now, or how long to
+// wait before looking again.
+func (m *Manager) quietDue() (bool, time.Duration) {
+	if len(m.slots) > 0 || m.buffered.Load() < int64(m.opts.SegmentBytes/8) {
+		return false, 0 // a flush is in flight (its end looks again), or too little to flush
+	}
+	if wait := quietFlush - time.Since(time.Unix(0, m.lastAppend.Load())); wait > 0 {
+		return false, wait
+	}
+	return true, 0
+}
+
+// signal wakes whoever waits on ch (capacity 1) without blocking.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
 }
 

@@ -129,9 +129,13 @@ type Manager struct {
 	pendSeq  atomic.Uint64 // orders the partitions' buffers by when they started
 	cutDone  chan struct{} // closed and replaced after each flush takes the buffers (under mu)
 	kick     chan struct{}
-	flushReq chan chan struct{}
-	slots    chan struct{}  // one per flush in flight (FlushParallelism)
-	jobs     chan *flushJob // flushes for the committer, in cut order
+	// quiet asks the flusher to flush what is buffered once producers stop sending
+	// (kickIfDue); lastAppend is when one last did (UnixNano).
+	quiet      chan struct{}
+	lastAppend atomic.Int64
+	flushReq   chan chan struct{}
+	slots      chan struct{}  // one per flush in flight (FlushParallelism)
+	jobs       chan *flushJob // flushes for the committer, in cut order
 	// retentionReq runs a retention check in the flusher's goroutine.
 	retentionReq chan chan struct{}
 	stop         chan struct{}
@@ -199,6 +203,7 @@ func NewManager(ctx context.Context, opts Options, cli *clientv3.Client, keys me
 		changed:      make(chan struct{}),
 		cutDone:      make(chan struct{}),
 		kick:         make(chan struct{}, 1),
+		quiet:        make(chan struct{}, 1),
 		flushReq:     make(chan chan struct{}),
 		slots:        make(chan struct{}, opts.FlushParallelism),
 		jobs:         make(chan *flushJob, opts.FlushParallelism),

@@ -102,13 +102,15 @@ func TestFetchFrameDeclinesWhatItDoesNotEncode(t *testing.T) {
 		return resp
 	}
 	cases := map[string]func(*kmsg.FetchResponse){
-		"version 13":           func(r *kmsg.FetchResponse) { r.Version = 13 },
-		"version 3":            func(r *kmsg.FetchResponse) { r.Version = 3 },
-		"aborted transactions": func(r *kmsg.FetchResponse) { r.Topics[0].Partitions[0].AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{{}} },
-		"diverging epoch":      func(r *kmsg.FetchResponse) { r.Topics[0].Partitions[0].DivergingEpoch.Epoch = 3 },
-		"current leader":       func(r *kmsg.FetchResponse) { r.Topics[0].Partitions[0].CurrentLeader.LeaderID = 1 },
-		"snapshot id":          func(r *kmsg.FetchResponse) { r.Topics[0].Partitions[0].SnapshotID.EndOffset = 5 },
-		"brokers":              func(r *kmsg.FetchResponse) { r.Brokers = append(r.Brokers, kmsg.NewFetchResponseBroker()) },
+		"version 13": func(r *kmsg.FetchResponse) { r.Version = 13 },
+		"version 3":  func(r *kmsg.FetchResponse) { r.Version = 3 },
+		"aborted transactions": func(r *kmsg.FetchResponse) {
+			r.Topics[0].Partitions[0].AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{{}}
+		},
+		"diverging epoch": func(r *kmsg.FetchResponse) { r.Topics[0].Partitions[0].DivergingEpoch.Epoch = 3 },
+		"current leader":  func(r *kmsg.FetchResponse) { r.Topics[0].Partitions[0].CurrentLeader.LeaderID = 1 },
+		"snapshot id":     func(r *kmsg.FetchResponse) { r.Topics[0].Partitions[0].SnapshotID.EndOffset = 5 },
+		"brokers":         func(r *kmsg.FetchResponse) { r.Brokers = append(r.Brokers, kmsg.NewFetchResponseBroker()) },
 	}
 	if _, _, ok := fetchFrame(nil, 1, base()); !ok {
 		t.Fatal("the base response was declined")

@@ -388,7 +388,6 @@ func fixedRate(ctx context.Context, sys System, topic string, recordBytes, produ
 		return res, err
 	}
 	defer closeAll()
-	prod := prods[0]
 	cons, err := newClient(sys.Addr, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		return res, err
@@ -446,8 +445,17 @@ func fixedRate(ctx context.Context, sys System, topic string, recordBytes, produ
 		}
 	}()
 	// The consumer is connected and at the end of the topic once it sees a first record.
-	if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("sentinel")}).FirstErr(); err != nil {
-		return res, fmt.Errorf("%s: produce to %s: %w", sys.Name, topic, err)
+	// Every client sends one, at once, before the measurement: an idempotent franz-go client
+	// keeps one request in flight until its first answer, which a broker flushing on a timer
+	// gives only after a flush interval; measured, that start-up queue was the p99.
+	sent := make(chan error, len(prods))
+	for _, p := range prods {
+		go func() { sent <- p.ProduceSync(ctx, &kgo.Record{Value: []byte("sentinel")}).FirstErr() }()
+	}
+	for range prods {
+		if err := <-sent; err != nil {
+			return res, fmt.Errorf("%s: produce to %s: %w", sys.Name, topic, err)
+		}
 	}
 	select {
 	case <-sentinel:

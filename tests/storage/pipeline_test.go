@@ -383,3 +383,48 @@ func TestPartitionAheadOfS3IsSealedBySegment(t *testing.T) {
 		t.Fatalf("%d bytes still reserved in the cache with nothing buffered or in flight", r)
 	}
 }
+
+// TestQuietProducersAreFlushedBeforeTheInterval: producers whose requests in flight all
+// wait for acks stop sending; once an eighth of a segment is buffered and no flush is in
+// flight, the broker flushes it as soon as they are quiet instead of at the flush interval
+// (an hour here). Less than that waits for the interval, so a slow stream still makes one
+// object per interval; and while a flush is in flight the next one waits for it to end.
+func TestQuietProducersAreFlushedBeforeTheInterval(t *testing.T) {
+	b := batch("quiet-" + strings.Repeat(".", 40))
+	seg := 12 * len(b) // an eighth of it: 1.5 batches
+	_, m, gate := pipelineEnvSegment(t, "quiet", 1, 1, seg)
+
+	first := mustAppend(t, m, "quiet", 0, b, false)
+	time.Sleep(200 * time.Millisecond) // 40 × the quiet period
+	select {
+	case gp := <-gate.arrived:
+		t.Fatalf("%s: PUT of less than an eighth of a segment before the flush interval", gp.path)
+	default:
+	}
+	second := mustAppend(t, m, "quiet", 0, b, false)
+	put := nextPut(t, gate) // the quiet flush: both batches
+	third := mustAppend(t, m, "quiet", 0, b, false)
+	fourth := mustAppend(t, m, "quiet", 0, b, false)
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case gp := <-gate.arrived:
+		t.Fatalf("%s: a second flush started while the first was in flight", gp.path)
+	default:
+	}
+	put.decide <- false
+	for i, r := range []server.AppendResult{first, second} {
+		if err := r.Durable(ctxT(t, 30*time.Second)); err != nil {
+			t.Fatalf("batch %d: %v", i, err)
+		}
+	}
+	// The first flush's end finds the producers quiet with two batches buffered.
+	nextPut(t, gate).decide <- false
+	for i, r := range []server.AppendResult{third, fourth} {
+		if err := r.Durable(ctxT(t, 30*time.Second)); err != nil {
+			t.Fatalf("batch %d: %v", i+2, err)
+		}
+	}
+	if first.BaseOffset != 0 || second.BaseOffset != 1 || third.BaseOffset != 2 || fourth.BaseOffset != 3 {
+		t.Fatalf("offsets %d %d %d %d, want 0 1 2 3", first.BaseOffset, second.BaseOffset, third.BaseOffset, fourth.BaseOffset)
+	}
+}
