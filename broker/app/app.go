@@ -136,6 +136,7 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 	log.Info("startup checks passed", "etcd", cfg.Etcd.Endpoints, "bucket", cfg.S3.Bucket)
 
 	// --- data path ------------------------------------------------------------------------
+	flushLat := newFlushLatency()
 	mgr, err := partition.NewManager(ctx, partition.Options{
 		NodeID:                 cfg.NodeID,
 		SegmentBytes:           cfg.Storage.SegmentBytes,
@@ -148,6 +149,8 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 		SweepGrace:             cfg.Storage.SweepGrace,
 		ProducerIDExpiration:   cfg.Storage.ProducerIDExpiration,
 		Logger:                 log,
+		ObserveUpload:          flushLat.upload,
+		ObserveCommit:          flushLat.commit,
 	}, cli, keys, objects)
 	if err != nil {
 		return fmt.Errorf("partition manager: %w", err)
@@ -200,6 +203,7 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 
 	var ready atomic.Bool
 	registerMetrics(reg, objects, mgr)
+	reg.MustRegister(flushLat.uploads, flushLat.commits)
 	mln, err := net.Listen("tcp", cfg.MetricsAddr)
 	if err != nil {
 		return fmt.Errorf("listen for metrics on %s (KAFSCALE_METRICS_ADDR): %w", cfg.MetricsAddr, err)

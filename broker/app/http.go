@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"sync/atomic"
+	"time"
 
 	"github.com/kafscale/kafscale/broker/control/controlpb"
 	"github.com/kafscale/kafscale/broker/partition"
@@ -85,6 +86,27 @@ func registerMetrics(reg *prometheus.Registry, objects *storage.Store, mgr *part
 		counter("kafscale_readahead_chunks_total", "Chunks fetched into the read cache ahead of the fetches that will read them.", func() int64 { return parts().Readaheads }),
 	)
 }
+
+// flushLatency holds the flush path's latency histograms, fed by the partition manager.
+type flushLatency struct {
+	uploads, commits prometheus.Histogram
+}
+
+// flushLatencyBuckets span 5 ms to about 10 s: an S3 PUT of a segment or an etcd commit is
+// tens of milliseconds when healthy, and seconds when S3 or etcd struggle.
+var flushLatencyBuckets = prometheus.ExponentialBuckets(0.005, 2, 12)
+
+func newFlushLatency() *flushLatency {
+	return &flushLatency{
+		uploads: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kafscale_flush_upload_seconds",
+			Help: "Time to upload one flush's object to S3 (the PUT, with its retries).", Buckets: flushLatencyBuckets}),
+		commits: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kafscale_etcd_commit_seconds",
+			Help: "Time to commit one flush's partition states to etcd (every transaction, with retries); commits are serial, so a slow one delays the flushes behind it.", Buckets: flushLatencyBuckets}),
+	}
+}
+
+func (f *flushLatency) upload(d time.Duration) { f.uploads.Observe(d.Seconds()) }
+func (f *flushLatency) commit(d time.Duration) { f.commits.Observe(d.Seconds()) }
 
 // quietEtcdLogger keeps the etcd client's own logging out of the broker's log; failures
 // reach the broker as errors.

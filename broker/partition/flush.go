@@ -252,6 +252,7 @@ type flushJob struct {
 	// sections, footer); size is its length.
 	body     [][]byte
 	size     int64
+	putTime  time.Duration // how long the upload took
 	reserved int64         // cache room held for the cuts' buffers until they are cached
 	uploaded chan struct{} // closed when the PUT ended; err says how
 	err      error
@@ -376,7 +377,9 @@ func (m *Manager) flush() int64 {
 		go func() {
 			defer close(job.uploaded)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*m.objectsTimeout())
+			start := time.Now()
 			job.err = m.objects.PutParts(ctx, job.name, job.body)
+			job.putTime = time.Since(start)
 			cancel()
 		}()
 	}
@@ -444,6 +447,9 @@ func signal(ch chan struct{}) {
 func (m *Manager) finishFlush(job *flushJob) {
 	name, cuts := job.name, job.cuts
 	m.cache.Release(job.reserved)
+	if job.putTime > 0 && m.opts.ObserveUpload != nil {
+		m.opts.ObserveUpload(job.putTime)
+	}
 	if job.err != nil {
 		m.stats.flushErrors.Add(1)
 		m.log.Warn("flush failed", "object", name, "partitions", len(cuts), "err", job.err)
@@ -491,7 +497,11 @@ func (m *Manager) finishFlush(job *flushJob) {
 		}
 		ready = nil
 	}
+	start := time.Now()
 	committed, uncertain := m.commit(ready, latest)
+	if len(ready) > 0 && m.opts.ObserveCommit != nil {
+		m.opts.ObserveCommit(time.Since(start))
+	}
 	// Delete the object only when every partition in it was refused for certain: after an
 	// etcd error a commit may have landed, and then the object holds committed data.
 	if committed == 0 && uncertain == 0 {

@@ -66,6 +66,10 @@ type Options struct {
 	ProducerIDExpiration time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// ObserveUpload and ObserveCommit, when set, receive each flush's object upload time (the
+	// PUT, with its retries) and its etcd commit time (every transaction of the flush, with
+	// retries); the broker feeds its latency histograms with them.
+	ObserveUpload, ObserveCommit func(time.Duration)
 }
 
 // DefaultOptions returns o with zero fields set to their defaults.

@@ -339,6 +339,18 @@ func TestClients(t *testing.T) {
 				t.Errorf("/metrics lacks %s", name)
 			}
 		}
+		// The flushes that made the produces above durable were timed.
+		for _, name := range []string{"kafscale_flush_upload_seconds_count", "kafscale_etcd_commit_seconds_count"} {
+			var n float64
+			for _, line := range strings.Split(text, "\n") {
+				if strings.HasPrefix(line, name+" ") {
+					n, _ = strconv.ParseFloat(strings.Fields(line)[1], 64)
+				}
+			}
+			if n < 1 {
+				t.Errorf("%s is %v after acknowledged produces: their flushes were not observed", name, n)
+			}
+		}
 		// Every kafscale_* series is documented in docs/metrics.md.
 		root, err := testenv.RepoRoot()
 		if err != nil {
