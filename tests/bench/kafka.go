@@ -2,12 +2,15 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,6 +89,50 @@ type Delta struct {
 	GetBytes float64
 	Flushes  float64
 	Objects  int
+	// Uploads and Commits summarise the broker's kafscale_flush_upload_seconds and
+	// kafscale_etcd_commit_seconds histograms over the delta.
+	Uploads, Commits Hist
+}
+
+// Hist is a histogram's observations between two scrapes: how many, the upper bound of the
+// bucket holding the 99th percentile, and how many took longer than Slow.
+type Hist struct {
+	N        float64
+	P99Bound float64 // seconds; +Inf when beyond the last bucket
+	Slow     float64 // observations above SlowBound
+}
+
+// SlowBound is the bucket bound Hist.Slow counts beyond: 160 ms, about twice a healthy
+// segment PUT here and tens of times a healthy etcd commit.
+const SlowBound = 0.16
+
+// histDelta summarises the histogram name between scrapes a and b.
+func histDelta(a, b Metrics, name string) Hist {
+	type bucket struct{ le, n float64 }
+	var bs []bucket
+	prefix := name + `_bucket{le="`
+	for k, v := range b {
+		if !strings.HasPrefix(k, prefix) {
+			continue
+		}
+		le, err := strconv.ParseFloat(strings.TrimSuffix(k[len(prefix):], `"}`), 64)
+		if err != nil {
+			continue
+		}
+		bs = append(bs, bucket{le, v - a[k]})
+	}
+	slices.SortFunc(bs, func(x, y bucket) int { return cmp.Compare(x.le, y.le) })
+	h := Hist{N: b[name+"_count"] - a[name+"_count"]}
+	h.P99Bound = math.Inf(1)
+	for i := len(bs) - 1; i >= 0; i-- {
+		if bs[i].n >= 0.99*h.N {
+			h.P99Bound = bs[i].le
+		}
+		if bs[i].le == SlowBound {
+			h.Slow = h.N - bs[i].n
+		}
+	}
+	return h
 }
 
 func delta(a, b Snapshot) Delta {
@@ -96,6 +143,8 @@ func delta(a, b Snapshot) Delta {
 		d.Puts, d.PutBytes = m("kafscale_s3_puts_total"), m("kafscale_s3_put_bytes_total")
 		d.Gets, d.GetBytes = m("kafscale_s3_gets_total"), m("kafscale_s3_get_bytes_total")
 		d.Flushes = m("kafscale_flushes_total")
+		d.Uploads = histDelta(a.Metrics, b.Metrics, "kafscale_flush_upload_seconds")
+		d.Commits = histDelta(a.Metrics, b.Metrics, "kafscale_etcd_commit_seconds")
 	}
 	return d
 }

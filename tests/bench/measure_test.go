@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,5 +89,32 @@ func TestFromEnv(t *testing.T) {
 	_, err = FromEnv()
 	if err == nil || !strings.Contains(err.Error(), "BENCH_DURATION") || !strings.Contains(err.Error(), "BENCH_GET_PARALLELISM") {
 		t.Fatalf("bad settings: err = %v, want both named", err)
+	}
+}
+
+// TestHistDelta: a histogram's observations between two scrapes, its p99 bucket bound and
+// the count beyond SlowBound, from Prometheus text-format bucket series.
+func TestHistDelta(t *testing.T) {
+	series := func(counts map[string]float64, total float64) Metrics {
+		m := Metrics{"h_count": total}
+		for le, n := range counts {
+			m[`h_bucket{le="`+le+`"}`] = n
+		}
+		return m
+	}
+	a := series(map[string]float64{"0.04": 10, "0.16": 10, "0.32": 10, "+Inf": 10}, 10)
+	// 200 more: 190 within 40 ms, 8 within 160 ms, 2 within 320 ms.
+	b := series(map[string]float64{"0.04": 200, "0.16": 208, "0.32": 210, "+Inf": 210}, 210)
+	h := histDelta(a, b, "h")
+	if h.N != 200 || h.P99Bound != 0.16 || h.Slow != 2 {
+		t.Fatalf("got %+v, want 200 observations, p99 within 0.16 s, 2 slow", h)
+	}
+	// Every new observation beyond the last finite bucket.
+	c := series(map[string]float64{"0.04": 10, "0.16": 10, "0.32": 10, "+Inf": 15}, 15)
+	if h := histDelta(a, c, "h"); h.N != 5 || !math.IsInf(h.P99Bound, 1) || h.Slow != 5 {
+		t.Fatalf("got %+v, want 5 observations beyond the buckets", h)
+	}
+	if h := histDelta(a, a, "h"); h.N != 0 {
+		t.Fatalf("no change: got %+v", h)
 	}
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"strings"
@@ -228,6 +229,18 @@ func ratio(a, b float64) string {
 	return fmt.Sprintf("%.2f", a/b)
 }
 
+// hist describes a histogram delta: count, the bucket bound of its p99, and how many were slow.
+func hist(h Hist) string {
+	if h.N == 0 {
+		return "none"
+	}
+	bound := "beyond the last bucket"
+	if !math.IsInf(h.P99Bound, 1) {
+		bound = "≤ " + ms(time.Duration(h.P99Bound*float64(time.Second)))
+	}
+	return fmt.Sprintf("%.0f, p99 %s, %.0f over %.0f ms", h.N, bound, h.Slow, SlowBound*1000)
+}
+
 func lat(p Percentiles) string {
 	return fmt.Sprintf("p50 %s, p99 %s, p999 %s", ms(p.P50), ms(p.P99), ms(p.P999))
 }
@@ -304,6 +317,8 @@ func (r *Report) Markdown() string {
 	w("| end-to-end latency, 1 KiB at %.0f records/s (half of peak) from %s, %d/%d received | %s | flush + 2 × PUT p99 = %s | %s | %s | %s |\n",
 		bl.TargetRate, producers(bl.Producers), bl.Received, bl.Sent, lat(bl.Latency), ms(r.Broker.FlushInterval+2*r.Put.Latencies.P99),
 		ratio(float64(bl.Latency.P99), float64(r.Broker.FlushInterval+2*r.Put.Latencies.P99)), lat(pl.Latency), ratio(float64(bl.Latency.P99), float64(pl.Latency.P99)))
+	w("| flush stages during the latency run: S3 uploads; etcd commits (serial: a slow one holds the flushes behind it) | %s; %s | | | | |\n",
+		hist(bl.Delta.Uploads), hist(bl.Delta.Commits))
 	st := r.BrokerSteady
 	w("| steady %s, 1 KiB: latency; S3 PUTs per flush interval | %s; %.2f PUTs per %s | | | | |\n",
 		mbps(r.Config.SteadyBytesPerSec), lat(st.Latency), r.steadyPutsPerFlush(), ms(r.Broker.FlushInterval))
@@ -406,6 +421,9 @@ func (r *Report) Validate() error {
 			}
 		}
 	}
+	d := r.BrokerLatency.Delta
+	check(d.Uploads.N > 0 && d.Commits.N > 0 && d.Uploads.N >= d.Uploads.Slow && d.Commits.N >= d.Commits.Slow,
+		"broker latency: flush histograms not read (uploads %+v, commits %+v)", d.Uploads, d.Commits)
 	for name, l := range map[string]LatencyResult{"broker latency": r.BrokerLatency, "broker steady": r.BrokerSteady, "kfake latency": r.PeerLatency} {
 		check(l.Sent > 0 && l.Received == l.Sent, "%s: received %d of %d records", name, l.Received, l.Sent)
 		ordered(name, l.Latency)
