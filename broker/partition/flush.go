@@ -409,13 +409,18 @@ func (m *Manager) commitLoop() {
 // at 1 MB/s it gathers 500 KB, less than 512 KiB, within 500 ms. At peak a flush is always
 // in flight, so objects stay segment-sized.
 func (m *Manager) kickIfDue(buffered int64) {
-	seg := int64(m.opts.SegmentBytes)
 	switch {
-	case buffered >= seg:
+	case buffered >= int64(m.opts.SegmentBytes):
 		signal(m.kick)
-	case buffered >= seg/8 && len(m.slots) == 0:
+	case m.quietFlushable(buffered):
 		signal(m.quiet)
 	}
+}
+
+// quietFlushable reports whether buffered bytes are worth a flush once producers go quiet:
+// an eighth of a segment or more, with no flush in flight (a flush's end looks again).
+func (m *Manager) quietFlushable(buffered int64) bool {
+	return buffered >= int64(m.opts.SegmentBytes/8) && len(m.slots) == 0
 }
 
 // quietFlush is how long producers must have appended nothing before an idle pipeline
@@ -426,8 +431,8 @@ const quietFlush = 5 * time.Millisecond
 // quietDue reports whether the flusher should flush for quiet producers now, or how long to
 // wait before looking again.
 func (m *Manager) quietDue() (bool, time.Duration) {
-	if len(m.slots) > 0 || m.buffered.Load() < int64(m.opts.SegmentBytes/8) {
-		return false, 0 // a flush is in flight (its end looks again), or too little to flush
+	if !m.quietFlushable(m.buffered.Load()) {
+		return false, 0
 	}
 	if wait := quietFlush - time.Since(time.Unix(0, m.lastAppend.Load())); wait > 0 {
 		return false, wait

@@ -225,13 +225,15 @@ func (p *partition) takeCut(expireBeforeMs int64) *cut {
 			return nil
 		}
 		metadata.ExpireProducers(p.producers, expireBeforeMs)
-		p.sealLocked()
+		p.sealLocked() // its copy of the producers is expired already
+	} else {
+		// Sealed earlier: its copy may hold producers idle since.
+		metadata.ExpireProducers(p.sealed[0].producers, expireBeforeMs)
 	}
 	c := p.sealed[0]
 	p.sealed[0] = nil
 	p.sealed = p.sealed[1:]
-	metadata.ExpireProducers(c.producers, expireBeforeMs) // sealed earlier: its copy may hold producers idle since
-	p.lastCut = max(len(c.data), p.lastCut-p.lastCut/4)   // follows growth at once, decays slowly
+	p.lastCut = max(len(c.data), p.lastCut-p.lastCut/4) // follows growth at once, decays slowly
 	c.prev = p.tip
 	p.inflight++
 	return c

@@ -169,8 +169,8 @@ func (c *conn) readLoop(r *bufio.Reader) error {
 		if err != nil {
 			return errors.New("broker shutting down")
 		}
-		// The frame is allocated whole when the budget holds room for all of it, else it
-		// grows as its bytes arrive.
+		// The frame is allocated whole when the budget holds room for all of it; a larger
+		// one starts at frameUpfront and gets the rest once that much has arrived.
 		buf := frameBufs.get(int(size))
 		if buf == nil && int64(size) <= c.s.requestBytes.limit() {
 			buf = make([]byte, 0, size)

@@ -495,8 +495,8 @@ func fixedRate(ctx context.Context, sys System, topic string, recordBytes, produ
 	}()
 	// The consumer is connected and at the end of the topic once it sees a first record.
 	// Every client sends one, at once, before the measurement: an idempotent franz-go client
-	// keeps one request in flight until its first answer, which a broker flushing on a timer
-	// gives only after a flush interval; measured, that start-up queue was the p99.
+	// keeps one request in flight until its first answer, so a client still in that state
+	// would queue the first records of the measured window behind it.
 	sent := make(chan error, len(prods))
 	for _, p := range prods {
 		go func() { sent <- p.ProduceSync(ctx, &kgo.Record{Value: []byte("sentinel")}).FirstErr() }()
