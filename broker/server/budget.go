@@ -58,6 +58,22 @@ func (b *byteBudget) hold(size int64, stop <-chan struct{}) (release func(), err
 	}, nil
 }
 
+// chargeSpare charges mem with the room of frame beyond the size hold charged (a reused
+// buffer larger than the frame, or an oversize frame's rounding), so mem is charged with
+// the buffer's whole capacity while it is held; the returned func releases it and calls
+// release.
+func (b *byteBudget) chargeSpare(release func(), frame []byte, size int) func() {
+	spare := int64(cap(frame) - size)
+	if b == nil || b.mem == nil || size <= smallFrame || spare <= 0 {
+		return release
+	}
+	b.mem.Reserve(spare)
+	return func() {
+		b.mem.Release(spare)
+		release()
+	}
+}
+
 var errBudgetClosed = errors.New("stopped waiting for request memory")
 
 // acquire takes n bytes (at most the whole budget, so one frame larger than it is read when

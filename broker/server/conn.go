@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"net"
 	"os"
 	"runtime/debug"
@@ -169,28 +170,33 @@ func (c *conn) readLoop(r *bufio.Reader) error {
 		if err != nil {
 			return errors.New("broker shutting down")
 		}
-		// The frame is allocated whole when the budget holds room for all of it; a larger
-		// one starts at frameUpfront and gets the rest once that much has arrived.
-		buf := frameBufs.get(int(size))
+		// A large frame reuses a free buffer when one fits; otherwise it is allocated whole
+		// when the budget holds room for all of it, and a larger one starts at frameUpfront
+		// and gets the rest once that much has arrived.
+		var buf []byte
+		if size > smallFrame {
+			buf = c.s.frames.get(int(size))
+		}
 		if buf == nil && int64(size) <= c.s.requestBytes.limit() {
-			buf = make([]byte, 0, size)
+			buf = make([]byte, 0, frameCap(int(size)))
 		}
 		frame, err := readFrameInto(buf, r, int(size))
 		if err != nil {
 			release()
 			return c.readError(err)
 		}
+		release = c.s.requestBytes.chargeSpare(release, frame, int(size))
 		in, req, rc, err := c.decode(frame)
 		if err != nil || req == nil {
 			release()
-		} else if in.key == produceKey {
-			// Only Produce frames are reused: the Log copies the records, and the decoded
-			// request's strings are copies. Other requests keep byte slices of their frame
-			// (group metadata, for one), so theirs are not; their bytes count against the
-			// budget until their handler is done.
+		} else if in.key == produceKey && size > smallFrame {
+			// Only large Produce frames are reused: the Log copies the records, and the
+			// decoded request's strings are copies. Other requests keep byte slices of their
+			// frame (group metadata, for one), so theirs are not; their bytes count against
+			// the budget until their handler is done.
 			rc.recycle = func() {
-				frameBufs.put(frame)
 				release()
+				c.s.frames.put(frame)
 			}
 		} else {
 			rc.recycle = release
@@ -249,39 +255,72 @@ func (c *conn) readProxyHeader(r *bufio.Reader) error {
 // client announcing 100 MiB and sending little holds at most this.
 const frameUpfront = 4 << 20
 
-// frameBufs recycles Produce request frames (see readLoop). Unlike a sync.Pool it survives
-// garbage collections, which the broker's soft memory limit makes frequent under load, so a
-// busy producer connection does not allocate (and zero) every frame anew.
-var frameBufs = &bufList{max: 8 << 20}
-
-// bufList keeps freed buffers for reuse, at most max bytes of them.
+// bufList keeps freed Produce request frames for reuse (see readLoop), at most max bytes of
+// them. Unlike a sync.Pool it survives garbage collections, which the broker's soft memory
+// limit makes frequent under load, so a busy producer does not allocate, zero and fault in
+// every frame anew (franz-go packs a batch per partition into one request: on 64 partitions
+// its frames are 16-64 MiB). The buffers it keeps are charged to mem while kept, like the
+// frames being handled, so KAFSCALE_CACHE_BYTES bounds them too.
 type bufList struct {
+	mem MemoryReserver // may be nil
+
 	mu    sync.Mutex
 	free  [][]byte
 	bytes int
 	max   int
 }
 
-// get returns an empty buffer with room for n bytes when one is free, else nil.
+// frameCap is the capacity a new buffer for a frame of size bytes gets: above smallFrame,
+// size rounded up to a quarter step between powers of two (at most a quarter more), so a
+// kept buffer fits the next frames of about the same size.
+func frameCap(size int) int {
+	if size <= smallFrame {
+		return size
+	}
+	step := 1 << (bits.Len(uint(size)) - 3) // a quarter of the power of two below size
+	return (size + step - 1) / step * step
+}
+
+// newFrameList sizes the free list for a request budget of limit bytes (0: unbounded): twice
+// the budget, so a frame larger than the budget (read alone) and the frames within it can
+// all be kept.
+func newFrameList(limit int64, mem MemoryReserver) *bufList {
+	if limit <= 0 {
+		limit = 32 << 20
+	}
+	return &bufList{max: int(min(2*limit, 1<<30)), mem: mem}
+}
+
+// get returns the smallest free buffer with room for n bytes, emptied, or nil. The caller
+// charges it from now on: get returns its charge to mem.
 func (l *bufList) get(n int) []byte {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	for i := len(l.free) - 1; i >= 0; i-- {
-		if cap(l.free[i]) >= n {
-			return l.removeLocked(i)[:0]
+	best := -1
+	for i, f := range l.free {
+		if cap(f) >= n && (best < 0 || cap(f) < cap(l.free[best])) {
+			best = i
 		}
 	}
-	return nil
+	if best < 0 {
+		l.mu.Unlock()
+		return nil
+	}
+	b := l.removeLocked(best)
+	l.mu.Unlock()
+	l.uncharge(cap(b))
+	return b[:0]
 }
 
 // put keeps b for reuse if there is room, else drops it. When full, a larger b replaces the
-// smallest free buffer, so the list drifts towards the sizes the clients send.
+// smallest free buffers, so the list drifts towards the sizes the clients send. A kept
+// buffer is charged to mem until get hands it out or it is dropped.
 func (l *bufList) put(b []byte) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if cap(b) > l.max {
+		l.mu.Unlock()
 		return
 	}
+	var dropped int
 	for l.bytes+cap(b) > l.max && len(l.free) > 0 {
 		small := 0
 		for i, f := range l.free {
@@ -290,12 +329,25 @@ func (l *bufList) put(b []byte) {
 			}
 		}
 		if cap(l.free[small]) >= cap(b) {
+			l.mu.Unlock()
+			l.uncharge(dropped)
 			return
 		}
-		l.removeLocked(small)
+		dropped += cap(l.removeLocked(small))
 	}
 	l.free = append(l.free, b[:0])
 	l.bytes += cap(b)
+	l.mu.Unlock()
+	l.uncharge(dropped)
+	if l.mem != nil {
+		l.mem.Reserve(int64(cap(b)))
+	}
+}
+
+func (l *bufList) uncharge(n int) {
+	if l.mem != nil && n > 0 {
+		l.mem.Release(int64(n))
+	}
 }
 
 // removeLocked takes the free buffer at i out of the list (order does not matter) and
@@ -323,7 +375,7 @@ func readFrameInto(buf []byte, r io.Reader, size int) ([]byte, error) {
 		if len(buf) == cap(buf) {
 			// The client has sent frameUpfront bytes: it is sending the frame, so allocate
 			// the rest at once (growing by doubling copied a 64 MiB frame almost twice).
-			buf = slices.Grow(buf, size-len(buf))
+			buf = slices.Grow(buf, frameCap(size)-len(buf))
 		}
 		end := min(cap(buf), size)
 		if _, err := io.ReadFull(r, buf[len(buf):end]); err != nil {

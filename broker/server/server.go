@@ -75,6 +75,8 @@ type Server struct {
 	denialLog logLimiter   // rate of "ACL denied" log lines
 	// requestBytes bounds the request frames being handled (MaxInflightRequestBytes).
 	requestBytes *byteBudget
+	// frames keeps freed Produce request frames for reuse, charged to RequestMemory.
+	frames *bufList
 }
 
 // New returns a server; metrics may be nil (tests).
@@ -105,6 +107,7 @@ func New(cfg Config, log Log, cluster Cluster, logger *slog.Logger, metrics *Met
 		closingCh: make(chan struct{}),
 
 		requestBytes: newByteBudget(cfg.MaxInflightRequestBytes, cfg.RequestMemory),
+		frames:       newFrameList(cfg.MaxInflightRequestBytes, cfg.RequestMemory),
 	}
 }
 

@@ -160,6 +160,52 @@ func TestReadFrameGrowsAsBytesArrive(t *testing.T) {
 	}
 }
 
+// Kept frames stay charged to the shared memory (the read cache) while they wait for reuse:
+// the cache holds exactly the capacity of the buffers kept, get hands the charge over to the
+// frame's holder, and buffers dropped for room are uncharged. get picks the smallest buffer
+// that fits, so a large buffer stays for a large frame.
+func TestBufListChargesKeptBuffers(t *testing.T) {
+	mem := &countingMemory{}
+	l := &bufList{max: 100, mem: mem}
+	l.put(make([]byte, 10, 60))
+	l.put(make([]byte, 0, 30))
+	if mem.held != 90 || l.bytes != 90 {
+		t.Fatalf("two kept buffers: memory %d, list %d, want 90", mem.held, l.bytes)
+	}
+	if b := l.get(25); cap(b) != 30 {
+		t.Fatalf("get(25): cap %d, want the 30-byte buffer (smallest that fits)", cap(b))
+	}
+	if mem.held != 60 {
+		t.Fatalf("after get: memory %d, want 60 (only the kept buffer)", mem.held)
+	}
+	l.put(make([]byte, 0, 70)) // 130 > 100: the 60 goes
+	if mem.held != 70 || l.bytes != 70 || len(l.free) != 1 {
+		t.Fatalf("after a larger put: memory %d, list %d in %d buffers, want 70 in 1", mem.held, l.bytes, len(l.free))
+	}
+	l.put(make([]byte, 0, 50)) // smaller than what it would displace: dropped, not charged
+	l.put(make([]byte, 0, 101))
+	if mem.held != 70 {
+		t.Fatalf("after dropped puts: memory %d, want 70", mem.held)
+	}
+	if b := l.get(71); b != nil || mem.held != 70 {
+		t.Fatalf("get(71): cap %d, memory %d; want nothing, 70", cap(b), mem.held)
+	}
+}
+
+// A new frame buffer is rounded up by less than a quarter above 64 KiB, to a size later
+// frames of about the same size fit in; small frames get exactly their size.
+func TestFrameCapRoundsLargeFrames(t *testing.T) {
+	for _, size := range []int{8, 1000, smallFrame, smallFrame + 1, 100 << 10, 5<<20 + 3, 17 << 20, 33<<20 - 1, 64 << 20} {
+		c := frameCap(size)
+		if c < size || (size > smallFrame && float64(c) > 1.25*float64(size)) || (size <= smallFrame && c != size) {
+			t.Errorf("frameCap(%d) = %d", size, c)
+		}
+	}
+	if frameCap(17<<20) != frameCap(19<<20) {
+		t.Errorf("17 and 19 MiB frames get buffers of %d and %d bytes, want one size", frameCap(17<<20), frameCap(19<<20))
+	}
+}
+
 // The frame free list hands out only buffers large enough, never more than max bytes of them
 // kept, and prefers keeping larger buffers when full.
 func TestBufListBounds(t *testing.T) {
