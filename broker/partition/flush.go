@@ -471,9 +471,11 @@ func (m *Manager) finishFlush(job *flushJob) {
 	for _, c := range cuts {
 		ch := c.next.Chunks[len(c.next.Chunks)-1]
 		data := c.data
-		if spare := cap(data) - len(data); spare > len(data)/4 {
-			// The cache counts len: do not let it pin a buffer with much spare room (the
-			// buffer sizing leaves up to a quarter; append's regrowth up to double).
+		if spare := cap(data) - len(data); spare > len(data)/2 {
+			// The cache counts capacity: a buffer with much spare room (doubled for a stream
+			// that sped up) would take up to twice its data's room, so it is copied. The
+			// up-to-a-quarter the buffer sizing leaves is kept (copying every cut cost 7% of
+			// the broker's CPU on 64 partitions).
 			data = bytes.Clone(data)
 		}
 		m.cache.Put(chunkKey(ch.Object, ch.Pos), data)
