@@ -15,6 +15,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/kafscale/kafscale/broker/server"
+	"github.com/kafscale/kafscale/internal/bytebuf"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/kafscale/kafscale/internal/recordbatch"
 	"github.com/kafscale/kafscale/internal/storage"
@@ -79,14 +80,14 @@ func (m *Manager) Append(ctx context.Context, topic string, part int32, batches 
 		if p.lastCut >= seg/2 {
 			size = seg + seg/4
 		}
-		p.pend = make([]byte, 0, max(len(batches), size))
+		p.pend = bytebuf.Make(max(len(batches), size))
 	}
 	// The buffer gets its own copy of the bytes, patched in place. A buffer that is too small
 	// (the stream sped up) doubles, up to a segment and a quarter: append's 1.25× steps
 	// copied it about four times over on its way to a segment, doubling at most once over.
 	start := len(p.pend)
 	if need := start + len(batches); need > cap(p.pend) {
-		p.pend = slices.Grow(p.pend, max(need, min(2*cap(p.pend), seg+seg/4))-start)
+		p.pend = bytebuf.Grow(p.pend, max(need, min(2*cap(p.pend), seg+seg/4))-start)
 	}
 	p.pend = append(p.pend, batches...)
 	data := p.pend[start:]

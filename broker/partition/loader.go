@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/kafscale/kafscale/internal/bytebuf"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/kafscale/kafscale/internal/storage"
 )
@@ -188,7 +189,7 @@ func (m *Manager) fetchRun(run []*load) {
 	parts := make([]storage.Part, len(run))
 	reserved := int64(0)
 	for i, l := range run {
-		parts[i] = storage.Part{Pos: l.chunk.Pos, Buf: make([]byte, l.chunk.Len)}
+		parts[i] = storage.Part{Pos: l.chunk.Pos, Buf: bytebuf.Make(int(l.chunk.Len))[:l.chunk.Len]} // all written before cached
 		reserved += storage.EntrySize(chunkKey(l.chunk.Object, l.chunk.Pos), parts[i].Buf)
 	}
 	// Room is made in the cache before the GET, so what it holds plus what is being loaded

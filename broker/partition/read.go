@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/kafscale/kafscale/broker/server"
+	"github.com/kafscale/kafscale/internal/bytebuf"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/kafscale/kafscale/internal/recordbatch"
 )
@@ -132,7 +133,7 @@ func join(spans [][]byte, size int) []byte {
 	case 1:
 		return spans[0]
 	}
-	b := make([]byte, 0, size)
+	b := bytebuf.Make(size)
 	for _, s := range spans {
 		b = append(b, s...)
 	}

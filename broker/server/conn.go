@@ -11,10 +11,10 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"time"
 
+	"github.com/kafscale/kafscale/internal/bytebuf"
 	"github.com/kafscale/kafscale/internal/proxyproto"
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -178,7 +178,7 @@ func (c *conn) readLoop(r *bufio.Reader) error {
 			buf = c.s.frames.get(int(size))
 		}
 		if buf == nil && int64(size) <= c.s.requestBytes.limit() {
-			buf = make([]byte, 0, frameCap(int(size)))
+			buf = bytebuf.Make(frameCap(int(size)))
 		}
 		frame, err := readFrameInto(buf, r, int(size))
 		if err != nil {
@@ -369,13 +369,13 @@ func readFrame(r io.Reader, size int) ([]byte, error) { return readFrameInto(nil
 // readFrameInto is readFrame reusing buf's room when it has enough for frameUpfront.
 func readFrameInto(buf []byte, r io.Reader, size int) ([]byte, error) {
 	if cap(buf) < min(size, frameUpfront) {
-		buf = make([]byte, 0, min(size, frameUpfront))
+		buf = bytebuf.Make(min(size, frameUpfront))
 	}
 	for len(buf) < size {
 		if len(buf) == cap(buf) {
 			// The client has sent frameUpfront bytes: it is sending the frame, so allocate
 			// the rest at once (growing by doubling copied a 64 MiB frame almost twice).
-			buf = slices.Grow(buf, frameCap(size)-len(buf))
+			buf = bytebuf.Grow(buf, frameCap(size)-len(buf))
 		}
 		end := min(cap(buf), size)
 		if _, err := io.ReadFull(r, buf[len(buf):end]); err != nil {

@@ -20,6 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/kafscale/kafscale/internal/bytebuf"
 )
 
 // Options configure the S3 store. The broker's config package fills them from KAFSCALE_S3_*.
@@ -238,7 +240,7 @@ func (s *Store) Get(caller context.Context, name string, offset, length int64) (
 		return []byte{}, nil
 	}
 	if length > 0 {
-		buf := make([]byte, length)
+		buf := bytebuf.Make(int(length))[:length] // returned only when the GET filled it
 		if err := s.GetParts(caller, name, []Part{{Pos: offset, Buf: buf}}); err != nil {
 			return nil, err
 		}
@@ -251,7 +253,7 @@ func (s *Store) Get(caller context.Context, name string, offset, length int64) (
 			out = b
 			return err
 		}
-		out = make([]byte, size)
+		out = bytebuf.Make(int(size))[:size]
 		_, err := io.ReadFull(body, out)
 		return err
 	})
