@@ -197,7 +197,8 @@ func (m *Manager) waitForRoom(ctx context.Context) error {
 // flushLoop is the one flusher of the broker: it starts a flush when the buffers reach
 // SegmentBytes (kick), every FlushInterval, and on request (Drain). Up to
 // FlushParallelism flushes are in flight at once: their objects upload in parallel and the
-// committer goroutine commits them one at a time, in the order they were cut.
+// committer goroutine commits them in the order they were cut (those whose uploads ended
+// behind a commit in flight together, in the next).
 func (m *Manager) flushLoop() {
 	defer close(m.done)
 	committed := make(chan struct{})
@@ -389,13 +390,46 @@ func (m *Manager) flush() int64 {
 }
 
 // commitLoop commits the queued flushes in order, each once its upload is done, and frees
-// their slots.
+// their slots. The flushes whose uploads ended while a commit was in flight are committed
+// together, in one etcd transaction where the limits allow: commits are serial, and a slow
+// one (an etcd fsync waiting for the disk) would otherwise hold each flush behind it for
+// another round trip.
 func (m *Manager) commitLoop() {
-	for job := range m.jobs {
+	var carry *flushJob // taken from the queue but not uploaded yet
+	for {
+		job := carry
+		carry = nil
+		if job == nil {
+			var ok bool
+			if job, ok = <-m.jobs; !ok {
+				return
+			}
+		}
 		<-job.uploaded
-		m.finishFlush(job)
-		m.stats.flushesInFlight.Add(-1)
-		<-m.slots
+		batch := []*flushJob{job}
+	gather:
+		for len(batch) < cap(m.slots) {
+			select {
+			case j, ok := <-m.jobs:
+				if !ok {
+					break gather
+				}
+				select {
+				case <-j.uploaded:
+					batch = append(batch, j)
+				default:
+					carry = j
+					break gather
+				}
+			default:
+				break gather
+			}
+		}
+		m.finishFlushes(batch)
+		for range batch {
+			m.stats.flushesInFlight.Add(-1)
+			<-m.slots
+		}
 		m.kickIfDue(m.buffered.Load())
 	}
 }
@@ -449,82 +483,155 @@ func signal(ch chan struct{}) {
 	}
 }
 
-// finishFlush commits one uploaded flush, or fails its appends when the upload failed.
-func (m *Manager) finishFlush(job *flushJob) {
-	name, cuts := job.name, job.cuts
-	m.cache.Release(job.reserved)
-	if job.putTime > 0 && m.opts.ObserveUpload != nil {
-		m.opts.ObserveUpload(job.putTime)
+// finishFlushes commits uploaded flushes, in order, or fails the appends of those whose
+// upload failed. A partition with cuts in several of them commits once, its last cut's
+// state (which builds on the others'), fenced on what the first built on.
+func (m *Manager) finishFlushes(jobs []*flushJob) {
+	var ready []*cut              // the cut to write per partition, in order
+	last := map[*partition]*cut{} // the partition's cut in ready
+	latest := time.Time{}         // the earliest deadline of the jobs committing
+	// A cut that fails is settled after the commit, as if the flushes had committed one by
+	// one: its failure rewinds the partition to what committed, which includes the cuts
+	// before it. The partition's later cuts in the batch fail with it (their offsets follow
+	// its data).
+	type failure struct {
+		c   *cut
+		err error
 	}
-	if job.err != nil {
-		m.stats.flushErrors.Add(1)
-		m.log.Warn("flush failed", "object", name, "partitions", len(cuts), "err", job.err)
-		ferr := fmt.Errorf("flush to S3: %w (%w)", kerr.KafkaStorageError, job.err)
-		for _, c := range cuts {
-			c.p.settle(c, nil, 0, ferr, &m.buffered)
+	var failed []failure
+	broken := map[*partition]error{}
+	fail := func(c *cut, err error) {
+		failed = append(failed, failure{c, err})
+		if _, ok := broken[c.p]; !ok {
+			broken[c.p] = err
 		}
-		return
 	}
-	m.stats.flushes.Add(1)
-	m.stats.flushBytes.Add(job.size)
-	// The bytes are likely read soon by tail consumers: cache them now, keyed as reads look
-	// them up. The key is unique, so caching data whose commit then fails is harmless.
-	for _, c := range cuts {
-		ch := c.next.Chunks[len(c.next.Chunks)-1]
-		data := c.data
-		if spare := cap(data) - len(data); spare > len(data)/2 {
-			// The cache counts capacity: a buffer with much spare room (doubled for a stream
-			// that sped up) would take up to twice its data's room, so it is copied. The
-			// up-to-a-quarter the buffer sizing leaves is kept (copying every cut cost 7% of
-			// the broker's CPU on 64 partitions).
-			data = bytes.Clone(data)
+	for _, job := range jobs {
+		name, cuts := job.name, job.cuts
+		m.cache.Release(job.reserved)
+		if job.putTime > 0 && m.opts.ObserveUpload != nil {
+			m.opts.ObserveUpload(job.putTime)
 		}
-		m.cache.Put(chunkKey(ch.Object, ch.Pos), data)
-	}
-	// A cut whose predecessor in the pipeline failed is not committed: its offsets follow
-	// data that was never committed.
-	ready := cuts[:0:0]
-	for _, c := range cuts {
-		rev, err := c.p.readyToCommit(c)
-		if err != nil {
-			c.p.settle(c, nil, 0, err, &m.buffered)
+		if job.err != nil {
+			m.stats.flushErrors.Add(1)
+			m.log.Warn("flush failed", "object", name, "partitions", len(cuts), "err", job.err)
+			ferr := fmt.Errorf("flush to S3: %w (%w)", kerr.KafkaStorageError, job.err)
+			for _, c := range cuts {
+				fail(c, ferr)
+			}
 			continue
 		}
-		c.prevRev = rev
-		ready = append(ready, c)
-	}
-	// A commit must land within 2 × the PUT bound + CommitTimeout of naming the object
-	// (the sweeper's grace relies on it), however long the flush waited for those ahead.
-	latest := job.named.Add(2*m.objectsTimeout() + m.opts.CommitTimeout)
-	if !time.Now().Before(latest) {
-		late := fmt.Errorf("flush %s waited too long for the flushes ahead of it: %w", name, kerr.KafkaStorageError)
-		m.stats.flushErrors.Add(1)
-		m.log.Warn("flush failed", "object", name, "partitions", len(ready), "err", late)
-		for _, c := range ready {
-			c.p.settle(c, nil, 0, late, &m.buffered)
+		m.stats.flushes.Add(1)
+		m.stats.flushBytes.Add(job.size)
+		// The bytes are likely read soon by tail consumers: cache them now, keyed as reads
+		// look them up. The key is unique, so caching data whose commit then fails is
+		// harmless.
+		for _, c := range cuts {
+			ch := c.next.Chunks[len(c.next.Chunks)-1]
+			data := c.data
+			if spare := cap(data) - len(data); spare > len(data)/2 {
+				// The cache counts capacity: a buffer with much spare room (doubled for a
+				// stream that sped up) would take up to twice its data's room, so it is
+				// copied. The up-to-a-quarter the buffer sizing leaves is kept (copying
+				// every cut cost 7% of the broker's CPU on 64 partitions).
+				data = bytes.Clone(data)
+			}
+			m.cache.Put(chunkKey(ch.Object, ch.Pos), data)
 		}
-		ready = nil
+		// A commit must land within 2 × the PUT bound + CommitTimeout of naming the object
+		// (the sweeper's grace relies on it), however long the flush waited for those ahead.
+		deadline := job.named.Add(2*m.objectsTimeout() + m.opts.CommitTimeout)
+		if !time.Now().Before(deadline) {
+			late := fmt.Errorf("flush %s waited too long for the flushes ahead of it: %w", name, kerr.KafkaStorageError)
+			m.stats.flushErrors.Add(1)
+			m.log.Warn("flush failed", "object", name, "partitions", len(cuts), "err", late)
+			for _, c := range cuts {
+				fail(c, late)
+			}
+			continue
+		}
+		// A cut whose predecessor failed is not committed: its offsets follow data that was
+		// never committed. One whose predecessor is in this batch takes its place.
+		committing := false
+		for _, c := range cuts {
+			if err, ok := broken[c.p]; ok {
+				fail(c, err)
+				continue
+			}
+			if prior := last[c.p]; prior != nil {
+				if c.gen != prior.gen || c.prev != prior.next {
+					fail(c, fmt.Errorf("%s: an earlier flush failed: %w", c.p.tp, kerr.KafkaStorageError))
+					continue
+				}
+				c.merged = append(append(prior.merged, prior), c.merged...)
+				prior.merged = nil
+				c.prevRev = prior.prevRev
+				last[c.p] = c
+				committing = true
+				continue
+			}
+			rev, err := c.p.readyToCommit(c)
+			if err != nil {
+				fail(c, err)
+				continue
+			}
+			c.prevRev = rev
+			last[c.p] = c
+			committing = true
+		}
+		if committing && (latest.IsZero() || deadline.Before(latest)) {
+			latest = deadline
+		}
+	}
+	for _, job := range jobs {
+		for _, c := range job.cuts {
+			if last[c.p] == c {
+				ready = append(ready, c)
+			}
+		}
 	}
 	start := time.Now()
-	committed, uncertain := m.commit(ready, latest)
+	committed := m.commit(ready, latest)
 	if len(ready) > 0 && m.opts.ObserveCommit != nil {
 		m.opts.ObserveCommit(time.Since(start))
 	}
-	// Delete the object only when every partition in it was refused for certain: after an
+	for _, f := range failed {
+		m.settleOne(f.c, nil, 0, f.err)
+	}
+	if committed > 0 {
+		m.notifyChanged()
+	}
+	// Delete an object only when every partition in it was refused for certain: after an
 	// etcd error a commit may have landed, and then the object holds committed data.
-	if committed == 0 && uncertain == 0 {
+	for _, job := range jobs {
+		if job.err != nil || slices.ContainsFunc(job.cuts, func(c *cut) bool { return c.outcome != outcomeRefused }) {
+			continue
+		}
 		m.stats.garbage.Add(1)
-		go func() {
+		go func(name string) {
 			ctx, cancel := context.WithTimeout(context.Background(), m.objectsTimeout())
 			defer cancel()
 			if err := m.objects.Delete(ctx, name); err != nil {
 				m.log.Info("could not delete uncommitted object; it is unreferenced garbage", "object", name, "err", err)
 			}
-		}()
+		}(job.name)
 	}
-	if committed > 0 {
-		m.notifyChanged()
+}
+
+// settleChain settles the cuts c commits for (c.merged, oldest first) and then c, all with
+// the same outcome.
+func (m *Manager) settleChain(c *cut, next *metadata.PartitionState, rev int64, err error) {
+	for _, e := range c.merged {
+		m.settleOne(e, e.next, rev, err)
 	}
+	m.settleOne(c, next, rev, err)
+}
+
+func (m *Manager) settleOne(c *cut, next *metadata.PartitionState, rev int64, err error) {
+	if err == nil {
+		c.outcome = outcomeCommitted
+	}
+	c.p.settle(c, next, rev, err, &m.buffered)
 }
 
 func (m *Manager) objectsTimeout() time.Duration { return 10 * time.Second }
@@ -616,9 +723,9 @@ func (m *Manager) buildObject(name string, cuts []*cut) ([][]byte, error) {
 
 // commit writes every cut's next state in as few etcd transactions as the limits allow,
 // each fenced by the ModRevisions this broker last wrote, retrying until CommitTimeout or
-// latest, whichever comes first. It settles every cut and returns
-// how many committed and how many have an unknown outcome (etcd errors).
-func (m *Manager) commit(cuts []*cut, latest time.Time) (committed, uncertain int) {
+// latest, whichever comes first. It settles every cut (and the cuts merged into it), sets
+// their outcomes and returns how many cuts committed.
+func (m *Manager) commit(cuts []*cut, latest time.Time) (committed int) {
 	deadline := time.Now().Add(m.opts.CommitTimeout)
 	if latest.Before(deadline) {
 		deadline = latest
@@ -633,19 +740,17 @@ func (m *Manager) commit(cuts []*cut, latest time.Time) (committed, uncertain in
 		}
 		group := pending[:n]
 		pending = pending[n:]
-		c, u := m.commitGroup(group, deadline)
-		committed += c
-		uncertain += u
+		committed += m.commitGroup(group, deadline)
 	}
-	return committed, uncertain
+	return committed
 }
 
 // commitGroup commits one group: a transaction comparing every key's ModRevision and, when
 // some compare fails, finding out from the Else reads which partitions were fenced (or were
 // in fact already committed by an earlier attempt whose answer was lost) and retrying the
 // rest. etcd errors are retried until the deadline; after that the outcome is unknown and
-// the partitions restart from etcd.
-func (m *Manager) commitGroup(group []*cut, deadline time.Time) (committed, uncertain int) {
+// the partitions restart from etcd. It returns how many cuts committed, merged ones included.
+func (m *Manager) commitGroup(group []*cut, deadline time.Time) (committed int) {
 	backoff := 50 * time.Millisecond
 	for len(group) > 0 {
 		keys := make([]string, len(group))
@@ -672,18 +777,22 @@ func (m *Manager) commitGroup(group []*cut, deadline time.Time) (committed, unce
 			m.log.Warn("commit failed; partitions reload their state", "partitions", len(group), "err", err)
 			cerr := metadata.EtcdError("commit partition state", err)
 			for _, c := range group {
-				c.p.settle(c, nil, 0, cerr, &m.buffered)
+				for _, e := range append(c.merged, c) {
+					e.outcome = outcomeUncertain
+				}
+				m.settleChain(c, nil, 0, cerr)
 				m.restart(c.p, cerr)
 			}
-			return committed, len(group)
+			return committed
 		}
 		if resp.Succeeded {
 			for _, c := range group {
 				m.stats.commitBytes.Add(int64(len(c.value)))
-				c.p.settle(c, c.next, resp.Header.Revision, nil, &m.buffered)
+				m.stats.commits.Add(int64(1 + len(c.merged)))
+				committed += 1 + len(c.merged)
+				m.settleChain(c, c.next, resp.Header.Revision, nil)
 			}
-			m.stats.commits.Add(int64(len(group)))
-			return committed + len(group), 0
+			return committed
 		}
 		var retry []*cut
 		for i, c := range group {
@@ -694,20 +803,20 @@ func (m *Manager) commitGroup(group []*cut, deadline time.Time) (committed, unce
 			case len(kvs) == 1 && string(kvs[0].Value) == c.value:
 				// An earlier attempt committed it; its answer was lost.
 				m.stats.commitBytes.Add(int64(len(c.value)))
-				c.p.settle(c, c.next, kvs[0].ModRevision, nil, &m.buffered)
-				m.stats.commits.Add(1)
-				committed++
+				m.stats.commits.Add(int64(1 + len(c.merged)))
+				committed += 1 + len(c.merged)
+				m.settleChain(c, c.next, kvs[0].ModRevision, nil)
 			default:
 				m.stats.fenced.Add(1)
 				ferr := fmt.Errorf("%s: partition state changed under epoch %d (another leader claimed it): %w", c.p.tp, c.p.epoch, kerr.NotLeaderForPartition)
 				m.log.Warn("commit fenced", "partition", c.p.tp, "epoch", c.p.epoch)
-				c.p.settle(c, nil, 0, ferr, &m.buffered)
+				m.settleChain(c, nil, 0, ferr)
 				c.p.retire(ferr, &m.buffered)
 			}
 		}
 		group = retry
 	}
-	return committed, 0
+	return committed
 }
 
 func chunkKey(object string, pos int64) string { return fmt.Sprintf("%s#%d", object, pos) }

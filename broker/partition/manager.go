@@ -37,6 +37,7 @@ type Options struct {
 	FlushInterval time.Duration
 	// FlushParallelism is how many flushes may be in flight at once: the next object
 	// uploads while earlier ones upload or commit; commits stay one at a time, in order
+	// (those uploaded behind a commit in flight commit together in the next)
 	// (KAFSCALE_FLUSH_PARALLELISM, 4; 1 = one flush at a time).
 	FlushParallelism int
 	// CacheBytes bounds the read cache (KAFSCALE_CACHE_BYTES, 256 MiB).

@@ -210,7 +210,21 @@ type cut struct {
 	// Filled while building and committing the flush.
 	next  *metadata.PartitionState
 	value string // the encoded next state
+	// merged are the earlier cuts of the partition this cut's commit writes for (flushes
+	// committed together: this state builds on theirs), oldest first.
+	merged  []*cut
+	outcome outcome
 }
+
+// outcome is what became of a cut's commit: the flusher deletes an object only when every
+// cut in it was refused for certain.
+type outcome int8
+
+const (
+	outcomeRefused   outcome = iota // not committed, for certain (or not tried)
+	outcomeCommitted                // in etcd
+	outcomeUncertain                // etcd failed: it may have landed
+)
 
 // takeCut hands the pending data to the flusher, or returns nil. Producers idle since
 // before expireBeforeMs are forgotten with it.

@@ -147,6 +147,54 @@ func TestPipelinedFlushesCommitInOrder(t *testing.T) {
 	}
 }
 
+// Flushes whose uploads ended while an earlier one was still on its way commit with it, in
+// one etcd transaction: a partition in several of them writes only its last state, which
+// holds the others' chunks. Everything is acknowledged, readable in order, and survives a
+// restart; the other partition in the batch commits in the same transaction.
+func TestFlushesUploadedBehindOneCommitTogether(t *testing.T) {
+	e, m, gate := pipelineEnv(t, "pmerge", 2, 4)
+	before := m.Stats()
+	var durable []func(context.Context) error
+	var puts []*gatedPut
+	for i, p := range []int32{0, 0, 1, 0} {
+		res := mustAppend(t, m, "pmerge", p, batch(fmt.Sprintf("v%d", i)), false)
+		durable = append(durable, res.Durable)
+		puts = append(puts, nextPut(t, gate))
+	}
+	// The later uploads end first and wait for the first; give their answers time to
+	// reach the committer before the first upload ends.
+	for _, gp := range puts[1:] {
+		gp.decide <- false
+		<-gp.done
+	}
+	time.Sleep(300 * time.Millisecond)
+	puts[0].decide <- false
+	for i, d := range durable {
+		if err := d(ctxT(t, 30*time.Second)); err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+	st := m.Stats()
+	if txns, commits := st.Txns-before.Txns, st.Commits-before.Commits; txns != 1 || commits != 4 {
+		t.Fatalf("%d transactions committed %d cuts, want 1 transaction for the 4 cuts", txns, commits)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	objects, _ := e.store(t, nil)
+	m2 := e.manager(t, 1, objects, nil)
+	m2.Apply(snapshot(1, 0, map[string]int{"pmerge": 2}))
+	waitLeading(t, m2, "pmerge", 0)
+	offsets, values := readAll(t, m2, "pmerge", 0)
+	assertDense(t, offsets)
+	if fmt.Sprint(values) != "[v0 v1 v3]" {
+		t.Fatalf("after restart partition 0 reads %q, want [v0 v1 v3]", values)
+	}
+	if _, values := readAll(t, m2, "pmerge", 1); fmt.Sprint(values) != "[v2]" {
+		t.Fatalf("after restart partition 1 reads %q, want [v2]", values)
+	}
+}
+
 // A failed upload in the middle of the pipeline fails its appends and every later flush of
 // the same partition that is already in flight (their offsets follow the failed data),
 // even when those later uploads succeed. Other partitions of those later flushes commit.
