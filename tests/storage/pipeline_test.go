@@ -95,6 +95,22 @@ func nextPut(t *testing.T, g *putGate) *gatedPut {
 	}
 }
 
+// restart closes m and returns a fresh manager of the same node (cold cache) leading the
+// topic's partitions from what etcd and S3 hold.
+func restart(t *testing.T, e *env, m *partition.Manager, topic string, parts int) *partition.Manager {
+	t.Helper()
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	objects, _ := e.store(t, nil)
+	m2 := e.manager(t, 1, objects, nil)
+	m2.Apply(snapshot(1, 0, map[string]int{topic: parts}))
+	for p := 0; p < parts; p++ {
+		waitLeading(t, m2, topic, int32(p))
+	}
+	return m2
+}
+
 // finished reports whether a Durable wait has an outcome already.
 func finished(f func(context.Context) error) (bool, error) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -178,13 +194,7 @@ func TestFlushesUploadedBehindOneCommitTogether(t *testing.T) {
 	if txns, commits := st.Txns-before.Txns, st.Commits-before.Commits; txns != 1 || commits != 4 {
 		t.Fatalf("%d transactions committed %d cuts, want 1 transaction for the 4 cuts", txns, commits)
 	}
-	if err := m.Close(); err != nil {
-		t.Fatal(err)
-	}
-	objects, _ := e.store(t, nil)
-	m2 := e.manager(t, 1, objects, nil)
-	m2.Apply(snapshot(1, 0, map[string]int{"pmerge": 2}))
-	waitLeading(t, m2, "pmerge", 0)
+	m2 := restart(t, e, m, "pmerge", 2)
 	offsets, values := readAll(t, m2, "pmerge", 0)
 	assertDense(t, offsets)
 	if fmt.Sprint(values) != "[v0 v1 v3]" {
@@ -249,13 +259,7 @@ func TestPipelineFailureFailsLaterFlushesOfThePartition(t *testing.T) {
 	}
 
 	// A restarted broker (fresh manager, cold cache) reads the same.
-	if err := m.Close(); err != nil {
-		t.Fatal(err)
-	}
-	objects, _ := e.store(t, nil)
-	m2 := e.manager(t, 1, objects, nil)
-	m2.Apply(snapshot(1, 0, map[string]int{"pfail": 2}))
-	waitLeading(t, m2, "pfail", 0)
+	m2 := restart(t, e, m, "pfail", 2)
 	offsets, values := readAll(t, m2, "pfail", 0)
 	assertDense(t, offsets)
 	if fmt.Sprint(values) != "["+v0+" "+v3+"]" {
