@@ -20,12 +20,14 @@ func wireGroups(cfg *config.Broker, cli *clientv3.Client, keys metadata.Keys, me
 		delay = -1 // groups.Options: zero means the default, negative means none
 	}
 	coord := groups.New(cli, keys, meta.Snapshot, groups.Options{
-		NodeID:                cfg.NodeID,
-		RequestTimeout:        cfg.Etcd.RequestTimeout,
-		MinSessionTimeout:     cfg.Groups.MinSessionTimeout,
-		MaxSessionTimeout:     cfg.Groups.MaxSessionTimeout,
-		InitialRebalanceDelay: delay,
-		Logger:                log.With("component", "groups"),
+		NodeID:                        cfg.NodeID,
+		RequestTimeout:                cfg.Etcd.RequestTimeout,
+		MinSessionTimeout:             cfg.Groups.MinSessionTimeout,
+		MaxSessionTimeout:             cfg.Groups.MaxSessionTimeout,
+		InitialRebalanceDelay:         delay,
+		OffsetsRetention:              cfg.Groups.OffsetsRetention,
+		OffsetsRetentionCheckInterval: cfg.Groups.OffsetsRetentionCheckInterval,
+		Logger:                        log.With("component", "groups"),
 	})
 	meta.OnSnapshot(coord.Apply)
 	srv.SetGroups(coord)

@@ -38,6 +38,13 @@ type Options struct {
 	// members, extended while members keep arriving, up to the rebalance timeout
 	// (KAFSCALE_GROUP_INITIAL_REBALANCE_DELAY_MS 3000; negative means none).
 	InitialRebalanceDelay time.Duration
+	// OffsetsRetention is how long a group stays once it is empty and commits nothing: then
+	// it is deleted with its offsets (KAFSCALE_OFFSETS_RETENTION_MS, 7 days, as Kafka's
+	// offsets.retention.minutes).
+	OffsetsRetention time.Duration
+	// OffsetsRetentionCheckInterval is how often the coordinator looks for such groups
+	// (KAFSCALE_OFFSETS_RETENTION_CHECK_INTERVAL_MS, 10 minutes).
+	OffsetsRetentionCheckInterval time.Duration
 	// MaxMetadataBytes caps the metadata string of a committed offset (4096, as Kafka).
 	MaxMetadataBytes int
 	// Clock is the time source for session and rebalance timeouts; tests pass a fake one.
@@ -66,6 +73,12 @@ func DefaultOptions(o Options) Options {
 	if o.MaxMetadataBytes <= 0 {
 		o.MaxMetadataBytes = 4096
 	}
+	if o.OffsetsRetention <= 0 {
+		o.OffsetsRetention = 7 * 24 * time.Hour
+	}
+	if o.OffsetsRetentionCheckInterval <= 0 {
+		o.OffsetsRetentionCheckInterval = 10 * time.Minute
+	}
 	if o.Clock == nil {
 		o.Clock = realClock{}
 	}
@@ -87,6 +100,7 @@ type Coordinator struct {
 	groups map[string]*group // loaded groups this broker coordinates
 	closed bool
 	sweep  Timer // the next sweep of idle groups
+	expiry Timer // the next look for expired empty groups
 }
 
 // sweepInterval is how often empty groups are dropped from memory; their state is in etcd
@@ -110,6 +124,7 @@ func newCoordinator(store kv, keys metadata.Keys, snapshot func() *metadata.Snap
 		groups:   map[string]*group{},
 	}
 	c.sweep = opts.Clock.AfterFunc(sweepInterval, c.sweepIdle)
+	c.expiry = opts.Clock.AfterFunc(opts.OffsetsRetentionCheckInterval, c.expireLoop)
 	return c
 }
 
@@ -184,6 +199,7 @@ func (c *Coordinator) Close() {
 	c.mu.Lock()
 	c.closed = true
 	c.sweep.Stop()
+	c.expiry.Stop()
 	all := c.groups
 	c.groups = map[string]*group{}
 	c.mu.Unlock()

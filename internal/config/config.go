@@ -138,6 +138,12 @@ type Groups struct {
 	MinSessionTimeout     time.Duration // KAFSCALE_GROUP_MIN_SESSION_TIMEOUT_MS
 	MaxSessionTimeout     time.Duration // KAFSCALE_GROUP_MAX_SESSION_TIMEOUT_MS
 	InitialRebalanceDelay time.Duration // KAFSCALE_GROUP_INITIAL_REBALANCE_DELAY_MS
+	// OffsetsRetention: an empty group committing nothing is deleted, offsets and all, after
+	// this long (KAFSCALE_OFFSETS_RETENTION_MS).
+	OffsetsRetention time.Duration
+	// OffsetsRetentionCheckInterval is how often groups are checked for that
+	// (KAFSCALE_OFFSETS_RETENTION_CHECK_INTERVAL_MS).
+	OffsetsRetentionCheckInterval time.Duration
 }
 
 // Load reads the configuration from the process environment.
@@ -263,6 +269,9 @@ func Parse(lookup func(string) (string, bool)) (*Broker, error) {
 		MinSessionTimeout:     p.millis("KAFSCALE_GROUP_MIN_SESSION_TIMEOUT_MS", 6000, 1),
 		MaxSessionTimeout:     p.millis("KAFSCALE_GROUP_MAX_SESSION_TIMEOUT_MS", 1800000, 1),
 		InitialRebalanceDelay: p.millis("KAFSCALE_GROUP_INITIAL_REBALANCE_DELAY_MS", 3000, 0),
+		// Kafka's offsets.retention.minutes (7 days) and its check interval (10 minutes).
+		OffsetsRetention:              p.millis("KAFSCALE_OFFSETS_RETENTION_MS", 604800000, 1000),
+		OffsetsRetentionCheckInterval: p.millis("KAFSCALE_OFFSETS_RETENTION_CHECK_INTERVAL_MS", 600000, 100),
 	}
 	if c.Groups.MinSessionTimeout > c.Groups.MaxSessionTimeout {
 		p.fail("KAFSCALE_GROUP_MIN_SESSION_TIMEOUT_MS must not exceed KAFSCALE_GROUP_MAX_SESSION_TIMEOUT_MS")

@@ -16,16 +16,17 @@ import (
 	"github.com/kafscale/kafscale/tests/testenv"
 )
 
-// startBinary runs the broker binary on this cluster's etcd and S3, under its keys.
-func (c *cluster) startBinary(node int) *brokertest.Broker {
+// startBinary runs the broker binary on this cluster's etcd and S3, under its keys, with
+// extra KAFSCALE_* settings.
+func (c *cluster) startBinary(node int, extra ...string) *brokertest.Broker {
 	c.t.Helper()
-	return brokertest.Start(c.t, brokertest.Options{NodeID: node, Etcd: c.etcd, S3: c.s3, Env: []string{
+	return brokertest.Start(c.t, brokertest.Options{NodeID: node, Etcd: c.etcd, S3: c.s3, Env: append([]string{
 		"KAFSCALE_CLUSTER_NAMESPACE=" + c.keys.Namespace,
 		"KAFSCALE_CLUSTER_NAME=" + c.keys.Cluster,
 		"KAFSCALE_FLUSH_INTERVAL_MS=20",
 		"KAFSCALE_ALLOW_ADMIN_APIS=true",
 		"KAFSCALE_GROUP_INITIAL_REBALANCE_DELAY_MS=0",
-	}})
+	}, extra...)})
 }
 
 func (c *cluster) binClient(extra []kgo.Opt, brokers ...*brokertest.Broker) *kgo.Client {
@@ -184,4 +185,62 @@ func TestBinaryCoordinatorMoves(t *testing.T) {
 		t.Fatalf("%d records consumed twice after the coordinator moved, e.g. %s", len(s.dups), s.dups[0])
 	}
 	describeStable(t, adm, group, 1)
+}
+
+// TestBinaryExpiresEmptyGroups: with a two-second offsets retention, a group whose offsets
+// were committed once (kadm, no members) disappears from etcd, ListGroups and OffsetFetch,
+// while a group committing every 200 ms keeps its offsets.
+func TestBinaryExpiresEmptyGroups(t *testing.T) {
+	c := newCluster(t)
+	b := c.startBinary(1, "KAFSCALE_OFFSETS_RETENTION_MS=2000", "KAFSCALE_OFFSETS_RETENTION_CHECK_INTERVAL_MS=200")
+	const topic = "expiry-topic"
+	cl := c.binClient(nil, b)
+	adm := kadm.NewClient(cl)
+	if _, err := adm.CreateTopic(ctxT(t, 30*time.Second), 1, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	commit := func(group string, at int64) {
+		t.Helper()
+		var o kadm.Offsets
+		o.AddOffset(topic, 0, at, -1)
+		resp, err := adm.CommitOffsets(ctxT(t, 10*time.Second), group, o)
+		if err == nil {
+			err = resp.Error()
+		}
+		if err != nil {
+			t.Fatalf("commit %s: %v", group, err)
+		}
+	}
+	commit("expiry-old", 5)
+	commit("expiry-fresh", 1)
+	var fresh int64 = 1
+	testenv.Eventually(t, 30*time.Second, func() error {
+		fresh++
+		commit("expiry-fresh", fresh)
+		time.Sleep(200 * time.Millisecond)
+		resp, err := c.cli.Get(ctxT(t, 10*time.Second), c.keys.Group("expiry-old"))
+		if err != nil {
+			return err
+		}
+		if len(resp.Kvs) != 0 {
+			return fmt.Errorf("expiry-old still stored")
+		}
+		return nil
+	})
+	if got := c.committedVia(adm, "expiry-old")[topic]; len(got) != 0 {
+		t.Fatalf("expired group still answers offsets %v", got)
+	}
+	listed, err := adm.ListGroups(ctxT(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := listed["expiry-old"]; ok {
+		t.Fatal("ListGroups still lists the expired group")
+	}
+	if _, ok := listed["expiry-fresh"]; !ok {
+		t.Fatalf("ListGroups lost the group still committing: %v", listed.Groups())
+	}
+	if got := c.committedVia(adm, "expiry-fresh")[topic][0]; got != fresh {
+		t.Fatalf("the group still committing has offset %d, want %d", got, fresh)
+	}
 }
