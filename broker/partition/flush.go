@@ -342,9 +342,17 @@ func (m *Manager) flush() int64 {
 	var cuts []*cut
 	var total, reserved int64
 	expireBefore := time.Now().Add(-m.opts.ProducerIDExpiration).UnixMilli()
+	seg := int64(m.opts.SegmentBytes)
 	for _, w := range ready {
-		if total >= int64(m.opts.SegmentBytes) {
+		if total >= seg {
 			break
+		}
+		// Stop short rather than far over: once the object holds three quarters of a
+		// segment, a buffer that would take it past a segment and an eighth waits for the
+		// next flush, where it is the oldest. Taking it made 16 KiB × 64-partition objects
+		// 1.14 × segment on average, against 1.04 for one partition.
+		if total >= seg-seg/4 && total+int64(w.p.nextCutLen()) > seg+seg/8 {
+			continue
 		}
 		if c := w.p.takeCut(expireBefore); c != nil {
 			cuts = append(cuts, c)

@@ -226,6 +226,16 @@ const (
 	outcomeUncertain                // etcd failed: it may have landed
 )
 
+// nextCutLen is the size of the data takeCut would hand over now.
+func (p *partition) nextCutLen() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.sealed) > 0 {
+		return len(p.sealed[0].data)
+	}
+	return len(p.pend)
+}
+
 // takeCut hands the pending data to the flusher, or returns nil. Producers idle since
 // before expireBeforeMs are forgotten with it.
 func (p *partition) takeCut(expireBeforeMs int64) *cut {

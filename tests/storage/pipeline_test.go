@@ -373,6 +373,51 @@ func TestFlushTakesOldestBuffersUpToASegment(t *testing.T) {
 	}
 }
 
+// A flush that holds three quarters of a segment leaves out a buffer that would take it past
+// a segment and an eighth (it goes first in the next flush) and takes a smaller one after
+// it instead, so objects stay near a segment whatever the partitions' buffer sizes.
+func TestFlushStopsShortOfOvershootingASegment(t *testing.T) {
+	const segment = 400
+	_, m, gate := pipelineEnvSegment(t, "short", 5, 1, segment)
+	value := func(name string, size int) []byte {
+		b := batch(name)
+		return batch(name + strings.Repeat(".", size-len(b)))
+	}
+	sizes := []int{210, 210, 310, 200, 110} // p0+p1 fill the first flush; then p2, p3, p4
+	res := make([]server.AppendResult, len(sizes))
+	for p, size := range sizes[:2] {
+		res[p] = mustAppend(t, m, "short", int32(p), value(fmt.Sprintf("p%d", p), size), false)
+	}
+	first := nextPut(t, gate) // the one upload slot is busy: p2, p3, p4 wait in that order
+	var got []int
+	for p := 2; p < len(sizes); p++ {
+		b := value(fmt.Sprintf("p%d", p), sizes[p])
+		got = append(got, len(b))
+		res[p] = mustAppend(t, m, "short", int32(p), b, false)
+	}
+	if s2, s3, s4 := got[0], got[1], got[2]; s2 < segment*3/4 || s2+s3 <= segment*9/8 || s2+s4 > segment*9/8 {
+		t.Fatalf("batches of %v bytes do not make the case", got)
+	}
+	first.decide <- false
+	second := nextPut(t, gate)
+	second.decide <- false
+	for _, p := range []int{0, 1, 2, 4} { // 310 + 200 > 450: p3 waits; 310 + 110 fits
+		if err := res[p].Durable(ctxT(t, 30*time.Second)); err != nil {
+			t.Fatalf("partition %d: %v", p, err)
+		}
+	}
+	if ok, _ := finished(res[3].Durable); ok {
+		t.Fatal("partition 3 went into the second flush, taking it past a segment and an eighth")
+	}
+	nextPut(t, gate).decide <- false
+	if err := res[3].Durable(ctxT(t, 30*time.Second)); err != nil {
+		t.Fatalf("partition 3 in the third flush: %v", err)
+	}
+	if st := m.Stats(); st.Flushes != 3 {
+		t.Fatalf("%d flushes, want 3", st.Flushes)
+	}
+}
+
 // One partition running ahead of S3 is sealed into segment-sized buffers as it goes, each
 // flushed on its own, in order, rather than all of it in one large object once the upload
 // slot frees. A failed upload fails the sealed buffers behind it too (their offsets follow
