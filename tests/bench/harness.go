@@ -105,9 +105,11 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 		return rep, fmt.Errorf("tcp ceiling: %w", err)
 	}
 	var keys []string
+	settle(tb)
 	if rep.Put, keys, err = s3PutCeiling(ctx, s3srv, "bench-ceiling/", bs.SegmentBytes, bs.PutParallelism, cfg.Duration, pool); err != nil {
 		return rep, fmt.Errorf("s3 put ceiling: %w", err)
 	}
+	settle(tb)
 	if rep.Get, err = s3GetCeiling(ctx, s3srv, keys, bs.SegmentBytes, bs.GetParallelism, cfg.Duration); err != nil {
 		return rep, fmt.Errorf("s3 get ceiling: %w", err)
 	}
@@ -169,14 +171,17 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 	profiles.Wait()
 	peak := rep.peakRate()
 	tb.Logf("bench: broker: fixed rate %.0f records/s (half of the 1 KiB, 1 partition peak) for %s", peak/2, cfg.LatencyDuration)
+	settle(tb)
 	if rep.BrokerLatency, err = fixedRate(ctx, sys, "bench-latency", 1024, cfg.Producers, peak/2, cfg.LatencyDuration, pool); err != nil {
 		return rep, err
 	}
 	tb.Logf("bench: broker: steady %.0f B/s for %s", cfg.SteadyBytesPerSec, cfg.LatencyDuration)
+	settle(tb)
 	if rep.BrokerSteady, err = fixedRate(ctx, sys, "bench-steady", 1024, 1, cfg.SteadyBytesPerSec/1024, cfg.LatencyDuration, pool); err != nil {
 		return rep, err
 	}
 	tb.Logf("bench: broker: producing a %d-byte backlog", cfg.BacklogBytes)
+	settle(tb)
 	if rep.BrokerBacklog, err = produceThroughput(ctx, sys, "bench-backlog", cfg.BacklogRecordBytes, 1, cfg.Producers, 0, 0, cfg.BacklogBytes, pool); err != nil {
 		return rep, err
 	}
@@ -201,6 +206,7 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 	// Restart: the catch-up reads from S3, not from the cache the flushes filled.
 	tb.Logf("bench: restarting the broker, then reading the backlog from S3")
 	broker.Stop()
+	settle(tb)
 	broker.Start()
 	// A CPU profile cannot be cut short: make it about as long as producing the backlog took
 	// (reading it back is rarely slower); idle time adds no samples.
@@ -216,6 +222,7 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 	}
 	// Once more with a franz-go consumer, which decodes every record, from an empty cache.
 	broker.Stop()
+	settle(tb)
 	broker.Start()
 	if rep.BrokerCatchUp, err = catchUp(ctx, sys, "bench-backlog", rep.BrokerBacklog.Records); err != nil {
 		return rep, err
@@ -241,9 +248,11 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 			return rep, err
 		}
 		tb.Logf("bench: kfake: fixed rate %.0f records/s", peak/2)
+		settle(tb)
 		if rep.PeerLatency, err = fixedRate(ctx, psys, "bench-latency", 1024, cfg.Producers, peak/2, cfg.LatencyDuration, pool); err != nil {
 			return rep, err
 		}
+		settle(tb)
 		if rep.PeerBacklog, err = produceThroughput(ctx, psys, "bench-backlog", cfg.BacklogRecordBytes, 1, cfg.Producers, 0, 0, cfg.BacklogBytes, pool); err != nil {
 			return rep, err
 		}
@@ -282,6 +291,7 @@ func produceMatrix(ctx context.Context, tb testing.TB, sys System, cfg Config, p
 	var out []ProduceResult
 	for _, x := range runs {
 		name := fmt.Sprintf("%dk-%dp-%dc", x.size>>10, x.parts, x.producers)
+		settle(tb)
 		if starting != nil {
 			starting(name)
 		}
@@ -294,6 +304,18 @@ func produceMatrix(ctx context.Context, tb testing.TB, sys System, cfg Config, p
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// settle writes the page cache's dirty data back before a measurement, so the writeback of
+// what the previous run wrote to versitygw's files does not land in the next one: the kernel
+// writes dirty pages back 30 s after they were written (vm.dirty_expire_centisecs), or
+// once gigabytes are dirty, and a produce run writes 2-4 GB in under 20 s.
+func settle(tb testing.TB) {
+	start := time.Now()
+	syscall.Sync()
+	if d := time.Since(start); d >= time.Second {
+		tb.Logf("bench: wrote dirty pages back for %s before the next run", d.Round(100*time.Millisecond))
+	}
 }
 
 func countObjects(ctx context.Context, cli *s3.Client, bucket, prefix string) (int, error) {
