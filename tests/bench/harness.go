@@ -308,8 +308,8 @@ func produceMatrix(ctx context.Context, tb testing.TB, sys System, cfg Config, p
 
 // settle writes the page cache's dirty data back before a measurement, so the writeback of
 // what the previous run wrote to versitygw's files does not land in the next one: the kernel
-// writes dirty pages back 30 s after they were written (vm.dirty_expire_centisecs), or
-// once gigabytes are dirty, and a produce run writes 2-4 GB in under 20 s.
+// writes dirty pages back up to 30 s after they were written (vm.dirty_expire_centisecs),
+// and a produce run writes 2-4 GB in under 20 s.
 func settle(tb testing.TB) {
 	start := time.Now()
 	syscall.Sync()
