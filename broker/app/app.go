@@ -188,7 +188,7 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 	if cfg.ProxyProtocol {
 		log.Info("PROXY protocol header required on every connection (KAFSCALE_PROXY_PROTOCOL=true)")
 	}
-	stopGroups := wireGroups(cfg, cli, keys, meta, srv, log)
+	stopGroups := wireGroups(cfg, cli, keys, meta, srv, reg, log)
 	defer stopGroups()
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)

@@ -3,6 +3,7 @@ package app
 import (
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/kafscale/kafscale/broker/groups"
@@ -14,7 +15,7 @@ import (
 // wireGroups attaches the group coordinator to the server and returns its stop function,
 // which answers every waiting JoinGroup/SyncGroup NOT_COORDINATOR at once (so it belongs at
 // the start of a drain) and refuses later group requests, sending clients elsewhere.
-func wireGroups(cfg *config.Broker, cli *clientv3.Client, keys metadata.Keys, meta *metadata.Store, srv *server.Server, log *slog.Logger) func() {
+func wireGroups(cfg *config.Broker, cli *clientv3.Client, keys metadata.Keys, meta *metadata.Store, srv *server.Server, reg prometheus.Registerer, log *slog.Logger) func() {
 	delay := cfg.Groups.InitialRebalanceDelay
 	if delay == 0 {
 		delay = -1 // groups.Options: zero means the default, negative means none
@@ -31,5 +32,11 @@ func wireGroups(cfg *config.Broker, cli *clientv3.Client, keys metadata.Keys, me
 	})
 	meta.OnSnapshot(coord.Apply)
 	srv.SetGroups(coord)
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kafscale_groups_loaded", Help: "Consumer groups this broker coordinates and holds in memory (with members, or used within the last minute)."},
+			func() float64 { return float64(coord.Stats().Loaded) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "kafscale_groups_expired_total", Help: "Empty groups deleted with their offsets after KAFSCALE_OFFSETS_RETENTION_MS without a commit."},
+			func() float64 { return float64(coord.Stats().Expired) }),
+	)
 	return coord.Close
 }

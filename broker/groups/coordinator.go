@@ -18,6 +18,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -101,6 +102,23 @@ type Coordinator struct {
 	closed bool
 	sweep  Timer // the next sweep of idle groups
 	expiry Timer // the next look for expired empty groups
+
+	expired atomic.Int64 // groups deleted by ExpireGroups
+}
+
+// Stats are the coordinator's gauges and counters.
+type Stats struct {
+	// Loaded is the groups this broker holds in memory (with members, or recently used).
+	Loaded int
+	// Expired counts the groups deleted after OffsetsRetention empty.
+	Expired int64
+}
+
+// Stats returns the coordinator's current figures.
+func (c *Coordinator) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Stats{Loaded: len(c.groups), Expired: c.expired.Load()}
 }
 
 // sweepInterval is how often empty groups are dropped from memory; their state is in etcd

@@ -111,6 +111,7 @@ func (c *Coordinator) expireGroup(ctx context.Context, id string, now time.Time)
 	}
 	c.log.Info("group expired: empty, no offset committed within the retention", "group", id, "retention", c.opts.OffsetsRetention)
 	c.drop(g)
+	c.expired.Add(1)
 	return true, nil
 }
 

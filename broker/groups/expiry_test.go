@@ -55,6 +55,9 @@ func TestEmptyGroupsExpireAfterRetention(t *testing.T) {
 	if keys := storedKeys(h, "gone"); len(keys) != 0 {
 		t.Fatalf("expired group still stored: %v", keys)
 	}
+	if n := c.Stats().Expired; n != 1 {
+		t.Fatalf("%d groups counted as expired, want 1", n)
+	}
 	if d := describe(c, "gone"); d.State != "Dead" {
 		t.Fatalf("expired group describes as %s, want Dead", d.State)
 	}
@@ -83,6 +86,9 @@ func TestEmptyGroupsExpireAfterRetention(t *testing.T) {
 	h.clock.Advance(20 * time.Minute)
 	if keys := storedKeys(h, "live"); len(keys) != 0 {
 		t.Fatalf("group empty for 70 minutes still stored: %v", keys)
+	}
+	if st := c.Stats(); st.Expired != 3 || st.Loaded != 0 {
+		t.Fatalf("stats %+v, want 3 expired and none loaded", st)
 	}
 }
 

@@ -3,6 +3,7 @@ package groups_test
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -243,4 +244,18 @@ func TestBinaryExpiresEmptyGroups(t *testing.T) {
 	if got := c.committedVia(adm, "expiry-fresh")[topic][0]; got != fresh {
 		t.Fatalf("the group still committing has offset %d, want %d", got, fresh)
 	}
+	if text := b.Metrics(t); !strings.Contains(text, "\nkafscale_groups_expired_total 1\n") {
+		t.Fatalf("/metrics does not count the one expired group:\n%s", grepLines(text, "kafscale_groups_"))
+	}
+}
+
+// grepLines returns the lines of text containing s.
+func grepLines(text, s string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
