@@ -14,6 +14,7 @@ import (
 
 	"github.com/kafscale/kafscale/internal/proxyproto"
 	"github.com/kafscale/kafscale/tests/brokertest"
+	"github.com/kafscale/kafscale/tests/testenv"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -51,7 +52,7 @@ func TestACLs(t *testing.T) {
 		t.Fatalf("produce to acl-ok after a denial: %v", err)
 	}
 	if m := b.Metrics(t); !strings.Contains(m, `kafscale_acl_denied_total{api="Produce"} 1`) {
-		t.Fatalf("no Produce denial counted:\n%s", grepLines(m, "kafscale_acl_denied_total"))
+		t.Fatalf("no Produce denial counted:\n%s", testenv.GrepLines(m, "kafscale_acl_denied_total"))
 	}
 	if log := b.LogTail(); !strings.Contains(log, "ACL denied") || !strings.Contains(log, "User:producer") {
 		t.Fatalf("denial not logged with its principal:\n%s", log)
@@ -89,7 +90,7 @@ func TestProxyProtocolRequired(t *testing.T) {
 		t.Fatalf("read %d bytes, err %v; want the connection closed", n, err)
 	}
 	if m := b.Metrics(t); !strings.Contains(m, `kafscale_connections_rejected_total{reason="proxy_protocol"} 1`) {
-		t.Fatalf("rejection not counted:\n%s", grepLines(m, "kafscale_connections_rejected_total"))
+		t.Fatalf("rejection not counted:\n%s", testenv.GrepLines(m, "kafscale_connections_rejected_total"))
 	}
 
 	ctx := testContext(t, time.Minute)
@@ -135,13 +136,3 @@ func proxiedClient(t *testing.T, seed, src string) *kgo.Client {
 }
 
 func isReset(err error) bool { return strings.Contains(err.Error(), "connection reset") }
-
-func grepLines(s, substr string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, substr) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
-}

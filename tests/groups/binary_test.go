@@ -245,17 +245,6 @@ func TestBinaryExpiresEmptyGroups(t *testing.T) {
 		t.Fatalf("the group still committing has offset %d, want %d", got, fresh)
 	}
 	if text := b.Metrics(t); !strings.Contains(text, "\nkafscale_groups_expired_total 1\n") {
-		t.Fatalf("/metrics does not count the one expired group:\n%s", grepLines(text, "kafscale_groups_"))
+		t.Fatalf("/metrics does not count the one expired group:\n%s", testenv.GrepLines(text, "kafscale_groups_"))
 	}
-}
-
-// grepLines returns the lines of text containing s.
-func grepLines(text, s string) string {
-	var out []string
-	for _, l := range strings.Split(text, "\n") {
-		if strings.Contains(l, s) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
 }

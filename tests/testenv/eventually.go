@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -20,4 +21,16 @@ func Eventually(t testing.TB, d time.Duration, f func() error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// GrepLines returns the lines of text containing substr, for failure messages quoting a
+// metrics page or a log.
+func GrepLines(text, substr string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
