@@ -101,7 +101,7 @@ func newFlushLatency() *flushLatency {
 		uploads: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kafscale_flush_upload_seconds",
 			Help: "Time to upload one flush's object to S3 (the PUT, with its retries).", Buckets: flushLatencyBuckets}),
 		commits: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kafscale_etcd_commit_seconds",
-			Help: "Time to commit one flush's partition states to etcd (every transaction, with retries); commits are serial, so a slow one delays the flushes behind it.", Buckets: flushLatencyBuckets}),
+			Help: "Time to commit one flush's partition states to etcd, or those of the flushes uploaded behind a commit in flight, committed together (every transaction, with retries); commits are serial, so a slow one delays the flushes behind it.", Buckets: flushLatencyBuckets}),
 	}
 }
 
