@@ -88,10 +88,10 @@ func (c *Coordinator) ExpireGroups(ctx context.Context) (int, error) {
 // within OffsetsRetention.
 func (c *Coordinator) expireGroup(ctx context.Context, id string, now time.Time) (bool, error) {
 	g, err := c.lockGroup(ctx, id, false)
-	if errors.Is(err, errNotCoordinator) || g == nil {
+	if errors.Is(err, errNotCoordinator) {
 		return false, nil
 	}
-	if err != nil {
+	if err != nil || g == nil {
 		return false, err
 	}
 	defer g.mu.Unlock()
