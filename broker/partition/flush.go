@@ -785,7 +785,8 @@ func (m *Manager) commitGroup(group []*cut, deadline time.Time) (committed int) 
 			m.log.Warn("commit failed; partitions reload their state", "partitions", len(group), "err", err)
 			cerr := metadata.EtcdError("commit partition state", err)
 			for _, c := range group {
-				for _, e := range append(c.merged, c) {
+				c.outcome = outcomeUncertain
+				for _, e := range c.merged {
 					e.outcome = outcomeUncertain
 				}
 				m.settleChain(c, nil, 0, cerr)
