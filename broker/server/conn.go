@@ -539,7 +539,7 @@ func (c *conn) writeLoop() {
 		}
 		if in.resp != nil {
 			var err error
-			if size := responseSize(in.resp); size > smallResponse {
+			if responseSize(in.resp) > smallResponse {
 				meta, err = writeLarge(w, c.nc, meta, in.correlationID, in.key, in.resp.(*kmsg.FetchResponse))
 			} else {
 				buf = appendResponse(buf[:0], in.correlationID, in.key, in.resp)
@@ -583,7 +583,7 @@ func writeLarge(w *bufio.Writer, nc io.Writer, meta []byte, corr int32, key int1
 			return meta, err
 		}
 	}
-	frame, _, ok := fetchFrame(meta, corr, resp)
+	frame, ok := fetchFrame(meta, corr, resp)
 	if !ok {
 		_, err := w.Write(appendResponse(nil, corr, key, resp)) // bufio writes a large slice straight through
 		return meta, err

@@ -19,10 +19,10 @@ import (
 // body) as a vector whose field bytes are appended to meta[:0], or ok=false when resp sets
 // a field this encoder does not write (anything beyond what handleFetch fills in; the caller
 // then encodes it with kmsg). Versions 4 to 12 only, as registered.
-func fetchFrame(meta []byte, corr int32, resp *kmsg.FetchResponse) (frame net.Buffers, size int, ok bool) {
+func fetchFrame(meta []byte, corr int32, resp *kmsg.FetchResponse) (frame net.Buffers, ok bool) {
 	v := resp.Version
 	if v < 4 || v > 12 || resp.UnknownTags.Len() > 0 || len(resp.Brokers) > 0 {
-		return nil, 0, false
+		return nil, false
 	}
 	flexible := v >= 12
 	type cut struct {
@@ -44,14 +44,14 @@ func fetchFrame(meta []byte, corr int32, resp *kmsg.FetchResponse) (frame net.Bu
 	for i := range resp.Topics {
 		t := &resp.Topics[i]
 		if t.UnknownTags.Len() > 0 {
-			return nil, 0, false
+			return nil, false
 		}
 		b = appendString(b, t.Topic, flexible)
 		b = appendArrayLen(b, len(t.Partitions), flexible)
 		for j := range t.Partitions {
 			p := &t.Partitions[j]
 			if !defaultPartitionTags(p) || p.AbortedTransactions != nil {
-				return nil, 0, false
+				return nil, false
 			}
 			b = binary.BigEndian.AppendUint32(b, uint32(p.Partition))
 			b = binary.BigEndian.AppendUint16(b, uint16(p.ErrorCode))
@@ -88,7 +88,7 @@ func fetchFrame(meta []byte, corr int32, resp *kmsg.FetchResponse) (frame net.Bu
 	if flexible {
 		b = append(b, 0) // response tags
 	}
-	size = len(b)
+	size := len(b)
 	frame = make(net.Buffers, 0, 2*len(cuts)+1)
 	from := 0
 	for _, c := range cuts {
@@ -98,7 +98,7 @@ func fetchFrame(meta []byte, corr int32, resp *kmsg.FetchResponse) (frame net.Bu
 	}
 	frame = append(frame, b[from:])
 	binary.BigEndian.PutUint32(b, uint32(size-4))
-	return frame, size, true
+	return frame, true
 }
 
 // defaultPartitionTags reports whether the partition's tagged fields (v12) are all at their
