@@ -67,7 +67,13 @@ func main() {
 // for garbage: free request frames kept for reuse (≤ 8 MiB), request frames of 64 KiB or
 // less, fetch responses being written, clients, goroutines. Produce buffers, flushes in flight
 // and larger request frames reserve their room inside the cache's bound.
-const memoryHeadroom = 64 << 20
+//
+// Every produced byte is a new buffer that becomes garbage when the cache evicts it, so the
+// collector runs about once per headroom's worth of produced bytes. At 64 MiB, 64-partition
+// produce spent 15% more broker CPU per GiB than at 128 MiB (collections, and pages the
+// runtime returned to the kernel faulted in again); 96 MiB keeps most of that gain with the
+// peak RSS well inside the cache + 150 MiB budget (docs/benchmarks.md).
+const memoryHeadroom = 96 << 20
 
 // memoryLimit is the Go runtime's soft memory limit for a broker whose read cache holds
 // cacheBytes: the cache plus memoryHeadroom, so garbage (chunks evicted from the cache,
