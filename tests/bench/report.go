@@ -309,6 +309,10 @@ func (r *Report) Markdown() string {
 			mib(p.Delta.PeakRSS), mib(r.Broker.CacheBytes+150<<20), ratio(float64(p.Delta.PeakRSS), float64(r.Broker.CacheBytes+150<<20)), mib(peer.Delta.PeakRSS))
 	}
 	for _, p := range r.BrokerProduce {
+		w("| flush stages during produce %s × %d, %s: S3 uploads; etcd commits (a slow upload or commit holds the acks of its flush) | %s; %s | | | | |\n",
+			size(p.RecordBytes), p.Partitions, producers(p.Producers), hist(p.Delta.Uploads), hist(p.Delta.Commits))
+	}
+	for _, p := range r.BrokerProduce {
 		w("| S3 PUTs per GiB produced, %s × %d, %s (mean object %.2f × segment) | %.0f (%.0f PUTs) | %.0f (1 per %d B) | %.2f | | |\n",
 			size(p.RecordBytes), p.Partitions, producers(p.Producers), 1/max(p.PutEfficiency(r.Broker.SegmentBytes), 1e-9), p.PutsPerGiB(), p.Delta.Puts,
 			gib/float64(r.Broker.SegmentBytes), r.Broker.SegmentBytes, p.PutsPerGiB()/(gib/float64(r.Broker.SegmentBytes)))
@@ -418,6 +422,8 @@ func (r *Report) Validate() error {
 			check(p.BytesPerSec() > 0 && p.Records > 0 && p.Delta.CPU >= 0, "%s: produce %d B × %d: nothing acknowledged", name, p.RecordBytes, p.Partitions)
 			if name == "broker" {
 				check(p.Delta.Puts > 0 && p.Delta.PutBytes > 0, "broker: produce %d B × %d: no S3 PUT counted", p.RecordBytes, p.Partitions)
+				check(p.Delta.Uploads.N > 0 && p.Delta.Commits.N > 0, "broker: produce %d B × %d: flush histograms not read (uploads %+v, commits %+v)",
+					p.RecordBytes, p.Partitions, p.Delta.Uploads, p.Delta.Commits)
 			}
 		}
 	}
