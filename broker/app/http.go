@@ -75,7 +75,7 @@ func registerMetrics(reg *prometheus.Registry, objects *storage.Store, mgr *part
 		counter("kafscale_etcd_commit_txns_total", "etcd transactions committing partition state.", func() int64 { return parts().Txns }),
 		counter("kafscale_etcd_commit_errors_total", "Failed etcd commits.", func() int64 { return parts().CommitErrors }),
 		counter("kafscale_etcd_commit_bytes_total", "Bytes of partition state written by flush commits.", func() int64 { return parts().CommitBytes }),
-		gauge("kafscale_flushes_inflight", "Flushes uploading or waiting to commit (KAFSCALE_FLUSH_PARALLELISM bounds it).", func() float64 { return float64(parts().FlushesInFlight) }),
+		gauge("kafscale_flushes_inflight", "Flushes uploading or waiting to commit (at most 2 × KAFSCALE_FLUSH_PARALLELISM, of which KAFSCALE_FLUSH_PARALLELISM uploading).", func() float64 { return float64(parts().FlushesInFlight) }),
 		counter("kafscale_fenced_commits_total", "Commits refused because another broker leads the partition at a newer epoch.", func() int64 { return parts().Fenced }),
 		gauge("kafscale_buffered_bytes", "Produced bytes waiting for the next flush.", func() float64 { return float64(parts().BufferedBytes) }),
 		gauge("kafscale_lead_partitions", "Partitions this broker leads.", func() float64 { return float64(parts().LeadPartitions) }),

@@ -35,10 +35,11 @@ type Options struct {
 	SegmentBytes int
 	// FlushInterval is the longest data waits in a buffer (KAFSCALE_FLUSH_INTERVAL_MS, 500 ms).
 	FlushInterval time.Duration
-	// FlushParallelism is how many flushes may be in flight at once: the next object
-	// uploads while earlier ones upload or commit; commits stay one at a time, in order
-	// (those uploaded behind a commit in flight commit together in the next)
-	// (KAFSCALE_FLUSH_PARALLELISM, 4; 1 = one flush at a time).
+	// FlushParallelism is how many objects may upload at once: the next object uploads
+	// while earlier ones upload or commit; commits stay one at a time, in order (those
+	// uploaded behind a commit in flight commit together in the next). Up to twice as many
+	// flushes may be in flight in all, the others uploaded and waiting for their commit
+	// (KAFSCALE_FLUSH_PARALLELISM, 4; 1 = one upload at a time).
 	FlushParallelism int
 	// CacheBytes bounds the read cache (KAFSCALE_CACHE_BYTES, 256 MiB).
 	CacheBytes int64
@@ -139,7 +140,8 @@ type Manager struct {
 	quiet      chan struct{}
 	lastAppend atomic.Int64
 	flushReq   chan chan struct{}
-	slots      chan struct{}  // one per flush in flight (FlushParallelism)
+	slots      chan struct{}  // one per flush in flight, uploading or waiting for its commit (2 × FlushParallelism)
+	uploads    chan struct{}  // one per upload in flight (FlushParallelism)
 	jobs       chan *flushJob // flushes for the committer, in cut order
 	// retentionReq runs a retention check in the flusher's goroutine.
 	retentionReq chan chan struct{}
@@ -166,7 +168,7 @@ type Stats struct {
 	// wrote, CommitBytes the size of those states (etcd write volume of flushes).
 	Txns, Commits, Fenced, CommitErrors, CommitBytes int64
 	// FlushesInFlight are flushes started and not yet committed or failed
-	// (at most FlushParallelism).
+	// (at most 2 × FlushParallelism, of which FlushParallelism uploading).
 	FlushesInFlight int64
 	// GarbageObjects were written but referenced by no committed state (deleted best effort).
 	GarbageObjects int64
@@ -210,8 +212,9 @@ func NewManager(ctx context.Context, opts Options, cli *clientv3.Client, keys me
 		kick:         make(chan struct{}, 1),
 		quiet:        make(chan struct{}, 1),
 		flushReq:     make(chan chan struct{}),
-		slots:        make(chan struct{}, opts.FlushParallelism),
-		jobs:         make(chan *flushJob, opts.FlushParallelism),
+		slots:        make(chan struct{}, flushWindow*opts.FlushParallelism),
+		uploads:      make(chan struct{}, opts.FlushParallelism),
+		jobs:         make(chan *flushJob, flushWindow*opts.FlushParallelism),
 		retentionReq: make(chan chan struct{}),
 		stop:         make(chan struct{}),
 		done:         make(chan struct{}),

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/kafscale/kafscale/broker/partition"
 	"github.com/kafscale/kafscale/broker/server"
@@ -202,6 +203,122 @@ func TestFlushesUploadedBehindOneCommitTogether(t *testing.T) {
 	}
 	if _, values := readAll(t, m2, "pmerge", 1); fmt.Sprint(values) != "[v2]" {
 		t.Fatalf("after restart partition 1 reads %q, want [v2]", values)
+	}
+}
+
+// commitGate holds etcd transactions at Commit while armed, so a test can keep a flush's
+// commit waiting (as one waits for an etcd fsync behind a busy disk).
+type commitGate struct {
+	clientv3.KV
+	mu   sync.Mutex
+	hold chan struct{} // non-nil: commits wait until it is closed
+	held chan struct{} // a send per commit that started waiting
+}
+
+func (g *commitGate) arm() {
+	g.mu.Lock()
+	g.hold = make(chan struct{})
+	g.mu.Unlock()
+}
+
+func (g *commitGate) release() {
+	g.mu.Lock()
+	close(g.hold)
+	g.hold = nil
+	g.mu.Unlock()
+}
+
+func (g *commitGate) Txn(ctx context.Context) clientv3.Txn {
+	return &gatedTxn{Txn: g.KV.Txn(ctx), g: g}
+}
+
+type gatedTxn struct {
+	clientv3.Txn
+	g *commitGate
+}
+
+func (t *gatedTxn) If(cs ...clientv3.Cmp) clientv3.Txn   { t.Txn = t.Txn.If(cs...); return t }
+func (t *gatedTxn) Then(ops ...clientv3.Op) clientv3.Txn { t.Txn = t.Txn.Then(ops...); return t }
+func (t *gatedTxn) Else(ops ...clientv3.Op) clientv3.Txn { t.Txn = t.Txn.Else(ops...); return t }
+
+func (t *gatedTxn) Commit() (*clientv3.TxnResponse, error) {
+	t.g.mu.Lock()
+	hold := t.g.hold
+	t.g.mu.Unlock()
+	if hold != nil {
+		t.g.held <- struct{}{}
+		<-hold
+	}
+	return t.Txn.Commit()
+}
+
+// An uploaded flush gives its upload slot back before its commit: while a commit waits, the
+// next flush uploads (with one upload at a time). Flushes in flight, uploading or waiting
+// for their commit, stay within twice the parallelism; commits stay in order, and nothing
+// is acknowledged before its commit.
+func TestUploadsContinueWhileACommitWaits(t *testing.T) {
+	e := newEnv(t)
+	gate := &putGate{base: http.DefaultTransport, arrived: make(chan *gatedPut, 16), failed: map[string]bool{}}
+	objects, _ := e.store(t, func(o *storage.Options) { o.HTTPClient = &http.Client{Transport: gate} })
+	cli := e.etcd.Client()
+	commits := &commitGate{KV: cli.KV, held: make(chan struct{}, 16)}
+	cli.KV = commits
+	m, err := partition.NewManager(context.Background(), partition.Options{NodeID: 1, FlushInterval: time.Hour,
+		CommitTimeout: 30 * time.Second, SegmentBytes: 50, FlushParallelism: 1}, cli, e.keys, objects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	m.Apply(snapshot(1, 0, map[string]int{"wait": 1}))
+	waitLeading(t, m, "wait", 0)
+
+	commits.arm()
+	released := false
+	defer func() {
+		if !released {
+			commits.release()
+		}
+	}()
+	a := mustAppend(t, m, "wait", 0, batch("v0"), false)
+	nextPut(t, gate).decide <- false
+	select {
+	case <-commits.held: // v0 is uploaded; its commit waits
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first flush did not reach its commit")
+	}
+	b := mustAppend(t, m, "wait", 0, batch("v1"), false)
+	second := nextPut(t, gate) // before the change, no upload started until v0 committed
+	if ok, _ := finished(a.Durable); ok {
+		t.Fatal("v0 acknowledged while its commit waits")
+	}
+	second.decide <- false
+	<-second.done
+	// Two flushes in flight (v0 committing, v1 uploaded): the window of 2 × 1 is full, so
+	// v2's flush waits for a slot and no third upload starts.
+	c := mustAppend(t, m, "wait", 0, batch("v2"), false)
+	select {
+	case gp := <-gate.arrived:
+		t.Fatalf("a third upload (%s) started with two flushes in flight and parallelism 1", gp.path)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if st := m.Stats(); st.FlushesInFlight != 2 {
+		t.Fatalf("%d flushes in flight, want 2", st.FlushesInFlight)
+	}
+	if ok, _ := finished(b.Durable); ok {
+		t.Fatal("v1 acknowledged before v0 committed")
+	}
+	commits.release()
+	released = true
+	nextPut(t, gate).decide <- false // v2, once v0 and v1 committed
+	for i, d := range []func(context.Context) error{a.Durable, b.Durable, c.Durable} {
+		if err := d(ctxT(t, 30*time.Second)); err != nil {
+			t.Fatalf("v%d: %v", i, err)
+		}
+	}
+	offsets, values := readAll(t, m, "wait", 0)
+	assertDense(t, offsets)
+	if fmt.Sprint(values) != "[v0 v1 v2]" {
+		t.Fatalf("read %q", values)
 	}
 }
 
