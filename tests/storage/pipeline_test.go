@@ -123,6 +123,22 @@ func finished(f func(context.Context) error) (bool, error) {
 	return true, err
 }
 
+// durableAndRead waits for each append of partition 0 of topic to be durable, then reads the
+// partition back: dense offsets from 0 and the values want (as fmt prints the list).
+func durableAndRead(t *testing.T, m *partition.Manager, topic string, durable []func(context.Context) error, want string) {
+	t.Helper()
+	for i, d := range durable {
+		if err := d(ctxT(t, 30*time.Second)); err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+	offsets, values := readAll(t, m, topic, 0)
+	assertDense(t, offsets)
+	if fmt.Sprint(values) != want {
+		t.Fatalf("read %q, want %s", values, want)
+	}
+}
+
 // Several flushes in flight upload in parallel but commit in the order they were cut: a
 // later upload finishing first waits, and nothing of it is acknowledged or readable before
 // the earlier flushes commit.
@@ -149,16 +165,7 @@ func TestPipelinedFlushesCommitInOrder(t *testing.T) {
 	}
 	puts[1].decide <- false
 	puts[0].decide <- false
-	for i, d := range durable {
-		if err := d(ctxT(t, 30*time.Second)); err != nil {
-			t.Fatalf("append %d: %v", i, err)
-		}
-	}
-	offsets, values := readAll(t, m, "pipe", 0)
-	assertDense(t, offsets)
-	if fmt.Sprint(values) != "[v0 v1 v2]" {
-		t.Fatalf("read %q", values)
-	}
+	durableAndRead(t, m, "pipe", durable, "[v0 v1 v2]")
 	if st := m.Stats(); st.Flushes != 3 {
 		t.Fatalf("%d flushes, want 3", st.Flushes)
 	}
@@ -310,16 +317,7 @@ func TestUploadsContinueWhileACommitWaits(t *testing.T) {
 	commits.release()
 	released = true
 	nextPut(t, gate).decide <- false // v2, once v0 and v1 committed
-	for i, d := range []func(context.Context) error{a.Durable, b.Durable, c.Durable} {
-		if err := d(ctxT(t, 30*time.Second)); err != nil {
-			t.Fatalf("v%d: %v", i, err)
-		}
-	}
-	offsets, values := readAll(t, m, "wait", 0)
-	assertDense(t, offsets)
-	if fmt.Sprint(values) != "[v0 v1 v2]" {
-		t.Fatalf("read %q", values)
-	}
+	durableAndRead(t, m, "wait", []func(context.Context) error{a.Durable, b.Durable, c.Durable}, "[v0 v1 v2]")
 }
 
 // A failed upload in the middle of the pipeline fails its appends and every later flush of
