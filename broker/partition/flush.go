@@ -268,12 +268,11 @@ type flushJob struct {
 	putTime  time.Duration // how long the upload took
 	reserved int64         // cache room held for the cuts' buffers until they are cached
 	uploaded chan struct{} // closed when the PUT ended; err says how
-	err      error
-	// holdsUpload: the flush keeps its upload slot until the committer has settled it. A
-	// successful upload frees the slot at once; a failed one (or one whose object could not
-	// be built) keeps it, so no later buffer of its partitions is cut and uploaded before
-	// the failure has failed them.
-	holdsUpload bool
+	// err is why the object was not uploaded (or could not be built). A flush that failed
+	// keeps its upload slot until the committer has settled it, so no later buffer of its
+	// partitions is cut and uploaded before the failure has failed them; a successful upload
+	// frees the slot at once.
+	err error
 }
 
 // waitFlushesDone returns once every flush started so far is committed or failed. Only the
@@ -392,7 +391,7 @@ func (m *Manager) flush() int64 {
 	// cached or dropped: finishFlush releases them.
 	m.stats.flushesInFlight.Add(1)
 	named := time.Now() // not after the time in the name
-	job := &flushJob{name: m.objectName(), named: named, cuts: cuts, reserved: reserved, uploaded: make(chan struct{}), holdsUpload: true}
+	job := &flushJob{name: m.objectName(), named: named, cuts: cuts, reserved: reserved, uploaded: make(chan struct{})}
 	job.body, job.err = m.buildObject(job.name, cuts)
 	if job.err != nil {
 		close(job.uploaded)
@@ -411,8 +410,7 @@ func (m *Manager) flush() int64 {
 			job.putTime = time.Since(start)
 			cancel()
 			if job.err == nil {
-				job.holdsUpload = false
-				<-m.uploads
+				<-m.uploads // a failed upload's slot is freed once settled (commitLoop)
 			}
 		}()
 	}
@@ -459,8 +457,8 @@ func (m *Manager) commitLoop() {
 		m.finishFlushes(batch)
 		for _, j := range batch {
 			m.stats.flushesInFlight.Add(-1)
-			if j.holdsUpload {
-				<-m.uploads
+			if j.err != nil {
+				<-m.uploads // kept since its upload failed (flushJob.err)
 			}
 			<-m.slots
 		}
