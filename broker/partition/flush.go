@@ -628,7 +628,7 @@ func (m *Manager) finishFlushes(jobs []*flushJob) {
 		m.opts.ObserveCommit(time.Since(start))
 	}
 	for _, f := range failed {
-		m.settleOne(f.c, nil, 0, f.err)
+		m.settleOne(f.c, nil, 0, f.err, outcomeRefused)
 	}
 	if committed > 0 {
 		m.notifyChanged()
@@ -652,17 +652,16 @@ func (m *Manager) finishFlushes(jobs []*flushJob) {
 
 // settleChain settles the cuts c commits for (c.merged, oldest first) and then c, all with
 // the same outcome.
-func (m *Manager) settleChain(c *cut, next *metadata.PartitionState, rev int64, err error) {
+func (m *Manager) settleChain(c *cut, next *metadata.PartitionState, rev int64, err error, o outcome) {
 	for _, e := range c.merged {
-		m.settleOne(e, e.next, rev, err)
+		m.settleOne(e, e.next, rev, err, o)
 	}
-	m.settleOne(c, next, rev, err)
+	m.settleOne(c, next, rev, err, o)
 }
 
-func (m *Manager) settleOne(c *cut, next *metadata.PartitionState, rev int64, err error) {
-	if err == nil {
-		c.outcome = outcomeCommitted
-	}
+// settleOne records what became of c's commit and settles its appends.
+func (m *Manager) settleOne(c *cut, next *metadata.PartitionState, rev int64, err error, o outcome) {
+	c.outcome = o
 	c.p.settle(c, next, rev, err, &m.buffered)
 }
 
@@ -809,11 +808,7 @@ func (m *Manager) commitGroup(group []*cut, deadline time.Time) (committed int) 
 			m.log.Warn("commit failed; partitions reload their state", "partitions", len(group), "err", err)
 			cerr := metadata.EtcdError("commit partition state", err)
 			for _, c := range group {
-				c.outcome = outcomeUncertain
-				for _, e := range c.merged {
-					e.outcome = outcomeUncertain
-				}
-				m.settleChain(c, nil, 0, cerr)
+				m.settleChain(c, nil, 0, cerr, outcomeUncertain)
 				m.restart(c.p, cerr)
 			}
 			return committed
@@ -823,7 +818,7 @@ func (m *Manager) commitGroup(group []*cut, deadline time.Time) (committed int) 
 				m.stats.commitBytes.Add(int64(len(c.value)))
 				m.stats.commits.Add(int64(1 + len(c.merged)))
 				committed += 1 + len(c.merged)
-				m.settleChain(c, c.next, resp.Header.Revision, nil)
+				m.settleChain(c, c.next, resp.Header.Revision, nil, outcomeCommitted)
 			}
 			return committed
 		}
@@ -838,12 +833,12 @@ func (m *Manager) commitGroup(group []*cut, deadline time.Time) (committed int) 
 				m.stats.commitBytes.Add(int64(len(c.value)))
 				m.stats.commits.Add(int64(1 + len(c.merged)))
 				committed += 1 + len(c.merged)
-				m.settleChain(c, c.next, kvs[0].ModRevision, nil)
+				m.settleChain(c, c.next, kvs[0].ModRevision, nil, outcomeCommitted)
 			default:
 				m.stats.fenced.Add(1)
 				ferr := fmt.Errorf("%s: partition state changed under epoch %d (another leader claimed it): %w", c.p.tp, c.p.epoch, kerr.NotLeaderForPartition)
 				m.log.Warn("commit fenced", "partition", c.p.tp, "epoch", c.p.epoch)
-				m.settleChain(c, nil, 0, ferr)
+				m.settleChain(c, nil, 0, ferr, outcomeRefused)
 				c.p.retire(ferr, &m.buffered)
 			}
 		}
