@@ -37,6 +37,8 @@ func wireGroups(cfg *config.Broker, cli *clientv3.Client, keys metadata.Keys, me
 			func() float64 { return float64(coord.Stats().Loaded) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "kafscale_groups_expired_total", Help: "Empty groups deleted with their offsets after KAFSCALE_OFFSETS_RETENTION_MS without a commit."},
 			func() float64 { return float64(coord.Stats().Expired) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "kafscale_group_offsets_expired_total", Help: "Committed offsets deleted because their stable consumer group no longer subscribes to the topic and committed them KAFSCALE_OFFSETS_RETENTION_MS ago or earlier."},
+			func() float64 { return float64(coord.Stats().OffsetsExpired) }),
 	)
 	return coord.Close
 }

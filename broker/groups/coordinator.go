@@ -41,9 +41,10 @@ type Options struct {
 	InitialRebalanceDelay time.Duration
 	// OffsetsRetention is how long a group stays once it is empty and commits nothing: then
 	// it is deleted with its offsets (KAFSCALE_OFFSETS_RETENTION_MS, 7 days, as Kafka's
-	// offsets.retention.minutes).
+	// offsets.retention.minutes). A stable consumer group's offsets of topics it no longer
+	// subscribes to go once committed this long ago.
 	OffsetsRetention time.Duration
-	// OffsetsRetentionCheckInterval is how often the coordinator looks for such groups
+	// OffsetsRetentionCheckInterval is how often the coordinator looks for such groups and offsets
 	// (KAFSCALE_OFFSETS_RETENTION_CHECK_INTERVAL_MS, 10 minutes).
 	OffsetsRetentionCheckInterval time.Duration
 	// MaxMetadataBytes caps the metadata string of a committed offset (4096, as Kafka).
@@ -101,9 +102,10 @@ type Coordinator struct {
 	groups map[string]*group // loaded groups this broker coordinates
 	closed bool
 	sweep  Timer // the next sweep of idle groups
-	expiry Timer // the next look for expired empty groups
+	expiry Timer // the next look for expired groups and offsets
 
-	expired atomic.Int64 // groups deleted by ExpireGroups
+	expired        atomic.Int64 // groups deleted by ExpireGroups
+	offsetsExpired atomic.Int64 // offsets of unsubscribed topics deleted by ExpireGroups
 }
 
 // Stats are the coordinator's gauges and counters.
@@ -112,13 +114,16 @@ type Stats struct {
 	Loaded int
 	// Expired counts the groups deleted after OffsetsRetention empty.
 	Expired int64
+	// OffsetsExpired counts the committed offsets deleted because their stable consumer
+	// group no longer subscribes to their topic and they are older than OffsetsRetention.
+	OffsetsExpired int64
 }
 
 // Stats returns the coordinator's current figures.
 func (c *Coordinator) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Stats{Loaded: len(c.groups), Expired: c.expired.Load()}
+	return Stats{Loaded: len(c.groups), Expired: c.expired.Load(), OffsetsExpired: c.offsetsExpired.Load()}
 }
 
 // sweepInterval is how often empty groups are dropped from memory; their state is in etcd

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -24,7 +25,7 @@ func (c *Coordinator) expireLoop() {
 	cancel()
 	switch {
 	case err != nil:
-		c.log.Warn("expiring empty groups", "expired", n, "err", err)
+		c.log.Warn("expiring groups and offsets", "groups expired", n, "err", err)
 	case n > 0:
 		c.log.Info("expired empty groups", "groups", n, "retention", c.opts.OffsetsRetention)
 	}
@@ -35,14 +36,19 @@ func (c *Coordinator) expireLoop() {
 	c.mu.Unlock()
 }
 
-// ExpireGroups deletes the groups this broker coordinates that have been empty, with no
-// offset committed, for OffsetsRetention: their document and every committed offset go, as
-// Kafka expires an empty group's offsets after offsets.retention.minutes (KIP-211), so
-// etcd does not keep every consumer group that ever ran. A group counts as empty from the
-// document written when its last member left; a group only committing offsets (clients that
-// assign partitions themselves) stays while it commits. A stored group still naming members
-// from long ago is loaded, so their sessions run out and it becomes empty. It returns how
-// many groups it deleted.
+// ExpireGroups deletes what the groups this broker coordinates no longer need, as Kafka
+// does after offsets.retention.minutes (KIP-211, KIP-496), so etcd does not keep every
+// consumer group that ever ran:
+//   - a group empty, with no offset committed, for OffsetsRetention goes with its document
+//     and every committed offset. It counts as empty from the document written when its last
+//     member left; a group only committing offsets (clients that assign partitions
+//     themselves) stays while it commits. A stored group still naming members from long ago
+//     is loaded, so their sessions run out and it becomes empty;
+//   - a stable consumer group (protocol type "consumer") keeps the offsets of the topics its
+//     members subscribe to; those of other topics go once they were committed
+//     OffsetsRetention ago (a group that stopped consuming a topic).
+//
+// It returns how many groups it deleted.
 func (c *Coordinator) ExpireGroups(ctx context.Context) (int, error) {
 	docs, err := c.listStoredGroups(ctx)
 	if err != nil {
@@ -58,29 +64,86 @@ func (c *Coordinator) ExpireGroups(ctx context.Context) (int, error) {
 	var errs []error
 	for _, id := range ids {
 		doc := docs[id]
-		if now.Sub(time.UnixMilli(doc.UpdatedMs)) < c.opts.OffsetsRetention || !c.isCoordinator(id) {
+		if !c.isCoordinator(id) {
 			continue
 		}
-		if doc.State != "Empty" {
-			// Loading it starts its stored members' sessions; a later sweep expires it.
-			g, err := c.lockGroup(ctx, id, false)
-			if err != nil && !errors.Is(err, errNotCoordinator) {
+		stale := now.Sub(time.UnixMilli(doc.UpdatedMs)) >= c.opts.OffsetsRetention
+		switch {
+		case doc.State == "Empty":
+			if !stale {
+				continue
+			}
+			ok, err := c.expireGroup(ctx, id, now)
+			if err != nil {
 				errs = append(errs, err)
 			}
-			if g != nil {
-				g.mu.Unlock()
+			if ok {
+				expired++
 			}
-			continue
-		}
-		ok, err := c.expireGroup(ctx, id, now)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		if ok {
-			expired++
+		case doc.ProtocolType == "consumer" || stale:
+			// Loading a stored group starts its members' sessions: a stale one empties and a
+			// later sweep expires it.
+			if err := c.expireUnsubscribedOffsets(ctx, id, now); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return expired, errors.Join(errs...)
+}
+
+// expireUnsubscribedOffsets deletes, with the group's lock held, the offsets a stable
+// consumer group committed OffsetsRetention ago or earlier for topics none of its members
+// subscribes to. A group whose members' subscriptions cannot all be read keeps every offset.
+func (c *Coordinator) expireUnsubscribedOffsets(ctx context.Context, id string, now time.Time) error {
+	g, err := c.lockGroup(ctx, id, false)
+	if errors.Is(err, errNotCoordinator) {
+		return nil
+	}
+	if err != nil || g == nil {
+		return err
+	}
+	defer g.mu.Unlock()
+	if g.state != Stable || g.protocolType != "consumer" || g.rev == 0 {
+		return nil
+	}
+	subscribed, ok := g.subscribedTopics()
+	if !ok {
+		return nil
+	}
+	offsets, err := c.readOffsets(ctx, g.id)
+	if err != nil {
+		return err
+	}
+	var old []topicPartition
+	for tp, o := range offsets {
+		if !subscribed[tp.topic] && now.Sub(time.UnixMilli(o.CommitMs)) >= c.opts.OffsetsRetention {
+			old = append(old, tp)
+		}
+	}
+	if len(old) == 0 {
+		return nil
+	}
+	slices.SortFunc(old, func(a, b topicPartition) int {
+		if a.topic != b.topic {
+			return strings.Compare(a.topic, b.topic)
+		}
+		return int(a.partition - b.partition)
+	})
+	ops := make([]op, len(old))
+	for i, tp := range old {
+		ops[i] = deleteOp(c.keys.Offset(g.id, tp.topic, tp.partition))
+	}
+	if err := c.writeOps(ctx, g, false, ops); err != nil {
+		if errors.Is(err, errFenced) {
+			c.drop(g)
+			return nil
+		}
+		return err
+	}
+	c.log.Info("offsets expired: topics the consumer group no longer subscribes to, not committed within the retention",
+		"group", id, "partitions", len(old), "first", old[0].topic, "retention", c.opts.OffsetsRetention)
+	c.offsetsExpired.Add(int64(len(old)))
+	return nil
 }
 
 // expireGroup deletes the group when, with its lock held, it is empty, its document is the

@@ -2,6 +2,7 @@ package groups
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -114,5 +115,96 @@ func TestStaleStoredMembersAreExpiredToo(t *testing.T) {
 	h.clock.Advance(time.Hour)
 	if keys := storedKeys(h, "orphan"); len(keys) != 0 {
 		t.Fatalf("orphaned group still stored: %v", keys)
+	}
+}
+
+// soloGroup makes a one-member stable group whose member joins with protocolType and
+// metadata; it returns the member and the generation.
+func soloGroup(t *testing.T, c *Coordinator, group, protocolType string, metadata []byte) (string, int32) {
+	t.Helper()
+	r := joinReq(3, group, "") // v3: no MEMBER_ID_REQUIRED round
+	r.ProtocolType = protocolType
+	r.Protocols[0].Metadata = metadata
+	j := <-join(c, r)
+	mustCode(t, "join "+group, j.ErrorCode, nil)
+	s := syncReq(group, j.MemberID, j.Generation, map[string]string{j.MemberID: "all"})
+	s.ProtocolType = kmsg.StringPtr(protocolType)
+	mustCode(t, "sync "+group, c.SyncGroup(context.Background(), s).ErrorCode, nil)
+	return j.MemberID, j.Generation
+}
+
+// A stable consumer group keeps the offsets of the topics its members subscribe to, however
+// old; those of a topic it no longer subscribes to go once committed a retention ago, and a
+// newer commit restarts their clock. Groups whose subscription is unknown (not the consumer
+// protocol, or metadata that does not parse) keep every offset.
+func TestUnsubscribedOffsetsExpireInStableGroups(t *testing.T) {
+	h := newHarness(t)
+	c := h.coordinator(1, func(o *Options) {
+		o.OffsetsRetention = time.Hour
+		o.OffsetsRetentionCheckInterval = 10 * time.Minute
+	})
+	type member struct {
+		group, id string
+		gen       int32
+	}
+	var members []member
+	a, b, gen := stableGroup(t, h, c, "live") // both subscribe to t1
+	members = append(members, member{"live", a, gen}, member{"live", b, gen})
+	id, g := soloGroup(t, c, "connect", "connect", []byte("not consumer metadata"))
+	members = append(members, member{"connect", id, g})
+	id, g = soloGroup(t, c, "garbled", "consumer", []byte{0, 9, 0xff})
+	members = append(members, member{"garbled", id, g})
+	commit := func(m member, offsets map[string]map[int32]int64) {
+		t.Helper()
+		for topic, codes := range commitCodes(c.OffsetCommit(context.Background(), commitReq(8, m.group, m.id, m.gen, offsets))) {
+			for p, code := range codes {
+				mustCode(t, fmt.Sprintf("commit %s %s/%d", m.group, topic, p), code, nil)
+			}
+		}
+	}
+	beat := func(d time.Duration) { // advance d, every member heartbeating every 5 s
+		for range int(d / (5 * time.Second)) {
+			h.clock.Advance(5 * time.Second)
+			for _, m := range members {
+				mustCode(t, "heartbeat "+m.group, heartbeat(c, m.group, m.id, m.gen), nil)
+			}
+		}
+	}
+	commit(members[0], map[string]map[int32]int64{"t1": {0: 11, 1: 12}, "t2": {0: 4}, "big": {7: 70}})
+	commit(members[2], map[string]map[int32]int64{"t2": {0: 5}})
+	commit(members[3], map[string]map[int32]int64{"t2": {0: 6}})
+	beat(40 * time.Minute)
+	commit(members[1], map[string]map[int32]int64{"big": {7: 71}}) // "big" restarts its clock
+	beat(30 * time.Minute)                                         // t1 and t2 are 70 minutes old
+
+	got := fetched(t, c, "live")
+	if got["t1"][0] != 11 || got["t1"][1] != 12 {
+		t.Fatalf("offsets of the subscribed topic t1 lost after 70 minutes: %v", got)
+	}
+	if _, ok := got["t2"][0]; ok {
+		t.Fatalf("offset of t2 (not subscribed), committed 70 minutes ago, kept: %v", got)
+	}
+	if got["big"][7] != 71 {
+		t.Fatalf("offset of \"big\" committed 30 minutes ago lost: %v", got)
+	}
+	for _, group := range []string{"connect", "garbled"} {
+		if got := fetched(t, c, group); len(got["t2"]) != 1 {
+			t.Fatalf("%s, whose subscription is unknown, lost its offset: %v", group, got)
+		}
+	}
+	if st := c.Stats(); st.OffsetsExpired != 1 || st.Expired != 0 {
+		t.Fatalf("stats %+v, want 1 offset and no group expired", st)
+	}
+	beat(40 * time.Minute) // "big" is 70 minutes old
+	if got := fetched(t, c, "live"); len(got["big"]) != 0 || got["t1"][0] != 11 {
+		t.Fatalf("after 110 minutes: %v, want t1 only", got)
+	}
+	if n := c.Stats().OffsetsExpired; n != 2 {
+		t.Fatalf("%d offsets counted as expired, want 2", n)
+	}
+	for _, k := range storedKeys(h, "live") {
+		if strings.Contains(k, "/big/") || strings.Contains(k, "/t2/") {
+			t.Fatalf("expired offset still in etcd: %s", k)
+		}
 	}
 }

@@ -245,7 +245,9 @@ func (c *Coordinator) fetchOffsets(ctx context.Context, group string, topics []f
 }
 
 // OffsetDelete answers an OffsetDelete request (v0): the offsets of an empty group, or of
-// topics a consumer group is not subscribed to (GROUP_SUBSCRIBED_TO_TOPIC otherwise).
+// topics a consumer group is not subscribed to (GROUP_SUBSCRIBED_TO_TOPIC otherwise;
+// NON_EMPTY_GROUP for a group with members that is not a consumer group or whose members'
+// subscriptions do not parse).
 func (c *Coordinator) OffsetDelete(ctx context.Context, req *kmsg.OffsetDeleteRequest) *kmsg.OffsetDeleteResponse {
 	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
 	if req.Group == "" {
@@ -264,11 +266,14 @@ func (c *Coordinator) OffsetDelete(ctx context.Context, req *kmsg.OffsetDeleteRe
 	defer g.mu.Unlock()
 	var subscribed map[string]bool
 	if g.state != Empty {
-		if g.protocolType != "consumer" {
+		var ok bool
+		if g.protocolType == "consumer" {
+			subscribed, ok = g.subscribedTopics()
+		}
+		if !ok { // not a consumer group, or its subscription is unknown
 			resp.ErrorCode = kerr.NonEmptyGroup.Code
 			return resp
 		}
-		subscribed = g.subscribedTopics()
 	}
 	snap := c.snapshot()
 	var ops []op
@@ -316,8 +321,10 @@ func (c *Coordinator) OffsetDelete(ctx context.Context, req *kmsg.OffsetDeleteRe
 	return resp
 }
 
-// subscribedTopics are the topics the members' consumer-protocol metadata subscribes to.
-func (g *group) subscribedTopics() map[string]bool {
+// subscribedTopics are the topics the members' consumer-protocol metadata (for the group's
+// protocol, once chosen) subscribes to. ok is false when a member's metadata does not parse:
+// the group's subscription is then unknown.
+func (g *group) subscribedTopics() (topics map[string]bool, ok bool) {
 	out := map[string]bool{}
 	for _, m := range g.members {
 		for _, p := range m.protocols {
@@ -326,12 +333,12 @@ func (g *group) subscribedTopics() map[string]bool {
 			}
 			var meta kmsg.ConsumerMemberMetadata
 			if err := meta.ReadFrom(p.Metadata); err != nil {
-				continue
+				return nil, false
 			}
 			for _, t := range meta.Topics {
 				out[t] = true
 			}
 		}
 	}
-	return out
+	return out, true
 }

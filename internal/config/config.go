@@ -139,7 +139,8 @@ type Groups struct {
 	MaxSessionTimeout     time.Duration // KAFSCALE_GROUP_MAX_SESSION_TIMEOUT_MS
 	InitialRebalanceDelay time.Duration // KAFSCALE_GROUP_INITIAL_REBALANCE_DELAY_MS
 	// OffsetsRetention: an empty group committing nothing is deleted, offsets and all, after
-	// this long (KAFSCALE_OFFSETS_RETENTION_MS).
+	// this long, and a stable consumer group's offsets of topics it no longer subscribes to
+	// once committed this long ago (KAFSCALE_OFFSETS_RETENTION_MS).
 	OffsetsRetention time.Duration
 	// OffsetsRetentionCheckInterval is how often groups are checked for that
 	// (KAFSCALE_OFFSETS_RETENTION_CHECK_INTERVAL_MS).

@@ -1,6 +1,7 @@
 package groups_test
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -8,7 +9,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/kafscale/kafscale/broker/groups"
@@ -246,5 +249,82 @@ func TestBinaryExpiresEmptyGroups(t *testing.T) {
 	}
 	if text := b.Metrics(t); !strings.Contains(text, "\nkafscale_groups_expired_total 1\n") {
 		t.Fatalf("/metrics does not count the one expired group:\n%s", testenv.GrepLines(text, "kafscale_groups_"))
+	}
+}
+
+// TestBinaryExpiresOffsetsOfUnsubscribedTopics: a franz-go consumer group member subscribed
+// to one topic commits offsets for it and for a topic it does not subscribe to; after the
+// retention the broker binary deletes the other topic's offset (etcd, OffsetFetch, /metrics)
+// and keeps the subscribed topic's, though it is as old, and the group itself.
+func TestBinaryExpiresOffsetsOfUnsubscribedTopics(t *testing.T) {
+	c := newCluster(t)
+	b := c.startBinary(1, "KAFSCALE_OFFSETS_RETENTION_MS=2000", "KAFSCALE_OFFSETS_RETENTION_CHECK_INTERVAL_MS=200")
+	const group, kept, dropped = "unsub-group", "unsub-kept", "unsub-dropped"
+	adm := kadm.NewClient(c.binClient(nil, b))
+	if _, err := adm.CreateTopics(ctxT(t, 30*time.Second), 1, 1, nil, kept, dropped); err != nil {
+		t.Fatal(err)
+	}
+	c.binProduce(c.binClient(nil, b), kept, 1, "rec", 3)
+	member := c.binClient([]kgo.Opt{kgo.ConsumerGroup(group), kgo.ConsumeTopics(kept), kgo.DisableAutoCommit(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, b)
+	consumed := 0
+	for consumed < 3 { // assigned and consuming: the group is stable
+		fs := member.PollFetches(ctxT(t, 30*time.Second))
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		consumed += fs.NumRecords()
+	}
+	committed := make(chan error, 1)
+	member.CommitOffsets(ctxT(t, 10*time.Second), map[string]map[int32]kgo.EpochOffset{
+		kept: {0: {Epoch: -1, Offset: 3}}, dropped: {0: {Epoch: -1, Offset: 9}},
+	}, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err == nil {
+			for _, rt := range resp.Topics {
+				for _, rp := range rt.Partitions {
+					err = errors.Join(err, kerr.ErrorForCode(rp.ErrorCode))
+				}
+			}
+		}
+		committed <- err
+	})
+	if err := <-committed; err != nil {
+		t.Fatalf("member's commit: %v", err)
+	}
+	start := time.Now()
+	if got := c.committedVia(adm, group); got[kept][0] != 3 || got[dropped][0] != 9 {
+		t.Fatalf("committed %v, want %s 3 and %s 9", got, kept, dropped)
+	}
+	droppedKey := c.keys.Offset(group, dropped, 0)
+	testenv.Eventually(t, 30*time.Second, func() error {
+		resp, err := c.cli.Get(ctxT(t, 10*time.Second), droppedKey)
+		if err != nil {
+			return err
+		}
+		if len(resp.Kvs) != 0 {
+			return fmt.Errorf("%s still stored", droppedKey)
+		}
+		return nil
+	})
+	if age := time.Since(start); age < 2*time.Second {
+		t.Fatalf("offset deleted %v after its commit, before the 2 s retention", age)
+	}
+	got := c.committedVia(adm, group)
+	if _, ok := got[dropped][0]; ok {
+		t.Fatalf("OffsetFetch still answers the expired offset: %v", got)
+	}
+	if got[kept][0] != 3 {
+		t.Fatalf("the subscribed topic's offset (as old) is %v, want 3", got[kept])
+	}
+	described, err := adm.DescribeGroups(ctxT(t, 10*time.Second), group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := described[group].State; st != "Stable" {
+		t.Fatalf("group is %s, want Stable", st)
+	}
+	text := b.Metrics(t)
+	if !strings.Contains(text, "\nkafscale_group_offsets_expired_total 1\n") || !strings.Contains(text, "\nkafscale_groups_expired_total 0\n") {
+		t.Fatalf("/metrics does not count one expired offset and no expired group:\n%s", testenv.GrepLines(text, "expired"))
 	}
 }
