@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kafscale/kafscale/internal/bytebuf"
+	"github.com/kafscale/kafscale/internal/flexcheck"
 	"github.com/kafscale/kafscale/internal/proxyproto"
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -437,6 +438,13 @@ func (c *conn) decode(frame []byte) (*inflight, kmsg.Request, *requestContext, e
 	if err := b.Complete(); err != nil {
 		return nil, nil, nil, fmt.Errorf("%s v%d: malformed request header", kmsg.NameForKey(key), version)
 	}
+	if req.IsFlexible() {
+		// Before kmsg sees it: a tag section declaring more tags than the body holds would
+		// keep kmsg's decoder busy for up to a minute.
+		if err := flexcheck.Check(key, version, b.Src); err != nil {
+			return nil, nil, nil, fmt.Errorf("%s v%d: malformed request body: %w", kmsg.NameForKey(key), version, err)
+		}
+	}
 	if err := c.readBody(req, b.Src); err != nil {
 		return nil, nil, nil, fmt.Errorf("%s v%d: malformed request body: %w", kmsg.NameForKey(key), version, err)
 	}
@@ -460,13 +468,14 @@ func skipTags(b *kbin.Reader) {
 	}
 }
 
-// decodeTimeout bounds the decoding of one flexible request body. Well-formed bodies decode
-// in microseconds to milliseconds; kmsg's tag parsing, given a huge declared tag count and
-// too few bytes, loops for minutes. Such a connection is closed after decodeTimeout (the
-// stray decode still finishes in the background).
+// decodeTimeout bounds the decoding of one flexible request body, a backstop behind
+// flexcheck. Well-formed bodies decode in microseconds to milliseconds; kmsg's tag parsing,
+// given a huge declared tag count and too few bytes, loops for up to a minute, which
+// flexcheck refuses before decoding. A body that still takes longer closes its connection
+// after decodeTimeout (the stray decode finishes in the background).
 const decodeTimeout = time.Second
 
-var errDecodeTimeout = errors.New("decoding took longer than 1s (malformed tagged fields)")
+var errDecodeTimeout = errors.New("decoding took longer than 1s")
 
 // readBody decodes a request body, with decodeTimeout for flexible versions.
 func (c *conn) readBody(req kmsg.Request, body []byte) error {

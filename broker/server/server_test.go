@@ -3,10 +3,14 @@ package server
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
+	"net"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kafscale/kafscale/internal/flexcheck"
 )
 
 func TestApiVersionsListsExactlyTheRegisteredHandlers(t *testing.T) {
@@ -237,6 +241,56 @@ func TestBufListBounds(t *testing.T) {
 	for _, f := range l.free {
 		if cap(f) == 101 {
 			t.Fatal("kept a buffer larger than the bound")
+		}
+	}
+}
+
+// Every flexible version the broker answers has its tag sections checked before kmsg decodes
+// the body (a version without a flexcheck schema would refuse every such request).
+func TestEveryFlexibleVersionIsChecked(t *testing.T) {
+	for _, reg := range supportedKeys() {
+		for v := reg.min; v <= reg.max; v++ {
+			req := kmsg.RequestForKey(reg.key)
+			req.SetVersion(v)
+			if req.IsFlexible() && !flexcheck.Covers(reg.key, v) {
+				t.Errorf("%s v%d is flexible and registered, but flexcheck has no schema for it", kmsg.NameForKey(reg.key), v)
+			}
+		}
+	}
+}
+
+// A huge declared tag count, at the end of a body or in a nested structure, is refused
+// before kmsg decodes the body (kmsg would loop for up to a minute), and the same request
+// with an honest count decodes.
+func TestHugeTagCountsAreRefusedBeforeDecoding(t *testing.T) {
+	srv := New(Config{MaxRequestBytes: 1 << 20}, newMemLog(), newMemCluster("127.0.0.1", 9092), nil, nil)
+	client, server := net.Pipe()
+	defer client.Close()
+	defer server.Close()
+	c := newConn(srv, server)
+	formatter := kmsg.NewRequestFormatter(kmsg.FormatterClientID("t"))
+	encode := func(req kmsg.Request) []byte { return formatter.AppendRequest(nil, req, 1)[4:] }
+
+	produce := produceRequest(-1, "a", 0, makeBatch(1, "x"))
+	produce.SetVersion(9)
+	produce.Topics[0].Partitions[0].UnknownTags.Set(99, []byte("tag"))
+	good := encode(produce)
+	mark := bytes.Index(good, []byte{1, 99, 3, 't', 'a', 'g'}) // the partition's tag section
+	if mark < 0 {
+		t.Fatal("partition tag section not found")
+	}
+	if _, _, _, err := c.decode(good); err != nil {
+		t.Fatalf("produce v9 with one partition tag: %v", err)
+	}
+	nested := append(append(append([]byte{}, good[:mark]...), 0xff, 0xff, 0xff, 0xff, 0x0f), good[mark+1:]...)
+	api := kmsg.NewPtrApiVersionsRequest()
+	api.SetVersion(3)
+	api.ClientSoftwareName, api.ClientSoftwareVersion = "a", "b"
+	atEnd := encode(api)
+	atEnd = append(atEnd[:len(atEnd)-1], 0xff, 0xff, 0xff, 0xff, 0x0f)
+	for name, frame := range map[string][]byte{"produce v9, partition tags": nested, "api versions v3, body tags": atEnd} {
+		if _, _, _, err := c.decode(frame); !errors.Is(err, flexcheck.ErrTooManyTags) {
+			t.Errorf("%s: decode returned %v, want flexcheck.ErrTooManyTags", name, err)
 		}
 	}
 }
