@@ -142,6 +142,12 @@ func brokerEnv(c *v1alpha1.KafscaleCluster, in BrokerInputs) []corev1.EnvVar {
 	if cfg.ReadaheadSegments != nil {
 		add("KAFSCALE_READAHEAD_SEGMENTS", strconv.Itoa(int(*cfg.ReadaheadSegments)))
 	}
+	if cfg.FlushParallelism != nil {
+		add("KAFSCALE_FLUSH_PARALLELISM", strconv.Itoa(int(*cfg.FlushParallelism)))
+	}
+	if cfg.MaxInflightRequestBytes != nil {
+		add("KAFSCALE_MAX_INFLIGHT_REQUEST_BYTES", strconv.FormatInt(*cfg.MaxInflightRequestBytes, 10))
+	}
 	if cfg.ProduceSyncFlush != nil {
 		add("KAFSCALE_PRODUCE_SYNC_FLUSH", strconv.FormatBool(*cfg.ProduceSyncFlush))
 	}

@@ -81,7 +81,7 @@ func TestBrokerDeploymentEnv(t *testing.T) {
 				c.Spec.Config = v1alpha1.ClusterConfig{
 					SegmentBytes: ptr.To[int64](8 << 20), FlushIntervalMs: ptr.To[int32](250), CacheBytes: ptr.To[int64](1 << 30),
 					ReadaheadSegments: ptr.To[int32](4), ProduceSyncFlush: ptr.To(false), StartupTimeoutSec: ptr.To[int32](60),
-					AllowAdminAPIs: ptr.To(false),
+					AllowAdminAPIs: ptr.To(false), FlushParallelism: ptr.To[int32](8), MaxInflightRequestBytes: ptr.To[int64](64 << 20),
 				}
 			}),
 			values: map[string]string{
@@ -90,7 +90,7 @@ func TestBrokerDeploymentEnv(t *testing.T) {
 				"KAFSCALE_BROKER_HOST": "kafka.example.com", "KAFSCALE_BROKER_PORT": "19092",
 				"KAFSCALE_SEGMENT_BYTES": "8388608", "KAFSCALE_FLUSH_INTERVAL_MS": "250", "KAFSCALE_CACHE_BYTES": "1073741824",
 				"KAFSCALE_READAHEAD_SEGMENTS": "4", "KAFSCALE_PRODUCE_SYNC_FLUSH": "false", "KAFSCALE_STARTUP_TIMEOUT_SEC": "60",
-				"KAFSCALE_ALLOW_ADMIN_APIS": "false",
+				"KAFSCALE_ALLOW_ADMIN_APIS": "false", "KAFSCALE_FLUSH_PARALLELISM": "8", "KAFSCALE_MAX_INFLIGHT_REQUEST_BYTES": "67108864",
 			},
 			secrets: map[string]string{"KAFSCALE_S3_ACCESS_KEY": "AWS_ACCESS_KEY_ID", "KAFSCALE_S3_SECRET_KEY": "AWS_SECRET_ACCESS_KEY"},
 		},

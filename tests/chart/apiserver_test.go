@@ -126,6 +126,10 @@ func crdValidation(t *testing.T, c client.Client) {
 		{"readRegion without readBucket", obj("KafscaleCluster", "read", map[string]any{"s3": s3(map[string]any{"readRegion": "us-east-1"})}), `readRegion needs readBucket`},
 		{"etcd endpoint without scheme", obj("KafscaleCluster", "etcd", map[string]any{"s3": s3(nil), "etcd": map[string]any{"endpoints": []any{"etcd:2379"}}}), `spec.etcd.endpoints[0]: Invalid value`},
 		{"segment bytes below minimum", obj("KafscaleCluster", "seg", map[string]any{"s3": s3(nil), "config": map[string]any{"segmentBytes": int64(10)}}), `spec.config.segmentBytes: Invalid value: 10`},
+		{"flush parallelism above the broker's 64", obj("KafscaleCluster", "par", map[string]any{"s3": s3(nil), "config": map[string]any{"flushParallelism": int64(65)}}), `spec.config.flushParallelism: Invalid value: 65`},
+		{"no uploads at all", obj("KafscaleCluster", "par0", map[string]any{"s3": s3(nil), "config": map[string]any{"flushParallelism": int64(0)}}), `spec.config.flushParallelism: Invalid value: 0`},
+		{"in-flight request budget below 1 MiB", obj("KafscaleCluster", "inflight", map[string]any{"s3": s3(nil), "config": map[string]any{"maxInflightRequestBytes": int64(65536)}}), `spec.config.maxInflightRequestBytes: Invalid value: 65536`},
+		{"readahead above the broker's 64", obj("KafscaleCluster", "ra", map[string]any{"s3": s3(nil), "config": map[string]any{"readaheadSegments": int64(100)}}), `spec.config.readaheadSegments: Invalid value: 100`},
 		{"topic without cluster", obj("KafscaleTopic", "orphan", map[string]any{"partitions": int64(3)}), `spec.clusterRef: Required value`},
 		{"zero partitions", obj("KafscaleTopic", "zero", map[string]any{"clusterRef": "kafscale", "partitions": int64(0)}), `spec.partitions: Invalid value: 0`},
 		{"bad topic name", obj("KafscaleTopic", "bad-name", map[string]any{"clusterRef": "kafscale", "topicName": "a b"}), `spec.topicName: Invalid value: "a b"`},
@@ -138,7 +142,8 @@ func crdValidation(t *testing.T, c client.Client) {
 	}
 
 	// Defaults apply, and transition rules guard updates.
-	good := obj("KafscaleCluster", "good", map[string]any{"s3": s3(map[string]any{"readBucket": "kafscale-replica", "readRegion": "us-east-1"})})
+	good := obj("KafscaleCluster", "good", map[string]any{"s3": s3(map[string]any{"readBucket": "kafscale-replica", "readRegion": "us-east-1"}),
+		"config": map[string]any{"flushParallelism": int64(64), "maxInflightRequestBytes": int64(1 << 20), "readaheadSegments": int64(0)}})
 	if err := c.Create(ctxFor(t), good); err != nil {
 		t.Fatalf("valid cluster: %v", err)
 	}

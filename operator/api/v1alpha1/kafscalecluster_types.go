@@ -203,8 +203,24 @@ type ClusterConfig struct {
 	// ReadaheadSegments is how many segments a fetch reads ahead
 	// (KAFSCALE_READAHEAD_SEGMENTS).
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=64
 	// +optional
 	ReadaheadSegments *int32 `json:"readaheadSegments,omitempty"`
+
+	// FlushParallelism is how many objects each broker uploads to S3 at once; up to twice as
+	// many flushes are in flight, uploading or waiting for their etcd commit
+	// (KAFSCALE_FLUSH_PARALLELISM).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=64
+	// +optional
+	FlushParallelism *int32 `json:"flushParallelism,omitempty"`
+
+	// MaxInflightRequestBytes bounds the request bytes each broker has read and is handling,
+	// all connections together; beyond it producers wait in TCP rather than in the broker's
+	// memory (KAFSCALE_MAX_INFLIGHT_REQUEST_BYTES, like Kafka's queued.max.request.bytes).
+	// +kubebuilder:validation:Minimum=1048576
+	// +optional
+	MaxInflightRequestBytes *int64 `json:"maxInflightRequestBytes,omitempty"`
 
 	// ProduceSyncFlush answers acks>=1 produces only after their batch is in S3 and the
 	// partition state is committed in etcd (KAFSCALE_PRODUCE_SYNC_FLUSH).

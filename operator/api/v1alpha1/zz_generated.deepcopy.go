@@ -107,6 +107,16 @@ func (in *ClusterConfig) DeepCopyInto(out *ClusterConfig) {
 		*out = new(int32)
 		**out = **in
 	}
+	if in.FlushParallelism != nil {
+		in, out := &in.FlushParallelism, &out.FlushParallelism
+		*out = new(int32)
+		**out = **in
+	}
+	if in.MaxInflightRequestBytes != nil {
+		in, out := &in.MaxInflightRequestBytes, &out.MaxInflightRequestBytes
+		*out = new(int64)
+		**out = **in
+	}
 	if in.ProduceSyncFlush != nil {
 		in, out := &in.ProduceSyncFlush, &out.ProduceSyncFlush
 		*out = new(bool)
