@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -61,15 +62,51 @@ func Binary(t testing.TB, name string) string {
 	return path
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free when asked.
+// FreePort returns a TCP port on 127.0.0.1 that was free when asked, below the kernel's
+// ephemeral range. A port the kernel handed out for 127.0.0.1:0 goes back to that range
+// once closed, where any outgoing connection (test packages run side by side) may take it
+// before the process it was meant for listens on it, or between a broker's stop and its
+// restart on the same port: CI saw "bind: address already in use" from exactly that.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	lo, _ := ephemeralPorts()
+	if lo > minTestPort+1000 {
+		for range 200 {
+			port := minTestPort + rand.IntN(lo-minTestPort)
+			if _, taken := handedOut.LoadOrStore(port, true); taken {
+				continue // given to an earlier caller of this process, maybe not bound yet
+			}
+			if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+				l.Close()
+				return port
+			}
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0") // no room below the range: take the kernel's
 	if err != nil {
 		t.Fatalf("testenv: find a free port: %v", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// minTestPort is the lowest port FreePort picks (above the usual service ports).
+const minTestPort = 15000
+
+// handedOut holds the ports FreePort has returned in this process.
+var handedOut sync.Map
+
+// ephemeralPorts returns the kernel's range of ports for outgoing connections and :0
+// listeners (Linux's net.ipv4.ip_local_port_range; its default where it cannot be read).
+func ephemeralPorts() (lo, hi int) {
+	lo, hi = 32768, 60999
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var l, h int
+		if n, _ := fmt.Sscan(string(b), &l, &h); n == 2 && l > 0 && h >= l {
+			lo, hi = l, h
+		}
+	}
+	return lo, hi
 }
 
 // process is a child process in its own process group, killed with its group when the test
