@@ -44,8 +44,8 @@ func Check(key, version int16, body []byte) error {
 	return w.err
 }
 
-// walker reads a body as kmsg's reader does. ok turns false where the data runs out (or a
-// length is impossible); from there on nothing is read.
+// walker reads a body as kmsg's reader does. short is set where the data runs out (or a
+// length is impossible), err where a tag section is refused; from there on nothing is read.
 type walker struct {
 	src     []byte
 	version int16
@@ -99,7 +99,7 @@ func (w *walker) uvarint() uint32 {
 	return 0
 }
 
-// compactLen reads a compact string or bytes length and skips that many bytes (0 = null).
+// compact reads a compact string or bytes length and skips that many bytes (0 = null).
 func (w *walker) compact() {
 	if n := int(w.uvarint()) - 1; n > 0 {
 		w.span(n)
