@@ -1,6 +1,7 @@
 package groups
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -124,10 +125,7 @@ func (c *Coordinator) expireUnsubscribedOffsets(ctx context.Context, id string, 
 		return nil
 	}
 	slices.SortFunc(old, func(a, b topicPartition) int {
-		if a.topic != b.topic {
-			return strings.Compare(a.topic, b.topic)
-		}
-		return int(a.partition - b.partition)
+		return cmp.Or(strings.Compare(a.topic, b.topic), cmp.Compare(a.partition, b.partition))
 	})
 	ops := make([]op, len(old))
 	for i, tp := range old {

@@ -438,13 +438,6 @@ func (c *conn) decode(frame []byte) (*inflight, kmsg.Request, *requestContext, e
 	if err := b.Complete(); err != nil {
 		return nil, nil, nil, fmt.Errorf("%s v%d: malformed request header", kmsg.NameForKey(key), version)
 	}
-	if req.IsFlexible() {
-		// Before kmsg sees it: a tag section declaring more tags than the body holds would
-		// keep kmsg's decoder busy for up to a minute.
-		if err := flexcheck.Check(key, version, b.Src); err != nil {
-			return nil, nil, nil, fmt.Errorf("%s v%d: malformed request body: %w", kmsg.NameForKey(key), version, err)
-		}
-	}
 	if err := c.readBody(req, b.Src); err != nil {
 		return nil, nil, nil, fmt.Errorf("%s v%d: malformed request body: %w", kmsg.NameForKey(key), version, err)
 	}
@@ -477,10 +470,15 @@ const decodeTimeout = time.Second
 
 var errDecodeTimeout = errors.New("decoding took longer than 1s")
 
-// readBody decodes a request body, with decodeTimeout for flexible versions.
+// readBody decodes a request body. A flexible one has its tag sections checked first (a
+// section declaring more tags than the body holds would keep kmsg's decoder busy for up to
+// a minute) and is decoded within decodeTimeout.
 func (c *conn) readBody(req kmsg.Request, body []byte) error {
 	if !req.IsFlexible() {
 		return req.ReadFrom(body)
+	}
+	if err := flexcheck.Check(req.Key(), req.GetVersion(), body); err != nil {
+		return err
 	}
 	done := make(chan error, 1)
 	go func() { done <- req.ReadFrom(body) }()

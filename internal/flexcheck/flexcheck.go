@@ -39,8 +39,7 @@ func Check(key, version int16, body []byte) error {
 		return fmt.Errorf("flexcheck: no schema for api key %d v%d", key, version)
 	}
 	w := walker{src: body, version: version}
-	w.fields(s.body.fields)
-	w.tags(s.body.tagged)
+	w.structure(&s.body)
 	return w.err
 }
 
@@ -121,6 +120,12 @@ func (w *walker) arrayLen() int {
 	return max(int(n), 0)
 }
 
+// structure walks s's inline fields, then its tag section.
+func (w *walker) structure(s *structure) {
+	w.fields(s.fields)
+	w.tags(s.tagged)
+}
+
 func (w *walker) fields(fs []field) {
 	for _, f := range fs {
 		if w.stopped() {
@@ -146,8 +151,7 @@ func (w *walker) fields(fs []field) {
 				if w.stopped() {
 					return
 				}
-				w.fields(f.elem.fields)
-				w.tags(f.elem.tagged)
+				w.structure(f.elem)
 			}
 		}
 	}
@@ -175,8 +179,7 @@ func (w *walker) tags(tagged map[uint32]*structure) {
 		}
 		if s := tagged[key]; s != nil {
 			inner := walker{src: data, version: w.version}
-			inner.fields(s.fields)
-			inner.tags(s.tagged)
+			inner.structure(s)
 			if inner.err != nil {
 				w.err = inner.err
 				return

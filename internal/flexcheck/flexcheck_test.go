@@ -3,6 +3,7 @@ package flexcheck
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -138,15 +139,14 @@ func walk(t *testing.T, key, version int16, body []byte) walker {
 	t.Helper()
 	s := schemas[key]
 	w := walker{src: body, version: version}
-	w.fields(s.body.fields)
-	w.tags(s.body.tagged)
+	w.structure(&s.body)
 	return w
 }
 
 func each(t *testing.T, fn func(t *testing.T, key, version int16)) {
 	for key, s := range schemas {
 		for v := s.flexible; v <= s.max; v++ {
-			t.Run(kmsg.NameForKey(key)+"/v"+string(rune('0'+v/10))+string(rune('0'+v%10)), func(t *testing.T) { fn(t, key, v) })
+			t.Run(fmt.Sprintf("%s/v%02d", kmsg.NameForKey(key), v), func(t *testing.T) { fn(t, key, v) })
 		}
 	}
 }
