@@ -146,9 +146,9 @@ $(STAMP)/debian-packages-$(subst $(space),+,$(DEBIAN_PACKAGES)): | $(STAMP)
 # --- build ---------------------------------------------------------------------------------
 .PHONY: build
 # The product binaries, each a thin main under its component directory.
-BINARIES := broker operator
+BINARIES := broker operator proxy
 
-build: ## build every KafScale binary into ./bin (kafscale-broker, kafscale-operator)
+build: ## build every KafScale binary into ./bin (kafscale-broker, kafscale-operator, kafscale-proxy)
 	$(GO) build ./...
 	for b in $(BINARIES); do $(GO) build -trimpath -o $(BIN)/kafscale-$$b ./$$b; done
 
