@@ -1,10 +1,7 @@
 package server
 
 import (
-	"context"
-
 	"github.com/kafscale/kafscale/proxy/backend"
-	"github.com/kafscale/kafscale/proxy/route"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -36,40 +33,12 @@ type partKey struct {
 
 func handleProduce(c *conn, r *request) (*response, error) {
 	req := r.msg.(*kmsg.ProduceRequest)
-	st := c.state()
-	var anyBroker *route.Broker
-	parts := map[int32]*kmsg.ProduceRequest{}
-	var order []route.Broker
+	sp := splitByLeader(c.state(), produceKeys(req), c.firstCandidate(r))
+	parts := splitProduce(req, sp)
+	order := sp.order
 	failed := map[partKey]int16{}
-	for _, t := range req.Topics {
-		for _, p := range t.Partitions {
-			b, known, ok := st.Leader(t.Topic, p.Partition)
-			if !known {
-				if anyBroker == nil {
-					if cands := c.candidates(produceKey, r.version); len(cands) > 0 {
-						anyBroker = &cands[0]
-					}
-				}
-				if anyBroker != nil {
-					b, ok = *anyBroker, true
-				}
-			}
-			if !ok {
-				failed[partKey{t.Topic, p.Partition}] = c.retriable(r, kerr.NotLeaderForPartition)
-				continue
-			}
-			sub := parts[b.NodeID]
-			if sub == nil {
-				sub = &kmsg.ProduceRequest{Version: req.Version, TransactionID: req.TransactionID, Acks: req.Acks, TimeoutMillis: req.TimeoutMillis}
-				parts[b.NodeID] = sub
-				order = append(order, b)
-			}
-			if n := len(sub.Topics); n == 0 || sub.Topics[n-1].Topic != t.Topic {
-				sub.Topics = append(sub.Topics, kmsg.ProduceRequestTopic{Topic: t.Topic})
-			}
-			last := &sub.Topics[len(sub.Topics)-1]
-			last.Partitions = append(last.Partitions, p)
-		}
+	for k := range sp.unroutable {
+		failed[k] = c.retriable(r, kerr.NotLeaderForPartition)
 	}
 	if len(failed) > 0 {
 		c.s.brokerFailed()
@@ -185,5 +154,3 @@ func markProduce(failed map[partKey]int16, part *kmsg.ProduceRequest, code int16
 		}
 	}
 }
-
-var _ = context.Background

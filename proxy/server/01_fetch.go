@@ -47,42 +47,15 @@ type fetchAnswer struct {
 
 func handleFetch(c *conn, r *request) (*response, error) {
 	req := r.msg.(*kmsg.FetchRequest)
-	st := c.state()
-	var parts []*fetchPart
-	byNode := map[int32]*fetchPart{}
+	sp := splitByLeader(c.state(), fetchKeys(req), c.firstCandidate(r))
+	subs := splitFetch(req, sp)
+	parts := make([]*fetchPart, len(sp.order))
+	for i, b := range sp.order {
+		parts[i] = &fetchPart{b: b, req: subs[b.NodeID], clientID: r.clientID}
+	}
 	failed := map[partKey]int16{}
-	var anyBroker *route.Broker
-	for _, t := range req.Topics {
-		for _, p := range t.Partitions {
-			b, known, ok := st.Leader(t.Topic, p.Partition)
-			if !known {
-				if anyBroker == nil {
-					if cands := c.candidates(fetchKey, r.version); len(cands) > 0 {
-						anyBroker = &cands[0]
-					}
-				}
-				if anyBroker != nil {
-					b, ok = *anyBroker, true
-				}
-			}
-			if !ok {
-				failed[partKey{t.Topic, p.Partition}] = c.retriable(r, kerr.NotLeaderForPartition)
-				continue
-			}
-			fp := byNode[b.NodeID]
-			if fp == nil {
-				sub := *req
-				sub.SessionID, sub.SessionEpoch, sub.ForgottenTopics, sub.Topics = 0, -1, nil, nil
-				fp = &fetchPart{b: b, req: &sub, clientID: r.clientID}
-				byNode[b.NodeID] = fp
-				parts = append(parts, fp)
-			}
-			if n := len(fp.req.Topics); n == 0 || fp.req.Topics[n-1].Topic != t.Topic {
-				fp.req.Topics = append(fp.req.Topics, kmsg.FetchRequestTopic{Topic: t.Topic})
-			}
-			last := &fp.req.Topics[len(fp.req.Topics)-1]
-			last.Partitions = append(last.Partitions, p)
-		}
+	for k := range sp.unroutable {
+		failed[k] = c.retriable(r, kerr.NotLeaderForPartition)
 	}
 	if len(failed) > 0 {
 		c.s.brokerFailed()

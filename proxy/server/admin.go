@@ -1,8 +1,6 @@
 package server
 
 import (
-	"strconv"
-
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -113,5 +111,3 @@ func adminHandler(idempotent bool, timeout func(kmsg.Request) int32, failure fun
 		return &response{raw: body}, nil
 	}
 }
-
-var _ = strconv.Itoa

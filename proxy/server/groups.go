@@ -3,7 +3,6 @@ package server
 import (
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -115,5 +114,3 @@ func groupHandler(target func(kmsg.Request) (string, time.Duration, bool), error
 		return &response{msg: resp}, nil
 	}
 }
-
-var _ = kerr.NotCoordinator

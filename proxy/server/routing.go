@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/kafscale/kafscale/proxy/backend"
@@ -293,8 +292,6 @@ func (c *conn) noteGroupError(group string, code int16) {
 
 // advertised is the proxy's endpoint as every answer names it.
 func (s *Server) advertised() (string, int32) { return s.cfg.AdvertisedHost, s.cfg.AdvertisedPort }
-
-var _ = atomic.Bool{}
 
 func backendRequest(key, version int16, clientID *string, body []byte) backend.Request {
 	return backend.Request{Key: key, Version: version, ClientID: clientID, Body: body}
