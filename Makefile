@@ -146,9 +146,9 @@ $(STAMP)/debian-packages-$(subst $(space),+,$(DEBIAN_PACKAGES)): | $(STAMP)
 # --- build ---------------------------------------------------------------------------------
 .PHONY: build
 # The product binaries, each a thin main under its component directory.
-BINARIES := broker operator
+BINARIES := broker operator proxy
 
-build: ## build every KafScale binary into ./bin (kafscale-broker, kafscale-operator)
+build: ## build every KafScale binary into ./bin (kafscale-broker, kafscale-operator, kafscale-proxy)
 	$(GO) build ./...
 	for b in $(BINARIES); do $(GO) build -trimpath -o $(BIN)/kafscale-$$b ./$$b; done
 
@@ -217,11 +217,13 @@ test-render: tools ## tier 2: the chart rendered and asserted, dry-run against k
 # FUZZTIME overrides both (e.g. FUZZTIME=2m or FUZZTIME=100000x).
 FUZZ_REQUEST_TIME ?= $(or $(FUZZTIME),6000x)
 FUZZ_PROXY_TIME ?= $(or $(FUZZTIME),1000000x)
+FUZZ_SPLIT_TIME ?= $(or $(FUZZTIME),150000x)
 
 .PHONY: fuzz
-fuzz: ## fuzz Kafka request decoding and handling, and PROXY header parsing (about 20 s each; FUZZTIME overrides)
+fuzz: ## fuzz Kafka request decoding and handling, PROXY header parsing and the proxy's request splitting (about 20 s each; FUZZTIME overrides)
 	$(GOTEST) -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZ_REQUEST_TIME) -timeout 10m ./broker/server
 	$(GOTEST) -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZ_PROXY_TIME) -timeout 10m ./internal/proxyproto
+	$(GOTEST) -run '^$$' -fuzz '^FuzzSplit$$' -fuzztime $(FUZZ_SPLIT_TIME) -timeout 10m ./proxy/server
 
 .PHONY: test-broker
 test-broker: tools ## broker integration tests: kcat, franz-go, sarama, kafka-go, restarts, kill -9, bad input, make run

@@ -168,7 +168,8 @@ func (r *makeRun) stop(t *testing.T) {
 	}
 }
 
-// freePortPair returns a port p with p..p+5 free (three brokers' Kafka and metrics ports).
+// freePortPair returns a port p with p..p+7 free (the proxy's and three brokers' Kafka and
+// metrics ports).
 func freePortPair(t *testing.T) int {
 	t.Helper()
 	for {
@@ -177,7 +178,7 @@ func freePortPair(t *testing.T) int {
 			continue
 		}
 		ok := true
-		for i := 1; i < 6 && ok; i++ {
+		for i := 1; i < 8 && ok; i++ {
 			l, err := netListen(p + i)
 			if err != nil {
 				ok = false
