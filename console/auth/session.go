@@ -19,7 +19,7 @@ import (
 // keyIterations makes the session key costly to derive (about a quarter of a second once
 // per process), so a captured cookie does not let anyone test password guesses quickly
 // offline: each guess costs the same derivation.
-var keyIterations = 600_000
+var keyIterations = 600_000 // lowered by tests through SetKeyIterationsForTest
 
 // Credentials hold the login and the key sessions are signed with. The key is derived from
 // the login and the cluster's name only, so every replica with the same Secret derives the
@@ -103,4 +103,12 @@ func (c *Credentials) verify(kind, token string, now time.Time) bool {
 		return false
 	}
 	return cl.User == c.username && now.Unix() < cl.Expires
+}
+
+// SetKeyIterationsForTest lowers the key derivation's cost in tests of other packages,
+// which make many logins; it returns a function that restores it.
+func SetKeyIterationsForTest(n int) (restore func()) {
+	old := keyIterations
+	keyIterations = n
+	return func() { keyIterations = old }
 }
