@@ -224,11 +224,13 @@ function chart(id, title, times, series, fmt) {
     });
     if (d) svg.appendChild(el("svg:path", { class: "line " + cls, d: d.trim(), "data-series": s.name }));
     const last = s.values.length ? s.values[s.values.length - 1] : null;
+    let active = null; // time of the latest sample above zero
+    s.values.forEach((v, j) => { if (v !== null && v > 0) active = times[j]; });
     const lastText = last === null || last === undefined ? "unknown" : (typeof fmt(last) === "string" ? fmt(last) : fmt(last).textContent);
-    legend.appendChild(el("span", { "data-series": s.name, "data-last": last === null || last === undefined ? "unknown" : String(last) },
+    legend.appendChild(el("span", { "data-series": s.name, "data-last": last === null || last === undefined ? "unknown" : String(last), "data-last-active": active === null ? "" : String(active) },
       el("span", { class: "swatch " + cls }), s.name + ": " + lastText));
   });
-  const box = el("div", { class: "chart", id });
+  const box = el("div", { class: "chart", id, "data-samples": String(times.length) });
   box.append(el("h3", {}, title), svg, legend);
   if (!times.length) box.appendChild(el("p", { class: "note" }, "No samples yet."));
   return box;
