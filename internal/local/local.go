@@ -42,6 +42,8 @@ type Options struct {
 	// KafkaPort is broker 0's Kafka port; broker i listens on KafkaPort+2i and serves
 	// metrics on KafkaPort+2i+1. With 0 every port is picked freely.
 	KafkaPort int
+	// ConsolePort is the operations console's HTTP port (0: a free one).
+	ConsolePort int
 	// Env overrides broker settings (KAFSCALE_* names), e.g. a shorter flush interval.
 	Env map[string]string
 	// Logger receives the brokers' logs.
@@ -58,6 +60,7 @@ type Platform struct {
 	EtcdEndpoint string
 	S3Endpoint   string
 	Brokers      []app.Ready
+	Console      *Console
 }
 
 // Bootstrap is the comma-separated list of the brokers' advertised addresses.
@@ -150,7 +153,15 @@ func Run(ctx context.Context, opts Options, onReady func(*Platform)) error {
 			return stopAll()
 		}
 	}
+	console, stopConsole, err := startConsole(ctx, opts, etcdEndpoint)
+	if err != nil {
+		return errors.Join(err, stopAll())
+	}
+	p.Console = console
+	stopEverything := stopAll
+	stopAll = func() error { return errors.Join(stopConsole(), stopEverything()) }
 	printBanner(opts.Out, p, opts.Dir)
+	printConsoleBanner(opts.Out, console)
 	if onReady != nil {
 		onReady(p)
 	}

@@ -35,6 +35,8 @@ function fmtBytes(n) {
   while (Math.abs(v) >= 1024 && i < units.length - 1) { v /= 1024; i++; }
   return (i === 0 ? String(Math.round(v)) : v.toFixed(1)) + " " + units[i];
 }
+// txt is the text of a formatted value, whether a string or an "unknown" element.
+const txt = (v) => (typeof v === "string" ? v : v.textContent);
 const fmtRate = (n) => (n === null || n === undefined ? unknown() : Number(n).toFixed(1) + "/s");
 const fmtTime = (s) => (s ? new Date(s).toLocaleString() : unknown());
 function fmtAge(seconds) {
@@ -205,8 +207,7 @@ function chart(id, title, times, series, fmt) {
   svg.appendChild(el("svg:line", { class: "axis", x1: L, y1: H - B, x2: W - R, y2: H - B }));
   svg.appendChild(el("svg:line", { class: "axis", x1: L, y1: T, x2: L, y2: H - B }));
   for (const f of [0, 0.5, 1]) {
-    const label = fmt(maxV * f);
-    svg.appendChild(el("svg:text", { class: "tick", x: L - 4, y: y(maxV * f) + 3, "text-anchor": "end" }, typeof label === "string" ? label : label.textContent));
+    svg.appendChild(el("svg:text", { class: "tick", x: L - 4, y: y(maxV * f) + 3, "text-anchor": "end" }, txt(fmt(maxV * f))));
   }
   if (times.length) {
     svg.appendChild(el("svg:text", { class: "tick", x: L, y: H - 6 }, new Date(t0).toLocaleTimeString()));
@@ -214,7 +215,7 @@ function chart(id, title, times, series, fmt) {
   }
   const legend = el("div", { class: "legend" });
   series.forEach((s, i) => {
-    const cls = "s" + (i % 8);
+    const cls = "series-" + (i % 8);
     let d = "";
     let pen = false;
     s.values.forEach((v, j) => {
@@ -226,7 +227,7 @@ function chart(id, title, times, series, fmt) {
     const last = s.values.length ? s.values[s.values.length - 1] : null;
     let active = null; // time of the latest sample above zero
     s.values.forEach((v, j) => { if (v !== null && v > 0) active = times[j]; });
-    const lastText = last === null || last === undefined ? "unknown" : (typeof fmt(last) === "string" ? fmt(last) : fmt(last).textContent);
+    const lastText = last === null || last === undefined ? "unknown" : txt(fmt(last));
     legend.appendChild(el("span", { "data-series": s.name, "data-last": last === null || last === undefined ? "unknown" : String(last), "data-last-active": active === null ? "" : String(active) },
       el("span", { class: "swatch " + cls }), s.name + ": " + lastText));
   });
@@ -236,7 +237,7 @@ function chart(id, title, times, series, fmt) {
   return box;
 }
 
-function bytesPerSec(v) { const b = fmtBytes(v); return (typeof b === "string" ? b : b.textContent) + "/s"; }
+function bytesPerSec(v) { return txt(fmtBytes(v)) + "/s"; }
 function records(v) { return Number(Math.round(v)).toLocaleString("en-US"); }
 
 // --- pages ---------------------------------------------------------------------------------
@@ -260,7 +261,7 @@ async function overviewPage() {
   let snap;
   if (!s.reachable || s.failing === null) snap = statusCard("etcd snapshots", "unknown", "unknown", s.error, "snapshot-status");
   else {
-    const detail = "last success " + (s.lastSuccess ? fmtTime(s.lastSuccess) + " (" + fmtAge(s.ageSeconds).textContent + " ago)" : "never") + (s.reason ? " · " + s.reason : "");
+    const detail = "last success " + (s.lastSuccess ? fmtTime(s.lastSuccess) + " (" + txt(fmtAge(s.ageSeconds)) + " ago)" : "never") + (s.reason ? " · " + s.reason : "");
     snap = statusCard("etcd snapshots", s.failing ? "failing" : "ok", s.failing ? "bad" : "ok", detail, "snapshot-status");
   }
   const cluster = statusCard("cluster", ov.namespace + "/" + ov.cluster, "", ov.clusterId ? "id " + ov.clusterId + " · controller " + ov.controllerId : "no metadata published yet", "cluster-status");
@@ -277,7 +278,7 @@ async function overviewPage() {
       el("td", { class: "mono" }, b.host + ":" + b.port),
       el("td", { class: "liveness" }, liveness),
       el("td", { class: "drain" }, drain),
-      el("td", { class: "s3" }, health),
+      el("td", { class: "s3-health" }, health),
       el("td", {}, b.version === null ? unknown("the broker registers no version") : b.version),
       numCell(b.produceRps, fmtRate),
       numCell(b.fetchRps, fmtRate),
@@ -338,7 +339,7 @@ async function topicPage(r) {
 
 function lagText(g) {
   if (g.totalLag === null) return unknown("nothing committed");
-  return fmtInt(g.totalLag).textContent + (g.unknownLag ? " + " + g.unknownLag + " partition(s) unknown" : "");
+  return txt(fmtInt(g.totalLag)) + (g.unknownLag ? " + " + g.unknownLag + " partition(s) unknown" : "");
 }
 
 async function groupsPage() {
