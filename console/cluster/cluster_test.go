@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -235,3 +237,37 @@ kafscale_operator_etcd_snapshot_last_schedule_timestamp_seconds{cluster="c"} 179
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// Only the operator's leader exports the snapshot series: the console reads every address
+// the metrics URL's name resolves to and takes the replica that has them.
+func TestSnapshotStatusFromTheLeaderReplica(t *testing.T) {
+	leader := `kafscale_operator_etcd_snapshot_access_ok{cluster="c"} 1
+kafscale_operator_etcd_snapshot_last_success_timestamp_seconds{cluster="c"} 1795279000
+`
+	follower := "# only the leader exports the snapshot series\nkafscale_operator_cluster_ready_brokers 0\n"
+	ln1, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(ln1.Addr().(*net.TCPAddr).Port)
+	ln2, err := net.Listen("tcp", "127.0.0.2:"+port)
+	if err != nil {
+		t.Fatalf("listen on a second loopback address: %v", err)
+	}
+	for ln, body := range map[net.Listener]string{ln1: follower, ln2: leader} {
+		s := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, body) })}
+		go func() { _ = s.Serve(ln) }()
+		t.Cleanup(func() { s.Close() })
+	}
+	r := NewReader(Options{Keys: keys, OperatorMetricsURL: "http://operator-metrics.test:" + port + "/metrics", SnapshotStale: time.Hour,
+		LookupHost: func(_ context.Context, host string) ([]string, error) {
+			if host != "operator-metrics.test" {
+				return nil, fmt.Errorf("unexpected lookup of %s", host)
+			}
+			return []string{"127.0.0.1", "127.0.0.2"}, nil
+		}})
+	st := r.snapshotStatus(context.Background(), time.Unix(1795280000, 0))
+	if !st.Reachable || st.Failing == nil || *st.Failing || st.LastSuccess == nil || st.LastSuccess.Unix() != 1795279000 {
+		t.Errorf("status %+v, want the leader's series", st)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -34,6 +35,8 @@ type Options struct {
 	Forget time.Duration
 	HTTP   *http.Client
 	Now    func() time.Time
+	// LookupHost resolves the operator metrics URL's host; net.DefaultResolver's by default.
+	LookupHost func(ctx context.Context, host string) ([]string, error)
 }
 
 // Reader produces the console's views. It keeps one thing in memory: the brokers it has
@@ -46,6 +49,7 @@ type Reader struct {
 	stale, timeout, forget time.Duration
 	http                   *http.Client
 	now                    func() time.Time
+	lookupHost             func(ctx context.Context, host string) ([]string, error)
 
 	mu   sync.Mutex
 	seen map[int32]*seenBroker
@@ -70,8 +74,11 @@ func NewReader(o Options) *Reader {
 	if o.Forget <= 0 {
 		o.Forget = time.Hour
 	}
+	if o.LookupHost == nil {
+		o.LookupHost = net.DefaultResolver.LookupHost
+	}
 	return &Reader{kv: o.KV, keys: o.Keys, endpoints: o.Endpoints, brokerURL: o.BrokerMetricsURL, operatorURL: o.OperatorMetricsURL,
-		stale: o.SnapshotStale, timeout: o.Timeout, forget: o.Forget, http: o.HTTP, now: o.Now, seen: map[int32]*seenBroker{}}
+		stale: o.SnapshotStale, timeout: o.Timeout, forget: o.Forget, http: o.HTTP, now: o.Now, lookupHost: o.LookupHost, seen: map[int32]*seenBroker{}}
 }
 
 // Overview reads etcd, every broker's metrics and the operator's, concurrently.
@@ -238,16 +245,34 @@ func (r *Reader) snapshotStatus(ctx context.Context, now time.Time) SnapshotStat
 		out.Error = "no operator metrics URL is configured (KAFSCALE_CONSOLE_OPERATOR_METRICS_URL)"
 		return out
 	}
-	fams, err := r.scrape(ctx, r.operatorURL)
-	if err != nil {
-		out.Error = err.Error()
+	label := map[string]string{"cluster": r.keys.Cluster}
+	var (
+		success, schedule, access       float64
+		okSuccess, okSchedule, okAccess bool
+		firstErr                        error
+	)
+	// Only the operator's leader exports the series: read every replica the URL's name
+	// resolves to (a headless Service) and take the one that has them.
+	for _, u := range r.operatorTargets(ctx) {
+		fams, err := r.scrape(ctx, u)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		out.Reachable = true
+		success, okSuccess = value(fams, "kafscale_operator_etcd_snapshot_last_success_timestamp_seconds", label)
+		schedule, okSchedule = value(fams, "kafscale_operator_etcd_snapshot_last_schedule_timestamp_seconds", label)
+		access, okAccess = value(fams, "kafscale_operator_etcd_snapshot_access_ok", label)
+		if okSuccess || okSchedule || okAccess {
+			break
+		}
+	}
+	if !out.Reachable {
+		out.Error = firstErr.Error()
 		return out
 	}
-	out.Reachable = true
-	label := map[string]string{"cluster": r.keys.Cluster}
-	success, okSuccess := value(fams, "kafscale_operator_etcd_snapshot_last_success_timestamp_seconds", label)
-	schedule, okSchedule := value(fams, "kafscale_operator_etcd_snapshot_last_schedule_timestamp_seconds", label)
-	access, okAccess := value(fams, "kafscale_operator_etcd_snapshot_access_ok", label)
 	if !okSuccess && !okSchedule && !okAccess {
 		out.Error = fmt.Sprintf("the operator exports no snapshot series for cluster %q: it snapshots managed etcd only, and only its leader exports them", r.keys.Cluster)
 		return out
@@ -276,6 +301,35 @@ func (r *Reader) snapshotStatus(ctx context.Context, now time.Time) SnapshotStat
 	}
 	if okSuccess || okAccess {
 		out.Failing = &failing
+	}
+	return out
+}
+
+// operatorTargets is the operator metrics URL once per address its host name resolves to,
+// or the URL alone when it names an IP address or resolves to one address.
+func (r *Reader) operatorTargets(ctx context.Context) []string {
+	u, err := url.Parse(r.operatorURL)
+	if err != nil || net.ParseIP(u.Hostname()) != nil {
+		return []string{r.operatorURL}
+	}
+	lctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	addrs, err := r.lookupHost(lctx, u.Hostname())
+	if err != nil || len(addrs) <= 1 {
+		return []string{r.operatorURL}
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"https": "443"}[u.Scheme]
+		if port == "" {
+			port = "80"
+		}
+	}
+	var out []string
+	for _, a := range addrs {
+		v := *u
+		v.Host = net.JoinHostPort(a, port)
+		out = append(out, v.String())
 	}
 	return out
 }
