@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -69,6 +70,18 @@ type Console struct {
 
 // LoginConfigured reports whether a login is set: without one the API refuses everything.
 func (c *Console) LoginConfigured() bool { return c.Username != "" && c.Password != "" }
+
+// Names lists every variable Parse reads.
+func Names() []string {
+	seen := map[string]bool{}
+	_, _ = Parse(func(name string) (string, bool) { seen[name] = true; return "", false })
+	out := make([]string, 0, len(seen))
+	for n := range seen {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
 
 // Load reads the configuration from the process environment.
 func Load() (*Console, error) { return Parse(os.LookupEnv) }

@@ -2,6 +2,8 @@ package config
 
 import (
 	"net/netip"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -73,5 +75,43 @@ func TestBadValuesAreNamed(t *testing.T) {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not name %s:\n%v", name, err)
 		}
+	}
+}
+
+// Every variable the console reads is documented in the console section of
+// docs/runtime-settings.md, and every variable documented there is read.
+func TestRuntimeSettingsDocumentsEveryVariable(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/runtime-settings.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	name := regexp.MustCompile("`((?:KAFSCALE_CONSOLE|KAFSCALE_UI)_[A-Z0-9_]+)`")
+	section := false
+	for _, line := range strings.Split(string(doc), "\n") {
+		if strings.HasPrefix(line, "#") {
+			section = line == "### Console"
+			continue
+		}
+		if cells := strings.Split(line, "|"); section && len(cells) > 2 {
+			for _, m := range name.FindAllStringSubmatch(cells[1], -1) {
+				documented[m[1]] = true
+			}
+		}
+	}
+	read := map[string]bool{}
+	for _, n := range Names() {
+		read[n] = true
+		if !documented[n] {
+			t.Errorf("%s is read but not documented in the console section of docs/runtime-settings.md", n)
+		}
+	}
+	for n := range documented {
+		if !read[n] {
+			t.Errorf("%s is documented but the console does not read it", n)
+		}
+	}
+	if len(read) < 15 {
+		t.Fatalf("Names() found only %v", Names())
 	}
 }

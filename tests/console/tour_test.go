@@ -82,7 +82,7 @@ func TestConsoleTour(t *testing.T) {
 	login(b, uiUser, uiPassword)
 	b.waitFor("both brokers live and healthy", 60*time.Second,
 		`["0", "1"].every(id => { const r = document.querySelector('#brokers tr[data-node-id="' + id + '"]');
-			return r && r.dataset.live === "true" && r.querySelector(".s3").textContent === "healthy" && r.querySelector(".drain").textContent === "serving"; })`,
+			return r && r.dataset.live === "true" && r.querySelector(".s3-health").textContent === "healthy" && r.querySelector(".drain").textContent === "serving"; })`,
 		`document.getElementById("brokers") && document.getElementById("brokers").innerText`)
 	if s := b.str(`document.getElementById("etcd-status").textContent`); !strings.Contains(s, "reachable") || strings.Contains(s, "unreachable") {
 		t.Errorf("etcd card %q", s)
@@ -116,14 +116,15 @@ func TestConsoleTour(t *testing.T) {
 	consume(t, ctx, consumer, 31)
 	b.open(con.URL + "#/group/" + url.PathEscape(group))
 	b.waitFor("the group caught up (lag 0) with its member", 60*time.Second,
-		`document.getElementById("group-lag").dataset.value === "0" && document.getElementById("members").innerText.includes("billing-worker")
+		`document.getElementById("group-lag").dataset.value === "0" && document.querySelector("#group-lag .value").textContent === "0"
+			&& document.getElementById("members").innerText.includes("billing-worker")
 			&& document.querySelectorAll("#offsets tbody tr").length === 3`,
 		`document.getElementById("view").innerText`)
 	b.screenshot("group-caught-up")
 	// Paused: the member stays in the group (franz-go heartbeats) but polls nothing.
 	produce(t, ctx, cl, 9)
 	b.waitFor("the lag of the paused group to reach 9 (3 per partition)", 60*time.Second,
-		`document.getElementById("group-lag").dataset.value === "9"
+		`document.getElementById("group-lag").dataset.value === "9" && document.querySelector("#group-lag .value").textContent === "9"
 			&& [...document.querySelectorAll("#offsets tbody tr")].every(r => r.cells[4].dataset.value === "3")`,
 		`document.getElementById("view").innerText`)
 	b.screenshot("group-lagging")
@@ -226,12 +227,12 @@ func TestConsoleTour(t *testing.T) {
 	c.brokers[1].Kill()
 	b.waitFor("broker 1 shown gone", 60*time.Second,
 		`(() => { const r = document.querySelector('#brokers tr[data-node-id="1"]'); return r && r.dataset.live === "false" && r.querySelector(".liveness").textContent.startsWith("gone")
-			&& r.querySelector(".s3 .unknown"); })()`,
+			&& r.querySelector(".s3-health .unknown"); })()`,
 		`document.getElementById("brokers").innerText`)
 	b.screenshot("overview-broker-gone")
 	c.brokers[1].Start()
 	b.waitFor("broker 1 back", 60*time.Second,
-		`(() => { const r = document.querySelector('#brokers tr[data-node-id="1"]'); return r && r.dataset.live === "true" && r.querySelector(".s3").textContent === "healthy"; })()`,
+		`(() => { const r = document.querySelector('#brokers tr[data-node-id="1"]'); return r && r.dataset.live === "true" && r.querySelector(".s3-health").textContent === "healthy"; })()`,
 		`document.getElementById("brokers").innerText`)
 
 	// --- log out and be refused ------------------------------------------------------------
