@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
@@ -138,6 +139,16 @@ func (b *browser) waitFor(what string, d time.Duration, cond, show string) {
 			b.t.Fatalf("gave up waiting for %s; the page shows %s", what, b.str(`(() => { try { return JSON.stringify(`+show+`); } catch (e) { return String(e); } })()`))
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// colorScheme emulates the browser's prefers-color-scheme (light or dark).
+func (b *browser) colorScheme(scheme string) {
+	b.t.Helper()
+	_, err := chromedp.Call(b.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}})
+	if err != nil {
+		b.t.Fatalf("emulate prefers-color-scheme %s: %v", scheme, err)
 	}
 }
 

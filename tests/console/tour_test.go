@@ -149,6 +149,15 @@ func TestConsoleTour(t *testing.T) {
 		`[...document.querySelectorAll("#chart-produce .legend [data-series]")].some(s => Number(s.dataset.lastActive) >= `+strconv.FormatInt(burst, 10)+`)`,
 		`[...document.querySelectorAll("#chart-produce .legend [data-series]")].map(s => s.dataset.lastActive)`)
 	b.screenshot("overview-charts")
+	// The theme follows the browser's preference.
+	light := b.str(`getComputedStyle(document.body).backgroundColor`)
+	b.colorScheme("dark")
+	b.waitFor("the dark theme", 10*time.Second, `getComputedStyle(document.body).backgroundColor !== `+strconv.Quote(light), `getComputedStyle(document.body).backgroundColor`)
+	if bg := b.str(`getComputedStyle(document.body).backgroundColor`); bg != "rgb(13, 17, 23)" {
+		t.Errorf("dark background %s (light %s)", bg, light)
+	}
+	b.screenshot("overview-dark")
+	b.colorScheme("light")
 	path := b.str(`[...document.querySelectorAll("#chart-produce path")].map(p => p.getAttribute("d")).join("|")`)
 	b.waitFor("the chart to move", 30*time.Second,
 		`[...document.querySelectorAll("#chart-produce path")].map(p => p.getAttribute("d")).join("|") !== `+strconv.Quote(path), `null`)

@@ -224,6 +224,11 @@ function chart(id, title, times, series, fmt) {
       pen = true;
     });
     if (d) svg.appendChild(el("svg:path", { class: "line " + cls, d: d.trim(), "data-series": s.name }));
+    // A sample with no known neighbour draws no line: mark it with a dot.
+    s.values.forEach((v, j) => {
+      const known = (k) => k >= 0 && k < s.values.length && s.values[k] !== null && s.values[k] !== undefined;
+      if (known(j) && !known(j - 1) && !known(j + 1)) svg.appendChild(el("svg:circle", { class: "dot " + cls, cx: x(times[j]).toFixed(1), cy: y(v).toFixed(1), r: 2.5 }));
+    });
     const last = s.values.length ? s.values[s.values.length - 1] : null;
     let active = null; // time of the latest sample above zero
     s.values.forEach((v, j) => { if (v !== null && v > 0) active = times[j]; });
