@@ -40,8 +40,9 @@ ETCD_VERSION             := $(call module_version,go.etcd.io/etcd/server/v3,test
 PROTOC_GEN_GO_VERSION      := $(call module_version,google.golang.org/protobuf,go.mod)
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 # Debian packages and the command each one provides (checked in the same order).
-DEBIAN_PACKAGES          := kcat yamllint protobuf-compiler
-DEBIAN_COMMANDS          := kcat yamllint protoc
+# chromium drives the console's browser tests (tests/console, through chromedp).
+DEBIAN_PACKAGES          := kcat yamllint protobuf-compiler chromium
+DEBIAN_COMMANDS          := kcat yamllint protoc chromium
 
 TOOL_STAMPS := \
 	$(STAMP)/helm-$(HELM_VERSION)-kube$(HELM_KUBE_MINOR) \
@@ -146,9 +147,9 @@ $(STAMP)/debian-packages-$(subst $(space),+,$(DEBIAN_PACKAGES)): | $(STAMP)
 # --- build ---------------------------------------------------------------------------------
 .PHONY: build
 # The product binaries, each a thin main under its component directory.
-BINARIES := broker operator proxy
+BINARIES := broker operator proxy console
 
-build: ## build every KafScale binary into ./bin (kafscale-broker, kafscale-operator, kafscale-proxy)
+build: ## build every KafScale binary into ./bin (kafscale-broker, kafscale-operator, kafscale-proxy, kafscale-console)
 	$(GO) build ./...
 	for b in $(BINARIES); do $(GO) build -trimpath -o $(BIN)/kafscale-$$b ./$$b; done
 
@@ -182,7 +183,7 @@ RUN_FLAGS ?=
 
 # Needs only Go: etcd (embedded) and the S3 store (gofakes3) run inside the broker process.
 .PHONY: run
-run: ## local platform on 127.0.0.1:9092, data in ./.kafscale (BROKERS=3 for three, CLEAN=1 to start afresh)
+run: ## local platform on 127.0.0.1:9092 and the console on :8080, data in ./.kafscale (BROKERS=3 for three, CLEAN=1 to start afresh)
 	$(GO) run ./broker local -brokers $(BROKERS) $(if $(CLEAN),-clean) $(RUN_FLAGS)
 
 # --- lint ------------------------------------------------------------------------------------

@@ -44,6 +44,8 @@ type Options struct {
 	// KafkaPort is broker 0's Kafka port; broker i listens on KafkaPort+2i and serves
 	// metrics on KafkaPort+2i+1. With 0 every port is picked freely.
 	KafkaPort int
+	// ConsolePort is the operations console's HTTP port (0: a free one).
+	ConsolePort int
 	// Env overrides broker settings (KAFSCALE_* names), e.g. a shorter flush interval.
 	Env map[string]string
 	// Proxy starts the Kafka-aware proxy in front of the brokers; it is then the bootstrap
@@ -66,6 +68,8 @@ type Platform struct {
 	Brokers      []app.Ready
 	// Proxy is the proxy in front of the brokers (nil without Options.Proxy).
 	Proxy *proxyapp.Ready
+	// Console is the operations console beside them.
+	Console *Console
 }
 
 // Bootstrap is the address clients start from: the proxy's, or with no proxy the
@@ -199,7 +203,15 @@ func Run(ctx context.Context, opts Options, onReady func(*Platform)) error {
 			return errors.Join(stopProxy(), stopAll())
 		}
 	}
+	console, stopConsole, err := startConsole(ctx, opts, etcdEndpoint)
+	if err != nil {
+		return errors.Join(err, stopAll())
+	}
+	p.Console = console
+	stopEverything := stopAll
+	stopAll = func() error { return errors.Join(stopConsole(), stopEverything()) }
 	printBanner(opts.Out, p, opts.Dir)
+	printConsoleBanner(opts.Out, console)
 	if onReady != nil {
 		onReady(p)
 	}

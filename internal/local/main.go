@@ -26,6 +26,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&opts.KafkaPort, "kafka-port", 9092, "the proxy's Kafka port (port+1: its metrics); broker i uses port+2+2i, and port+3+2i for metrics (without the proxy: port+2i and port+2i+1) (0: free ports)")
 	fs.IntVar(&opts.EtcdPort, "etcd-port", 12379, "embedded etcd client port (0: a free port)")
 	fs.IntVar(&opts.S3Port, "s3-port", 19000, "local S3 store port (0: a free port)")
+	fs.IntVar(&opts.ConsolePort, "console-port", 8080, "operations console HTTP port (0: a free port)")
 	logLevel := fs.String("log-level", "warn", "broker log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

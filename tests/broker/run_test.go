@@ -83,7 +83,7 @@ func startMakeRun(t *testing.T, flags ...string) *makeRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	flags = append(flags, "-kafka-port", strconv.Itoa(freePortPair(t)), "-etcd-port", "0", "-s3-port", "0")
+	flags = append(flags, "-kafka-port", strconv.Itoa(freePortPair(t)), "-etcd-port", "0", "-s3-port", "0", "-console-port", "0")
 	cmd := exec.Command("make", "--no-print-directory", "-C", root, "run", "RUN_FLAGS="+strings.Join(flags, " "))
 	cmd.Env = os.Environ()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

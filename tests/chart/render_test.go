@@ -98,6 +98,7 @@ func TestDefaultRenderMakesExactlyTheseObjects(t *testing.T) {
 		"Role/" + name("operator"),
 		"RoleBinding/" + name("operator"),
 		"Service/" + name("console"),
+		"Service/" + name("console-operator-metrics"),
 		"Service/" + name("operator-metrics"),
 		"Service/" + name("proxy"),
 		"Service/" + name("proxy-metrics"),
@@ -483,6 +484,7 @@ func TestDesignValues(t *testing.T) {
 			op := get[networkingv1.NetworkPolicy](t, m, "NetworkPolicy", name("operator"))
 			eq(t, "operator metrics from", op.Spec.Ingress[0].From[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"], "monitoring")
 			eq(t, "operator port", op.Spec.Ingress[0].Ports[0].Port.String(), "metrics")
+			eq(t, "the console may read operator metrics", op.Spec.Ingress[0].From[1].PodSelector.MatchLabels["app.kubernetes.io/component"], "console")
 			px := get[networkingv1.NetworkPolicy](t, m, "NetworkPolicy", name("proxy"))
 			eq(t, "proxy from anyone", len(px.Spec.Ingress[0].From), 0)
 			eq(t, "proxy port", px.Spec.Ingress[0].Ports[0].Port.String(), "kafka")
