@@ -16,6 +16,9 @@ type Config struct {
 	Warmup time.Duration
 	// LatencyDuration is how long the fixed-rate latency runs send (BENCH_LATENCY_DURATION).
 	LatencyDuration time.Duration
+	// SequentialDuration is how long the one-request-at-a-time producer runs
+	// (BENCH_SEQUENTIAL_DURATION).
+	SequentialDuration time.Duration
 	// BacklogBytes is the payload produced and then read back by the catch-up run
 	// (BENCH_BACKLOG_BYTES).
 	BacklogBytes int64
@@ -55,6 +58,7 @@ func Default() Config {
 		Duration:           15 * time.Second,
 		Warmup:             3 * time.Second,
 		LatencyDuration:    30 * time.Second,
+		SequentialDuration: 10 * time.Second,
 		BacklogBytes:       1 << 30,
 		BacklogRecordBytes: 16 << 10,
 		SteadyBytesPerSec:  1e6,
@@ -73,6 +77,7 @@ func Smoke(outDir string) Config {
 	c.Duration = time.Second
 	c.Warmup = 500 * time.Millisecond
 	c.LatencyDuration = 2 * time.Second
+	c.SequentialDuration = 2 * time.Second
 	c.BacklogBytes = 8 << 20
 	c.SteadyBytesPerSec = 256 << 10
 	c.OutDir = outDir
@@ -116,6 +121,7 @@ func FromEnv() (Config, error) {
 	dur("BENCH_DURATION", &c.Duration)
 	dur("BENCH_WARMUP", &c.Warmup)
 	dur("BENCH_LATENCY_DURATION", &c.LatencyDuration)
+	dur("BENCH_SEQUENTIAL_DURATION", &c.SequentialDuration)
 	num("BENCH_BACKLOG_BYTES", func(x int64) { c.BacklogBytes = x })
 	num("BENCH_BACKLOG_RECORD_BYTES", func(x int64) { c.BacklogRecordBytes = int(x) })
 	num("BENCH_STEADY_BYTES_PER_SEC", func(x int64) { c.SteadyBytesPerSec = float64(x) })

@@ -181,6 +181,11 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 	if rep.BrokerSteady, err = fixedRate(ctx, sys, "bench-steady", 1024, 1, cfg.SteadyBytesPerSec/1024, cfg.LatencyDuration, pool); err != nil {
 		return rep, err
 	}
+	tb.Logf("bench: broker: one 1 KiB request at a time for %s", cfg.SequentialDuration)
+	settle(tb)
+	if rep.BrokerSequential, err = sequentialProduce(ctx, sys, "bench-sequential", 1024, cfg.SequentialDuration, pool); err != nil {
+		return rep, err
+	}
 	tb.Logf("bench: broker: producing a %d-byte backlog", cfg.BacklogBytes)
 	settle(tb)
 	if rep.BrokerBacklog, err = produceThroughput(ctx, sys, "bench-backlog", cfg.BacklogRecordBytes, 1, cfg.Producers, 0, 0, cfg.BacklogBytes, pool); err != nil {
@@ -258,6 +263,10 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 		tb.Logf("bench: kfake: fixed rate %.0f records/s", peak/2)
 		settle(tb)
 		if rep.PeerLatency, err = fixedRate(ctx, psys, "bench-latency", 1024, cfg.Producers, peak/2, cfg.LatencyDuration, pool); err != nil {
+			return rep, err
+		}
+		settle(tb)
+		if rep.PeerSequential, err = sequentialProduce(ctx, psys, "bench-sequential", 1024, cfg.SequentialDuration, pool); err != nil {
 			return rep, err
 		}
 		settle(tb)

@@ -634,3 +634,57 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-time.After(d):
 	}
 }
+
+// SequentialResult is one producer that sends a request only once the previous one is
+// acknowledged: what an application calling a synchronous send in a loop gets.
+type SequentialResult struct {
+	System      string
+	RecordBytes int
+	Requests    int
+	Latency     Percentiles // per request, send to acknowledgement
+	Delta       Delta
+}
+
+// RequestsPerSec is the acknowledged requests (of one record each) per second.
+func (r SequentialResult) RequestsPerSec() float64 { return rate(float64(r.Requests), r.Delta.Elapsed) }
+
+// sequentialProduce sends one record of recordBytes at a time to a one-partition topic for
+// d, each waiting for the acknowledgement (acks=all) of the one before.
+func sequentialProduce(ctx context.Context, sys System, topic string, recordBytes int, d time.Duration, pool *Payload) (SequentialResult, error) {
+	res := SequentialResult{System: sys.Name, RecordBytes: recordBytes}
+	if sys.InMemory {
+		defer deleteTopic(sys.Addr, topic)
+	}
+	if err := createTopic(ctx, sys.Addr, topic, 1, nil); err != nil {
+		return res, err
+	}
+	cl, err := newClient(sys.Addr, kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		return res, err
+	}
+	defer cl.Close()
+	// The first request also fetches metadata and a producer id: not part of the loop.
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("first")}).FirstErr(); err != nil {
+		return res, fmt.Errorf("%s: produce to %s: %w", sys.Name, topic, err)
+	}
+	s0, err := sys.snapshot(ctx)
+	if err != nil {
+		return res, err
+	}
+	var samples []time.Duration
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		start := time.Now()
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: pool.Slice(recordBytes)}).FirstErr(); err != nil {
+			return res, fmt.Errorf("%s: produce to %s: %w", sys.Name, topic, err)
+		}
+		samples = append(samples, time.Since(start))
+	}
+	s1, err := sys.snapshot(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.Delta = delta(s0, s1)
+	res.Requests = len(samples)
+	res.Latency = percentilesOf(samples)
+	return res, nil
+}

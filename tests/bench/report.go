@@ -25,7 +25,10 @@ type Report struct {
 	// clients, then (Producers > 1) 1 KiB×1 from one client.
 	BrokerProduce               []ProduceResult
 	BrokerLatency, BrokerSteady LatencyResult
-	BrokerBacklog               ProduceResult
+	// BrokerSequential is one producer sending one 1 KiB record per request, each after the
+	// previous one's acknowledgement.
+	BrokerSequential SequentialResult
+	BrokerBacklog    ProduceResult
 	// BrokerFetchCatchUp reads the backlog with plain Fetch requests (the target's
 	// measurement: what the broker serves); BrokerCatchUp with a franz-go consumer, which
 	// also decodes every record. Each starts from a restarted broker with an empty cache.
@@ -39,6 +42,7 @@ type Report struct {
 
 	PeerProduce                   []ProduceResult
 	PeerLatency                   LatencyResult
+	PeerSequential                SequentialResult
 	PeerBacklog                   ProduceResult
 	PeerFetchCatchUp, PeerCatchUp CatchUpResult
 	PeerPeakRSS                   int64
@@ -377,6 +381,10 @@ func (r *Report) Markdown() string {
 	st := r.BrokerSteady
 	w("| steady %s, 1 KiB: latency; S3 PUTs per flush interval | %s; %.2f PUTs per %s | | | | |\n",
 		mbps(r.Config.SteadyBytesPerSec), lat(st.Latency), r.steadyPutsPerFlush(), ms(r.Broker.FlushInterval))
+	sq, psq := r.BrokerSequential, r.PeerSequential
+	w("| one request at a time: 1 client, 1 KiB record per request, the next sent on the acknowledgement: requests/s; latency per request; S3 PUTs per second | %.1f/s; %s; %.2f PUTs/s | 1 per flush interval = %.1f/s | %s | %.1f/s; %s | %s |\n",
+		sq.RequestsPerSec(), lat(sq.Latency), rate(sq.Delta.Puts, sq.Delta.Elapsed), float64(time.Second)/float64(r.Broker.FlushInterval),
+		ratio(sq.RequestsPerSec(), float64(time.Second)/float64(r.Broker.FlushInterval)), psq.RequestsPerSec(), lat(psq.Latency), ratio(sq.RequestsPerSec(), psq.RequestsPerSec()))
 	w("| backlog produce, %s × 1 | %s | %s (PUT) | %s | %s | %s |\n", size(r.Config.BacklogRecordBytes),
 		mbps(r.BrokerBacklog.BytesPerSec()), mbps(r.Put.BytesPerSec()), ratio(r.BrokerBacklog.BytesPerSec(), r.Put.BytesPerSec()),
 		mbps(r.PeerBacklog.BytesPerSec()), ratio(r.BrokerBacklog.BytesPerSec(), r.PeerBacklog.BytesPerSec()))
@@ -496,6 +504,11 @@ func (r *Report) Validate() error {
 		ordered(name, l.Latency)
 	}
 	check(r.steadyPutsPerFlush() > 0, "steady run counted no PUTs")
+	for name, sq := range map[string]SequentialResult{"broker": r.BrokerSequential, "kfake": r.PeerSequential} {
+		check(sq.Requests > 0 && sq.RequestsPerSec() > 0, "%s: one request at a time: nothing acknowledged", name)
+		ordered(name+" one request at a time", sq.Latency)
+	}
+	check(r.BrokerSequential.Delta.Puts > 0, "broker: one request at a time: no S3 PUT counted")
 	for name, c := range map[string]CatchUpResult{"broker": r.BrokerCatchUp, "kfake": r.PeerCatchUp, "broker plain fetches": r.BrokerFetchCatchUp, "kfake plain fetches": r.PeerFetchCatchUp} {
 		check(c.BytesPerSec() > 0 && c.Bytes >= r.Config.BacklogBytes, "%s: catch-up read %d bytes, want %d", name, c.Bytes, r.Config.BacklogBytes)
 	}
