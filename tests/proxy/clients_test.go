@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -343,4 +342,3 @@ func TestClientsThroughProxies(t *testing.T) {
 	})
 }
 
-var _ = context.Background

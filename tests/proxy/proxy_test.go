@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -326,4 +325,3 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-var _ = fmt.Sprint
