@@ -110,8 +110,8 @@ func TestLocalPlatformBehindTheProxy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(meta.Brokers) != 3 {
-			t.Fatalf("%d brokers through the proxy, want 3", len(meta.Brokers))
+		if len(meta.Brokers) != 1 || len(p.Brokers) != 3 {
+			t.Fatalf("%d brokers through the proxy (want 1, the proxy) for %d behind it (want 3)", len(meta.Brokers), len(p.Brokers))
 		}
 		for _, b := range meta.Brokers {
 			if got := net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))); got != p.Proxy.Advertised {

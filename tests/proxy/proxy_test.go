@@ -10,7 +10,6 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -319,9 +318,3 @@ func metricValue(text, prefix string) float64 {
 	}
 	return sum
 }
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	os.Exit(code)
-}
-
