@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/kafscale/kafscale/proxy/app"
@@ -27,10 +28,28 @@ func main() {
 	for _, name := range config.Unknown(os.Environ()) {
 		log.Warn("unknown variable ignored (typo?)", "name", name)
 	}
+	if limit, ok := memoryLimit(cfg.MaxInflightBytes, os.Getenv("GOMEMLIMIT")); ok {
+		debug.SetMemoryLimit(limit)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := app.Run(ctx, cfg, app.Options{Logger: log}); err != nil {
 		log.Error("proxy stopped with an error", "err", err)
 		os.Exit(1)
 	}
+}
+
+// memoryHeadroom is what the proxy keeps alive besides the requests in flight: connections'
+// buffers, responses being written, the routing state.
+const memoryHeadroom = 64 << 20
+
+// memoryLimit is the Go runtime's soft memory limit: the in-flight request budget
+// (KAFSCALE_PROXY_MAX_INFLIGHT_BYTES) plus memoryHeadroom, so the garbage of forwarded
+// frames is collected before the heap doubles what is alive, as the default GOGC would let
+// it. GOMEMLIMIT, when set, wins (ok is false).
+func memoryLimit(inflight int64, gomemlimit string) (int64, bool) {
+	if gomemlimit != "" {
+		return 0, false
+	}
+	return max(inflight, 0) + memoryHeadroom, true
 }

@@ -3,11 +3,14 @@ package local
 import (
 	"bytes"
 	"context"
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // The whole local platform in this process: start it, produce and consume through it,
@@ -80,4 +83,52 @@ func withPlatform(t *testing.T, opts Options, fn func(context.Context, *Platform
 	if err := <-done; err != nil {
 		t.Fatalf("stop: %v", err)
 	}
+}
+
+// With the proxy (what `make run` starts), the bootstrap address is the proxy's: three
+// brokers stand behind it, Metadata names only the proxy, and records go through it and back.
+func TestLocalPlatformBehindTheProxy(t *testing.T) {
+	var banner bytes.Buffer
+	withPlatform(t, Options{Dir: t.TempDir(), Brokers: 3, Proxy: true, Out: &banner}, func(ctx context.Context, p *Platform) {
+		if p.Proxy == nil || p.Bootstrap() != p.Proxy.Advertised || strings.Contains(p.Bootstrap(), ",") {
+			t.Fatalf("bootstrap %q, want the proxy's address alone", p.Bootstrap())
+		}
+		if !strings.Contains(banner.String(), "bootstrap servers : "+p.Proxy.Advertised) {
+			t.Fatalf("banner does not give the proxy as the bootstrap:\n%s", banner.String())
+		}
+		cl, err := kgo.NewClient(kgo.SeedBrokers(p.Bootstrap()), kgo.DefaultProduceTopic("via-proxy"), kgo.AllowAutoTopicCreation())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		for i := 0; i < 50; i++ {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte{byte(i)}}).FirstErr(); err != nil {
+				t.Fatalf("produce through the proxy: %v", err)
+			}
+		}
+		meta, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(meta.Brokers) != 1 || len(p.Brokers) != 3 {
+			t.Fatalf("%d brokers through the proxy (want 1, the proxy) for %d behind it (want 3)", len(meta.Brokers), len(p.Brokers))
+		}
+		for _, b := range meta.Brokers {
+			if got := net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))); got != p.Proxy.Advertised {
+				t.Fatalf("broker %d advertised as %s, want the proxy %s", b.NodeID, got, p.Proxy.Advertised)
+			}
+		}
+		cons, err := kgo.NewClient(kgo.SeedBrokers(p.Bootstrap()), kgo.ConsumeTopics("via-proxy"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cons.Close()
+		for n := 0; n < 50; {
+			fs := cons.PollFetches(ctx)
+			if err := fs.Err0(); err != nil {
+				t.Fatalf("consume through the proxy: %v", err)
+			}
+			n += fs.NumRecords()
+		}
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -227,7 +228,7 @@ func (c *Conn) write(r Request) (*call, error) {
 	if err != nil {
 		c.wmu.Unlock()
 		c.stats.brokerError(c.node, "write")
-		c.fail(fmt.Errorf("write: %w", err))
+		c.fail(fmt.Errorf("write: %v: %w", err, ErrConnClosed))
 		c.wmu.Lock()
 		if cl != nil {
 			c.inflight.Add(-1)
@@ -297,7 +298,7 @@ func (c *Conn) readLoop() {
 }
 
 func (c *Conn) readFailed(err error) {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
 		c.pmu.Lock()
 		busy := len(c.pending) > 0
 		c.pmu.Unlock()
@@ -310,7 +311,7 @@ func (c *Conn) readFailed(err error) {
 	if !errors.Is(err, net.ErrClosed) {
 		c.stats.brokerError(c.node, "read")
 	}
-	c.fail(fmt.Errorf("read: %w", err))
+	c.fail(fmt.Errorf("read: %v: %w", err, ErrConnClosed))
 }
 
 // skipTags returns the length of the tag section at the start of b.

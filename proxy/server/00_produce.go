@@ -20,7 +20,7 @@ import (
 // and resends; the proxy never resends a produce itself (it cannot know whether the broker
 // appended it). A topic the proxy does not know yet goes to any broker, which answers for it.
 // acks=0 produces are forwarded and never answered. Leader hints (v10+ CurrentLeader with
-// NodeEndpoints) name the proxy's endpoint.
+// NodeEndpoints) name the proxy (NodeID at its endpoint).
 
 const produceKey = 0
 
@@ -92,7 +92,7 @@ func handleProduce(c *conn, r *request) (*response, error) {
 		c.s.brokerFailed()
 		markProduce(failed, parts[b.NodeID], c.retriable(r, kerr.NotLeaderForPartition))
 	}
-	if whole && answers[0] != nil && len(answers[0].Brokers) == 0 {
+	if whole && answers[0] != nil && !produceHints(answers[0]) {
 		for _, t := range answers[0].Topics {
 			for _, p := range t.Partitions {
 				c.s.staleRoute(p.ErrorCode)
@@ -112,11 +112,15 @@ func handleProduce(c *conn, r *request) (*response, error) {
 			for pi := range t.Partitions {
 				p := &t.Partitions[pi]
 				c.s.staleRoute(p.ErrorCode)
+				if p.CurrentLeader.LeaderID >= 0 {
+					p.CurrentLeader.LeaderID = NodeID
+				}
 				merged[partKey{t.Topic, p.Partition}] = p
 			}
 		}
-		for _, b := range a.Brokers {
-			b.Host, b.Port = host, port
+		if len(a.Brokers) > 0 && len(resp.Brokers) == 0 {
+			b := kmsg.NewProduceResponseBroker()
+			b.NodeID, b.Host, b.Port = NodeID, host, port
 			resp.Brokers = append(resp.Brokers, b)
 		}
 	}
@@ -141,6 +145,22 @@ func handleProduce(c *conn, r *request) (*response, error) {
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return &response{msg: resp}, nil
+}
+
+// produceHints reports whether an answer names brokers (leader hints), which must be
+// rewritten to the proxy.
+func produceHints(a *kmsg.ProduceResponse) bool {
+	if len(a.Brokers) > 0 {
+		return true
+	}
+	for _, t := range a.Topics {
+		for _, p := range t.Partitions {
+			if p.CurrentLeader.LeaderID >= 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // markProduce answers every partition of a part with code.

@@ -64,7 +64,7 @@ func handleFetch(c *conn, r *request) (*response, error) {
 
 	if len(parts) == 1 && len(failed) == 0 {
 		ans := c.fetchFrom(parts[0], req.MaxWaitMillis, req.MinBytes)
-		if ans.err == nil && len(ans.resp.Brokers) == 0 {
+		if ans.err == nil && !fetchHints(ans.resp) {
 			for _, t := range ans.resp.Topics {
 				for _, p := range t.Partitions {
 					c.s.staleRoute(p.ErrorCode)
@@ -147,6 +147,22 @@ func (c *conn) fetchAll(parts []*fetchPart, maxWait, minBytes int32) []fetchAnsw
 	return out
 }
 
+// fetchHints reports whether an answer names brokers (leader hints, a preferred read
+// replica), which must be rewritten to the proxy.
+func fetchHints(a *kmsg.FetchResponse) bool {
+	if len(a.Brokers) > 0 {
+		return true
+	}
+	for _, t := range a.Topics {
+		for _, p := range t.Partitions {
+			if p.CurrentLeader.LeaderID >= 0 || p.PreferredReadReplica >= 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // anyData reports whether an answer carries records or a partition error.
 func anyData(answers []fetchAnswer) bool {
 	for _, a := range answers {
@@ -189,11 +205,16 @@ func (c *conn) mergeFetch(r *request, req *kmsg.FetchRequest, parts []*fetchPart
 			for pi := range t.Partitions {
 				p := &t.Partitions[pi]
 				c.s.staleRoute(p.ErrorCode)
+				if p.CurrentLeader.LeaderID >= 0 {
+					p.CurrentLeader.LeaderID = NodeID
+				}
+				p.PreferredReadReplica = -1 // the proxy is the only broker clients know
 				got[partKey{t.Topic, p.Partition}] = p
 			}
 		}
-		for _, b := range a.resp.Brokers {
-			b.Host, b.Port = host, port
+		if len(a.resp.Brokers) > 0 && len(resp.Brokers) == 0 {
+			b := kmsg.NewFetchResponseBroker()
+			b.NodeID, b.Host, b.Port = NodeID, host, port
 			resp.Brokers = append(resp.Brokers, b)
 		}
 	}

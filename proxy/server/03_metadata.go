@@ -8,11 +8,14 @@ import (
 // Metadata: v0-v12, forwarded to any broker and rewritten.
 //
 // What the broker answers stays true (ACL filtering, topic auto-creation, leader epochs,
-// topic ids): only the broker addresses change, every one becoming the proxy's advertised
-// endpoint, so a client keeps talking to the proxy whichever broker leads. Node ids stay, so
-// clients still group partitions by leader. A broker that cannot be reached is followed by
-// the next one; with none left the answer carries no brokers and LEADER_NOT_AVAILABLE per
-// named topic, so the client asks again.
+// topic ids, partitions without a leader); only the brokers change: the answer names one
+// broker, the proxy (node NodeID at the advertised endpoint), as the leader, replica and ISR
+// of every led partition and as the controller. So a client sends everything to the proxy,
+// which splits by the real leaders. One node rather than every broker's node id at the proxy's
+// address: clients such as librdkafka key brokers by address too, and several node ids at
+// one address leave their partitions without a broker. A broker that cannot be reached is
+// followed by the next one; with none left the answer carries no brokers and
+// LEADER_NOT_AVAILABLE per named topic, so the client asks again.
 
 const metadataKey = 3
 
@@ -34,8 +37,25 @@ func handleMetadata(c *conn, r *request) (*response, error) {
 	}
 	resp := msg.(*kmsg.MetadataResponse)
 	host, port := c.s.advertised()
-	for i := range resp.Brokers {
-		resp.Brokers[i].Host, resp.Brokers[i].Port = host, port
+	b := kmsg.NewMetadataResponseBroker()
+	b.NodeID, b.Host, b.Port = NodeID, host, port
+	resp.Brokers = []kmsg.MetadataResponseBroker{b}
+	if resp.ControllerID >= 0 {
+		resp.ControllerID = NodeID
+	}
+	for ti := range resp.Topics {
+		t := &resp.Topics[ti]
+		for pi := range t.Partitions {
+			p := &t.Partitions[pi]
+			if p.Leader < 0 {
+				continue
+			}
+			p.Leader = NodeID
+			p.Replicas, p.ISR, p.OfflineReplicas = []int32{NodeID}, []int32{NodeID}, nil
+		}
 	}
 	return &response{msg: resp}, nil
 }
+
+// NodeID is the node id the proxy gives itself in every answer: the one broker clients see.
+const NodeID int32 = 0

@@ -7,8 +7,8 @@ import (
 
 // FindCoordinator: v0-v5, forwarded to any broker and rewritten.
 //
-// The broker decides the coordinator; the proxy replaces its address with the advertised
-// endpoint and remembers the node, so the group's requests go straight to it. v4+ batches
+// The broker decides the coordinator; the proxy remembers it, so the group's requests go
+// straight to it, and answers with itself (NodeID at the advertised endpoint). v4+ batches
 // keys (answered per key in Coordinators). Without a reachable broker the answer is
 // COORDINATOR_NOT_AVAILABLE (retriable).
 
@@ -39,7 +39,7 @@ func handleFindCoordinator(c *conn, r *request) (*response, error) {
 				if req.CoordinatorType == 0 {
 					c.s.coords.set(co.Key, co.NodeID)
 				}
-				co.Host, co.Port = host, port
+				co.NodeID, co.Host, co.Port = NodeID, host, port
 			}
 		}
 		return &response{msg: resp}, nil
@@ -48,7 +48,7 @@ func handleFindCoordinator(c *conn, r *request) (*response, error) {
 		if req.CoordinatorType == 0 {
 			c.s.coords.set(req.CoordinatorKey, resp.NodeID)
 		}
-		resp.Host, resp.Port = host, port
+		resp.NodeID, resp.Host, resp.Port = NodeID, host, port
 	}
 	return &response{msg: resp}, nil
 }

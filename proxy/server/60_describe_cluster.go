@@ -5,8 +5,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// DescribeCluster: v0-v1, forwarded to any broker, every broker address rewritten to the
-// proxy's advertised endpoint.
+// DescribeCluster: v0-v1, forwarded to any broker (cluster id, authorized operations) and
+// answered with one broker, the proxy, as in Metadata.
 
 const describeClusterKey = 60
 
@@ -22,8 +22,11 @@ func handleDescribeCluster(c *conn, r *request) (*response, error) {
 	}
 	resp := msg.(*kmsg.DescribeClusterResponse)
 	host, port := c.s.advertised()
-	for i := range resp.Brokers {
-		resp.Brokers[i].Host, resp.Brokers[i].Port = host, port
+	b := kmsg.NewDescribeClusterResponseBroker()
+	b.NodeID, b.Host, b.Port = NodeID, host, port
+	resp.Brokers = []kmsg.DescribeClusterResponseBroker{b}
+	if resp.ControllerID >= 0 {
+		resp.ControllerID = NodeID
 	}
 	return &response{msg: resp}, nil
 }

@@ -38,9 +38,15 @@ func TestMakeRunKcatExample(t *testing.T) {
 	again.stop(t)
 
 	three := startMakeRun(t, "-dir", dir, "-clean", "-brokers", "3")
+	// The bootstrap is the proxy, one broker to clients; the three brokers stand behind it.
 	meta, err := exec.Command("kcat", "-b", three.bootstrap, "-L").CombinedOutput()
-	if err != nil || !strings.Contains(string(meta), " 3 brokers:") {
-		t.Fatalf("kcat -L against BROKERS=3: %v\n%s", err, meta)
+	if err != nil || !strings.Contains(string(meta), " 1 brokers:") || !strings.Contains(string(meta), "broker 0 at "+three.bootstrap) {
+		t.Fatalf("kcat -L against BROKERS=3 through the proxy: %v\n%s", err, meta)
+	}
+	direct := strings.Split(three.direct, ",")
+	meta, err = exec.Command("kcat", "-b", direct[0], "-L").CombinedOutput()
+	if err != nil || len(direct) != 3 || !strings.Contains(string(meta), " 3 brokers:") {
+		t.Fatalf("kcat -L against broker 0 (%q) of BROKERS=3: %v\n%s", three.direct, err, meta)
 	}
 	if out := three.kcatExample(t); strings.Count(out, "hello kafscale") != 1 {
 		t.Fatalf("CLEAN=1 BROKERS=3: the kcat example read:\n%s", out)
@@ -52,6 +58,7 @@ type makeRun struct {
 	cmd       *exec.Cmd
 	done      chan error
 	bootstrap string
+	direct    string   // the brokers' own addresses, behind the proxy
 	commands  []string // the kcat example: produce, then consume
 	mu        sync.Mutex
 	output    *strings.Builder
@@ -117,6 +124,9 @@ func startMakeRun(t *testing.T, flags ...string) *makeRun {
 		line = strings.TrimSpace(line)
 		if v, ok := strings.CutPrefix(line, "bootstrap servers : "); ok {
 			r.bootstrap = v
+		}
+		if v, ok := strings.CutPrefix(line, "brokers (direct)  : "); ok {
+			r.direct = v
 		}
 		if strings.Contains(line, "kcat -b") {
 			r.commands = append(r.commands, line)

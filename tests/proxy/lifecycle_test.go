@@ -83,9 +83,13 @@ func TestBrokerClosesIdleConnection(t *testing.T) {
 func TestReadinessAndGracefulStop(t *testing.T) {
 	etcd, s3 := testenv.StartEtcd(t), testenv.StartS3(t)
 	p := proxytest.StartUnready(t, proxytest.Options{Etcd: etcd})
-	if code, body := p.Get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "no live broker") {
-		t.Fatalf("/readyz without brokers: %d %q, want 503 naming the missing brokers", code, body)
-	}
+	// Once etcd is read (503 "reading the routing state" before), the reason is the brokers.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if code, body := p.Get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "no live broker") {
+			return fmt.Errorf("/readyz without brokers: %d %q, want 503 naming the missing brokers", code, body)
+		}
+		return nil
+	})
 	if code, _ := p.Get("/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz without brokers: %d, want 200 (the process is fine)", code)
 	}

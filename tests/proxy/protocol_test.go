@@ -10,6 +10,7 @@ import (
 
 	"github.com/kafscale/kafscale/proxy/server"
 	"github.com/kafscale/kafscale/tests/proxytest"
+	"github.com/kafscale/kafscale/tests/testenv"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -179,6 +180,40 @@ func TestProtocol(t *testing.T) {
 		}
 	})
 
+	t.Run("acks=0 produces are forwarded, never answered", func(t *testing.T) {
+		conn := dialRaw(t, p.Addr)
+		lo := kmsg.NewPtrListOffsetsRequest()
+		lo.Version = 4
+		lt := kmsg.NewListOffsetsRequestTopic()
+		lt.Topic = "proto"
+		lp := kmsg.NewListOffsetsRequestTopicPartition()
+		lp.Partition, lp.Timestamp = 5, -1
+		lt.Partitions = append(lt.Partitions, lp)
+		lo.Topics = append(lo.Topics, lt)
+		before := conn.roundTrip(lo, 1).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0].Offset
+		prod := kmsg.NewPtrProduceRequest()
+		prod.Version = 7
+		prod.Acks, prod.TimeoutMillis = 0, 30000
+		pt := kmsg.NewProduceRequestTopic()
+		pt.Topic = "proto"
+		pp := kmsg.NewProduceRequestTopicPartition()
+		pp.Partition, pp.Records = 5, recordBatch("fire and forget")
+		pt.Partitions = append(pt.Partitions, pp)
+		prod.Topics = append(prod.Topics, pt)
+		conn.send(prod, 2)
+		// The next answer on the connection is the next request's: nothing came for the produce.
+		if r := conn.roundTrip(kmsg.NewPtrApiVersionsRequest(), 3).(*kmsg.ApiVersionsResponse); r.ErrorCode != 0 {
+			t.Fatalf("ApiVersions after an acks=0 produce: error %d", r.ErrorCode)
+		}
+		// And the record reached its partition.
+		testenv.Eventually(t, 30*time.Second, func() error {
+			if after := conn.roundTrip(lo, 4).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0].Offset; after != before+1 {
+				return fmt.Errorf("end offset %d after an acks=0 produce, want %d", after, before+1)
+			}
+			return nil
+		})
+	})
+
 	t.Run("groups on different coordinators", func(t *testing.T) {
 		adm := kadm.NewClient(newClient(t, p.Addr))
 		var groups []string
@@ -287,8 +322,8 @@ func TestProtocol(t *testing.T) {
 			// The other client's connection is untouched.
 			meta := kmsg.NewPtrMetadataRequest()
 			meta.Version = 9
-			if r := healthy.roundTrip(meta, 2).(*kmsg.MetadataResponse); len(r.Brokers) != 3 {
-				t.Fatalf("after a %s frame on another connection: %d brokers", name, len(r.Brokers))
+			if r := healthy.roundTrip(meta, 2).(*kmsg.MetadataResponse); len(r.Brokers) != 1 || len(r.Topics) == 0 {
+				t.Fatalf("after a %s frame on another connection: %d brokers, %d topics", name, len(r.Brokers), len(r.Topics))
 			}
 		}
 		if n := metricValue(p.Metrics(), "kafscale_proxy_connections_rejected_total"); n < 4 {

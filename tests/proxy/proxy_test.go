@@ -8,10 +8,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"fmt"
 	"io"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -320,10 +318,3 @@ func metricValue(text, prefix string) float64 {
 	}
 	return sum
 }
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	os.Exit(code)
-}
-
-var _ = fmt.Sprint
