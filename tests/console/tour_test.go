@@ -199,6 +199,19 @@ func TestConsoleTour(t *testing.T) {
 	b.waitFor("the marked record in hex", 60*time.Second,
 		`(() => { const r = document.querySelector('#records tbody tr'); return r && r.querySelector(".rv-value").textContent.startsWith("68 65 6c 6c 6f 20 63"); })()`,
 		`document.getElementById("view").innerText`)
+	// From a time: the first record at or after the marked record's timestamp, read on.
+	from := marked.Timestamp.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+	b.open(con.URL + fmt.Sprintf("#/records?topic=%s&partition=1&mode=timestamp&from=%s&limit=20", topic, url.QueryEscape(from)))
+	b.waitFor("the records from the marked record's time", 60*time.Second,
+		`(() => { const rs = [...document.querySelectorAll('#records tbody tr')]; return rs.length > 0
+			&& rs.some(r => r.dataset.offset === "`+strconv.FormatInt(marked.Offset, 10)+`")
+			&& Number(rs[0].dataset.offset) <= `+strconv.FormatInt(marked.Offset, 10)+`; })()`,
+		`document.getElementById("view").innerText`)
+	var firstTS string
+	b.eval(`document.querySelector('#records tbody tr').dataset.timestamp`, &firstTS)
+	if ts, err := time.Parse(time.RFC3339Nano, firstTS); err != nil || ts.Before(marked.Timestamp.Truncate(time.Millisecond)) {
+		t.Errorf("first record from %s has timestamp %q (%v)", from, firstTS, err)
+	}
 	ends := kafkaView(t, ctx, adm).ends
 	b.open(con.URL + fmt.Sprintf("#/records?topic=%s&partition=2&limit=5", topic))
 	b.waitFor("the latest 5 records of partition 2", 60*time.Second,
@@ -233,11 +246,13 @@ func TestConsoleTour(t *testing.T) {
 	}
 
 	// --- a killed broker is shown gone, then back --------------------------------------------
+	killed := time.Now()
 	c.brokers[1].Kill()
 	b.waitFor("broker 1 shown gone", 60*time.Second,
 		`(() => { const r = document.querySelector('#brokers tr[data-node-id="1"]'); return r && r.dataset.live === "false" && r.querySelector(".liveness").textContent.startsWith("gone")
 			&& r.querySelector(".s3-health .unknown"); })()`,
 		`document.getElementById("brokers").innerText`)
+	t.Logf("broker 1 shown gone %s after SIGKILL (lease 2 s, page refresh every 5 s)", time.Since(killed).Round(100*time.Millisecond))
 	b.screenshot("overview-broker-gone")
 	c.brokers[1].Start()
 	b.waitFor("broker 1 back", 60*time.Second,

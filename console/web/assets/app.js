@@ -459,7 +459,7 @@ async function readRecords(p, out) {
     return;
   }
   const format = p.get("format") || "text";
-  const rows = res.records.map((rec) => el("tr", { "data-offset": rec.offset },
+  const rows = res.records.map((rec) => el("tr", { "data-offset": rec.offset, "data-timestamp": rec.timestamp },
     numCell(rec.offset), el("td", {}, fmtTime(rec.timestamp)),
     el("td", { class: "mono rv-key" }, showBytes(rec.key, format)),
     el("td", { class: "mono rv-headers" }, rec.headers.map((h) => h.key + "=" + (h.value === null ? "null" : (() => { const v = showBytes(h.value, format); return typeof v === "string" ? v : "null"; })())).join("\n")),
