@@ -259,6 +259,37 @@ func TestConsoleTour(t *testing.T) {
 		`(() => { const r = document.querySelector('#brokers tr[data-node-id="1"]'); return r && r.dataset.live === "true" && r.querySelector(".s3-health").textContent === "healthy"; })()`,
 		`document.getElementById("brokers").innerText`)
 
+	// --- etcd down: the page says so, the API answers null ------------------------------------
+	c.etcd.Stop()
+	b.waitFor("etcd shown unreachable, broker liveness unknown", 60*time.Second,
+		`document.getElementById("etcd-status").textContent.includes("unreachable")
+			&& [...document.querySelectorAll("#brokers tbody tr")].every(r => r.dataset.live === "unknown")
+			&& document.getElementById("brokers-status").textContent.includes("unknown")`,
+		`document.getElementById("view").innerText`)
+	b.screenshot("overview-etcd-down")
+	session, err := chromedp.Call(b.ctx, network.GetCookies, network.GetCookiesParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var live []*http.Cookie
+	for _, ck := range session.Cookies {
+		live = append(live, &http.Cookie{Name: ck.Name, Value: ck.Value})
+	}
+	if code, body := con.get("api/overview", live...); code != http.StatusOK || !strings.Contains(body, `"clusterId":null`) || !strings.Contains(body, `"live":null`) {
+		t.Errorf("overview with etcd down = %d %s, want the cluster id and liveness null", code, body)
+	}
+	if code, body := con.get("api/topics", live...); code != http.StatusOK || !strings.Contains(body, `"topics":null`) || !strings.Contains(body, "etcd unreachable") {
+		t.Errorf("topics with etcd down = %d %s, want null and the reason", code, body)
+	}
+	b.open(con.URL + "#/topics")
+	b.waitFor("the topics page saying they are unknown", 30*time.Second, `document.getElementById("view").innerText.includes("Topics unknown: etcd unreachable")`, `document.getElementById("view").innerText`)
+	c.etcd.Start()
+	b.open(con.URL + "#/overview")
+	b.waitFor("etcd reachable and both brokers live again", 90*time.Second,
+		`document.getElementById("etcd-status").textContent.includes("reachable") && !document.getElementById("etcd-status").textContent.includes("unreachable")
+			&& ["0", "1"].every(id => { const r = document.querySelector('#brokers tr[data-node-id="' + id + '"]'); return r && r.dataset.live === "true"; })`,
+		`document.getElementById("view").innerText`)
+
 	// --- log out and be refused ------------------------------------------------------------
 	b.run("log out", chromedp.Click(chromedp.ID("logout")))
 	b.waitFor("the login page after logout", 30*time.Second, `!document.getElementById("login").hidden && document.getElementById("view").hidden`, `document.body.innerText`)
