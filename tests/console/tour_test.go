@@ -264,7 +264,8 @@ func TestConsoleTour(t *testing.T) {
 	b.waitFor("etcd shown unreachable, broker liveness unknown", 60*time.Second,
 		`document.getElementById("etcd-status").textContent.includes("unreachable")
 			&& [...document.querySelectorAll("#brokers tbody tr")].every(r => r.dataset.live === "unknown")
-			&& document.getElementById("brokers-status").textContent.includes("unknown")`,
+			&& document.getElementById("brokers-status").textContent.includes("unknown")
+			&& document.querySelector('#brokers tr[data-node-id="0"] .s3-health').textContent === "healthy"`,
 		`document.getElementById("view").innerText`)
 	b.screenshot("overview-etcd-down")
 	session, err := chromedp.Call(b.ctx, network.GetCookies, network.GetCookiesParams{})
