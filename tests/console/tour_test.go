@@ -238,7 +238,10 @@ func TestConsoleTour(t *testing.T) {
 	b.waitFor("two live refreshes", 30*time.Second, `document.getElementById("brokers")`, `null`)
 	first := b.str(`document.getElementById("updated").textContent`)
 	b.waitFor("a live refresh", 30*time.Second, `document.getElementById("updated").textContent !== `+strconv.Quote(first), `null`)
-	for con.metric(`kafscale_console_samples_total{result="ok"}`) < samplesBefore+5 {
+	for deadline := time.Now().Add(60 * time.Second); con.metric(`kafscale_console_samples_total{result="ok"}`) < samplesBefore+5; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the console took fewer than 5 samples in 60 s (from %v)", samplesBefore)
+		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	if after := c.revision(t); after != rev {
