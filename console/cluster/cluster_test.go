@@ -124,6 +124,10 @@ func TestOverviewBrokersHealthAndGone(t *testing.T) {
 	if ov.Etcd.Reachable || ov.Etcd.Error == "" || ov.ClusterID != nil || ov.Etcd.Revision != nil || len(ov.Brokers) != 2 || ov.Brokers[0].Live != nil {
 		t.Errorf("overview with etcd down %+v", ov)
 	}
+	// The brokers' own metrics are still read: their health is known while liveness is not.
+	if b := ov.Brokers[0]; b.S3Health == nil || *b.S3Health != "degraded" || b.DrainState == nil {
+		t.Errorf("broker with etcd down %+v, want its metrics read", b)
+	}
 	if ts := r.Topics(context.Background()); ts.Topics != nil || !strings.Contains(ts.Error, "etcd unreachable") {
 		t.Errorf("topics with etcd down %+v", ts)
 	}

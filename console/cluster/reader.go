@@ -96,6 +96,7 @@ func (r *Reader) Overview(ctx context.Context) Overview {
 		for _, s := range r.sortedSeen() {
 			b := s.b
 			b.Live, b.GoneSince = nil, s.goneSince
+			b.DrainState, b.S3Health, b.ProduceRPS, b.FetchRPS, b.ProducedBytesTotal, b.FetchedBytesTotal, b.MetricsError = nil, nil, nil, nil, nil, nil, ""
 			out.Brokers = append(out.Brokers, b)
 		}
 		r.mu.Unlock()
@@ -112,7 +113,9 @@ func (r *Reader) Overview(ctx context.Context) Overview {
 	var wg sync.WaitGroup
 	for i := range out.Brokers {
 		b := &out.Brokers[i]
-		if b.Live == nil || !*b.Live {
+		// A gone broker is not read; with etcd unreadable, every known broker is: its own
+		// health is still true even when its liveness is unknown.
+		if b.Live != nil && !*b.Live {
 			continue
 		}
 		wg.Add(1)

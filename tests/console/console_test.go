@@ -78,6 +78,7 @@ func startCluster(t *testing.T, nodeIDs ...int) *cluster {
 			t.Fatalf("etcd authentication setup: %v", err)
 		}
 	}
+	c.etcd.SetCredentials("root", etcdRootPassword)
 	c.root = c.etcdClient(t, "root", etcdRootPassword)
 	for _, id := range nodeIDs {
 		c.brokers = append(c.brokers, brokertest.Start(t, brokertest.Options{NodeID: id, Etcd: c.etcd, S3: c.s3,

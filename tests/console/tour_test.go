@@ -199,6 +199,19 @@ func TestConsoleTour(t *testing.T) {
 	b.waitFor("the marked record in hex", 60*time.Second,
 		`(() => { const r = document.querySelector('#records tbody tr'); return r && r.querySelector(".rv-value").textContent.startsWith("68 65 6c 6c 6f 20 63"); })()`,
 		`document.getElementById("view").innerText`)
+	// From a time: the first record at or after the marked record's timestamp, read on.
+	from := marked.Timestamp.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+	b.open(con.URL + fmt.Sprintf("#/records?topic=%s&partition=1&mode=timestamp&from=%s&limit=20", topic, url.QueryEscape(from)))
+	b.waitFor("the records from the marked record's time", 60*time.Second,
+		`(() => { const rs = [...document.querySelectorAll('#records tbody tr')]; return rs.length > 0
+			&& rs.some(r => r.dataset.offset === "`+strconv.FormatInt(marked.Offset, 10)+`")
+			&& Number(rs[0].dataset.offset) <= `+strconv.FormatInt(marked.Offset, 10)+`; })()`,
+		`document.getElementById("view").innerText`)
+	var firstTS string
+	b.eval(`document.querySelector('#records tbody tr').dataset.timestamp`, &firstTS)
+	if ts, err := time.Parse(time.RFC3339Nano, firstTS); err != nil || ts.Before(marked.Timestamp.Truncate(time.Millisecond)) {
+		t.Errorf("first record from %s has timestamp %q (%v)", from, firstTS, err)
+	}
 	ends := kafkaView(t, ctx, adm).ends
 	b.open(con.URL + fmt.Sprintf("#/records?topic=%s&partition=2&limit=5", topic))
 	b.waitFor("the latest 5 records of partition 2", 60*time.Second,
@@ -225,7 +238,10 @@ func TestConsoleTour(t *testing.T) {
 	b.waitFor("two live refreshes", 30*time.Second, `document.getElementById("brokers")`, `null`)
 	first := b.str(`document.getElementById("updated").textContent`)
 	b.waitFor("a live refresh", 30*time.Second, `document.getElementById("updated").textContent !== `+strconv.Quote(first), `null`)
-	for con.metric(`kafscale_console_samples_total{result="ok"}`) < samplesBefore+5 {
+	for deadline := time.Now().Add(60 * time.Second); con.metric(`kafscale_console_samples_total{result="ok"}`) < samplesBefore+5; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the console took fewer than 5 samples in 60 s (from %v)", samplesBefore)
+		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	if after := c.revision(t); after != rev {
@@ -233,16 +249,50 @@ func TestConsoleTour(t *testing.T) {
 	}
 
 	// --- a killed broker is shown gone, then back --------------------------------------------
+	killed := time.Now()
 	c.brokers[1].Kill()
 	b.waitFor("broker 1 shown gone", 60*time.Second,
 		`(() => { const r = document.querySelector('#brokers tr[data-node-id="1"]'); return r && r.dataset.live === "false" && r.querySelector(".liveness").textContent.startsWith("gone")
 			&& r.querySelector(".s3-health .unknown"); })()`,
 		`document.getElementById("brokers").innerText`)
+	t.Logf("broker 1 shown gone %s after SIGKILL (lease 2 s, page refresh every 5 s)", time.Since(killed).Round(100*time.Millisecond))
 	b.screenshot("overview-broker-gone")
 	c.brokers[1].Start()
 	b.waitFor("broker 1 back", 60*time.Second,
 		`(() => { const r = document.querySelector('#brokers tr[data-node-id="1"]'); return r && r.dataset.live === "true" && r.querySelector(".s3-health").textContent === "healthy"; })()`,
 		`document.getElementById("brokers").innerText`)
+
+	// --- etcd down: the page says so, the API answers null ------------------------------------
+	c.etcd.Stop()
+	b.waitFor("etcd shown unreachable, broker liveness unknown", 60*time.Second,
+		`document.getElementById("etcd-status").textContent.includes("unreachable")
+			&& [...document.querySelectorAll("#brokers tbody tr")].every(r => r.dataset.live === "unknown")
+			&& document.getElementById("brokers-status").textContent.includes("unknown")
+			&& document.querySelector('#brokers tr[data-node-id="0"] .s3-health').textContent === "healthy"`,
+		`document.getElementById("view").innerText`)
+	b.screenshot("overview-etcd-down")
+	session, err := chromedp.Call(b.ctx, network.GetCookies, network.GetCookiesParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var live []*http.Cookie
+	for _, ck := range session.Cookies {
+		live = append(live, &http.Cookie{Name: ck.Name, Value: ck.Value})
+	}
+	if code, body := con.get("api/overview", live...); code != http.StatusOK || !strings.Contains(body, `"clusterId":null`) || !strings.Contains(body, `"live":null`) {
+		t.Errorf("overview with etcd down = %d %s, want the cluster id and liveness null", code, body)
+	}
+	if code, body := con.get("api/topics", live...); code != http.StatusOK || !strings.Contains(body, `"topics":null`) || !strings.Contains(body, "etcd unreachable") {
+		t.Errorf("topics with etcd down = %d %s, want null and the reason", code, body)
+	}
+	b.open(con.URL + "#/topics")
+	b.waitFor("the topics page saying they are unknown", 30*time.Second, `document.getElementById("view").innerText.includes("Topics unknown: etcd unreachable")`, `document.getElementById("view").innerText`)
+	c.etcd.Start()
+	b.open(con.URL + "#/overview")
+	b.waitFor("etcd reachable and both brokers live again", 90*time.Second,
+		`document.getElementById("etcd-status").textContent.includes("reachable") && !document.getElementById("etcd-status").textContent.includes("unreachable")
+			&& ["0", "1"].every(id => { const r = document.querySelector('#brokers tr[data-node-id="' + id + '"]'); return r && r.dataset.live === "true"; })`,
+		`document.getElementById("view").innerText`)
 
 	// --- log out and be refused ------------------------------------------------------------
 	b.run("log out", chromedp.Click(chromedp.ID("logout")))

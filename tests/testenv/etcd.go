@@ -15,6 +15,8 @@ type Etcd struct {
 	t        testing.TB
 	proc     *process
 	endpoint string
+	// user and password, once authentication is on (SetCredentials).
+	user, password string
 }
 
 // StartEtcd starts an etcd server with a fresh data directory on free loopback ports. It is
@@ -90,8 +92,12 @@ func (e *Etcd) Client() *clientv3.Client {
 	return cli
 }
 
+// SetCredentials makes the clients Start and Client make log in as user: for tests that
+// turn etcd's authentication on.
+func (e *Etcd) SetCredentials(user, password string) { e.user, e.password = user, password }
+
 func (e *Etcd) newClient() *clientv3.Client {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: e.Endpoints(), DialTimeout: 5 * time.Second})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: e.Endpoints(), DialTimeout: 5 * time.Second, Username: e.user, Password: e.password})
 	if err != nil {
 		e.t.Fatalf("testenv: etcd client: %v", err)
 	}

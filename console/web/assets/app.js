@@ -269,7 +269,10 @@ async function overviewPage() {
     const detail = "last success " + (s.lastSuccess ? fmtTime(s.lastSuccess) + " (" + txt(fmtAge(s.ageSeconds)) + " ago)" : "never") + (s.reason ? " · " + s.reason : "");
     snap = statusCard("etcd snapshots", s.failing ? "failing" : "ok", s.failing ? "bad" : "ok", detail, "snapshot-status");
   }
-  const cluster = statusCard("cluster", ov.namespace + "/" + ov.cluster, "", ov.clusterId ? "id " + ov.clusterId + " · controller " + ov.controllerId : "no metadata published yet", "cluster-status");
+  let clusterDetail = "no metadata published yet";
+  if (!ov.etcd.reachable) clusterDetail = "id unknown: etcd is unreachable";
+  else if (ov.clusterId) clusterDetail = "id " + ov.clusterId + " · controller " + ov.controllerId;
+  const cluster = statusCard("cluster", ov.namespace + "/" + ov.cluster, "", clusterDetail, "cluster-status");
 
   const rows = ov.brokers.map((b) => {
     let liveness;
@@ -459,7 +462,7 @@ async function readRecords(p, out) {
     return;
   }
   const format = p.get("format") || "text";
-  const rows = res.records.map((rec) => el("tr", { "data-offset": rec.offset },
+  const rows = res.records.map((rec) => el("tr", { "data-offset": rec.offset, "data-timestamp": rec.timestamp },
     numCell(rec.offset), el("td", {}, fmtTime(rec.timestamp)),
     el("td", { class: "mono rv-key" }, showBytes(rec.key, format)),
     el("td", { class: "mono rv-headers" }, rec.headers.map((h) => h.key + "=" + (h.value === null ? "null" : (() => { const v = showBytes(h.value, format); return typeof v === "string" ? v : "null"; })())).join("\n")),
