@@ -103,6 +103,20 @@ func TestV1AtTheCap(t *testing.T) {
 	}
 }
 
+// AppendV2Local writes the LOCAL header the proxy opens its own broker connections with: a
+// broker reads it as a connection without a client address, and the bytes after it are the
+// connection's.
+func TestAppendV2Local(t *testing.T) {
+	r := bufio.NewReader(bytes.NewReader(append(AppendV2Local(nil), "kafka"...)))
+	h, err := Read(r)
+	if err != nil || h.Version != 2 || !h.Local {
+		t.Fatalf("LOCAL header read as %+v, %v", h, err)
+	}
+	if rest, _ := r.Peek(5); string(rest) != "kafka" {
+		t.Fatalf("the header consumed more than itself: %q follows", rest)
+	}
+}
+
 // FuzzRead: any input either parses or errors, never panics, and a v1 header never
 // consumes more than MaxV1Bytes.
 func FuzzRead(f *testing.F) {

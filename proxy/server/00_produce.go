@@ -34,8 +34,15 @@ type partKey struct {
 func handleProduce(c *conn, r *request) (*response, error) {
 	req := r.msg.(*kmsg.ProduceRequest)
 	sp := splitByLeader(c.state(), produceKeys(req), c.firstCandidate(r))
-	parts := splitProduce(req, sp)
 	order := sp.order
+	whole := len(order) == 1 && len(sp.unroutable) == 0
+	var parts map[int32]*kmsg.ProduceRequest
+	if whole {
+		// One broker takes it all: the client's bytes go as they are.
+		parts = map[int32]*kmsg.ProduceRequest{order[0].NodeID: req}
+	} else {
+		parts = splitProduce(req, sp)
+	}
 	failed := map[partKey]int16{}
 	for k := range sp.unroutable {
 		failed[k] = c.retriable(r, kerr.NotLeaderForPartition)
@@ -51,7 +58,6 @@ func handleProduce(c *conn, r *request) (*response, error) {
 	case <-c.ctx.Done():
 		return nil, c.ctx.Err()
 	}
-	whole := len(order) == 1 && len(failed) == 0
 	pendings := make([]*backend.Pending, len(order))
 	for i, b := range order {
 		breq := backend.Request{Key: produceKey, Version: r.version, ClientID: r.clientID, NoResponse: req.Acks == 0}
