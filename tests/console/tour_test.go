@@ -91,6 +91,14 @@ func TestConsoleTour(t *testing.T) {
 		t.Errorf("logged in as %q", s)
 	}
 	b.screenshot("overview")
+	// The session is valid on another replica: its key comes from the login, not from memory.
+	replica := startConsole(t, c, "KAFSCALE_UI_USERNAME="+uiUser, "KAFSCALE_UI_PASSWORD="+uiPassword)
+	if code, body := replica.get("api/overview", browserCookies(t, b)...); code != http.StatusOK || !strings.Contains(body, `"nodeId":1`) {
+		t.Errorf("the session on a second replica: %d %s", code, body)
+	}
+	if code, _ := replica.get("api/overview"); code != http.StatusUnauthorized {
+		t.Errorf("the second replica without a session: %d, want 401", code)
+	}
 
 	// --- topics: partition count, leaders and offsets as Kafka reports them --------------
 	b.open(con.URL + "#/topics")
@@ -271,14 +279,7 @@ func TestConsoleTour(t *testing.T) {
 			&& document.querySelector('#brokers tr[data-node-id="0"] .s3-health').textContent === "healthy"`,
 		`document.getElementById("view").innerText`)
 	b.screenshot("overview-etcd-down")
-	session, err := chromedp.Call(b.ctx, network.GetCookies, network.GetCookiesParams{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var live []*http.Cookie
-	for _, ck := range session.Cookies {
-		live = append(live, &http.Cookie{Name: ck.Name, Value: ck.Value})
-	}
+	live := browserCookies(t, b)
 	if code, body := con.get("api/overview", live...); code != http.StatusOK || !strings.Contains(body, `"clusterId":null`) || !strings.Contains(body, `"live":null`) {
 		t.Errorf("overview with etcd down = %d %s, want the cluster id and liveness null", code, body)
 	}
@@ -300,13 +301,9 @@ func TestConsoleTour(t *testing.T) {
 	b.open(con.URL + "#/topics")
 	b.waitFor("the login page instead of topics", 30*time.Second, `!document.getElementById("login").hidden && !document.getElementById("topics")`, `document.body.innerText`)
 	b.screenshot("logged-out")
-	cookies, err := chromedp.Call(b.ctx, network.GetCookies, network.GetCookiesParams{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var jar []*http.Cookie
-	for _, ck := range cookies.Cookies {
-		jar = append(jar, &http.Cookie{Name: ck.Name, Value: ck.Value})
+	jar := browserCookies(t, b)
+	if len(jar) == 0 {
+		t.Fatal("the browser holds no cookie of the console at all (the device cookie should stay)")
 	}
 	if code, _ := con.get("api/overview", jar...); code != http.StatusUnauthorized {
 		t.Errorf("GET api/overview with the browser's cookies after logout = %d, want 401", code)
@@ -328,6 +325,20 @@ func TestConsoleTour(t *testing.T) {
 	if refusals != 1 {
 		t.Errorf("%d refused logins logged by the browser, want the 1 wrong password", refusals)
 	}
+}
+
+// browserCookies are the cookies the browser holds for the page it shows (HttpOnly ones too).
+func browserCookies(t *testing.T, b *browser) []*http.Cookie {
+	t.Helper()
+	res, err := chromedp.Call(b.ctx, network.GetCookies, network.GetCookiesParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*http.Cookie
+	for _, ck := range res.Cookies {
+		out = append(out, &http.Cookie{Name: ck.Name, Value: ck.Value})
+	}
+	return out
 }
 
 func login(b *browser, user, password string) {
