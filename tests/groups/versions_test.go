@@ -124,7 +124,8 @@ func TestEveryAdvertisedGroupVersion(t *testing.T) {
 	}
 	txn := kmsg.NewPtrFindCoordinatorRequest()
 	txn.Version, txn.CoordinatorKey, txn.CoordinatorType = 3, "txn", 1
-	wantCode(t, "FindCoordinator of a transaction", rc.do(txn, 10*time.Second).(*kmsg.FindCoordinatorResponse).ErrorCode, kerr.CoordinatorNotAvailable)
+	// Transactions are not supported: a code clients treat as fatal, so they fail at once.
+	wantCode(t, "FindCoordinator of a transaction", rc.do(txn, 10*time.Second).(*kmsg.FindCoordinatorResponse).ErrorCode, kerr.TransactionalIDAuthorizationFailed)
 
 	meta := kmsg.NewConsumerMemberMetadata()
 	meta.Topics = []string{"vt"}
