@@ -44,7 +44,7 @@ func httpHandler(reg *prometheus.Registry, ready *atomic.Bool, objects *storage.
 }
 
 // registerMetrics exposes the data path's counters next to the protocol server's.
-func registerMetrics(reg *prometheus.Registry, objects *storage.Store, mgr *partition.Manager) {
+func registerMetrics(reg *prometheus.Registry, objects *storage.Store, mgr *partition.Manager, inMemoryS3 bool) {
 	counter := func(name, help string, f func() int64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f()) })
 	}
@@ -58,6 +58,8 @@ func registerMetrics(reg *prometheus.Registry, objects *storage.Store, mgr *part
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		gauge("kafscale_s3_health_state", "S3 health: 0 healthy, 1 degraded, 2 unavailable (produce refused with KAFKA_STORAGE_ERROR).",
 			func() float64 { return float64(objects.Health()) }),
+		gauge("kafscale_s3_in_memory", "1 when segments are kept in the broker's memory instead of S3 (KAFSCALE_USE_MEMORY_S3, development only): nothing stored survives a restart.",
+			func() float64 { return b2f(inMemoryS3) }),
 		counter("kafscale_s3_health_state_changes_total", "Transitions between S3 health states.", func() int64 { return s3().HealthStateChanges }),
 		counter("kafscale_s3_puts_total", "S3 PUT requests.", func() int64 { return s3().Puts }),
 		counter("kafscale_s3_put_bytes_total", "Bytes written to S3.", func() int64 { return s3().PutBytes }),
@@ -126,4 +128,11 @@ func registerDrainMetrics(reg *prometheus.Registry, d *drainer) {
 		}
 		return 0
 	}))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
