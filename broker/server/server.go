@@ -78,7 +78,7 @@ type Server struct {
 	closingCh chan struct{} // closed by Shutdown: long polls answer at once
 	connWG    sync.WaitGroup
 	inflight  atomic.Int64 // requests being handled
-	denialLog logLimiter   // rate of "ACL denied" log lines
+	denialLog logLimiter   // rate of "authorization denied" log lines
 	// requestBytes bounds the request frames being handled (MaxInflightRequestBytes).
 	requestBytes *byteBudget
 	// frames keeps freed Produce request frames for reuse, charged to RequestMemory.

@@ -51,7 +51,7 @@ func TestACLs(t *testing.T) {
 	if m := b.Metrics(t); !strings.Contains(m, `kafscale_acl_denied_total{api="Produce"} 1`) {
 		t.Fatalf("no Produce denial counted:\n%s", testenv.GrepLines(m, "kafscale_acl_denied_total"))
 	}
-	if log := b.LogTail(); !strings.Contains(log, "ACL denied") || !strings.Contains(log, "User:producer") {
+	if log := b.LogTail(); !strings.Contains(log, "authorization denied") || !strings.Contains(log, "User:producer") {
 		t.Fatalf("denial not logged with its principal:\n%s", log)
 	}
 
