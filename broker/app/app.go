@@ -94,6 +94,8 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 	}
 	defer meta.Close()
 	s3opts := s3Options(cfg)
+	s3ReadLatency := newS3ReadLatency()
+	s3opts.ObserveRead = func(d time.Duration) { s3ReadLatency.Observe(float64(d.Microseconds()) / 1000) }
 	if cfg.S3.UseMemory {
 		mem, err := storage.StartMemoryServer(cfg.S3.Bucket)
 		if err != nil {
@@ -214,7 +216,7 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 
 	var ready atomic.Bool
 	registerMetrics(reg, objects, mgr, cfg.S3.UseMemory)
-	reg.MustRegister(flushLat.uploads, flushLat.commits)
+	reg.MustRegister(flushLat.uploads, flushLat.commits, s3ReadLatency)
 	mln, err := net.Listen("tcp", cfg.MetricsAddr)
 	if err != nil {
 		return fmt.Errorf("listen for metrics on %s (KAFSCALE_METRICS_ADDR): %w", cfg.MetricsAddr, err)

@@ -69,6 +69,12 @@ func registerMetrics(reg *prometheus.Registry, objects *storage.Store, mgr *part
 		counter("kafscale_s3_get_errors_total", "Failed S3 GET requests.", func() int64 { return s3().GetErrors }),
 		counter("kafscale_s3_replica_gets_total", "GETs tried on the read replica bucket first.", func() int64 { return s3().ReplicaGets }),
 		counter("kafscale_s3_replica_fallbacks_total", "Read replica misses or errors answered from the primary bucket.", func() int64 { return s3().ReplicaFallbacks }),
+		// The operations guide's name of the same counter; its alerts read this one.
+		counter("kafscale_s3_replica_fallback_total", "Read replica misses or errors answered from the primary bucket (the same count as kafscale_s3_replica_fallbacks_total).", func() int64 { return s3().ReplicaFallbacks }),
+		gauge("kafscale_s3_replica_miss_ratio", "Fraction of read-replica GETs in the last KAFSCALE_S3_HEALTH_WINDOW_SEC that missed or failed and fell back to the primary bucket (0 without replica reads).",
+			func() float64 { return s3().ReplicaMissRatio }),
+		gauge("kafscale_s3_latency_ms_avg", "Mean latency in milliseconds of the S3 calls in the last KAFSCALE_S3_HEALTH_WINDOW_SEC: what KAFSCALE_S3_LATENCY_WARN_MS and _CRIT_MS are compared with (0 without calls).",
+			func() float64 { return float64(s3().MeanLatency.Microseconds()) / 1000 }),
 		gauge("kafscale_s3_last_put_latency_seconds", "Latency of the latest S3 PUT.", func() float64 { return s3().LastPutLatency.Seconds() }),
 		gauge("kafscale_s3_last_get_latency_seconds", "Latency of the latest S3 GET.", func() float64 { return s3().LastGetLatency.Seconds() }),
 		counter("kafscale_flushes_total", "Flushes: one S3 object each, holding every flushed partition.", func() int64 { return parts().Flushes }),
@@ -87,6 +93,17 @@ func registerMetrics(reg *prometheus.Registry, objects *storage.Store, mgr *part
 		counter("kafscale_cache_evictions_total", "Entries evicted from the read cache to make room.", func() int64 { return parts().Cache.Evictions }),
 		counter("kafscale_readahead_chunks_total", "Chunks fetched into the read cache ahead of the fetches that will read them.", func() int64 { return parts().Readaheads }),
 	)
+}
+
+// s3ReadLatencyBuckets span 1 ms to about 8 s, in milliseconds: a cached-in-region GET is a
+// few to tens of ms, a cross-region one around 100 ms, and the guide's alert is at 200 ms.
+var s3ReadLatencyBuckets = []float64{1, 2.5, 5, 10, 25, 50, 100, 200, 400, 800, 1600, 3200, 8000}
+
+// newS3ReadLatency is kafscale_s3_read_latency_ms, fed by every S3 GET (storage.Options.ObserveRead).
+func newS3ReadLatency() prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kafscale_s3_read_latency_ms",
+		Help:    "Latency in milliseconds of S3 GETs (read replica or primary, body included); histogram_quantile(0.99, ...) gives the p99.",
+		Buckets: s3ReadLatencyBuckets})
 }
 
 // flushLatency holds the flush path's latency histograms, fed by the partition manager.

@@ -3,9 +3,11 @@ package broker
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -162,5 +164,75 @@ func TestGuideBrokerVariablesRefuseBadValues(t *testing.T) {
 		if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), n0) || !strings.Contains(string(out), n1) {
 			t.Errorf("%s with %s: exit %v, output:\n%s", n0, n1, err, out)
 		}
+	}
+}
+
+// TestGuideMetrics: the series the guide's CRR alerts and troubleshooting read, on a real
+// broker with an empty read replica: a cold read falls back to the primary (both counter
+// names count it, the miss ratio is 1), the GETs are timed in the read-latency histogram,
+// the mean S3 latency is reported, and a franz-go consumer group shows its member.
+func TestGuideMetrics(t *testing.T) {
+	be := startBackend(t)
+	ctx := testContext(t, 2*time.Minute)
+	replica := be.s3.Bucket + "-replica"
+	if _, err := be.s3.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(replica)}); err != nil {
+		t.Fatal(err)
+	}
+	b := be.startBroker(t, 0, "KAFSCALE_S3_READ_BUCKET="+replica)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.DefaultProduceTopic("crr"), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "v%d", i)}).FirstErr(); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+	}
+	cl.Close()
+	b.Stop()
+	b.Start() // a cold cache: the records come from S3
+
+	cons, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.ConsumerGroup("crr-readers"), kgo.ConsumeTopics("crr"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	for n := 0; n < 3; {
+		fs := cons.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatalf("consume: %v", err)
+		}
+		n += fs.NumRecords()
+	}
+	m := b.Metrics(t)
+	value := func(series string) float64 {
+		for _, line := range strings.Split(m, "\n") {
+			if rest, ok := strings.CutPrefix(line, series+" "); ok {
+				v, err := strconv.ParseFloat(rest, 64)
+				if err != nil {
+					t.Fatalf("%s: %v", line, err)
+				}
+				return v
+			}
+		}
+		t.Fatalf("/metrics lacks %s:\n%s", series, testenv.GrepLines(m, "kafscale_"))
+		return 0
+	}
+	fallbacks := value("kafscale_s3_replica_fallback_total")
+	if fallbacks < 1 || fallbacks != value("kafscale_s3_replica_fallbacks_total") {
+		t.Errorf("fallbacks %g (guide's name), %g (project's); want the same count, at least 1", fallbacks, value("kafscale_s3_replica_fallbacks_total"))
+	}
+	if r := value("kafscale_s3_replica_miss_ratio"); r != 1 {
+		t.Errorf("miss ratio %g with an empty replica, want 1", r)
+	}
+	if n := value("kafscale_s3_read_latency_ms_count"); n < 2*fallbacks {
+		t.Errorf("%g GETs timed, want at least %g (each fallback is a replica and a primary GET)", n, 2*fallbacks)
+	}
+	if v := value("kafscale_s3_latency_ms_avg"); v <= 0 {
+		t.Errorf("mean S3 latency %g after S3 calls", v)
+	}
+	if v := value(`kafscale_consumer_group_members{group="crr-readers"}`); v != 1 {
+		t.Errorf("crr-readers has %g members, want 1", v)
 	}
 }
