@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -235,4 +236,20 @@ func TestGuideMetrics(t *testing.T) {
 	if v := value(`kafscale_consumer_group_members{group="crr-readers"}`); v != 1 {
 		t.Errorf("crr-readers has %g members, want 1", v)
 	}
+
+	// docs/grafana/broker-dashboard.json queries only series this broker exports.
+	exported := map[string]bool{}
+	for _, line := range strings.Split(m, "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, _, _ := strings.Cut(line, " ")
+		name, _, _ = strings.Cut(name, "{")
+		exported[name] = true
+	}
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckDashboard(t, filepath.Join(root, "docs", "grafana", "broker-dashboard.json"), exported)
 }
