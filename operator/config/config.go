@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // Operator is the operator's configuration.
@@ -43,6 +44,12 @@ type Operator struct {
 	// BrokerDrainTimeout bounds one Drain call to a broker's control service
 	// (KAFSCALE_OPERATOR_BROKER_DRAIN_TIMEOUT_SEC).
 	BrokerDrainTimeout time.Duration
+	// EtcdStorageSize and EtcdStorageClass are the managed etcd members' claims when the
+	// KafscaleCluster's spec.etcd.storage names none (KAFSCALE_OPERATOR_ETCD_STORAGE_SIZE,
+	// default 10Gi; KAFSCALE_OPERATOR_ETCD_STORAGE_CLASS, default the cluster's default class).
+	// Claims are made once, with the StatefulSet: a change applies to new clusters only.
+	EtcdStorageSize  resource.Quantity
+	EtcdStorageClass string
 }
 
 // Broker drain defaults. BrokerTerminationGrace is the broker pods'
@@ -54,6 +61,9 @@ const (
 	DefaultBrokerDrainWait    = 25 * time.Second
 	DefaultBrokerDrainTimeout = 30 * time.Second
 )
+
+// DefaultEtcdStorageSize is the claim size of each managed etcd member.
+const DefaultEtcdStorageSize = "10Gi"
 
 // DefaultEtcdImage runs managed etcd members: the etcd release the tests run against.
 const DefaultEtcdImage = "gcr.io/etcd-development/etcd:v3.6.16"
@@ -87,6 +97,16 @@ func Parse(lookup func(string) (string, bool)) (*Operator, error) {
 		BrokerDrainWait:    time.Duration(p.int("KAFSCALE_OPERATOR_BROKER_DRAIN_WAIT_SEC", int64(DefaultBrokerDrainWait/time.Second), 1, 59)) * time.Second,
 		BrokerDrainTimeout: time.Duration(p.int("KAFSCALE_OPERATOR_BROKER_DRAIN_TIMEOUT_SEC", int64(DefaultBrokerDrainTimeout/time.Second), 1, 600)) * time.Second,
 	}
+	c.EtcdStorageSize = resource.MustParse(DefaultEtcdStorageSize)
+	if v := p.str("KAFSCALE_OPERATOR_ETCD_STORAGE_SIZE", ""); v != "" {
+		q, err := resource.ParseQuantity(v)
+		if err != nil || q.Sign() <= 0 {
+			p.fail("KAFSCALE_OPERATOR_ETCD_STORAGE_SIZE=%q: must be a positive storage quantity such as 10Gi", v)
+		} else {
+			c.EtcdStorageSize = q
+		}
+	}
+	c.EtcdStorageClass = p.str("KAFSCALE_OPERATOR_ETCD_STORAGE_CLASS", "")
 	if !strings.HasPrefix(c.BrokerBinary, "/") {
 		p.fail("KAFSCALE_OPERATOR_BROKER_BINARY=%q: must be an absolute path in the broker image", c.BrokerBinary)
 	}
