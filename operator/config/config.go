@@ -50,6 +50,9 @@ type Operator struct {
 	// Claims are made once, with the StatefulSet: a change applies to new clusters only.
 	EtcdStorageSize  resource.Quantity
 	EtcdStorageClass string
+	// Moot lists the guide's settings that are accepted but do nothing here, each with why;
+	// the operator logs each once at startup.
+	Moot []string
 }
 
 // Broker drain defaults. BrokerTerminationGrace is the broker pods'
@@ -107,6 +110,13 @@ func Parse(lookup func(string) (string, bool)) (*Operator, error) {
 		}
 	}
 	c.EtcdStorageClass = p.str("KAFSCALE_OPERATOR_ETCD_STORAGE_CLASS", "")
+	// The guide's snapshot Jobs ran etcdctl and the AWS CLI from two images; here one Job runs
+	// the operator's own image (KAFSCALE_OPERATOR_IMAGE), which does both.
+	for _, name := range []string{"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_ETCDCTL_IMAGE", "KAFSCALE_OPERATOR_ETCD_SNAPSHOT_IMAGE"} {
+		if v := p.str(name, ""); v != "" {
+			c.Moot = append(c.Moot, fmt.Sprintf("%s=%s is ignored: snapshot Jobs run the operator's own image (KAFSCALE_OPERATOR_IMAGE), which takes the snapshot and uploads it itself", name, v))
+		}
+	}
 	if !strings.HasPrefix(c.BrokerBinary, "/") {
 		p.fail("KAFSCALE_OPERATOR_BROKER_BINARY=%q: must be an absolute path in the broker image", c.BrokerBinary)
 	}

@@ -77,8 +77,19 @@ func TestParseDefaults(t *testing.T) {
 		"KAFSCALE_OPERATOR_ETCD_STORAGE_SIZE":  "25Gi",
 		"KAFSCALE_OPERATOR_ETCD_STORAGE_CLASS": "ssd",
 	}))
-	if err != nil || c.EtcdStorageSize.String() != "25Gi" || c.EtcdStorageClass != "ssd" {
+	if err != nil || c.EtcdStorageSize.String() != "25Gi" || c.EtcdStorageClass != "ssd" || len(c.Moot) != 0 {
 		t.Errorf("etcd storage: %v %+v", err, c)
+	}
+	// The guide's snapshot images are accepted and reported as doing nothing here.
+	c, err = Parse(env(map[string]string{
+		"KAFSCALE_OPERATOR_NAMESPACE":                   "ns",
+		"KAFSCALE_OPERATOR_BROKER_IMAGE":                "broker:1",
+		"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_ETCDCTL_IMAGE": "kubesphere/etcd:3.6.4-0",
+		"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_IMAGE":         "amazon/aws-cli:2.15.0",
+	}))
+	if err != nil || len(c.Moot) != 2 || !strings.Contains(c.Moot[0], "KAFSCALE_OPERATOR_ETCD_SNAPSHOT_ETCDCTL_IMAGE=kubesphere/etcd:3.6.4-0 is ignored") ||
+		!strings.Contains(c.Moot[1], "KAFSCALE_OPERATOR_ETCD_SNAPSHOT_IMAGE=amazon/aws-cli:2.15.0 is ignored") {
+		t.Errorf("snapshot images: %v %q", err, c.Moot)
 	}
 }
 
