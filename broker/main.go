@@ -52,7 +52,12 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := app.Run(ctx, cfg, app.Options{Logger: log}); err != nil {
+	opts := app.Options{Logger: log}
+	if cfg.TraceKafka {
+		// Tracing shows its lines even when KAFSCALE_LOG_LEVEL hides info lines.
+		opts.TraceLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	if err := app.Run(ctx, cfg, opts); err != nil {
 		var startup *app.StartupError
 		if errors.As(err, &startup) {
 			log.Error("broker did not start; check that etcd and S3 are reachable with the configured settings", "err", err)

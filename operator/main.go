@@ -54,6 +54,9 @@ func run(log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
+	for _, m := range cfg.Moot {
+		log.Info(m)
+	}
 	rest, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("kubernetes client configuration: %w", err)

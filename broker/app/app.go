@@ -43,6 +43,9 @@ type Options struct {
 	Logger *slog.Logger
 	// OnReady is called once the broker serves Kafka requests.
 	OnReady func(Ready)
+	// TraceLogger receives the KAFSCALE_TRACE_KAFKA lines (info level); nil: Logger. The
+	// broker binary passes one that shows info lines whatever KAFSCALE_LOG_LEVEL says.
+	TraceLogger *slog.Logger
 }
 
 // StartupError is returned when the broker could not read its metadata or write to S3
@@ -90,7 +93,20 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 		return &StartupError{fmt.Sprintf("read metadata %s from etcd %v within %s (KAFSCALE_STARTUP_TIMEOUT_SEC)", keys.Metadata(), cfg.Etcd.Endpoints, cfg.StartupTimeout), err}
 	}
 	defer meta.Close()
-	objects, err := storage.New(startCtx, s3Options(cfg))
+	s3opts := s3Options(cfg)
+	s3ReadLatency := newS3ReadLatency()
+	s3opts.ObserveRead = func(d time.Duration) { s3ReadLatency.Observe(float64(d.Microseconds()) / 1000) }
+	if cfg.S3.UseMemory {
+		mem, err := storage.StartMemoryServer(cfg.S3.Bucket)
+		if err != nil {
+			return &StartupError{"in-memory S3 (KAFSCALE_USE_MEMORY_S3)", err}
+		}
+		defer mem.Close()
+		s3opts = memoryS3Options(s3opts, mem.Endpoint)
+		log.Warn("KAFSCALE_USE_MEMORY_S3=true: segments are kept in this process's memory and are LOST when it exits, while etcd keeps pointing at them; for development only (kafscale_s3_in_memory=1)",
+			"bucket", cfg.S3.Bucket, "endpoint", mem.Endpoint, "ignored", "KAFSCALE_S3_ENDPOINT, KAFSCALE_S3_READ_*, KAFSCALE_S3_ACCESS_KEY/SECRET_KEY/SESSION_TOKEN, KAFSCALE_S3_KMS_*")
+	}
+	objects, err := storage.New(startCtx, s3opts)
 	if err != nil {
 		return &StartupError{"S3 client", err}
 	}
@@ -175,17 +191,13 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 		AutoCreatePartitions:    cfg.AutoCreatePartitions,
 		ProduceSyncFlush:        cfg.ProduceSyncFlush,
 		AllowAdminAPIs:          cfg.AllowAdminAPIs,
-		Authorizer:              acl.New(cfg.ACLEnabled, cfg.ACL),
+		Authorizer:              authorizer(cfg, log),
 		PrincipalSource:         cfg.PrincipalSource,
 		ProxyProtocol:           cfg.ProxyProtocol,
 		BrokerSettings:          cfg.Public(),
-	}, mgr, meta, log, server.NewMetrics(reg))
-	if cfg.ACLEnabled {
-		log.Info("ACLs enforced", "rules", len(cfg.ACL), "principal_source", cfg.PrincipalSource)
-		if len(cfg.ACL) == 0 {
-			log.Warn("KAFSCALE_ACL_ENABLED=true without rules (KAFSCALE_ACL_CONFIG_JSON): every request but ApiVersions is denied")
-		}
-	}
+		TraceKafka:              cfg.TraceKafka,
+		TraceLogger:             traceLogger(opts.TraceLogger, cfg.NodeID),
+	}, mgr, meta, log, server.NewMetrics(reg, cfg.ThroughputWindow))
 	if cfg.ProxyProtocol {
 		log.Info("PROXY protocol header required on every connection (KAFSCALE_PROXY_PROTOCOL=true)")
 	}
@@ -203,8 +215,8 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 	}
 
 	var ready atomic.Bool
-	registerMetrics(reg, objects, mgr)
-	reg.MustRegister(flushLat.uploads, flushLat.commits)
+	registerMetrics(reg, objects, mgr, cfg.S3.UseMemory)
+	reg.MustRegister(flushLat.uploads, flushLat.commits, s3ReadLatency)
 	mln, err := net.Listen("tcp", cfg.MetricsAddr)
 	if err != nil {
 		return fmt.Errorf("listen for metrics on %s (KAFSCALE_METRICS_ADDR): %w", cfg.MetricsAddr, err)
@@ -327,6 +339,41 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 	return runErr
 }
 
+// traceLogger is the logger of protocol tracing, tagged with the node id like the broker's
+// own (nil: the broker's logger).
+func traceLogger(l *slog.Logger, nodeID int32) *slog.Logger {
+	if l == nil {
+		return nil
+	}
+	return l.With("node", nodeID)
+}
+
+// authorizer builds the ACL check from the configuration and says at startup what it
+// enforces. A missing or invalid document with ACLs enabled fails closed (every request but
+// ApiVersions denied) unless KAFSCALE_ACL_FAIL_OPEN=true, which allows everything instead.
+func authorizer(cfg *config.Broker, log *slog.Logger) *acl.Authorizer {
+	if !cfg.ACLEnabled {
+		if cfg.ACLProblem != nil {
+			log.Warn("ACL document not usable; ignored because KAFSCALE_ACL_ENABLED is not true", "err", cfg.ACLProblem)
+		}
+		return acl.New(false, nil)
+	}
+	problem := cfg.ACLProblem
+	if problem == nil && cfg.ACLSource == "" {
+		problem = errors.New("no ACL document: set KAFSCALE_ACL_JSON or KAFSCALE_ACL_FILE")
+	}
+	if problem != nil {
+		if cfg.ACLFailOpen {
+			log.Warn("ACL document missing or invalid; KAFSCALE_ACL_FAIL_OPEN=true: EVERY request is allowed until it is fixed", "err", problem)
+			return acl.New(false, nil)
+		}
+		log.Error("ACL document missing or invalid; failing closed: every request but ApiVersions is denied (KAFSCALE_ACL_FAIL_OPEN=true allows everything instead)", "err", problem)
+		return acl.New(true, nil)
+	}
+	log.Info("ACLs enforced", "source", cfg.ACLSource, "rules", len(cfg.ACL), "principal_source", cfg.PrincipalSource)
+	return acl.New(true, cfg.ACL)
+}
+
 func s3Options(cfg *config.Broker) storage.Options {
 	return storage.Options{
 		Bucket:         cfg.S3.Bucket,
@@ -352,6 +399,16 @@ func s3Options(cfg *config.Broker) storage.Options {
 			ProbeInterval:       cfg.S3.ProbeInterval,
 		},
 	}
+}
+
+// memoryS3Options points o at the in-memory S3 server: no read replica, no KMS, static
+// credentials the server ignores.
+func memoryS3Options(o storage.Options, endpoint string) storage.Options {
+	o.Endpoint, o.PathStyle = endpoint, true
+	o.AccessKey, o.SecretKey, o.SessionToken = "memory", "memory", ""
+	o.KMSKeyID = ""
+	o.ReadBucket, o.ReadRegion, o.ReadEndpoint = "", "", ""
+	return o
 }
 
 func shutdownHTTP(s *http.Server) {

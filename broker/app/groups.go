@@ -39,6 +39,24 @@ func wireGroups(cfg *config.Broker, cli *clientv3.Client, keys metadata.Keys, me
 			func() float64 { return float64(coord.Stats().Expired) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "kafscale_group_offsets_expired_total", Help: "Committed offsets deleted because their stable consumer group no longer subscribes to the topic and committed them KAFSCALE_OFFSETS_RETENTION_MS ago or earlier."},
 			func() float64 { return float64(coord.Stats().OffsetsExpired) }),
+		groupMembers{coord},
 	)
 	return coord.Close
+}
+
+// groupMembersDesc is kafscale_consumer_group_members: one series per group this broker
+// coordinates and holds loaded, so a sum over brokers counts every active group once.
+var groupMembersDesc = prometheus.NewDesc("kafscale_consumer_group_members",
+	"Members of each consumer group this broker coordinates (loaded groups; an empty group is dropped from memory within a few minutes).",
+	[]string{"group"}, nil)
+
+// groupMembers collects kafscale_consumer_group_members at scrape time.
+type groupMembers struct{ coord *groups.Coordinator }
+
+func (g groupMembers) Describe(ch chan<- *prometheus.Desc) { ch <- groupMembersDesc }
+
+func (g groupMembers) Collect(ch chan<- prometheus.Metric) {
+	for id, n := range g.coord.Members() {
+		ch <- prometheus.MustNewConstMetric(groupMembersDesc, prometheus.GaugeValue, float64(n), id)
+	}
 }

@@ -126,6 +126,27 @@ func (c *Coordinator) Stats() Stats {
 	return Stats{Loaded: len(c.groups), Expired: c.expired.Load(), OffsetsExpired: c.offsetsExpired.Load()}
 }
 
+// Members returns the member count of every loaded group this broker coordinates, by
+// group id (groups being loaded or dropped may be missing).
+func (c *Coordinator) Members() map[string]int {
+	c.mu.Lock()
+	loaded := make([]*group, 0, len(c.groups))
+	for _, g := range c.groups {
+		loaded = append(loaded, g)
+	}
+	c.mu.Unlock()
+	// Each group's lock is taken without the coordinator's, as request handlers do.
+	out := make(map[string]int, len(loaded))
+	for _, g := range loaded {
+		g.mu.Lock()
+		if !g.gone {
+			out[g.id] = len(g.members)
+		}
+		g.mu.Unlock()
+	}
+	return out
+}
+
 // sweepInterval is how often empty groups are dropped from memory; their state is in etcd
 // and a later request loads them again.
 const sweepInterval = time.Minute

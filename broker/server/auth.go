@@ -42,8 +42,9 @@ func (s *Server) allow(rc *requestContext, api string, op acl.Operation, typ acl
 	}
 	s.metrics.aclDenied.WithLabelValues(api).Inc()
 	if ok, suppressed := s.denialLog.take(time.Now()); ok {
-		s.logger.Warn("ACL denied", "principal", rc.principal, "api", api, "operation", string(op),
-			"resource", string(typ), "name", name, "remote", rc.remote, "suppressed_since_last", suppressed)
+		s.logger.Warn("authorization denied", "principal", rc.principal, "action", acl.ActionFor(op, typ),
+			"resource", string(typ)+":"+name, "api", api, "operation", string(op), "remote", rc.remote,
+			"suppressed_since_last", suppressed)
 	}
 	return false
 }

@@ -48,6 +48,7 @@ type conn struct {
 type inflight struct {
 	key, version  int16
 	correlationID int32
+	clientID      string // for KAFSCALE_TRACE_KAFKA
 	start         time.Time
 	done          chan struct{}
 	resp          kmsg.Response // nil: send nothing
@@ -206,7 +207,16 @@ func (c *conn) readLoop(r *bufio.Reader) error {
 			if !errors.Is(err, errDecodeTimeout) {
 				c.s.metrics.rejected("malformed")
 			}
+			if c.s.cfg.TraceKafka {
+				c.traceUnreadable(size, err)
+			}
 			return err
+		}
+		if c.s.cfg.TraceKafka {
+			if rc != nil {
+				in.clientID = rc.clientID
+			}
+			c.traceRequest(in, in.clientID, size)
 		}
 		select {
 		case c.pending <- in:
@@ -537,6 +547,9 @@ func (c *conn) writeLoop() {
 		}
 		api := kmsg.NameForKey(in.key)
 		if in.err != nil {
+			if c.s.cfg.TraceKafka {
+				c.traceResponse(in, 0, "connection closed: "+in.err.Error())
+			}
 			c.s.logger.Info("closing connection", "remote", c.remote, "api", api, "reason", in.err)
 			c.s.metrics.rejected("handler_error")
 			failed = true
@@ -544,22 +557,34 @@ func (c *conn) writeLoop() {
 			c.nc.Close()
 			continue
 		}
+		var written int64
 		if in.resp != nil {
 			var err error
 			if responseSize(in.resp) > smallResponse {
-				meta, err = writeLarge(w, c.nc, meta, in.correlationID, in.key, in.resp.(*kmsg.FetchResponse))
+				meta, written, err = writeLarge(w, c.nc, meta, in.correlationID, in.key, in.resp.(*kmsg.FetchResponse))
 			} else {
 				buf = appendResponse(buf[:0], in.correlationID, in.key, in.resp)
+				written = int64(len(buf))
 				_, err = w.Write(buf)
 				if cap(buf) > smallResponse {
 					buf = nil // do not keep an unusually large one
 				}
 			}
 			if err != nil {
+				if c.s.cfg.TraceKafka {
+					c.traceResponse(in, 0, "connection closed: write: "+err.Error())
+				}
 				failed = true
 				c.cancel()
 				c.nc.Close()
 				continue
+			}
+		}
+		if c.s.cfg.TraceKafka {
+			if in.resp == nil {
+				c.traceResponse(in, 0, "no response (acks=0)")
+			} else {
+				c.traceResponse(in, written, responseOutcome(in.resp))
 			}
 		}
 		c.s.metrics.observe(api, time.Since(in.start))
@@ -582,22 +607,23 @@ const smallResponse = 64 << 10
 
 // writeLarge writes a fetch response without copying its record batches (fetchFrame): what
 // w holds first, then the frame straight to nc, with one writev where nc is a TCP
-// connection. The fields around the batches are encoded into meta, returned for reuse. A
-// response fetchFrame declines is encoded with kmsg into a buffer of its own.
-func writeLarge(w *bufio.Writer, nc io.Writer, meta []byte, corr int32, key int16, resp *kmsg.FetchResponse) ([]byte, error) {
+// connection. The fields around the batches are encoded into meta, returned for reuse, with
+// the bytes written. A response fetchFrame declines is encoded with kmsg into a buffer of
+// its own.
+func writeLarge(w *bufio.Writer, nc io.Writer, meta []byte, corr int32, key int16, resp *kmsg.FetchResponse) ([]byte, int64, error) {
 	if w.Buffered() > 0 {
 		if err := w.Flush(); err != nil {
-			return meta, err
+			return meta, 0, err
 		}
 	}
 	frame, ok := fetchFrame(meta, corr, resp)
 	if !ok {
-		_, err := w.Write(appendResponse(nil, corr, key, resp)) // bufio writes a large slice straight through
-		return meta, err
+		n, err := w.Write(appendResponse(nil, corr, key, resp)) // bufio writes a large slice straight through
+		return meta, int64(n), err
 	}
 	meta = frame[0][:0]
-	_, err := frame.WriteTo(nc)
-	return meta, err
+	n, err := frame.WriteTo(nc)
+	return meta, n, err
 }
 
 // responseSize bounds the encoded size of a fetch response with record batches (0 for

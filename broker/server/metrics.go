@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
@@ -23,11 +24,18 @@ type Metrics struct {
 	fetchRate       *rateWindow
 }
 
-// rateWindowSeconds is the sliding window of kafscale_produce_rps and kafscale_fetch_rps.
-const rateWindowSeconds = 60
+// defaultRateWindow is the sliding window of kafscale_produce_rps and kafscale_fetch_rps
+// when NewMetrics is given none (KAFSCALE_THROUGHPUT_WINDOW_SEC's default).
+const defaultRateWindow = 60 * time.Second
 
 // NewMetrics creates the series and registers them with reg (nil: not registered).
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+// rateWindow is the window of the request-rate gauges (KAFSCALE_THROUGHPUT_WINDOW_SEC),
+// rounded down to whole seconds; 0 means 60 s.
+func NewMetrics(reg prometheus.Registerer, rateWindow time.Duration) *Metrics {
+	seconds := int(rateWindow / time.Second)
+	if seconds <= 0 {
+		seconds = int(defaultRateWindow / time.Second)
+	}
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kafscale_requests_total",
@@ -70,19 +78,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "kafscale_acl_denied_total",
 			Help: "Resources of Kafka requests denied by the ACLs (KAFSCALE_ACL_ENABLED), by API.",
 		}, []string{"api"}),
-		produceRate: newRateWindow(rateWindowSeconds),
-		fetchRate:   newRateWindow(rateWindowSeconds),
+		produceRate: newRateWindow(seconds),
+		fetchRate:   newRateWindow(seconds),
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.latency, m.connections, m.inflight, m.rejects, m.partitionErrors,
 			m.producedRecords, m.producedBytes, m.fetchedBytes, m.aclDenied,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "kafscale_produce_rps",
-				Help: "Produce requests per second over the last 60 s.",
+				Help: fmt.Sprintf("Produce requests per second over the last %d s (KAFSCALE_THROUGHPUT_WINDOW_SEC).", seconds),
 			}, m.produceRate.rate),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "kafscale_fetch_rps",
-				Help: "Fetch requests per second over the last 60 s.",
+				Help: fmt.Sprintf("Fetch requests per second over the last %d s (KAFSCALE_THROUGHPUT_WINDOW_SEC).", seconds),
 			}, m.fetchRate.rate),
 		)
 	}

@@ -54,6 +54,10 @@ type Config struct {
 	PrincipalSource string
 	// ProxyProtocol requires a PROXY v1/v2 header at the start of every connection.
 	ProxyProtocol bool
+	// TraceKafka logs every request as it is read and every response as it is written
+	// (KAFSCALE_TRACE_KAFKA), at info level on TraceLogger (nil: the server's logger).
+	TraceKafka  bool
+	TraceLogger *slog.Logger
 }
 
 // Server serves the Kafka protocol on any number of listeners.
@@ -64,6 +68,8 @@ type Server struct {
 	groups  Groups // nil until set (broker/server/groups.go): group APIs answer COORDINATOR_NOT_AVAILABLE
 	logger  *slog.Logger
 	metrics *Metrics
+	// traceLog receives KAFSCALE_TRACE_KAFKA's lines.
+	traceLog *slog.Logger
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -72,7 +78,7 @@ type Server struct {
 	closingCh chan struct{} // closed by Shutdown: long polls answer at once
 	connWG    sync.WaitGroup
 	inflight  atomic.Int64 // requests being handled
-	denialLog logLimiter   // rate of "ACL denied" log lines
+	denialLog logLimiter   // rate of "authorization denied" log lines
 	// requestBytes bounds the request frames being handled (MaxInflightRequestBytes).
 	requestBytes *byteBudget
 	// frames keeps freed Produce request frames for reuse, charged to RequestMemory.
@@ -94,7 +100,11 @@ func New(cfg Config, log Log, cluster Cluster, logger *slog.Logger, metrics *Met
 		logger = slog.New(slog.DiscardHandler)
 	}
 	if metrics == nil {
-		metrics = NewMetrics(nil)
+		metrics = NewMetrics(nil, 0)
+	}
+	traceLog := cfg.TraceLogger
+	if traceLog == nil {
+		traceLog = logger
 	}
 	return &Server{
 		cfg:       cfg,
@@ -102,6 +112,7 @@ func New(cfg Config, log Log, cluster Cluster, logger *slog.Logger, metrics *Met
 		cluster:   cluster,
 		logger:    logger,
 		metrics:   metrics,
+		traceLog:  traceLog,
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
 		closingCh: make(chan struct{}),

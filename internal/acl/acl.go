@@ -1,6 +1,20 @@
-// Package acl is the broker's authorizer: rules parsed from KAFSCALE_ACL_CONFIG_JSON and a
-// fail-closed Allow check. The rule format is documented in docs/runtime-settings.md and
-// docs/operations.md:
+// Package acl is the broker's authorizer: rules parsed from the ACL document
+// (KAFSCALE_ACL_JSON, KAFSCALE_ACL_CONFIG_JSON or KAFSCALE_ACL_FILE) and an Allow check.
+// Two document formats are accepted, told apart by their top-level keys; both are
+// documented in docs/operations.md.
+//
+// The operations guide's format names principals and lists what each may and may not do:
+//
+//	{"default_policy": "deny", "principals": [{"name": "analytics",
+//	  "allow": [{"action": "fetch", "resource": "topic", "name": "orders-*"}],
+//	  "deny":  [{"action": "fetch", "resource": "topic", "name": "orders-secret"}]}]}
+//
+// Actions (produce, fetch, group, describe, create, delete, alter, describe_configs,
+// alter_configs, admin, all) stand for Kafka operations (actions); names may hold `*`
+// wildcards; a deny wins over any allow; default_policy (deny unless "allow") decides what
+// no rule mentions.
+//
+// The older Kafka-style format has allow rules only:
 //
 //	{"rules": [{"principal": "User:10.1.0.0/16", "operations": ["Write", "Describe"],
 //	            "resource": {"type": "topic", "name": "orders", "patternType": "literal"}}]}
@@ -11,7 +25,6 @@
 // its type; cluster rules match whatever their name. Operations are Kafka's: Read, Write,
 // Create, Delete, Alter, Describe, ClusterAction, DescribeConfigs, AlterConfigs,
 // IdempotentWrite and All; as in Kafka, Read, Write, Delete and Alter imply Describe.
-// There are only allow rules: what no rule allows is denied.
 package acl
 
 import (
@@ -59,17 +72,22 @@ const (
 	Cluster ResourceType = "cluster"
 )
 
-// Rule is one parsed allow rule.
+// Rule is one parsed rule.
 type Rule struct {
-	Principal  string // as written, e.g. "User:alice"
+	Principal  string // as written, e.g. "User:alice" or "analytics"
 	Operations []Operation
 	Type       ResourceType
 	Name       string
 	Prefixed   bool
+	// Glob: Name holds `*` wildcards, each matching any run of characters (guide format).
+	Glob bool
+	// Deny: a matching request is denied whatever else allows it (guide format).
+	Deny bool
 
-	anyone bool         // User:*
+	anyone bool         // User:* (or a guide principal named "*")
 	prefix netip.Prefix // User:<CIDR> (valid) or User:<IP> (single address)
 	name   string       // the principal without "User:"
+	glob   bool         // name holds `*` wildcards (guide format)
 }
 
 // Rules is a parsed ACL document.
@@ -87,12 +105,30 @@ type document struct {
 	} `json:"rules"`
 }
 
-// Parse reads an ACL document. Errors name the rule (by index, from 0) and what is wrong
-// with it. An empty document has no rules.
+// Parse reads an ACL document in either format. Errors name the rule (by index, from 0, or
+// by principal and list) and what is wrong with it. An empty document has no rules.
 func Parse(text string) (Rules, error) {
 	if strings.TrimSpace(text) == "" {
 		return nil, nil
 	}
+	var keys map[string]json.RawMessage
+	// Only the first value decides the format; its parser reports text after it.
+	if err := json.NewDecoder(strings.NewReader(text)).Decode(&keys); err != nil {
+		return nil, fmt.Errorf("not a valid ACL document: %v", err)
+	}
+	_, legacy := keys["rules"]
+	_, policy := keys["default_policy"]
+	_, principals := keys["principals"]
+	switch {
+	case legacy && (policy || principals):
+		return nil, errors.New(`not a valid ACL document: it mixes the two formats; use either {"default_policy": ..., "principals": [...]} or {"rules": [...]}`)
+	case policy || principals:
+		return parseGuide(text)
+	}
+	return parseLegacy(text)
+}
+
+func parseLegacy(text string) (Rules, error) {
 	dec := json.NewDecoder(bytes.NewReader([]byte(text)))
 	dec.DisallowUnknownFields()
 	var doc document
@@ -103,7 +139,7 @@ func Parse(text string) (Rules, error) {
 		return nil, errors.New("not a valid ACL document: text after the JSON object")
 	}
 	if doc.Rules == nil {
-		return nil, errors.New(`not a valid ACL document: want {"rules": [...]}`)
+		return nil, errors.New(`not a valid ACL document: want {"default_policy": "deny", "principals": [...]} or {"rules": [...]}`)
 	}
 	var out Rules
 	var errs []error
@@ -210,10 +246,28 @@ func (a *Authorizer) Allow(principal string, op Operation, typ ResourceType, nam
 	}
 	for i := range a.rules {
 		r := &a.rules[i]
-		if r.Type != typ || !r.grants(op) || !r.matchesPrincipal(user, addr) || !r.matchesResource(name) {
+		if r.Deny && r.Type == typ && r.denies(op) && r.matchesPrincipal(user, addr) && r.matchesResource(name) {
+			return false
+		}
+	}
+	for i := range a.rules {
+		r := &a.rules[i]
+		if r.Deny || r.Type != typ || !r.grants(op) || !r.matchesPrincipal(user, addr) || !r.matchesResource(name) {
 			continue
 		}
 		return true
+	}
+	return false
+}
+
+// denies reports whether a deny rule covers op: only the operations it names (All: every
+// one), without the implications allow rules have, so denying fetch does not hide a topic
+// from Metadata.
+func (r *Rule) denies(op Operation) bool {
+	for _, o := range r.Operations {
+		if o == op || o == All {
+			return true
+		}
 	}
 	return false
 }
@@ -239,6 +293,8 @@ func (r *Rule) matchesPrincipal(user string, addr netip.Addr) bool {
 		return true
 	case r.prefix.IsValid():
 		return addr.IsValid() && r.prefix.Contains(addr)
+	case r.glob:
+		return wildcard(r.name, user)
 	default:
 		return r.name == user
 	}
@@ -248,9 +304,33 @@ func (r *Rule) matchesResource(name string) bool {
 	switch {
 	case r.Type == Cluster, r.Name == "*":
 		return true
+	case r.Glob:
+		return wildcard(r.Name, name)
 	case r.Prefixed:
 		return strings.HasPrefix(name, r.Name)
 	default:
 		return r.Name == name
 	}
+}
+
+// wildcard matches s against pattern, where each `*` matches any run of characters
+// (none included) and every other character only itself.
+func wildcard(pattern, s string) bool {
+	parts := strings.Split(pattern, "*")
+	if len(parts) == 1 {
+		return pattern == s
+	}
+	if !strings.HasPrefix(s, parts[0]) {
+		return false
+	}
+	s = s[len(parts[0]):]
+	last := parts[len(parts)-1]
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(s, p)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(p):]
+	}
+	return len(s) >= len(last) && strings.HasSuffix(s, last)
 }

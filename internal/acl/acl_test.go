@@ -11,7 +11,7 @@ func TestParseErrorsNameTheRule(t *testing.T) {
 	}{
 		{"not json", `{"rules": [`, "not a valid ACL document"},
 		{"array", `[]`, "not a valid ACL document"},
-		{"no rules key", `{}`, `want {"rules": [...]}`},
+		{"no rules key", `{}`, `or {"rules": [...]}`},
 		{"unknown field", `{"rules": [], "deny": []}`, `unknown field "deny"`},
 		{"trailing", `{"rules": []} {}`, "text after"},
 		{"bad principal", `{"rules": [{"principal": "alice", "operations": ["Read"], "resource": {"type": "topic", "name": "t"}}]}`, `rule 0 (principal "alice")`},

@@ -67,10 +67,26 @@ type Broker struct {
 	AllowAdminAPIs          bool  // KAFSCALE_ALLOW_ADMIN_APIS
 
 	// Security.
-	ACLEnabled      bool      // KAFSCALE_ACL_ENABLED: enforce ACL (fail closed)
-	ACL             acl.Rules // KAFSCALE_ACL_CONFIG_JSON, parsed
-	PrincipalSource string    // KAFSCALE_PRINCIPAL_SOURCE: client_id, remote_addr or proxy_addr
-	ProxyProtocol   bool      // KAFSCALE_PROXY_PROTOCOL: require a PROXY v1/v2 header on every connection
+	ACLEnabled bool      // KAFSCALE_ACL_ENABLED: enforce ACL (fail closed)
+	ACL        acl.Rules // the document of KAFSCALE_ACL_JSON, KAFSCALE_ACL_CONFIG_JSON or KAFSCALE_ACL_FILE, parsed
+	// ACLSource names where the document came from ("KAFSCALE_ACL_FILE=/etc/acl.json"), for
+	// log lines; empty without a document.
+	ACLSource string
+	// ACLProblem is why the ACL document could not be used: unreadable file or invalid
+	// document. It does not stop the broker: with ACLs enabled the broker then denies every
+	// request, or allows every request with ACLFailOpen (KAFSCALE_ACL_FAIL_OPEN).
+	ACLProblem error
+	// ACLFailOpen allows every request when ACLs are enabled but the document is missing or
+	// invalid (KAFSCALE_ACL_FAIL_OPEN, default false: deny everything).
+	ACLFailOpen     bool
+	PrincipalSource string // KAFSCALE_PRINCIPAL_SOURCE: client_id, remote_addr or proxy_addr
+	ProxyProtocol   bool   // KAFSCALE_PROXY_PROTOCOL: require a PROXY v1/v2 header on every connection
+
+	// TraceKafka logs one line per Kafka request and one per response (KAFSCALE_TRACE_KAFKA).
+	TraceKafka bool
+	// ThroughputWindow is the sliding window of the rate gauges kafscale_produce_rps and
+	// kafscale_fetch_rps (KAFSCALE_THROUGHPUT_WINDOW_SEC).
+	ThroughputWindow time.Duration
 
 	Etcd      Etcd
 	S3        S3
@@ -98,14 +114,17 @@ type Etcd struct {
 
 // S3 is the object store and its health thresholds.
 type S3 struct {
-	Bucket              string        // KAFSCALE_S3_BUCKET (required)
-	Region              string        // KAFSCALE_S3_REGION
-	Endpoint            string        // KAFSCALE_S3_ENDPOINT
-	PathStyle           bool          // KAFSCALE_S3_PATH_STYLE
-	AccessKey           string        // KAFSCALE_S3_ACCESS_KEY
-	SecretKey           string        // KAFSCALE_S3_SECRET_KEY
-	SessionToken        string        // KAFSCALE_S3_SESSION_TOKEN
-	KMSKeyID            string        // KAFSCALE_S3_KMS_KEY_ID
+	Bucket       string // KAFSCALE_S3_BUCKET (required)
+	Region       string // KAFSCALE_S3_REGION
+	Endpoint     string // KAFSCALE_S3_ENDPOINT
+	PathStyle    bool   // KAFSCALE_S3_PATH_STYLE
+	AccessKey    string // KAFSCALE_S3_ACCESS_KEY
+	SecretKey    string // KAFSCALE_S3_SECRET_KEY
+	SessionToken string // KAFSCALE_S3_SESSION_TOKEN
+	KMSKeyID     string // KAFSCALE_S3_KMS_KEY_ID or its alias KAFSCALE_S3_KMS_ARN
+	// UseMemory replaces S3 with an in-memory store inside the broker process
+	// (KAFSCALE_USE_MEMORY_S3): for development only, nothing stored survives a restart.
+	UseMemory           bool
 	Namespace           string        // KAFSCALE_S3_NAMESPACE
 	ReadBucket          string        // KAFSCALE_S3_READ_BUCKET
 	ReadRegion          string        // KAFSCALE_S3_READ_REGION
@@ -191,13 +210,8 @@ func Parse(lookup func(string) (string, bool)) (*Broker, error) {
 	c.AllowAdminAPIs = p.bool("KAFSCALE_ALLOW_ADMIN_APIS", true)
 
 	c.ACLEnabled = p.bool("KAFSCALE_ACL_ENABLED", false)
-	if v, ok := p.raw("KAFSCALE_ACL_CONFIG_JSON"); ok {
-		rules, err := acl.Parse(v)
-		if err != nil {
-			p.fail("KAFSCALE_ACL_CONFIG_JSON: %v", err)
-		}
-		c.ACL = rules
-	}
+	c.ACLFailOpen = p.bool("KAFSCALE_ACL_FAIL_OPEN", false)
+	p.aclDocument(c)
 	c.ProxyProtocol = p.bool("KAFSCALE_PROXY_PROTOCOL", false)
 	c.PrincipalSource = p.str("KAFSCALE_PRINCIPAL_SOURCE", PrincipalClientID)
 	switch c.PrincipalSource {
@@ -208,6 +222,13 @@ func Parse(lookup func(string) (string, bool)) (*Broker, error) {
 		}
 	default:
 		p.fail("KAFSCALE_PRINCIPAL_SOURCE=%q: want client_id, remote_addr or proxy_addr", c.PrincipalSource)
+	}
+
+	c.TraceKafka = p.bool("KAFSCALE_TRACE_KAFKA", false)
+	c.ThroughputWindow = p.seconds("KAFSCALE_THROUGHPUT_WINDOW_SEC", 60, 1)
+	if c.ThroughputWindow > time.Hour {
+		p.fail("KAFSCALE_THROUGHPUT_WINDOW_SEC=%d: want a whole number from 1 to 3600", int64(c.ThroughputWindow/time.Second))
+		c.ThroughputWindow = time.Minute
 	}
 
 	c.Etcd = Etcd{
@@ -222,15 +243,25 @@ func Parse(lookup func(string) (string, bool)) (*Broker, error) {
 	p.keySegment("KAFSCALE_CLUSTER_NAMESPACE", c.Namespace)
 	p.keySegment("KAFSCALE_CLUSTER_NAME", c.Cluster)
 
+	useMemory := p.bool("KAFSCALE_USE_MEMORY_S3", false)
+	bucket := p.str("KAFSCALE_S3_BUCKET", "")
+	if bucket == "" {
+		if useMemory {
+			bucket = "kafscale" // the in-memory store has any bucket asked for
+		} else {
+			p.required("KAFSCALE_S3_BUCKET")
+		}
+	}
 	c.S3 = S3{
-		Bucket:              p.required("KAFSCALE_S3_BUCKET"),
+		Bucket:              bucket,
+		UseMemory:           useMemory,
 		Region:              p.str("KAFSCALE_S3_REGION", "us-east-1"),
 		Endpoint:            p.url("KAFSCALE_S3_ENDPOINT"),
 		PathStyle:           p.bool("KAFSCALE_S3_PATH_STYLE", false),
 		AccessKey:           p.str("KAFSCALE_S3_ACCESS_KEY", ""),
 		SecretKey:           p.str("KAFSCALE_S3_SECRET_KEY", ""),
 		SessionToken:        p.str("KAFSCALE_S3_SESSION_TOKEN", ""),
-		KMSKeyID:            p.str("KAFSCALE_S3_KMS_KEY_ID", ""),
+		KMSKeyID:            p.kmsKey(),
 		Namespace:           p.str("KAFSCALE_S3_NAMESPACE", "kafscale"),
 		ReadBucket:          p.str("KAFSCALE_S3_READ_BUCKET", ""),
 		ReadRegion:          p.str("KAFSCALE_S3_READ_REGION", ""),
@@ -281,6 +312,70 @@ func Parse(lookup func(string) (string, bool)) (*Broker, error) {
 		return nil, &Error{Problems: p.errs}
 	}
 	return c, nil
+}
+
+// aclDocument reads the ACL document from whichever of its three variables is set:
+// KAFSCALE_ACL_JSON (the guide's name) or KAFSCALE_ACL_CONFIG_JSON (the same, older name),
+// inline, or KAFSCALE_ACL_FILE, a path. Two different documents are a configuration error:
+// the broker cannot know which one was meant. The two inline names holding the same text
+// are one document. A file that cannot be read or a document that does not parse is not a
+// configuration error but an ACLProblem: the broker starts and fails closed (or open).
+func (p *parser) aclDocument(c *Broker) {
+	type source struct{ name, text string }
+	var inline []source
+	for _, name := range []string{"KAFSCALE_ACL_JSON", "KAFSCALE_ACL_CONFIG_JSON"} {
+		if v, ok := p.raw(name); ok {
+			inline = append(inline, source{name, v})
+		}
+	}
+	file, hasFile := p.raw("KAFSCALE_ACL_FILE")
+	switch {
+	case len(inline) == 2 && inline[0].text != inline[1].text:
+		p.fail("KAFSCALE_ACL_JSON and KAFSCALE_ACL_CONFIG_JSON hold different ACL documents: set only one (KAFSCALE_ACL_JSON)")
+		return
+	case len(inline) > 0 && hasFile:
+		p.fail("%s and KAFSCALE_ACL_FILE are both set: set only one of them (an inline document or a file)", inline[0].name)
+		return
+	}
+	var text string
+	switch {
+	case len(inline) > 0:
+		c.ACLSource, text = inline[0].name, inline[0].text
+	case hasFile:
+		c.ACLSource = "KAFSCALE_ACL_FILE=" + file
+		b, err := os.ReadFile(file)
+		if err != nil {
+			c.ACLProblem = fmt.Errorf("KAFSCALE_ACL_FILE: read the ACL document: %w", err)
+			return
+		}
+		if strings.TrimSpace(string(b)) == "" {
+			c.ACLProblem = fmt.Errorf("KAFSCALE_ACL_FILE=%s: the file is empty", file)
+			return
+		}
+		text = string(b)
+	default:
+		return
+	}
+	rules, err := acl.Parse(text)
+	if err != nil {
+		c.ACLProblem = fmt.Errorf("%s: %w", c.ACLSource, err)
+		return
+	}
+	c.ACL = rules
+}
+
+// kmsKey reads the SSE-KMS key from KAFSCALE_S3_KMS_ARN (the guide's name) or
+// KAFSCALE_S3_KMS_KEY_ID; both set to different keys is an error.
+func (p *parser) kmsKey() string {
+	arn, hasARN := p.raw("KAFSCALE_S3_KMS_ARN")
+	id, hasID := p.raw("KAFSCALE_S3_KMS_KEY_ID")
+	if hasARN && hasID && arn != id {
+		p.fail("KAFSCALE_S3_KMS_ARN=%q and KAFSCALE_S3_KMS_KEY_ID=%q name different keys: set only one", arn, id)
+	}
+	if hasARN {
+		return arn
+	}
+	return id
 }
 
 // Error lists every problem found in the configuration.

@@ -209,9 +209,6 @@ func TestSecuritySettings(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		{"bad rule", map[string]string{"KAFSCALE_ACL_CONFIG_JSON": `{"rules":[{"principal":"bob","operations":["Read"],"resource":{"type":"topic","name":"t"}}]}`},
-			`KAFSCALE_ACL_CONFIG_JSON: rule 0 (principal "bob")`},
-		{"not json", map[string]string{"KAFSCALE_ACL_CONFIG_JSON": `rules`}, "KAFSCALE_ACL_CONFIG_JSON: not a valid ACL document"},
 		{"bad enabled", map[string]string{"KAFSCALE_ACL_ENABLED": "sometimes"}, "KAFSCALE_ACL_ENABLED"},
 		{"bad source", map[string]string{"KAFSCALE_PRINCIPAL_SOURCE": "cert"}, "KAFSCALE_PRINCIPAL_SOURCE=\"cert\""},
 		{"proxy_addr without proxy protocol", map[string]string{"KAFSCALE_PRINCIPAL_SOURCE": "proxy_addr"}, "needs KAFSCALE_PROXY_PROTOCOL=true"},
@@ -226,5 +223,152 @@ func TestSecuritySettings(t *testing.T) {
 	if got := Unknown([]string{"KAFSCALE_PROXY_PROTOCOL=true", "KAFSCALE_PROXY_PROTOCOLL=true"}); len(got) != 0 {
 		// KAFSCALE_PROXY_* other than the broker's own are the proxy's, not typos.
 		t.Fatalf("%v", got)
+	}
+}
+
+// The ACL document comes from KAFSCALE_ACL_JSON, KAFSCALE_ACL_CONFIG_JSON or KAFSCALE_ACL_FILE;
+// two different documents stop the broker naming both variables, and an unusable document is
+// an ACLProblem naming its variable (the broker then fails closed or open), not a stop.
+func TestACLDocumentSources(t *testing.T) {
+	doc := `{"rules":[{"principal":"User:a","operations":["Read"],"resource":{"type":"topic","name":"t"}}]}`
+	other := `{"rules":[{"principal":"User:b","operations":["Read"],"resource":{"type":"topic","name":"t"}}]}`
+	file := t.TempDir() + "/acl.json"
+	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ok := []struct {
+		name   string
+		env    map[string]string
+		source string
+	}{
+		{"guide name", map[string]string{"KAFSCALE_ACL_JSON": doc}, "KAFSCALE_ACL_JSON"},
+		{"older name", map[string]string{"KAFSCALE_ACL_CONFIG_JSON": doc}, "KAFSCALE_ACL_CONFIG_JSON"},
+		{"both names, same document", map[string]string{"KAFSCALE_ACL_JSON": doc, "KAFSCALE_ACL_CONFIG_JSON": doc}, "KAFSCALE_ACL_JSON"},
+		{"file", map[string]string{"KAFSCALE_ACL_FILE": file}, "KAFSCALE_ACL_FILE=" + file},
+	}
+	for _, tc := range ok {
+		tc.env["KAFSCALE_S3_BUCKET"] = "b"
+		c, err := Parse(env(tc.env))
+		if err != nil || c.ACLProblem != nil || len(c.ACL) != 1 || c.ACLSource != tc.source {
+			t.Errorf("%s: err %v, problem %v, %d rules from %q; want 1 rule from %q", tc.name, err, c.ACLProblem, len(c.ACL), c.ACLSource, tc.source)
+		}
+	}
+
+	refused := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"two inline documents", map[string]string{"KAFSCALE_ACL_JSON": doc, "KAFSCALE_ACL_CONFIG_JSON": other}, []string{"KAFSCALE_ACL_JSON and KAFSCALE_ACL_CONFIG_JSON"}},
+		{"inline and file", map[string]string{"KAFSCALE_ACL_JSON": doc, "KAFSCALE_ACL_FILE": file}, []string{"KAFSCALE_ACL_JSON and KAFSCALE_ACL_FILE"}},
+		{"bad fail-open", map[string]string{"KAFSCALE_ACL_FAIL_OPEN": "perhaps"}, []string{`KAFSCALE_ACL_FAIL_OPEN="perhaps"`}},
+	}
+	for _, tc := range refused {
+		tc.env["KAFSCALE_S3_BUCKET"] = "b"
+		_, err := Parse(env(tc.env))
+		for _, w := range tc.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: err %v, want it to name %q", tc.name, err, w)
+			}
+		}
+	}
+
+	unusable := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"bad rule", map[string]string{"KAFSCALE_ACL_CONFIG_JSON": `{"rules":[{"principal":"bob","operations":["Read"],"resource":{"type":"topic","name":"t"}}]}`},
+			`KAFSCALE_ACL_CONFIG_JSON: rule 0 (principal "bob")`},
+		{"not json", map[string]string{"KAFSCALE_ACL_JSON": `rules`}, "KAFSCALE_ACL_JSON: not a valid ACL document"},
+		{"missing file", map[string]string{"KAFSCALE_ACL_FILE": file + ".gone"}, "KAFSCALE_ACL_FILE: read the ACL document"},
+	}
+	for _, tc := range unusable {
+		tc.env["KAFSCALE_S3_BUCKET"] = "b"
+		tc.env["KAFSCALE_ACL_ENABLED"] = "true"
+		c, err := Parse(env(tc.env))
+		if err != nil {
+			t.Errorf("%s: stopped the broker (%v); want it to start and fail closed", tc.name, err)
+			continue
+		}
+		if c.ACLProblem == nil || !strings.Contains(c.ACLProblem.Error(), tc.want) || c.ACL != nil || c.ACLFailOpen {
+			t.Errorf("%s: problem %v, rules %v, fail-open %v; want a problem naming %q, no rules, fail closed", tc.name, c.ACLProblem, c.ACL, c.ACLFailOpen, tc.want)
+		}
+	}
+	c, err := Parse(env(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_ACL_FAIL_OPEN": "true"}))
+	if err != nil || !c.ACLFailOpen {
+		t.Errorf("KAFSCALE_ACL_FAIL_OPEN=true: %v, %+v", err, c)
+	}
+}
+
+// KAFSCALE_S3_KMS_ARN (the guide's name) and KAFSCALE_S3_KMS_KEY_ID set the same key;
+// both naming different keys stop the broker.
+func TestKMSKeyNames(t *testing.T) {
+	const arn = "arn:aws:kms:us-east-1:111122223333:key/abcd"
+	for _, name := range []string{"KAFSCALE_S3_KMS_ARN", "KAFSCALE_S3_KMS_KEY_ID"} {
+		c, err := Parse(env(map[string]string{"KAFSCALE_S3_BUCKET": "b", name: arn}))
+		if err != nil || c.S3.KMSKeyID != arn {
+			t.Errorf("%s: %v, key %q", name, err, c.S3.KMSKeyID)
+		}
+	}
+	c, err := Parse(env(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_S3_KMS_ARN": arn, "KAFSCALE_S3_KMS_KEY_ID": arn}))
+	if err != nil || c.S3.KMSKeyID != arn {
+		t.Errorf("both, same key: %v, key %q", err, c.S3.KMSKeyID)
+	}
+	_, err = Parse(env(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_S3_KMS_ARN": arn, "KAFSCALE_S3_KMS_KEY_ID": "other"}))
+	if err == nil || !strings.Contains(err.Error(), "KAFSCALE_S3_KMS_ARN") || !strings.Contains(err.Error(), "KAFSCALE_S3_KMS_KEY_ID") {
+		t.Errorf("different keys: %v, want an error naming both variables", err)
+	}
+}
+
+func TestDevelopmentSettings(t *testing.T) {
+	c, err := Parse(env(map[string]string{"KAFSCALE_S3_BUCKET": "b"}))
+	if err != nil || c.TraceKafka || c.ThroughputWindow != time.Minute || c.S3.UseMemory {
+		t.Fatalf("defaults: %v %+v", err, c)
+	}
+	// The in-memory store needs no bucket: it makes whichever it is given.
+	c, err = Parse(env(map[string]string{"KAFSCALE_USE_MEMORY_S3": "true", "KAFSCALE_TRACE_KAFKA": "1", "KAFSCALE_THROUGHPUT_WINDOW_SEC": "10"}))
+	if err != nil || !c.TraceKafka || c.ThroughputWindow != 10*time.Second || !c.S3.UseMemory || c.S3.Bucket != "kafscale" {
+		t.Fatalf("set: %v %+v", err, c)
+	}
+	for name, bad := range map[string][]string{
+		"KAFSCALE_TRACE_KAFKA":           {"verbose"},
+		"KAFSCALE_THROUGHPUT_WINDOW_SEC": {"0", "3601", "1m"},
+		"KAFSCALE_USE_MEMORY_S3":         {"ram"},
+	} {
+		for _, v := range bad {
+			_, err := Parse(env(map[string]string{"KAFSCALE_S3_BUCKET": "b", name: v}))
+			if err == nil || !strings.Contains(err.Error(), name) {
+				t.Errorf("%s=%q: %v, want an error naming it", name, v, err)
+			}
+		}
+	}
+}
+
+// The broker variables of the operations guide's index, copied from the guide by name only:
+// each is read (so none draws an "unknown variable" warning).
+func TestGuideBrokerVariablesAreRead(t *testing.T) {
+	guide := []string{
+		"KAFSCALE_ACL_ENABLED", "KAFSCALE_ACL_JSON", "KAFSCALE_ACL_FILE", "KAFSCALE_ACL_FAIL_OPEN",
+		"KAFSCALE_PRINCIPAL_SOURCE", "KAFSCALE_PROXY_PROTOCOL", "KAFSCALE_ALLOW_ADMIN_APIS",
+		"KAFSCALE_ETCD_ENDPOINTS", "KAFSCALE_ETCD_USERNAME", "KAFSCALE_ETCD_PASSWORD",
+		"KAFSCALE_S3_NAMESPACE", "KAFSCALE_SEGMENT_BYTES", "KAFSCALE_FLUSH_INTERVAL_MS",
+		"KAFSCALE_BROKER_ADDR", "KAFSCALE_BROKER_HOST", "KAFSCALE_BROKER_PORT", "KAFSCALE_BROKER_ID",
+		"KAFSCALE_METRICS_ADDR", "KAFSCALE_CONTROL_ADDR", "KAFSCALE_S3_BUCKET", "KAFSCALE_S3_REGION",
+		"KAFSCALE_S3_ENDPOINT", "KAFSCALE_S3_READ_BUCKET", "KAFSCALE_S3_READ_REGION", "KAFSCALE_S3_READ_ENDPOINT",
+		"KAFSCALE_S3_PATH_STYLE", "KAFSCALE_S3_KMS_ARN", "KAFSCALE_S3_ACCESS_KEY", "KAFSCALE_S3_SECRET_KEY",
+		"KAFSCALE_S3_SESSION_TOKEN", "KAFSCALE_CACHE_BYTES", "KAFSCALE_READAHEAD_SEGMENTS",
+		"KAFSCALE_AUTO_CREATE_TOPICS", "KAFSCALE_AUTO_CREATE_PARTITIONS", "KAFSCALE_USE_MEMORY_S3",
+		"KAFSCALE_LOG_LEVEL", "KAFSCALE_TRACE_KAFKA", "KAFSCALE_THROUGHPUT_WINDOW_SEC",
+		"KAFSCALE_S3_HEALTH_WINDOW_SEC", "KAFSCALE_S3_LATENCY_WARN_MS", "KAFSCALE_S3_LATENCY_CRIT_MS",
+		"KAFSCALE_S3_ERROR_RATE_WARN", "KAFSCALE_S3_ERROR_RATE_CRIT", "KAFSCALE_STARTUP_TIMEOUT_SEC",
+		"KAFSCALE_PRODUCE_SYNC_FLUSH",
+	}
+	var environ []string
+	for _, name := range guide {
+		environ = append(environ, name+"=x")
+	}
+	if unknown := Unknown(environ); len(unknown) > 0 {
+		t.Errorf("the broker does not read these variables of the guide: %v", unknown)
 	}
 }

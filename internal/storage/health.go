@@ -197,3 +197,19 @@ func (h *Health) State() HealthState {
 	}
 	return state
 }
+
+// MeanLatency is the mean latency of the S3 calls in the window (what LatencyWarn and
+// LatencyCrit are compared with), 0 without calls in it.
+func (h *Health) MeanLatency() time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.pruneLocked()
+	if len(h.samples) == 0 {
+		return 0
+	}
+	var total time.Duration
+	for _, s := range h.samples {
+		total += s.latency
+	}
+	return total / time.Duration(len(h.samples))
+}

@@ -52,6 +52,9 @@ type Options struct {
 	Health HealthOptions
 	// HTTPClient replaces the SDK's HTTP client (tests count requests with it).
 	HTTPClient aws.HTTPClient
+	// ObserveRead, when set, is given the duration of every GET, replica or primary, body
+	// included, that the caller did not give up on (kafscale_s3_read_latency_ms).
+	ObserveRead func(time.Duration)
 }
 
 // ErrNotFound is returned for a missing object.
@@ -59,9 +62,14 @@ var ErrNotFound = errors.New("object not found")
 
 // Stats are counters for metrics.
 type Stats struct {
-	Puts, PutBytes, PutErrors       int64
-	Gets, GetBytes, GetErrors       int64
-	ReplicaGets, ReplicaFallbacks   int64
+	Puts, PutBytes, PutErrors     int64
+	Gets, GetBytes, GetErrors     int64
+	ReplicaGets, ReplicaFallbacks int64
+	// ReplicaMissRatio is the fraction of replica GETs in the health window that missed or
+	// failed and fell back to the primary (0 without replica GETs in it).
+	ReplicaMissRatio float64
+	// MeanLatency is the mean latency of S3 calls in the health window.
+	MeanLatency                     time.Duration
 	Deletes, Lists, Probes          int64
 	LastPutLatency, LastGetLatency  time.Duration
 	HealthState                     HealthState
@@ -78,6 +86,7 @@ type Store struct {
 	puts, putBytes, putErrors     atomic.Int64
 	gets, getBytes, getErrors     atomic.Int64
 	replicaGets, replicaFallbacks atomic.Int64
+	replicaWindow                 *ratioWindow // replica misses over the health window
 	deletes, lists, probes        atomic.Int64
 	probeErrors                   atomic.Int64
 	lastPut, lastGet              atomic.Int64
@@ -151,7 +160,9 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		primary: client(opts.Region, opts.Endpoint),
 		health:  NewHealth(opts.Health, nil),
 		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		// The replica's miss ratio is judged over the same window as S3's health.
+		replicaWindow: newRatioWindow(opts.Health.Window, nil),
+		done:          make(chan struct{}),
 	}
 	if opts.ReadBucket != "" {
 		s.replica = client(opts.ReadRegion, opts.ReadEndpoint)
@@ -315,11 +326,13 @@ func (s *Store) read(caller context.Context, name, rng string, consume func(body
 		s.replicaGets.Add(1)
 		err := s.get(ctx, s.replica, s.opts.ReadBucket, name, rng, consume)
 		if err == nil {
+			s.replicaWindow.add(false)
 			return nil
 		}
 		if caller.Err() != nil {
 			return err
 		}
+		s.replicaWindow.add(true)
 		s.replicaFallbacks.Add(1)
 	}
 	start := time.Now()
@@ -337,6 +350,14 @@ func (s *Store) get(ctx context.Context, c *s3.Client, bucket, name, rng string,
 		in.Range = aws.String(rng)
 	}
 	s.gets.Add(1)
+	if s.opts.ObserveRead != nil {
+		start := time.Now()
+		defer func() {
+			if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				s.opts.ObserveRead(time.Since(start))
+			}
+		}()
+	}
 	out, err := c.GetObject(ctx, in)
 	if err != nil {
 		if isNotFound(err) {
@@ -471,6 +492,7 @@ func (s *Store) Stats() Stats {
 		Puts: s.puts.Load(), PutBytes: s.putBytes.Load(), PutErrors: s.putErrors.Load(),
 		Gets: s.gets.Load(), GetBytes: s.getBytes.Load(), GetErrors: s.getErrors.Load(),
 		ReplicaGets: s.replicaGets.Load(), ReplicaFallbacks: s.replicaFallbacks.Load(),
+		ReplicaMissRatio: s.replicaWindow.ratio(), MeanLatency: s.health.MeanLatency(),
 		Deletes: s.deletes.Load(), Lists: s.lists.Load(), Probes: s.probes.Load(),
 		LastPutLatency: time.Duration(s.lastPut.Load()), LastGetLatency: time.Duration(s.lastGet.Load()),
 		HealthState: s.Health(), HealthStateChanges: s.stateChanges.Load(), ProbeErrors: s.probeErrors.Load(),

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // Operator is the operator's configuration.
@@ -43,6 +44,15 @@ type Operator struct {
 	// BrokerDrainTimeout bounds one Drain call to a broker's control service
 	// (KAFSCALE_OPERATOR_BROKER_DRAIN_TIMEOUT_SEC).
 	BrokerDrainTimeout time.Duration
+	// EtcdStorageSize and EtcdStorageClass are the managed etcd members' claims when the
+	// KafscaleCluster's spec.etcd.storage names none (KAFSCALE_OPERATOR_ETCD_STORAGE_SIZE,
+	// default 10Gi; KAFSCALE_OPERATOR_ETCD_STORAGE_CLASS, default the cluster's default class).
+	// Claims are made once, with the StatefulSet: a change applies to new clusters only.
+	EtcdStorageSize  resource.Quantity
+	EtcdStorageClass string
+	// Moot lists the guide's settings that are accepted but do nothing here, each with why;
+	// the operator logs each once at startup.
+	Moot []string
 }
 
 // Broker drain defaults. BrokerTerminationGrace is the broker pods'
@@ -54,6 +64,9 @@ const (
 	DefaultBrokerDrainWait    = 25 * time.Second
 	DefaultBrokerDrainTimeout = 30 * time.Second
 )
+
+// DefaultEtcdStorageSize is the claim size of each managed etcd member.
+const DefaultEtcdStorageSize = "10Gi"
 
 // DefaultEtcdImage runs managed etcd members: the etcd release the tests run against.
 const DefaultEtcdImage = "gcr.io/etcd-development/etcd:v3.6.16"
@@ -86,6 +99,23 @@ func Parse(lookup func(string) (string, bool)) (*Operator, error) {
 		// Below the 60 s grace period minus the broker's 30 s SIGTERM drain budget.
 		BrokerDrainWait:    time.Duration(p.int("KAFSCALE_OPERATOR_BROKER_DRAIN_WAIT_SEC", int64(DefaultBrokerDrainWait/time.Second), 1, 59)) * time.Second,
 		BrokerDrainTimeout: time.Duration(p.int("KAFSCALE_OPERATOR_BROKER_DRAIN_TIMEOUT_SEC", int64(DefaultBrokerDrainTimeout/time.Second), 1, 600)) * time.Second,
+	}
+	c.EtcdStorageSize = resource.MustParse(DefaultEtcdStorageSize)
+	if v := p.str("KAFSCALE_OPERATOR_ETCD_STORAGE_SIZE", ""); v != "" {
+		q, err := resource.ParseQuantity(v)
+		if err != nil || q.Sign() <= 0 {
+			p.fail("KAFSCALE_OPERATOR_ETCD_STORAGE_SIZE=%q: must be a positive storage quantity such as 10Gi", v)
+		} else {
+			c.EtcdStorageSize = q
+		}
+	}
+	c.EtcdStorageClass = p.str("KAFSCALE_OPERATOR_ETCD_STORAGE_CLASS", "")
+	// The guide's snapshot Jobs ran etcdctl and the AWS CLI from two images; here one Job runs
+	// the operator's own image (KAFSCALE_OPERATOR_IMAGE), which does both.
+	for _, name := range []string{"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_ETCDCTL_IMAGE", "KAFSCALE_OPERATOR_ETCD_SNAPSHOT_IMAGE"} {
+		if v := p.str(name, ""); v != "" {
+			c.Moot = append(c.Moot, fmt.Sprintf("%s=%s is ignored: snapshot Jobs run the operator's own image (KAFSCALE_OPERATOR_IMAGE), which takes the snapshot and uploads it itself", name, v))
+		}
 	}
 	if !strings.HasPrefix(c.BrokerBinary, "/") {
 		p.fail("KAFSCALE_OPERATOR_BROKER_BINARY=%q: must be an absolute path in the broker image", c.BrokerBinary)

@@ -67,8 +67,29 @@ func TestParseDefaults(t *testing.T) {
 	if c.LeaderKey != "/kafscale/ns/operator-leader" || c.LeaderTTL != 5*time.Second || c.EtcdEndpoints != nil || c.LeaderEtcdEndpoints[0] != "http://lock:2379" ||
 		c.BrokerImagePullPolicy != "IfNotPresent" || c.MetricsAddr != ":8080" || c.HealthAddr != ":8081" ||
 		c.SnapshotPrefix != "etcd-snapshots" || c.EtcdImage != DefaultEtcdImage || c.SnapshotSchedule != "0 * * * *" || c.OperatorImage != "" || c.SnapshotPreflightEvery != 5*time.Minute ||
-		c.BrokerBinary != "/kafscale-broker" || c.BrokerDrainWait != 25*time.Second || c.BrokerDrainTimeout != 30*time.Second {
+		c.BrokerBinary != "/kafscale-broker" || c.BrokerDrainWait != 25*time.Second || c.BrokerDrainTimeout != 30*time.Second ||
+		c.EtcdStorageSize.String() != "10Gi" || c.EtcdStorageClass != "" {
 		t.Errorf("defaults: %+v", c)
+	}
+	c, err = Parse(env(map[string]string{
+		"KAFSCALE_OPERATOR_NAMESPACE":          "ns",
+		"KAFSCALE_OPERATOR_BROKER_IMAGE":       "broker:1",
+		"KAFSCALE_OPERATOR_ETCD_STORAGE_SIZE":  "25Gi",
+		"KAFSCALE_OPERATOR_ETCD_STORAGE_CLASS": "ssd",
+	}))
+	if err != nil || c.EtcdStorageSize.String() != "25Gi" || c.EtcdStorageClass != "ssd" || len(c.Moot) != 0 {
+		t.Errorf("etcd storage: %v %+v", err, c)
+	}
+	// The guide's snapshot images are accepted and reported as doing nothing here.
+	c, err = Parse(env(map[string]string{
+		"KAFSCALE_OPERATOR_NAMESPACE":                   "ns",
+		"KAFSCALE_OPERATOR_BROKER_IMAGE":                "broker:1",
+		"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_ETCDCTL_IMAGE": "kubesphere/etcd:3.6.4-0",
+		"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_IMAGE":         "amazon/aws-cli:2.15.0",
+	}))
+	if err != nil || len(c.Moot) != 2 || !strings.Contains(c.Moot[0], "KAFSCALE_OPERATOR_ETCD_SNAPSHOT_ETCDCTL_IMAGE=kubesphere/etcd:3.6.4-0 is ignored") ||
+		!strings.Contains(c.Moot[1], "KAFSCALE_OPERATOR_ETCD_SNAPSHOT_IMAGE=amazon/aws-cli:2.15.0 is ignored") {
+		t.Errorf("snapshot images: %v %q", err, c.Moot)
 	}
 }
 
@@ -89,7 +110,8 @@ func TestParseErrors(t *testing.T) {
 			"KAFSCALE_OPERATOR_BROKER_BINARY":            "kafscale-broker",
 			"KAFSCALE_OPERATOR_BROKER_DRAIN_WAIT_SEC":    "60",
 			"KAFSCALE_OPERATOR_BROKER_DRAIN_TIMEOUT_SEC": "0",
-		}, []string{"etcd:2379", "Sometimes", "KAFSCALE_OPERATOR_LEADER_TTL_SEC", "no-slash", "KAFSCALE_OPERATOR_BROKER_BINARY", "KAFSCALE_OPERATOR_BROKER_DRAIN_WAIT_SEC", "KAFSCALE_OPERATOR_BROKER_DRAIN_TIMEOUT_SEC"}},
+			"KAFSCALE_OPERATOR_ETCD_STORAGE_SIZE":        "ten gigs",
+		}, []string{"KAFSCALE_OPERATOR_ETCD_STORAGE_SIZE", "etcd:2379", "Sometimes", "KAFSCALE_OPERATOR_LEADER_TTL_SEC", "no-slash", "KAFSCALE_OPERATOR_BROKER_BINARY", "KAFSCALE_OPERATOR_BROKER_DRAIN_WAIT_SEC", "KAFSCALE_OPERATOR_BROKER_DRAIN_TIMEOUT_SEC"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -101,9 +101,18 @@ func etcdRestoreContainer(c *v1alpha1.KafscaleCluster, cfg *config.Operator) cor
 // an empty data dir before etcd starts.
 func EtcdStatefulSet(c *v1alpha1.KafscaleCluster, cfg *config.Operator) *appsv1.StatefulSet {
 	peerDomain := fmt.Sprintf("$(POD_NAME).%s.%s.svc", EtcdPeerServiceName(c), c.Namespace)
-	size := resource.MustParse("10Gi")
+	// The spec wins; then the operator's defaults (KAFSCALE_OPERATOR_ETCD_STORAGE_SIZE and
+	// _CLASS); then 10Gi and the cluster's default class.
+	size := cfg.EtcdStorageSize
+	if size.IsZero() {
+		size = resource.MustParse(config.DefaultEtcdStorageSize)
+	}
 	if s := c.Spec.Etcd.Storage.Size; s != nil {
 		size = *s
+	}
+	class := c.Spec.Etcd.Storage.StorageClassName
+	if class == nil && cfg.EtcdStorageClass != "" {
+		class = &cfg.EtcdStorageClass
 	}
 	container := corev1.Container{
 		Name:  "etcd",
@@ -185,7 +194,7 @@ func EtcdStatefulSet(c *v1alpha1.KafscaleCluster, cfg *config.Operator) *appsv1.
 				ObjectMeta: metav1.ObjectMeta{Name: "data", Labels: etcdLabels(c)},
 				Spec: corev1.PersistentVolumeClaimSpec{
 					AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-					StorageClassName: c.Spec.Etcd.Storage.StorageClassName,
+					StorageClassName: class,
 					Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: size}},
 				},
 			}},

@@ -37,21 +37,31 @@ func TestEtcdEndpointsResolution(t *testing.T) {
 }
 
 func TestEtcdStatefulSet(t *testing.T) {
+	specStorage := func(c *v1alpha1.KafscaleCluster) {
+		c.Spec.Etcd.Storage = v1alpha1.EtcdStorageSpec{StorageClassName: ptr.To("fast"), Size: ptr.To(resource.MustParse("50Gi"))}
+	}
+	// The operator's defaults (KAFSCALE_OPERATOR_ETCD_STORAGE_SIZE and _CLASS).
+	operatorDefaults := &config.Operator{EtcdImage: "etcd:v3.6", EtcdStorageSize: resource.MustParse("20Gi"), EtcdStorageClass: "ssd"}
 	cases := []struct {
 		name  string
 		opts  []clusterOption
+		cfg   *config.Operator
 		class *string
 		size  string
 	}{
-		{"defaults", nil, nil, "10Gi"},
-		{"storage", []clusterOption{func(c *v1alpha1.KafscaleCluster) {
-			c.Spec.Etcd.Storage = v1alpha1.EtcdStorageSpec{StorageClassName: ptr.To("fast"), Size: ptr.To(resource.MustParse("50Gi"))}
-		}}, ptr.To("fast"), "50Gi"},
+		{"defaults", nil, nil, nil, "10Gi"},
+		{"storage", []clusterOption{specStorage}, nil, ptr.To("fast"), "50Gi"},
+		{"operator defaults", nil, operatorDefaults, ptr.To("ssd"), "20Gi"},
+		{"spec over operator defaults", []clusterOption{specStorage}, operatorDefaults, ptr.To("fast"), "50Gi"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newCluster(tc.opts...)
-			s := EtcdStatefulSet(c, &config.Operator{EtcdImage: "etcd:v3.6"})
+			cfg := tc.cfg
+			if cfg == nil {
+				cfg = &config.Operator{EtcdImage: "etcd:v3.6"}
+			}
+			s := EtcdStatefulSet(c, cfg)
 			if s.Name != "prod-etcd" || *s.Spec.Replicas != 3 || s.Spec.ServiceName != "prod-etcd-peer" {
 				t.Errorf("statefulset %s replicas %d service %s", s.Name, *s.Spec.Replicas, s.Spec.ServiceName)
 			}

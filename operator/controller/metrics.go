@@ -42,8 +42,12 @@ var (
 	}, []string{"cluster"})
 )
 
-func init() {
-	ctrlmetrics.Registry.MustRegister(snapshotAccessOK, snapshotLastSuccess, snapshotLastSchedule, desiredBrokers, readyBrokers, brokerDrains, brokerDrainSeconds)
+func init() { ctrlmetrics.Registry.MustRegister(Collectors()...) }
+
+// Collectors are the series above, as registered with controller-runtime's registry (the
+// dashboard test reads their names).
+func Collectors() []prometheus.Collector {
+	return []prometheus.Collector{snapshotAccessOK, snapshotLastSuccess, snapshotLastSchedule, desiredBrokers, readyBrokers, brokerDrains, brokerDrainSeconds}
 }
 
 // forgetCluster drops a deleted cluster's series.

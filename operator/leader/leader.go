@@ -26,6 +26,9 @@ var leaderGauge = prometheus.NewGauge(prometheus.GaugeOpts{
 
 func init() { ctrlmetrics.Registry.MustRegister(leaderGauge) }
 
+// Collector is kafscale_operator_leader, as registered (the dashboard test reads its name).
+func Collector() prometheus.Collector { return leaderGauge }
+
 // ErrLost is returned by Start when the etcd session ends while leading; the process must
 // stop reconciling at once (the manager exits, Kubernetes restarts the pod).
 var ErrLost = errors.New("operator leadership lost")

@@ -6,14 +6,11 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kafscale/kafscale/internal/proxyproto"
-	"github.com/kafscale/kafscale/tests/brokertest"
 	"github.com/kafscale/kafscale/tests/testenv"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -22,8 +19,8 @@ import (
 
 // TestACLs: with KAFSCALE_ACL_ENABLED, a franz-go producer whose client id may write one
 // topic produces to it, and is answered TOPIC_AUTHORIZATION_FAILED on another topic it may
-// only describe; the broker keeps serving it, and counts and logs the denial. A bad rule
-// stops the broker with exit status 2 naming the variable.
+// only describe; the broker keeps serving it, and counts and logs the denial. An invalid
+// document fails closed, or open with KAFSCALE_ACL_FAIL_OPEN=true.
 func TestACLs(t *testing.T) {
 	be := startBackend(t)
 	rules := `{"rules": [
@@ -54,19 +51,44 @@ func TestACLs(t *testing.T) {
 	if m := b.Metrics(t); !strings.Contains(m, `kafscale_acl_denied_total{api="Produce"} 1`) {
 		t.Fatalf("no Produce denial counted:\n%s", testenv.GrepLines(m, "kafscale_acl_denied_total"))
 	}
-	if log := b.LogTail(); !strings.Contains(log, "ACL denied") || !strings.Contains(log, "User:producer") {
+	if log := b.LogTail(); !strings.Contains(log, "authorization denied") || !strings.Contains(log, "User:producer") {
 		t.Fatalf("denial not logged with its principal:\n%s", log)
 	}
 
-	t.Run("bad rule exits 2", func(t *testing.T) {
-		cmd := exec.Command(brokertest.Binary(t))
-		cmd.Env = append(os.Environ(), "KAFSCALE_S3_BUCKET=b", "KAFSCALE_ACL_ENABLED=true",
-			`KAFSCALE_ACL_CONFIG_JSON={"rules":[{"principal":"User:a","operations":["Fly"],"resource":{"type":"topic","name":"t"}}]}`)
-		out, err := cmd.CombinedOutput()
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "KAFSCALE_ACL_CONFIG_JSON") ||
-			!strings.Contains(string(out), `rule 0`) {
-			t.Fatalf("exit %v, output:\n%s", err, out)
+	// An invalid document does not stop the broker: it fails closed (everything denied,
+	// the problem logged naming the variable), or open with KAFSCALE_ACL_FAIL_OPEN=true.
+	invalid := `{"rules":[{"principal":"User:a","operations":["Fly"],"resource":{"type":"topic","name":"t"}}]}`
+	t.Run("invalid document fails closed", func(t *testing.T) {
+		// A cluster of its own: brokers of one cluster forward nothing, but clients follow
+		// partition leaders to the other brokers, whose ACLs differ.
+		b := startBackend(t).startBroker(t, 0, "KAFSCALE_ACL_ENABLED=true", "KAFSCALE_ACL_CONFIG_JSON="+invalid)
+		cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.ClientID("kgo"), kgo.RecordRetries(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		err = cl.ProduceSync(testContext(t, time.Minute), &kgo.Record{Topic: "acl-ok", Value: []byte("no")}).FirstErr()
+		// Denied from the first request on: the idempotent producer's InitProducerID
+		// (CLUSTER_AUTHORIZATION_FAILED) or the topic (TOPIC_AUTHORIZATION_FAILED).
+		if !errors.Is(err, kerr.TopicAuthorizationFailed) && !errors.Is(err, kerr.ClusterAuthorizationFailed) {
+			t.Fatalf("produce with an invalid ACL document: %v, want an authorization error", err)
+		}
+		if log := b.LogTail(); !strings.Contains(log, "failing closed") || !strings.Contains(log, "KAFSCALE_ACL_CONFIG_JSON: rule 0") {
+			t.Fatalf("the invalid document is not logged naming its variable:\n%s", log)
+		}
+	})
+	t.Run("invalid document with fail-open allows", func(t *testing.T) {
+		b := startBackend(t).startBroker(t, 0, "KAFSCALE_ACL_ENABLED=true", "KAFSCALE_ACL_JSON="+invalid, "KAFSCALE_ACL_FAIL_OPEN=true")
+		cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.ClientID("anyone"), kgo.AllowAutoTopicCreation())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		if err := cl.ProduceSync(testContext(t, time.Minute), &kgo.Record{Topic: "acl-denied", Value: []byte("yes")}).FirstErr(); err != nil {
+			t.Fatalf("produce with fail-open: %v", err)
+		}
+		if log := b.LogTail(); !strings.Contains(log, "KAFSCALE_ACL_FAIL_OPEN=true") || !strings.Contains(log, "KAFSCALE_ACL_JSON: rule 0") {
+			t.Fatalf("fail-open not logged:\n%s", log)
 		}
 	})
 }

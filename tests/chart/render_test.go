@@ -455,6 +455,44 @@ func TestDesignValues(t *testing.T) {
 			eq(t, "proxy metrics Service", m.has("Service", name("proxy-metrics")), false)
 			eq(t, "probes still use the metrics port", container(t, m, "proxy").ReadinessProbe.HTTPGet.Port.String(), "metrics")
 		}},
+		{"metrics.prometheusRule.crrAlerts", values{set: map[string]string{"metrics.prometheusRule.enabled": "true", "metrics.prometheusRule.crrAlerts": "true"}}, func(t *testing.T, m manifest) {
+			// The operations guide's "Monitor CRR" thresholds, on the series it names.
+			want := map[string][]string{
+				"KafscaleS3ReplicaFallbacks": {"kafscale_s3_replica_fallback_total", "[5m]", "> 0.1", "10m"},
+				"KafscaleS3ReadLatencyHigh":  {"histogram_quantile(0.99", "kafscale_s3_read_latency_ms_bucket", "> 200", "10m"},
+				"KafscaleS3ReplicaMissRatio": {"kafscale_s3_replica_miss_ratio", "> 0.05", "15m"},
+			}
+			r := get[monitoringv1.PrometheusRule](t, m, "PrometheusRule", name("operator"))
+			for _, g := range r.Spec.Groups {
+				for _, rule := range g.Rules {
+					parts, ok := want[rule.Alert]
+					if !ok {
+						continue
+					}
+					delete(want, rule.Alert)
+					text := rule.Expr.String() + " for " + string(*rule.For)
+					for _, p := range parts {
+						if !strings.Contains(text, p) {
+							t.Errorf("%s: %q lacks %q", rule.Alert, text, p)
+						}
+					}
+					if !strings.Contains(rule.Expr.String(), `namespace="`+namespace+`"`) {
+						t.Errorf("%s is not scoped to the release namespace", rule.Alert)
+					}
+				}
+			}
+			if len(want) > 0 {
+				t.Errorf("CRR alerts missing: %v", want)
+			}
+		}},
+		{"metrics.prometheusRule.crrAlerts off by default", values{set: map[string]string{"metrics.prometheusRule.enabled": "true"}}, func(t *testing.T, m manifest) {
+			r := get[monitoringv1.PrometheusRule](t, m, "PrometheusRule", name("operator"))
+			for _, g := range r.Spec.Groups {
+				if g.Name == "kafscale.crr" {
+					t.Errorf("CRR alerts rendered without metrics.prometheusRule.crrAlerts")
+				}
+			}
+		}},
 		{"metrics.prometheusRule.*", values{set: map[string]string{"metrics.prometheusRule.enabled": "true", "metrics.prometheusRule.labels.release": "prom", "metrics.prometheusRule.alertLabels.team": "streaming", "metrics.prometheusRule.snapshotStaleSeconds": "3600", "metrics.prometheusRule.snapshotNeverSucceededSeconds": "7200"}}, func(t *testing.T, m manifest) {
 			r := get[monitoringv1.PrometheusRule](t, m, "PrometheusRule", name("operator"))
 			eq(t, "label", r.Labels["release"], "prom")

@@ -52,7 +52,7 @@ func TestProxyProtocolACLs(t *testing.T) {
 		t.Fatalf("produce from 127.0.0.3 after the denial: %v", err)
 	}
 	for _, b := range c.brokers {
-		if log := b.LogTail(); containsAll(log, "ACL denied", "User:127.0.0.4") {
+		if log := b.LogTail(); containsAll(log, "authorization denied", "User:127.0.0.4") {
 			return
 		}
 	}

@@ -3,6 +3,7 @@ package storage_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,8 +172,13 @@ func TestReadReplicaFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	var observedReads atomic.Int64
 	read := func() (*storage.Store, *counter) {
-		objects, count := e.store(t, func(o *storage.Options) { o.ReadBucket = replica })
+		observedReads.Store(0)
+		objects, count := e.store(t, func(o *storage.Options) {
+			o.ReadBucket = replica
+			o.ObserveRead = func(time.Duration) { observedReads.Add(1) }
+		})
 		m := e.manager(t, 1, objects, func(o *partition.Options) { o.ReadaheadSegments = 0 })
 		m.Apply(snapshot(1, 0, topics))
 		waitLeading(t, m, "replica", 0)
@@ -185,6 +191,11 @@ func TestReadReplicaFallback(t *testing.T) {
 	objects, count := read()
 	if st := objects.Stats(); st.ReplicaFallbacks != 3 || count.replicaGets.Load() != 3 || count.primaryGets.Load() != 3 {
 		t.Fatalf("empty replica: %d fallbacks, %d replica GETs, %d primary GETs; want 3 each", st.ReplicaFallbacks, count.replicaGets.Load(), count.primaryGets.Load())
+	}
+	// Every replica read missed (kafscale_s3_replica_miss_ratio), and every GET was timed
+	// (kafscale_s3_read_latency_ms).
+	if st := objects.Stats(); st.ReplicaMissRatio != 1 || observedReads.Load() != 6 || st.MeanLatency <= 0 {
+		t.Fatalf("empty replica: miss ratio %g, %d GETs timed, mean latency %s; want 1, 6 and above 0", st.ReplicaMissRatio, observedReads.Load(), st.MeanLatency)
 	}
 
 	// Replicate the objects, as bucket replication would, and read with a cold cache.
@@ -199,5 +210,8 @@ func TestReadReplicaFallback(t *testing.T) {
 	objects, count = read()
 	if st := objects.Stats(); st.ReplicaFallbacks != 0 || count.primaryGets.Load() != 0 || count.replicaGets.Load() != 3 {
 		t.Fatalf("full replica: %d fallbacks, %d primary GETs, %d replica GETs", st.ReplicaFallbacks, count.primaryGets.Load(), count.replicaGets.Load())
+	}
+	if st := objects.Stats(); st.ReplicaMissRatio != 0 || observedReads.Load() != 3 {
+		t.Fatalf("full replica: miss ratio %g, %d GETs timed; want 0 and 3", st.ReplicaMissRatio, observedReads.Load())
 	}
 }
