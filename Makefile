@@ -40,8 +40,9 @@ ETCD_VERSION             := $(call module_version,go.etcd.io/etcd/server/v3,test
 PROTOC_GEN_GO_VERSION      := $(call module_version,google.golang.org/protobuf,go.mod)
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 # Debian packages and the command each one provides (checked in the same order).
-DEBIAN_PACKAGES          := kcat yamllint protobuf-compiler
-DEBIAN_COMMANDS          := kcat yamllint protoc
+# chromium drives the console's browser tests (tests/console, through chromedp).
+DEBIAN_PACKAGES          := kcat yamllint protobuf-compiler chromium
+DEBIAN_COMMANDS          := kcat yamllint protoc chromium
 
 TOOL_STAMPS := \
 	$(STAMP)/helm-$(HELM_VERSION)-kube$(HELM_KUBE_MINOR) \
@@ -151,7 +152,7 @@ $(STAMP)/debian-packages-$(subst $(space),+,$(DEBIAN_PACKAGES)): | $(STAMP)
 PRODUCTS := operator broker proxy console check
 BINARIES := $(patsubst %/main.go,%,$(wildcard $(addsuffix /main.go,$(PRODUCTS))))
 
-build: ## build every KafScale binary into ./bin (kafscale-<name>)
+build: ## build every KafScale binary into ./bin (kafscale-broker, -operator, -proxy, -console, -check)
 	$(GO) build ./...
 	for b in $(BINARIES); do $(GO) build -trimpath -o $(BIN)/kafscale-$$b ./$$b; done
 
@@ -196,7 +197,7 @@ RUN_FLAGS ?=
 
 # Needs only Go: etcd (embedded) and the S3 store (gofakes3) run inside the broker process.
 .PHONY: run
-run: ## local platform on 127.0.0.1:9092, data in ./.kafscale (BROKERS=3 for three, CLEAN=1 to start afresh)
+run: ## local platform on 127.0.0.1:9092 and the console on :8080, data in ./.kafscale (BROKERS=3 for three, CLEAN=1 to start afresh)
 	$(GO) run ./broker local -brokers $(BROKERS) $(if $(CLEAN),-clean) $(RUN_FLAGS)
 
 # --- lint ------------------------------------------------------------------------------------
@@ -231,11 +232,13 @@ test-render: tools ## tier 2: the chart rendered and asserted, dry-run against k
 # FUZZTIME overrides both (e.g. FUZZTIME=2m or FUZZTIME=100000x).
 FUZZ_REQUEST_TIME ?= $(or $(FUZZTIME),6000x)
 FUZZ_PROXY_TIME ?= $(or $(FUZZTIME),1000000x)
+FUZZ_SPLIT_TIME ?= $(or $(FUZZTIME),150000x)
 
 .PHONY: fuzz
-fuzz: ## fuzz Kafka request decoding and handling, and PROXY header parsing (about 20 s each; FUZZTIME overrides)
+fuzz: ## fuzz Kafka request decoding and handling, PROXY header parsing and the proxy's request splitting (about 20 s each; FUZZTIME overrides)
 	$(GOTEST) -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZ_REQUEST_TIME) -timeout 10m ./broker/server
 	$(GOTEST) -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZ_PROXY_TIME) -timeout 10m ./internal/proxyproto
+	$(GOTEST) -run '^$$' -fuzz '^FuzzSplit$$' -fuzztime $(FUZZ_SPLIT_TIME) -timeout 10m ./proxy/server
 
 .PHONY: test-broker
 test-broker: tools ## broker integration tests: kcat, franz-go, sarama, kafka-go, restarts, kill -9, bad input, make run

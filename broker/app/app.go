@@ -21,6 +21,7 @@ import (
 	"github.com/kafscale/kafscale/broker/partition"
 	"github.com/kafscale/kafscale/broker/server"
 	"github.com/kafscale/kafscale/internal/acl"
+	"github.com/kafscale/kafscale/internal/buildinfo"
 	"github.com/kafscale/kafscale/internal/config"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/kafscale/kafscale/internal/storage"
@@ -226,9 +227,14 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 	}
 
 	// --- join the cluster ------------------------------------------------------------------
-	self := metadata.Member{Broker: metadata.Broker{NodeID: cfg.NodeID, Host: cfg.AdvertisedHost, Port: advertisedPort, Rack: cfg.Rack}, Pod: cfg.PodName}
+	self := metadata.Member{
+		Broker:      metadata.Broker{NodeID: cfg.NodeID, Host: cfg.AdvertisedHost, Port: advertisedPort, Rack: cfg.Rack},
+		Pod:         cfg.PodName,
+		MetricsAddr: publishedAddr(mln, cfg.AdvertisedHost),
+		Version:     buildinfo.Version(),
+	}
 	if cln != nil {
-		self.ControlAddr = controlAddr(cln, cfg.AdvertisedHost)
+		self.ControlAddr = publishedAddr(cln, cfg.AdvertisedHost)
 	}
 	if registration != nil {
 		err = registration.PublishMember(ctx, self)

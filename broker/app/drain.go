@@ -129,9 +129,9 @@ func (d *drainer) waitMoved(ctx context.Context) {
 	}
 }
 
-// controlAddr is the address published for the control listener: the listener's own host
-// when it is bound to one, else the advertised host.
-func controlAddr(ln net.Listener, advertisedHost string) string {
+// publishedAddr is the address published in the registration for the control or metrics
+// listener: the listener's own host when it is bound to one, else the advertised host.
+func publishedAddr(ln net.Listener, advertisedHost string) string {
 	a := ln.Addr().(*net.TCPAddr)
 	host := advertisedHost
 	if !a.IP.IsUnspecified() {

@@ -2,8 +2,10 @@ package app
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync/atomic"
 	"testing"
 
@@ -32,5 +34,24 @@ func TestPprofOnlyWhenEnabled(t *testing.T) {
 				t.Errorf("pprof=%v: GET %s = %d, want %d", tc.pprof, path, rec.Code, tc.want)
 			}
 		}
+	}
+}
+
+// The registration publishes a listener's own address when it is bound to one, and the
+// advertised host with the listener's port when it listens on every address (":9093").
+func TestPublishedAddr(t *testing.T) {
+	for _, tc := range []struct{ listen, want string }{
+		{"127.0.0.1:0", "127.0.0.1:"},
+		{":0", "10.1.2.3:"},
+	} {
+		ln, err := net.Listen("tcp", tc.listen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+		if got := publishedAddr(ln, "10.1.2.3"); got != tc.want+port {
+			t.Errorf("listen %s: published %q, want %q", tc.listen, got, tc.want+port)
+		}
+		ln.Close()
 	}
 }

@@ -19,9 +19,12 @@ import (
 //     batch bigger than the limits never stalls a consumer.
 //   - Isolation level: there are no transactions, so read_committed equals read_uncommitted
 //     and LastStableOffset is the high watermark.
-//   - v7+ fetch sessions (KIP-227): no session is ever created — every answer carries
-//     SessionID 0, which tells the client to keep sending full fetches; an incremental fetch
-//     naming a session gets FETCH_SESSION_ID_NOT_FOUND.
+//   - v7+ fetch sessions (KIP-227): the broker keeps no sessions, and answers as Kafka does
+//     when its session cache has no room. A full fetch — SessionEpoch 0 (open a session) or
+//     -1 (sessionless, or close the named session), whatever the SessionID — gets a full
+//     answer with SessionID 0, which tells the client to keep sending full fetches. Any other
+//     epoch is an incremental fetch on a session that cannot exist here:
+//     FETCH_SESSION_ID_NOT_FOUND, with no partitions.
 //   - v9+ CurrentLeaderEpoch is checked against the snapshot (FENCED_LEADER_EPOCH,
 //     UNKNOWN_LEADER_EPOCH); v11+ rack-aware preferred replicas are not used (-1).
 //   - A broker shutting down answers long polls at once with what it has.
@@ -33,7 +36,7 @@ func init() { register(fetchKey, 4, 12, (*Server).handleFetch) }
 func (s *Server) handleFetch(ctx context.Context, rc *requestContext, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.FetchRequest)
 	s.metrics.fetchRate.add(1)
-	if req.Version >= 7 && req.SessionID != 0 {
+	if req.Version >= 7 && !fullFetch(req.SessionEpoch) {
 		resp := req.ResponseKind().(*kmsg.FetchResponse)
 		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
 		return resp, nil
@@ -69,6 +72,10 @@ func (s *Server) handleFetch(ctx context.Context, rc *requestContext, kreq kmsg.
 		}
 	}
 }
+
+// fullFetch tells whether a fetch session epoch asks for a full fetch (KIP-227): 0 opens a
+// session, -1 (FINAL) is sessionless; every other epoch continues an existing session.
+func fullFetch(epoch int32) bool { return epoch == 0 || epoch == -1 }
 
 // fetchOnce reads every requested partition once.
 func (s *Server) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, denied map[string]bool) (*kmsg.FetchResponse, int, bool) {

@@ -103,19 +103,48 @@ func TestFetchMaxBytesStillReturnsOneWholeBatch(t *testing.T) {
 	}
 }
 
+// Every combination of session id and epoch, answered as Kafka answers when it keeps no
+// sessions: full fetches (epoch 0 or -1, any id) get the data and SessionID 0; incremental
+// ones (any other epoch) get FETCH_SESSION_ID_NOT_FOUND and no partitions.
 func TestFetchSessionsAreNeverCreated(t *testing.T) {
 	b := startTestBroker(t)
 	b.createTopic(t, "s", 1)
 	c := b.dial(t)
-	req := fetchRequest("s", 0, 0, 0, 0)
-	req.SessionEpoch = 0 // asks for a new session
-	if resp := c.roundTrip(req).(*kmsg.FetchResponse); resp.ErrorCode != 0 || resp.SessionID != 0 {
-		t.Fatalf("error %d session %d, want a full fetch without session", resp.ErrorCode, resp.SessionID)
-	}
-	req = fetchRequest("s", 0, 0, 0, 0)
-	req.SessionID, req.SessionEpoch = 42, 1
-	if resp := c.roundTrip(req).(*kmsg.FetchResponse); resp.ErrorCode != kerr.FetchSessionIDNotFound.Code {
-		t.Fatalf("incremental fetch: error %d, want FETCH_SESSION_ID_NOT_FOUND", resp.ErrorCode)
+	c.roundTrip(produceRequest(-1, "s", 0, makeBatch(1, "a")))
+	for _, tc := range []struct {
+		name      string
+		id, epoch int32
+		full      bool
+	}{
+		{"new session", 0, 0, true},
+		{"sessionless (FINAL, no id)", 0, -1, true},
+		{"sessionless with id -1", -1, -1, true},
+		{"close a named session", 42, -1, true},
+		{"reopen a named session", 42, 0, true},
+		{"incremental", 42, 1, false},
+		{"incremental without id", 0, 1, false},
+		{"epoch below FINAL", 42, -2, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := fetchRequest("s", 0, 0, 0, 0)
+			req.SessionID, req.SessionEpoch = tc.id, tc.epoch
+			resp := c.roundTrip(req).(*kmsg.FetchResponse)
+			if resp.SessionID != 0 {
+				t.Fatalf("session id %d, want 0 (no session is ever created)", resp.SessionID)
+			}
+			if !tc.full {
+				if resp.ErrorCode != kerr.FetchSessionIDNotFound.Code || len(resp.Topics) != 0 {
+					t.Fatalf("error %d, %d topics; want FETCH_SESSION_ID_NOT_FOUND and none", resp.ErrorCode, len(resp.Topics))
+				}
+				return
+			}
+			if resp.ErrorCode != 0 || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+				t.Fatalf("error %d, topics %+v; want a full answer", resp.ErrorCode, resp.Topics)
+			}
+			if p := resp.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.HighWatermark != 1 || len(p.RecordBatches) == 0 {
+				t.Fatalf("partition error %d hw %d, %d bytes; want the produced record", p.ErrorCode, p.HighWatermark, len(p.RecordBatches))
+			}
+		})
 	}
 }
 

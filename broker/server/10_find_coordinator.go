@@ -13,14 +13,20 @@ import (
 //
 // Any broker answers: the coordinator of a group is derived from the metadata snapshot by
 // the group coordinator (hash of the group id over the live brokers). Only group keys are
-// served; transaction keys (v1+ key type 1) answer COORDINATOR_NOT_AVAILABLE, since
-// transactions are not supported. Differences by version:
+// served. Transactions are not supported, so transaction keys (v1+ key type 1) answer
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED with a message saying so: clients treat that code as
+// fatal for a transactional producer and fail at once, where COORDINATOR_NOT_AVAILABLE
+// would make them retry until their deadline (InitProducerId answers a transactional id the
+// same way). Differences by version:
 //   - v1+: key type, throttle and an error message.
 //   - v4 (KIP-699): a batch of keys, answered per key in Coordinators.
 //
 // ACLs, as in Kafka: Describe on the group (GROUP_AUTHORIZATION_FAILED).
 
 const findCoordinatorKey = 10
+
+// transactionsUnsupported is the error message of requests that need transactions.
+const transactionsUnsupported = "transactions are not supported by KafScale: use an idempotent producer without a transactional id"
 
 func init() { register(findCoordinatorKey, 0, 4, (*Server).handleFindCoordinator) }
 
@@ -52,7 +58,7 @@ func (s *Server) handleFindCoordinator(_ context.Context, rc *requestContext, kr
 func (s *Server) findCoordinator(rc *requestContext, snap *metadata.Snapshot, keyType int8, key string) (node int32, host string, port int32, code int16, msg string) {
 	switch {
 	case keyType == 1:
-		return -1, "", -1, kerr.CoordinatorNotAvailable.Code, "transactions are not supported by this broker"
+		return -1, "", -1, kerr.TransactionalIDAuthorizationFailed.Code, transactionsUnsupported
 	case keyType != 0:
 		return -1, "", -1, kerr.InvalidRequest.Code, "unknown coordinator key type"
 	case key == "":

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -152,16 +153,14 @@ func TestCreateAndDeleteTopics(t *testing.T) {
 		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, partitions, rf
 		return rt
 	}
-	assigned := topic("assigned", -1, -1)
-	assigned.ReplicaAssignment = []kmsg.CreateTopicsRequestTopicReplicaAssignment{{Partition: 0, Replicas: []int32{0}}}
 	req := kmsg.NewPtrCreateTopicsRequest()
 	req.TimeoutMillis = 5000
 	req.Topics = []kmsg.CreateTopicsRequestTopic{
 		topic("three", 3, 3), topic("default", -1, -1), topic("bad/name", 1, 1),
-		topic("zero", 0, 1), assigned,
+		topic("zero", 0, 1),
 	}
 	want := map[string]int16{"three": 0, "default": 0, "bad/name": kerr.InvalidTopicException.Code,
-		"zero": kerr.InvalidPartitions.Code, "assigned": kerr.InvalidReplicaAssignment.Code}
+		"zero": kerr.InvalidPartitions.Code}
 	resp := c.roundTrip(req).(*kmsg.CreateTopicsResponse)
 	for _, st := range resp.Topics {
 		if st.ErrorCode != want[st.Topic] {
@@ -225,5 +224,61 @@ func TestDescribeCluster(t *testing.T) {
 	resp = c.roundTrip(&kmsg.DescribeClusterRequest{Version: 1, EndpointType: 2}).(*kmsg.DescribeClusterResponse)
 	if resp.ErrorCode != kerr.UnsupportedEndpointType.Code {
 		t.Fatalf("controllers: error %d", resp.ErrorCode)
+	}
+}
+
+// Manual replica assignments, checked as Kafka checks them: the first replica leads, every
+// broker named must be live, and the message names what is wrong.
+func TestCreateTopicsReplicaAssignment(t *testing.T) {
+	b := startTestBroker(t)
+	c := b.dial(t)
+	type assignment = kmsg.CreateTopicsRequestTopicReplicaAssignment
+	for _, tc := range []struct {
+		name        string
+		partitions  int32
+		rf          int16
+		assignments []assignment
+		want        *kerr.Error
+		wantMsg     string
+	}{
+		{name: "two partitions on broker 0", partitions: -1, rf: -1,
+			assignments: []assignment{{Partition: 1, Replicas: []int32{0}}, {Partition: 0, Replicas: []int32{0}}}},
+		{name: "dead broker", partitions: -1, rf: -1,
+			assignments: []assignment{{Partition: 0, Replicas: []int32{7}}}, want: kerr.InvalidReplicaAssignment, wantMsg: "broker 7"},
+		{name: "dead follower", partitions: -1, rf: -1,
+			assignments: []assignment{{Partition: 0, Replicas: []int32{0, 3}}}, want: kerr.InvalidReplicaAssignment, wantMsg: "broker 3"},
+		{name: "duplicate broker", partitions: -1, rf: -1,
+			assignments: []assignment{{Partition: 0, Replicas: []int32{0, 0}}}, want: kerr.InvalidReplicaAssignment, wantMsg: "named twice"},
+		{name: "gap in partitions", partitions: -1, rf: -1,
+			assignments: []assignment{{Partition: 0, Replicas: []int32{0}}, {Partition: 2, Replicas: []int32{0}}}, want: kerr.InvalidReplicaAssignment, wantMsg: "partition 2"},
+		{name: "no replicas", partitions: -1, rf: -1,
+			assignments: []assignment{{Partition: 0}}, want: kerr.InvalidReplicaAssignment, wantMsg: "names no broker"},
+		{name: "count with assignment", partitions: 1, rf: -1,
+			assignments: []assignment{{Partition: 0, Replicas: []int32{0}}}, want: kerr.InvalidRequest, wantMsg: "both cannot be set"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			topic := strings.ReplaceAll(tc.name, " ", "-")
+			req := kmsg.NewPtrCreateTopicsRequest()
+			req.TimeoutMillis = 5000
+			rt := kmsg.NewCreateTopicsRequestTopic()
+			rt.Topic, rt.NumPartitions, rt.ReplicationFactor, rt.ReplicaAssignment = topic, tc.partitions, tc.rf, tc.assignments
+			req.Topics = append(req.Topics, rt)
+			st := c.roundTrip(req).(*kmsg.CreateTopicsResponse).Topics[0]
+			got := b.cluster.Snapshot().Topic(topic)
+			if tc.want != nil {
+				if st.ErrorCode != tc.want.Code || st.ErrorMessage == nil || !strings.Contains(*st.ErrorMessage, tc.wantMsg) || got != nil {
+					t.Fatalf("error %v %v, topic %v; want %v naming %q and no topic", kerr.ErrorForCode(st.ErrorCode), st.ErrorMessage, got, tc.want, tc.wantMsg)
+				}
+				return
+			}
+			if st.ErrorCode != 0 || st.NumPartitions != int32(len(tc.assignments)) || got == nil || len(got.Partitions) != len(tc.assignments) {
+				t.Fatalf("error %v, answered %d partitions, topic %+v; want %d partitions", kerr.ErrorForCode(st.ErrorCode), st.NumPartitions, got, len(tc.assignments))
+			}
+			for _, p := range got.Partitions {
+				if p.Leader != 0 {
+					t.Fatalf("partition %d led by %d, want the first replica 0", p.ID, p.Leader)
+				}
+			}
+		})
 	}
 }

@@ -83,6 +83,9 @@ type Cluster interface {
 	Snapshot() *metadata.Snapshot
 	// CreateTopic adds a topic with partitions spread over live brokers.
 	CreateTopic(ctx context.Context, name string, partitions int32, configs map[string]string) error
+	// CreateTopicAssigned adds a topic whose partition i is led by leaders[i], each a live
+	// broker (kerr.InvalidReplicaAssignment otherwise).
+	CreateTopicAssigned(ctx context.Context, name string, leaders []int32, configs map[string]string) error
 	// DeleteTopic removes a topic from the metadata; its data is deleted afterwards.
 	DeleteTopic(ctx context.Context, name string) error
 	// AlterTopicConfigs changes a topic's alterable configs (metadata.AlterableTopicConfigs)

@@ -161,7 +161,15 @@ func (c *memCluster) Snapshot() *metadata.Snapshot {
 	return c.snap
 }
 
-func (c *memCluster) CreateTopic(_ context.Context, name string, partitions int32, configs map[string]string) error {
+func (c *memCluster) CreateTopic(ctx context.Context, name string, partitions int32, configs map[string]string) error {
+	leaders := make([]int32, partitions)
+	for i := range leaders {
+		leaders[i] = c.leader
+	}
+	return c.CreateTopicAssigned(ctx, name, leaders, configs)
+}
+
+func (c *memCluster) CreateTopicAssigned(_ context.Context, name string, leaders []int32, configs map[string]string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.snap.Topic(name) != nil {
@@ -171,8 +179,11 @@ func (c *memCluster) CreateTopic(_ context.Context, name string, partitions int3
 	next.Topics = append([]metadata.Topic(nil), c.snap.Topics...)
 	t := metadata.Topic{Name: name, Configs: configs}
 	_, _ = rand.Read(t.ID[:])
-	for i := int32(0); i < partitions; i++ {
-		t.Partitions = append(t.Partitions, metadata.Partition{ID: i, Leader: c.leader, LeaderEpoch: 1})
+	for i, leader := range leaders {
+		if c.snap.Broker(leader) == nil {
+			return fmt.Errorf("broker %d is not live: %w", leader, kerr.InvalidReplicaAssignment)
+		}
+		t.Partitions = append(t.Partitions, metadata.Partition{ID: int32(i), Leader: leader, LeaderEpoch: 1})
 	}
 	next.Topics = append(next.Topics, t)
 	next.Normalize()

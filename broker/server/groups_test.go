@@ -146,7 +146,9 @@ func TestFindCoordinator(t *testing.T) {
 		cs[1].ErrorCode != kerr.CoordinatorNotAvailable.Code || cs[2].ErrorCode != kerr.InvalidGroupID.Code {
 		t.Fatalf("v4: %+v", cs)
 	}
-	for keyType, want := range map[int8]*kerr.Error{1: kerr.CoordinatorNotAvailable, 2: kerr.InvalidRequest} {
+	// Transactions are not supported: a non-retriable code, so transactional producers fail
+	// at once instead of retrying until their deadline.
+	for keyType, want := range map[int8]*kerr.Error{1: kerr.TransactionalIDAuthorizationFailed, 2: kerr.InvalidRequest} {
 		r := kmsg.NewPtrFindCoordinatorRequest()
 		r.Version, r.CoordinatorKey, r.CoordinatorType = 3, "x", keyType
 		if got := c.roundTripExact(r).(*kmsg.FindCoordinatorResponse).ErrorCode; got != want.Code {

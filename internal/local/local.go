@@ -23,6 +23,8 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3bolt"
 	"github.com/kafscale/kafscale/broker/app"
 	"github.com/kafscale/kafscale/internal/config"
+	proxyapp "github.com/kafscale/kafscale/proxy/app"
+	proxyconfig "github.com/kafscale/kafscale/proxy/config"
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/server/v3/embed"
 )
@@ -42,8 +44,14 @@ type Options struct {
 	// KafkaPort is broker 0's Kafka port; broker i listens on KafkaPort+2i and serves
 	// metrics on KafkaPort+2i+1. With 0 every port is picked freely.
 	KafkaPort int
+	// ConsolePort is the operations console's HTTP port (0: a free one).
+	ConsolePort int
 	// Env overrides broker settings (KAFSCALE_* names), e.g. a shorter flush interval.
 	Env map[string]string
+	// Proxy starts the Kafka-aware proxy in front of the brokers; it is then the bootstrap
+	// address. It listens on KafkaPort (its metrics on KafkaPort+1) and the brokers move up
+	// by two ports (broker i on KafkaPort+2+2i).
+	Proxy bool
 	// Logger receives the brokers' logs.
 	Logger *slog.Logger
 	// Out receives the banner with the bootstrap address and a kcat example.
@@ -58,10 +66,23 @@ type Platform struct {
 	EtcdEndpoint string
 	S3Endpoint   string
 	Brokers      []app.Ready
+	// Proxy is the proxy in front of the brokers (nil without Options.Proxy).
+	Proxy *proxyapp.Ready
+	// Console is the operations console beside them.
+	Console *Console
 }
 
-// Bootstrap is the comma-separated list of the brokers' advertised addresses.
+// Bootstrap is the address clients start from: the proxy's, or with no proxy the
+// comma-separated list of the brokers' advertised addresses.
 func (p *Platform) Bootstrap() string {
+	if p.Proxy != nil {
+		return p.Proxy.Advertised
+	}
+	return p.BrokerAddrs()
+}
+
+// BrokerAddrs is the comma-separated list of the brokers' advertised addresses.
+func (p *Platform) BrokerAddrs() string {
 	s := ""
 	for i, b := range p.Brokers {
 		if i > 0 {
@@ -150,13 +171,58 @@ func Run(ctx context.Context, opts Options, onReady func(*Platform)) error {
 			return stopAll()
 		}
 	}
+	proxyErr := make(chan error, 1)
+	stopProxy := func() error { return nil }
+	if opts.Proxy {
+		proxyCtx, cancelProxy := context.WithCancel(context.Background())
+		proxyReady := make(chan proxyapp.Ready, 1)
+		cfg, err := proxyConfig(opts, etcdEndpoint)
+		if err != nil {
+			cancelProxy()
+			return errors.Join(err, stopAll())
+		}
+		proxyDone := make(chan error, 1)
+		go func() {
+			err := proxyapp.Run(proxyCtx, cfg, proxyapp.Options{Logger: opts.Logger, OnReady: func(r proxyapp.Ready) { proxyReady <- r }})
+			proxyDone <- err
+			if err != nil {
+				proxyErr <- fmt.Errorf("proxy: %w", err)
+			}
+		}()
+		stopProxy = func() error {
+			cancelProxy()
+			return <-proxyDone
+		}
+		select {
+		case r := <-proxyReady:
+			p.Proxy = &r
+		case err := <-proxyErr:
+			cancelProxy()
+			return errors.Join(err, stopAll())
+		case <-ctx.Done():
+			return errors.Join(stopProxy(), stopAll())
+		}
+	}
+	console, stopConsole, err := startConsole(ctx, opts, etcdEndpoint)
+	if err != nil {
+		return errors.Join(err, stopAll())
+	}
+	p.Console = console
+	stopEverything := stopAll
+	stopAll = func() error { return errors.Join(stopConsole(), stopEverything()) }
 	printBanner(opts.Out, p, opts.Dir)
+	printConsoleBanner(opts.Out, console)
 	if onReady != nil {
 		onReady(p)
 	}
 	select {
 	case <-ctx.Done():
 	case err := <-errs:
+		return errors.Join(err, stopProxy(), stopAll())
+	case err := <-proxyErr:
+		return errors.Join(err, stopAll())
+	}
+	if err := stopProxy(); err != nil {
 		return errors.Join(err, stopAll())
 	}
 	fmt.Fprintln(opts.Out, "stopping: brokers flush and deregister, then S3 and etcd stop")
@@ -167,6 +233,9 @@ func brokerConfig(opts Options, i int, etcdEndpoint, s3Endpoint string) (*config
 	port := func(offset int) string {
 		if opts.KafkaPort == 0 {
 			return "0"
+		}
+		if opts.Proxy {
+			offset += 2 // the proxy takes KafkaPort and KafkaPort+1
 		}
 		return strconv.Itoa(opts.KafkaPort + 2*i + offset)
 	}
@@ -195,6 +264,36 @@ func brokerConfig(opts Options, i int, etcdEndpoint, s3Endpoint string) (*config
 	cfg, err := config.Parse(func(name string) (string, bool) { v, ok := env[name]; return v, ok })
 	if err != nil {
 		return nil, fmt.Errorf("broker %d: %w", i, err)
+	}
+	return cfg, nil
+}
+
+// proxyConfig is the proxy's configuration: listening on KafkaPort and advertising it,
+// following the local etcd. KAFSCALE_PROXY_* settings in Env apply too.
+func proxyConfig(opts Options, etcdEndpoint string) (*proxyconfig.Proxy, error) {
+	port := func(offset int) string {
+		if opts.KafkaPort == 0 {
+			return "0"
+		}
+		return strconv.Itoa(opts.KafkaPort + offset)
+	}
+	env := map[string]string{}
+	for k, v := range opts.Env {
+		env[k] = v
+	}
+	env["KAFSCALE_PROXY_LISTEN_ADDR"] = net.JoinHostPort(opts.Host, port(0))
+	env["KAFSCALE_PROXY_METRICS_ADDR"] = net.JoinHostPort(opts.Host, port(1))
+	env["KAFSCALE_PROXY_ETCD_ENDPOINTS"] = etcdEndpoint
+	env["KAFSCALE_PROXY_ADVERTISED_HOST"] = opts.Host
+	env["KAFSCALE_PROXY_SHUTDOWN_GRACE_SEC"] = "5"
+	if opts.KafkaPort == 0 {
+		// A free port, picked here: the proxy must advertise the port it listens on.
+		free := strconv.Itoa(freePort(opts.Host))
+		env["KAFSCALE_PROXY_LISTEN_ADDR"] = net.JoinHostPort(opts.Host, free)
+	}
+	cfg, err := proxyconfig.Parse(func(name string) (string, bool) { v, ok := env[name]; return v, ok })
+	if err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
 	}
 	return cfg, nil
 }
@@ -278,6 +377,9 @@ KafScale local platform is up (%d broker(s), data in %s)
   etcd              : %s
   S3 (bucket %s) : %s
 `, len(p.Brokers), dir, bootstrap, p.EtcdEndpoint, Bucket, p.S3Endpoint)
+	if p.Proxy != nil {
+		fmt.Fprintf(w, "  proxy metrics     : http://%s/metrics\n  brokers (direct)  : %s\n", p.Proxy.MetricsAddr, p.BrokerAddrs())
+	}
 	for _, b := range p.Brokers {
 		fmt.Fprintf(w, "  broker %d metrics  : http://%s/metrics\n", b.NodeID, b.MetricsAddr)
 	}

@@ -22,9 +22,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&opts.Clean, "clean", false, "remove -dir first (a fresh cluster)")
 	fs.IntVar(&opts.Brokers, "brokers", 1, "number of brokers")
 	fs.StringVar(&opts.Host, "host", "127.0.0.1", "address to listen on and advertise")
-	fs.IntVar(&opts.KafkaPort, "kafka-port", 9092, "broker 0's Kafka port; broker i uses port+2i, and port+2i+1 for metrics (0: free ports)")
+	fs.BoolVar(&opts.Proxy, "proxy", true, "run the Kafka-aware proxy in front of the brokers, as the bootstrap address")
+	fs.IntVar(&opts.KafkaPort, "kafka-port", 9092, "the proxy's Kafka port (port+1: its metrics); broker i uses port+2+2i, and port+3+2i for metrics (without the proxy: port+2i and port+2i+1) (0: free ports)")
 	fs.IntVar(&opts.EtcdPort, "etcd-port", 12379, "embedded etcd client port (0: a free port)")
 	fs.IntVar(&opts.S3Port, "s3-port", 19000, "local S3 store port (0: a free port)")
+	fs.IntVar(&opts.ConsolePort, "console-port", 8080, "operations console HTTP port (0: a free port)")
 	logLevel := fs.String("log-level", "warn", "broker log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -60,4 +62,6 @@ var platformOwned = map[string]bool{
 	"KAFSCALE_BROKER_PORT": true, "KAFSCALE_METRICS_ADDR": true, "KAFSCALE_ETCD_ENDPOINTS": true,
 	"KAFSCALE_S3_BUCKET": true, "KAFSCALE_S3_ENDPOINT": true, "KAFSCALE_S3_PATH_STYLE": true,
 	"KAFSCALE_S3_ACCESS_KEY": true, "KAFSCALE_S3_SECRET_KEY": true,
+	"KAFSCALE_PROXY_LISTEN_ADDR": true, "KAFSCALE_PROXY_METRICS_ADDR": true, "KAFSCALE_PROXY_ETCD_ENDPOINTS": true,
+	"KAFSCALE_PROXY_ADVERTISED_HOST": true, "KAFSCALE_PROXY_ADVERTISED_PORT": true,
 }

@@ -59,6 +59,11 @@ type Member struct {
 	// ControlAddr is the host:port of the broker's control-plane gRPC service
 	// (KAFSCALE_CONTROL_ADDR); empty when the broker serves none.
 	ControlAddr string `json:"controlAddr,omitempty"`
+	// MetricsAddr is the host:port of the broker's /metrics, /healthz and /readyz
+	// (KAFSCALE_METRICS_ADDR), so the console finds every broker's metrics.
+	MetricsAddr string `json:"metricsAddr,omitempty"`
+	// Version is the release the broker was built from (internal/buildinfo).
+	Version string `json:"version,omitempty"`
 }
 
 // Register writes the broker's advertised address under Keys.Broker(b.NodeID) with a

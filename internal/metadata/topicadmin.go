@@ -154,11 +154,7 @@ func CheckAddPartitions(t *Topic, total int32, leaders []int32, live []Broker) e
 		return fmt.Errorf("topic %q: %d assignments for %d new partitions: %w", t.Name, len(leaders), total-have, kerr.InvalidReplicaAssignment)
 	}
 	for _, l := range leaders {
-		found := false
-		for _, b := range live {
-			found = found || b.NodeID == l
-		}
-		if !found {
+		if !hasBroker(live, l) {
 			return fmt.Errorf("topic %q: broker %d in the assignment is not a live broker: %w", t.Name, l, kerr.InvalidReplicaAssignment)
 		}
 	}

@@ -81,6 +81,23 @@ func ValidateTopicConfig(key, value string) error {
 // kerr.TopicAlreadyExists, kerr.InvalidReplicationFactor (no live broker),
 // kerr.RequestTimedOut (etcd).
 func (s *Store) CreateTopic(ctx context.Context, name string, partitions int32, configs map[string]string) error {
+	return s.createTopic(ctx, name, partitions, nil, configs)
+}
+
+// CreateTopicAssigned is CreateTopic with a manual assignment: partition i is led by
+// leaders[i], which must be a live broker when the snapshot is written
+// (kerr.InvalidReplicaAssignment otherwise). Storage is S3, so a leader is all a partition
+// needs; replicas beyond it have nothing to hold.
+func (s *Store) CreateTopicAssigned(ctx context.Context, name string, leaders []int32, configs map[string]string) error {
+	if leaders == nil {
+		leaders = []int32{}
+	}
+	return s.createTopic(ctx, name, int32(len(leaders)), leaders, configs)
+}
+
+// createTopic creates name with partitions led by leaders, or, when leaders is nil, by the
+// least-loaded live brokers.
+func (s *Store) createTopic(ctx context.Context, name string, partitions int32, leaders []int32, configs map[string]string) error {
 	if err := ValidateTopicName(name); err != nil {
 		return err
 	}
@@ -95,6 +112,11 @@ func (s *Store) CreateTopic(ctx context.Context, name string, partitions int32, 
 	live, err := s.LiveBrokers(ctx)
 	if err != nil {
 		return err
+	}
+	for i, l := range leaders {
+		if !hasBroker(live, l) {
+			return fmt.Errorf("topic %q: broker %d, leader of partition %d in the assignment, is not a live broker: %w", name, l, i, kerr.InvalidReplicaAssignment)
+		}
 	}
 	_, err = s.Update(ctx, func(snap *Snapshot) error {
 		if snap.Topic(name) != nil {
@@ -126,14 +148,28 @@ func (s *Store) CreateTopic(ctx context.Context, name string, partitions int32, 
 			}
 		}
 		for i := range t.Partitions {
-			leader := leastLoaded(brokers, load)
-			load[leader]++
+			var leader int32
+			if leaders != nil {
+				leader = leaders[i]
+			} else {
+				leader = leastLoaded(brokers, load)
+				load[leader]++
+			}
 			t.Partitions[i] = Partition{ID: int32(i), Leader: leader, LeaderEpoch: 0}
 		}
 		snap.Topics = append(snap.Topics, t)
 		return nil
 	})
 	return err
+}
+
+func hasBroker(brokers []Broker, id int32) bool {
+	for _, b := range brokers {
+		if b.NodeID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // DeleteTopic removes a topic from the snapshot and, in the same transaction, its

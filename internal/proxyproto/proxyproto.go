@@ -182,3 +182,10 @@ func AppendV2(dst []byte, src, to netip.AddrPort) []byte {
 	dst = binary.BigEndian.AppendUint16(dst, src.Port())
 	return binary.BigEndian.AppendUint16(dst, to.Port())
 }
+
+// AppendV2Local appends a v2 LOCAL header: a connection made by the proxy itself (health
+// checks, its own lookups), carrying no client address; the broker uses the peer address.
+func AppendV2Local(dst []byte) []byte {
+	dst = append(dst, v2Signature...)
+	return append(dst, 0x20, 0x00, 0, 0)
+}

@@ -34,13 +34,15 @@ func TestBenchSmoke(t *testing.T) {
 		"produce 1 KiB records, 1 partition(s), 1 producer", "peak RSS during produce", "machine bound for catch-up",
 		"peak RSS", "cores in use", "cross-check", "| target (issue #7)", "broker-produce-1k-1p-4c-cpu.pprof",
 		"broker-produce-1k-64p-4c-cpu.pprof", "broker-catchup-cpu.pprof",
+		"| produce 1 KiB × 1, 4 producers |", "| produce 1 KiB × 64, 4 producers |", "| catch-up from S3, franz-go consumer |",
+		"proxy CPU-s per GiB", "proxy peak RSS", "(issue #16) produce 1 KiB × 64, 4 producers through one proxy ≥ 0.8 × direct",
 	} {
 		if !strings.Contains(md, row) {
 			t.Errorf("report lacks %q:\n%s", row, md)
 		}
 	}
-	if n := strings.Count(md, "| PASS |") + strings.Count(md, "| MISS |"); n != 9 {
-		t.Errorf("report has %d target verdicts, want 9:\n%s", n, md)
+	if n := strings.Count(md, "| PASS |") + strings.Count(md, "| MISS |"); n != 12 {
+		t.Errorf("report has %d target verdicts, want 12 (9 of issue #7, 3 of the proxy):\n%s", n, md)
 	}
 	t.Logf("smoke report:\n%s", md)
 }

@@ -38,6 +38,9 @@ type Config struct {
 	Producers int
 	// Peer runs the kfake peer's workloads too (BENCH_PEER, default true).
 	Peer bool
+	// Proxy runs the 1 KiB produce runs and the consumer catch-up again through one proxy in
+	// front of the broker (BENCH_PROXY, default true), reported next to the direct figures.
+	Proxy bool
 	// Profile collects pprof profiles of the broker (BENCH_PROFILE, default true).
 	Profile bool
 	// OutDir receives profiles, logs and the report (BENCH_OUT, default bench-out).
@@ -57,6 +60,7 @@ func Default() Config {
 		SteadyBytesPerSec:  1e6,
 		Producers:          4,
 		Peer:               true,
+		Proxy:              true,
 		Profile:            true,
 		OutDir:             "bench-out",
 	}
@@ -119,6 +123,7 @@ func FromEnv() (Config, error) {
 	num("BENCH_PRODUCERS", func(x int64) { c.Producers = int(x) })
 	num("BENCH_GET_PARALLELISM", func(x int64) { c.GetParallelism = int(x) })
 	boolean("BENCH_PEER", &c.Peer)
+	boolean("BENCH_PROXY", &c.Proxy)
 	boolean("BENCH_PROFILE", &c.Profile)
 	if v := os.Getenv("BENCH_OUT"); v != "" {
 		c.OutDir = v

@@ -26,6 +26,7 @@ import (
 
 	"github.com/kafscale/kafscale/internal/config"
 	"github.com/kafscale/kafscale/tests/brokertest"
+	"github.com/kafscale/kafscale/tests/proxytest"
 	"github.com/kafscale/kafscale/tests/testenv"
 )
 
@@ -231,6 +232,13 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 		rep.BrokerPeakRSS = max(rep.BrokerPeakRSS, p.PeakRSS)
 		rep.BrokerPeakRSSPhases[2] = p.PeakRSS
 	}
+
+	// --- (b2) the same broker through one proxy ------------------------------------------
+	if cfg.Proxy {
+		if err := runProxy(ctx, tb, rep, etcd, broker, sys, cfg, pool); err != nil {
+			return rep, err
+		}
+	}
 	broker.Stop()
 	if log, err := os.ReadFile(broker.LogPath()); err == nil {
 		_ = os.WriteFile(filepath.Join(outDir, "broker.log"), log, 0o644)
@@ -270,6 +278,40 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 	rep.Finished = time.Now().UTC()
 	rep.Machine.LoadEnd = loadavg()
 	return rep, nil
+}
+
+// runProxy repeats the 1 KiB produce runs (1 and 64 partitions, Config.Producers clients)
+// and the consumer catch-up (after a broker restart: from S3) with the clients going
+// through one proxy in front of the broker, measuring the proxy's CPU too.
+func runProxy(ctx context.Context, tb testing.TB, rep *Report, etcd *testenv.Etcd, broker *brokertest.Broker, sys System, cfg Config, pool *Payload) error {
+	px := proxytest.Start(tb, proxytest.Options{Etcd: etcd, Env: []string{"KAFSCALE_PROXY_LOG_LEVEL=info"}})
+	psys := sys
+	psys.Name, psys.Addr, psys.ProxyPID = "proxy", px.Addr, px.PID
+	for _, parts := range []int{1, 64} {
+		name := fmt.Sprintf("1k-%dp-%dc", parts, cfg.Producers)
+		settle(tb)
+		r, err := produceThroughput(ctx, psys, "bench-proxy-produce-"+name, 1<<10, parts, cfg.Producers, cfg.Warmup, cfg.Duration, 0, pool)
+		if err != nil {
+			return err
+		}
+		tb.Logf("bench: through the proxy: produce 1 KiB records, %d partitions, %d producers: %.1f MB/s, proxy CPU %s, broker CPU %s",
+			parts, cfg.Producers, r.BytesPerSec()/1e6, r.Delta.ProxyCPU, r.Delta.CPU)
+		rep.ProxyProduce = append(rep.ProxyProduce, r)
+	}
+	tb.Logf("bench: restarting the broker, then reading the backlog from S3 through the proxy")
+	broker.Stop()
+	settle(tb)
+	broker.Start()
+	px.WaitReady()
+	var err error
+	if rep.ProxyCatchUp, err = catchUp(ctx, psys, "bench-backlog", rep.BrokerBacklog.Records); err != nil {
+		return err
+	}
+	if p, err := readProc(px.PID()); err == nil {
+		rep.ProxyPeakRSS = p.PeakRSS
+	}
+	px.Kill()
+	return nil
 }
 
 // produceMatrix runs the four produce workloads with cfg.Producers clients: 1 KiB and

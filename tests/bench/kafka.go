@@ -28,6 +28,8 @@ type System struct {
 	Addr string
 	// PID is the current process id (the broker's changes when it restarts).
 	PID func() int
+	// ProxyPID, when set, is the proxy the clients go through: its CPU is measured too.
+	ProxyPID func() int
 	// MetricsURL is the broker's /metrics; empty for the peer.
 	MetricsURL string
 	// CountObjects counts the objects the broker has written to S3; nil for the peer.
@@ -43,6 +45,7 @@ type Snapshot struct {
 	At      time.Time
 	Proc    ProcSample
 	Self    ProcSample    // the harness: load generator and consumer
+	Proxy   ProcSample    // the proxy, when System.ProxyPID is set
 	Busy    time.Duration // the whole machine's busy CPU time
 	Metrics Metrics
 	Objects int
@@ -56,6 +59,11 @@ func (s System) snapshot(ctx context.Context) (Snapshot, error) {
 	}
 	if snap.Self, err = readProc(os.Getpid()); err != nil {
 		return snap, err
+	}
+	if s.ProxyPID != nil {
+		if snap.Proxy, err = readProc(s.ProxyPID()); err != nil {
+			return snap, fmt.Errorf("%s: read the proxy's /proc: %w", s.Name, err)
+		}
 	}
 	if snap.Busy, _, err = machineCPU(); err != nil {
 		return snap, err
@@ -81,6 +89,7 @@ type Delta struct {
 	Elapsed  time.Duration
 	CPU      time.Duration // the system's process
 	SelfCPU  time.Duration // the harness process (load generator, consumer)
+	ProxyCPU time.Duration // the proxy process, when the clients went through one
 	Busy     time.Duration // the whole machine
 	PeakRSS  int64         // the process's high-water mark at the end
 	Puts     float64
@@ -136,7 +145,7 @@ func histDelta(a, b Metrics, name string) Hist {
 }
 
 func delta(a, b Snapshot) Delta {
-	d := Delta{Elapsed: b.At.Sub(a.At), CPU: b.Proc.CPU - a.Proc.CPU, SelfCPU: b.Self.CPU - a.Self.CPU,
+	d := Delta{Elapsed: b.At.Sub(a.At), CPU: b.Proc.CPU - a.Proc.CPU, SelfCPU: b.Self.CPU - a.Self.CPU, ProxyCPU: b.Proxy.CPU - a.Proxy.CPU,
 		Busy: b.Busy - a.Busy, PeakRSS: b.Proc.PeakRSS, Objects: b.Objects - a.Objects}
 	if a.Metrics != nil && b.Metrics != nil {
 		m := func(name string) float64 { return b.Metrics[name] - a.Metrics[name] }

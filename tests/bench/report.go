@@ -43,6 +43,12 @@ type Report struct {
 	PeerFetchCatchUp, PeerCatchUp CatchUpResult
 	PeerPeakRSS                   int64
 
+	// ProxyProduce are the 1 KiB × 1 and × 64 runs from Config.Producers clients through one
+	// proxy; ProxyCatchUp the consumer catch-up through it (Config.Proxy).
+	ProxyProduce []ProduceResult
+	ProxyCatchUp CatchUpResult
+	ProxyPeakRSS int64
+
 	Profiles []Profile
 }
 
@@ -181,10 +187,55 @@ func (r *Report) Targets() []Target {
 		ts = append(ts, Target{Name: fmt.Sprintf("S3 PUTs per GiB, %s records: 64 vs 1 partition within 10%%", size(a.RecordBytes)),
 			Measured: fmt.Sprintf("%.0f vs %.0f", b.PutsPerGiB(), a.PutsPerGiB()), Limit: "±10%", Ratio: 1 + diff, Pass: diff <= 0.10 && diff >= -0.10})
 	}
+	ts = append(ts, r.proxyTargets()...)
 	rssLimit := r.Broker.CacheBytes + 150<<20
 	rr := float64(r.BrokerPeakRSS) / float64(rssLimit)
 	ts = append(ts, Target{Name: "broker peak RSS ≤ configured cache + 150 MiB",
 		Measured: mib(r.BrokerPeakRSS), Limit: mib(r.Broker.CacheBytes) + " + 150 MiB", Ratio: rr, Pass: rr <= 1})
+	return ts
+}
+
+// proxyComparisons pairs each run through the proxy with the direct run of the same
+// workload in this report.
+func (r *Report) proxyComparisons() []proxyComparison {
+	if len(r.ProxyProduce) == 0 {
+		return nil
+	}
+	var out []proxyComparison
+	for _, p := range r.ProxyProduce {
+		for _, d := range r.BrokerProduce[:min(4, len(r.BrokerProduce))] {
+			if d.RecordBytes == p.RecordBytes && d.Partitions == p.Partitions && d.Producers == p.Producers {
+				out = append(out, proxyComparison{
+					name:    fmt.Sprintf("produce %s × %d, %s", size(p.RecordBytes), p.Partitions, producers(p.Producers)),
+					viaRate: p.BytesPerSec(), directRate: d.BytesPerSec(), via: p.Delta, direct: d.Delta, bytes: p.Bytes, directBytes: d.Bytes,
+				})
+			}
+		}
+	}
+	c, d := r.ProxyCatchUp, r.BrokerCatchUp
+	out = append(out, proxyComparison{name: "catch-up from S3, franz-go consumer", viaRate: c.BytesPerSec(), directRate: d.BytesPerSec(),
+		via: c.Delta, direct: d.Delta, bytes: c.Bytes, directBytes: d.Bytes})
+	return out
+}
+
+type proxyComparison struct {
+	name                string
+	viaRate, directRate float64
+	via, direct         Delta
+	bytes, directBytes  int64
+}
+
+// proxyTargets: through one proxy at least 0.8 × the direct rate of the same run (issue #16).
+func (r *Report) proxyTargets() []Target {
+	var ts []Target
+	for _, c := range r.proxyComparisons() {
+		ratio := 0.0
+		if c.directRate > 0 {
+			ratio = c.viaRate / c.directRate
+		}
+		ts = append(ts, Target{Name: "(issue #16) " + c.name + " through one proxy ≥ 0.8 × direct",
+			Measured: mbps(c.viaRate), Limit: "0.8 × " + mbps(c.directRate), Ratio: ratio, Pass: ratio >= 0.8})
+	}
 	return ts
 }
 
@@ -356,6 +407,16 @@ func (r *Report) Markdown() string {
 	w("| cross-check: segment objects listed in the bucket vs flushes and PUTs counted by the broker (first process) | %d listed | %.0f flushes, %.0f PUTs | | | |\n\n",
 		r.ObjectsListed, r.FlushesCounted, r.PutsCounted)
 
+	if cs := r.proxyComparisons(); len(cs) > 0 {
+		w("Through one proxy in front of the same broker, same run (the clients know only the proxy):\n\n")
+		w("| workload | through the proxy | direct | proxy / direct | proxy CPU-s per GiB | broker CPU-s per GiB, via proxy / direct | cores in use via the proxy: proxy / broker / load generator / machine (of %d) |\n|---|---|---|---|---|---|---|\n", r.Machine.Cores)
+		for _, c := range cs {
+			w("| %s | %s | %s | %s | %.2f s | %.2f / %.2f s | %.2f / %.2f / %.2f / %.2f |\n", c.name, mbps(c.viaRate), mbps(c.directRate), ratio(c.viaRate, c.directRate),
+				cpuPerGiB(c.via.ProxyCPU, c.bytes), cpuPerGiB(c.via.CPU, c.bytes), cpuPerGiB(c.direct.CPU, c.directBytes),
+				c.via.Cores(c.via.ProxyCPU), c.via.Cores(c.via.CPU), c.via.Cores(c.via.SelfCPU), c.via.Cores(c.via.Busy))
+		}
+		w("| proxy peak RSS (VmHWM) | %s | | | | | |\n\n", mib(r.ProxyPeakRSS))
+	}
 	w("| target (issue #7) | measured | limit | ratio | result |\n|---|---|---|---|---|\n")
 	for _, t := range r.Targets() {
 		res := "MISS"
@@ -441,7 +502,21 @@ func (r *Report) Validate() error {
 	check(r.BrokerCatchUp.Delta.Gets > 0 && r.BrokerFetchCatchUp.Delta.Gets > 0, "a broker catch-up made no S3 GET (was it served from a cache?)")
 	check(r.BrokerPeakRSS > 0 && r.PeerPeakRSS > 0, "peak RSS not read")
 	check(r.ObjectsListed > 0 && float64(r.ObjectsListed) == r.FlushesCounted, "objects listed %d != flushes counted %.0f", r.ObjectsListed, r.FlushesCounted)
-	check(len(r.Targets()) == 9, "%d targets, want 9", len(r.Targets()))
+	wantTargets := 9
+	if r.Config.Proxy {
+		wantTargets += 3
+		check(len(r.ProxyProduce) == 2, "%d produce runs through the proxy, want 2", len(r.ProxyProduce))
+		for _, p := range r.ProxyProduce {
+			check(p.BytesPerSec() > 0 && p.Records > 0 && p.Delta.ProxyCPU > 0, "proxy: produce %d B × %d: nothing acknowledged or no proxy CPU read", p.RecordBytes, p.Partitions)
+			check(p.Delta.Puts > 0, "proxy: produce %d B × %d: no S3 PUT counted: the records did not reach the broker", p.RecordBytes, p.Partitions)
+		}
+		c := r.ProxyCatchUp
+		check(c.BytesPerSec() > 0 && c.Bytes >= r.Config.BacklogBytes && c.Delta.ProxyCPU > 0, "proxy: catch-up read %d bytes, want %d", c.Bytes, r.Config.BacklogBytes)
+		check(c.Delta.Gets > 0, "proxy: the catch-up made no S3 GET (was it served from a cache?)")
+		check(r.ProxyPeakRSS > 0, "proxy peak RSS not read")
+		check(len(r.proxyComparisons()) == 3, "%d comparisons with direct runs, want 3", len(r.proxyComparisons()))
+	}
+	check(len(r.Targets()) == wantTargets, "%d targets, want %d", len(r.Targets()), wantTargets)
 	return errors.Join(errs...)
 }
 

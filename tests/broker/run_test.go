@@ -83,7 +83,7 @@ func startMakeRun(t *testing.T, flags ...string) *makeRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	flags = append(flags, "-kafka-port", strconv.Itoa(freePortPair(t)), "-etcd-port", "0", "-s3-port", "0")
+	flags = append(flags, "-kafka-port", strconv.Itoa(freePortPair(t)), "-etcd-port", "0", "-s3-port", "0", "-console-port", "0")
 	cmd := exec.Command("make", "--no-print-directory", "-C", root, "run", "RUN_FLAGS="+strings.Join(flags, " "))
 	cmd.Env = os.Environ()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -168,7 +168,8 @@ func (r *makeRun) stop(t *testing.T) {
 	}
 }
 
-// freePortPair returns a port p with p..p+5 free (three brokers' Kafka and metrics ports).
+// freePortPair returns a port p with p..p+7 free (the proxy's and three brokers' Kafka and
+// metrics ports).
 func freePortPair(t *testing.T) int {
 	t.Helper()
 	for {
@@ -177,7 +178,7 @@ func freePortPair(t *testing.T) int {
 			continue
 		}
 		ok := true
-		for i := 1; i < 6 && ok; i++ {
+		for i := 1; i < 8 && ok; i++ {
 			l, err := netListen(p + i)
 			if err != nil {
 				ok = false

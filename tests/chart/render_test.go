@@ -98,8 +98,10 @@ func TestDefaultRenderMakesExactlyTheseObjects(t *testing.T) {
 		"Role/" + name("operator"),
 		"RoleBinding/" + name("operator"),
 		"Service/" + name("console"),
+		"Service/" + name("console-operator-metrics"),
 		"Service/" + name("operator-metrics"),
 		"Service/" + name("proxy"),
+		"Service/" + name("proxy-metrics"),
 		"ServiceAccount/" + name("console"),
 		"ServiceAccount/" + name("operator"),
 		"ServiceAccount/" + name("proxy"),
@@ -127,6 +129,17 @@ func TestDefaultRenderMakesExactlyTheseObjects(t *testing.T) {
 	eq(t, "proxy advertised port", env(t, px, "KAFSCALE_PROXY_ADVERTISED_PORT").Value, "9092")
 	eq(t, "proxy etcd (managed etcd of clusterName)", env(t, px, "KAFSCALE_PROXY_ETCD_ENDPOINTS").Value, "http://kafscale-etcd."+namespace+".svc:2379")
 	eq(t, "proxy Service type", get[corev1.Service](t, m, "Service", name("proxy")).Spec.Type, corev1.ServiceTypeClusterIP)
+	eq(t, "proxy Kafka Service has no metrics port", len(get[corev1.Service](t, m, "Service", name("proxy")).Spec.Ports), 1)
+	eq(t, "proxy metrics address", env(t, px, "KAFSCALE_PROXY_METRICS_ADDR").Value, ":9093")
+	eq(t, "proxy shutdown grace", env(t, px, "KAFSCALE_PROXY_SHUTDOWN_GRACE_SEC").Value, "25")
+	eq(t, "proxy ports", []string{px.Ports[0].Name, px.Ports[1].Name}, []string{"kafka", "metrics"})
+	eq(t, "proxy metrics port", px.Ports[1].ContainerPort, int32(9093))
+	eq(t, "proxy readiness probe", []string{px.ReadinessProbe.HTTPGet.Path, px.ReadinessProbe.HTTPGet.Port.String()}, []string{"/readyz", "metrics"})
+	eq(t, "proxy liveness probe", []string{px.LivenessProbe.HTTPGet.Path, px.LivenessProbe.HTTPGet.Port.String()}, []string{"/healthz", "metrics"})
+	eq(t, "proxy termination grace (shutdown grace + 5)", *deployment(t, m, "proxy").Spec.Template.Spec.TerminationGracePeriodSeconds, int64(30))
+	pms := get[corev1.Service](t, m, "Service", name("proxy-metrics"))
+	eq(t, "proxy metrics Service", []any{pms.Spec.Type, pms.Spec.Ports[0].Name, pms.Spec.Ports[0].Port, pms.Spec.Ports[0].TargetPort.String(), pms.Spec.Selector["app.kubernetes.io/component"]},
+		[]any{corev1.ServiceTypeClusterIP, "metrics", int32(9093), "metrics", "proxy"})
 
 	cs := container(t, m, "console")
 	eq(t, "console has no login without auth values", hasEnv(cs, "KAFSCALE_UI_USERNAME") || hasEnv(cs, "KAFSCALE_UI_PASSWORD"), false)
@@ -416,10 +429,32 @@ func TestDesignValues(t *testing.T) {
 			br := get[monitoringv1.ServiceMonitor](t, m, "ServiceMonitor", name("broker"))
 			eq(t, "broker selector", br.Spec.Selector.MatchLabels, map[string]string{"app.kubernetes.io/part-of": "kafscale", "app.kubernetes.io/component": "broker"})
 			eq(t, "broker label", br.Labels["release"], "prom")
+			px := get[monitoringv1.ServiceMonitor](t, m, "ServiceMonitor", name("proxy"))
+			eq(t, "proxy selector", px.Spec.Selector.MatchLabels["app.kubernetes.io/component"], "proxy")
+			eq(t, "proxy port", px.Spec.Endpoints[0].Port, "metrics")
+			eq(t, "proxy interval", string(px.Spec.Endpoints[0].Interval), "15s")
+			eq(t, "proxy label", px.Labels["release"], "prom")
 			eq(t, "PrometheusRule off by its own switch", m.has("PrometheusRule", name("operator")), false)
 		}},
 		{"metrics.serviceMonitor.brokers=false", values{set: map[string]string{"metrics.serviceMonitor.enabled": "true", "metrics.serviceMonitor.brokers": "false"}}, func(t *testing.T, m manifest) {
-			eq(t, "ServiceMonitors", len(all[monitoringv1.ServiceMonitor](t, m, "ServiceMonitor")), 1)
+			eq(t, "ServiceMonitors", len(all[monitoringv1.ServiceMonitor](t, m, "ServiceMonitor")), 2)
+			eq(t, "broker ServiceMonitor", m.has("ServiceMonitor", name("broker")), false)
+		}},
+		{"metrics.serviceMonitor.proxy=false", values{set: map[string]string{"metrics.serviceMonitor.enabled": "true", "metrics.serviceMonitor.proxy": "false"}}, func(t *testing.T, m manifest) {
+			eq(t, "proxy ServiceMonitor", m.has("ServiceMonitor", name("proxy")), false)
+			eq(t, "ServiceMonitors", len(all[monitoringv1.ServiceMonitor](t, m, "ServiceMonitor")), 2)
+		}},
+		{"proxy.metrics.*", values{set: map[string]string{"proxy.metrics.port": "9100", "proxy.shutdownGraceSeconds": "40"}}, func(t *testing.T, m manifest) {
+			px := container(t, m, "proxy")
+			eq(t, "metrics address", env(t, px, "KAFSCALE_PROXY_METRICS_ADDR").Value, ":9100")
+			eq(t, "metrics port", px.Ports[1].ContainerPort, int32(9100))
+			eq(t, "metrics Service port", get[corev1.Service](t, m, "Service", name("proxy-metrics")).Spec.Ports[0].Port, int32(9100))
+			eq(t, "grace", env(t, px, "KAFSCALE_PROXY_SHUTDOWN_GRACE_SEC").Value, "40")
+			eq(t, "termination grace", *deployment(t, m, "proxy").Spec.Template.Spec.TerminationGracePeriodSeconds, int64(45))
+		}},
+		{"proxy.metrics.service.enabled=false", values{set: map[string]string{"proxy.metrics.service.enabled": "false"}}, func(t *testing.T, m manifest) {
+			eq(t, "proxy metrics Service", m.has("Service", name("proxy-metrics")), false)
+			eq(t, "probes still use the metrics port", container(t, m, "proxy").ReadinessProbe.HTTPGet.Port.String(), "metrics")
 		}},
 		{"metrics.prometheusRule.*", values{set: map[string]string{"metrics.prometheusRule.enabled": "true", "metrics.prometheusRule.labels.release": "prom", "metrics.prometheusRule.alertLabels.team": "streaming", "metrics.prometheusRule.snapshotStaleSeconds": "3600", "metrics.prometheusRule.snapshotNeverSucceededSeconds": "7200"}}, func(t *testing.T, m manifest) {
 			r := get[monitoringv1.PrometheusRule](t, m, "PrometheusRule", name("operator"))
@@ -450,9 +485,12 @@ func TestDesignValues(t *testing.T) {
 			op := get[networkingv1.NetworkPolicy](t, m, "NetworkPolicy", name("operator"))
 			eq(t, "operator metrics from", op.Spec.Ingress[0].From[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"], "monitoring")
 			eq(t, "operator port", op.Spec.Ingress[0].Ports[0].Port.String(), "metrics")
+			eq(t, "the console may read operator metrics", op.Spec.Ingress[0].From[1].PodSelector.MatchLabels["app.kubernetes.io/component"], "console")
 			px := get[networkingv1.NetworkPolicy](t, m, "NetworkPolicy", name("proxy"))
 			eq(t, "proxy from anyone", len(px.Spec.Ingress[0].From), 0)
 			eq(t, "proxy port", px.Spec.Ingress[0].Ports[0].Port.String(), "kafka")
+			eq(t, "proxy metrics port", px.Spec.Ingress[1].Ports[0].Port.String(), "metrics")
+			eq(t, "proxy metrics from", px.Spec.Ingress[1].From[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"], "monitoring")
 			cs := get[networkingv1.NetworkPolicy](t, m, "NetworkPolicy", name("console"))
 			eq(t, "console from", cs.Spec.Ingress[0].From[0].PodSelector.MatchLabels["app"], "oauth2-proxy")
 			eq(t, "console selects console pods", cs.Spec.PodSelector.MatchLabels["app.kubernetes.io/component"], "console")

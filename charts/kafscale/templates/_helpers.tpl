@@ -241,6 +241,9 @@ Checks of value combinations that the schema cannot express. Each failure says w
 {{- fail "proxy.service.externalTrafficPolicy is set but proxy.service.type is ClusterIP: it applies only to NodePort and LoadBalancer Services" -}}
 {{- end -}}
 {{- end -}}
+{{- if and $v.proxy.enabled $v.metrics.serviceMonitor.enabled $v.metrics.serviceMonitor.proxy (not $v.proxy.metrics.service.enabled) -}}
+{{- fail "metrics.serviceMonitor.proxy is true but proxy.metrics.service.enabled is false: the proxy's ServiceMonitor scrapes that Service; enable it, or set metrics.serviceMonitor.proxy=false" -}}
+{{- end -}}
 {{- if and $v.metrics.serviceMonitor.enabled (not $v.metrics.service.enabled) -}}
 {{- fail "metrics.serviceMonitor.enabled is true but metrics.service.enabled is false: the ServiceMonitor scrapes that Service; enable it" -}}
 {{- end -}}

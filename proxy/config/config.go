@@ -1,0 +1,277 @@
+// Package config reads every KAFSCALE_PROXY_* environment variable of the proxy once, into a
+// typed struct, with the defaults in one place and one clear message per bad value.
+// docs/runtime-settings.md ("Proxy") lists the same variables; a test keeps them in step.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Proxy is the proxy's whole configuration.
+type Proxy struct {
+	// ListenAddr is the Kafka listener, host:port (KAFSCALE_PROXY_LISTEN_ADDR).
+	ListenAddr string
+	// AdvertisedHost and AdvertisedPort replace every broker address in the answers clients
+	// get (KAFSCALE_PROXY_ADVERTISED_HOST, KAFSCALE_PROXY_ADVERTISED_PORT); they default to
+	// the listener's host (the machine's hostname when it listens on all interfaces) and port.
+	AdvertisedHost string
+	AdvertisedPort int32
+	// MetricsAddr serves /metrics, /healthz and /readyz (KAFSCALE_PROXY_METRICS_ADDR).
+	MetricsAddr string
+	// LogLevel is debug, info, warn or error (KAFSCALE_PROXY_LOG_LEVEL).
+	LogLevel slog.Level
+
+	// Etcd is where the metadata snapshot and the broker registrations are read.
+	Etcd Etcd
+	// Namespace and Cluster name the etcd key prefix /kafscale/<namespace>/<cluster>/
+	// (KAFSCALE_PROXY_NAMESPACE, KAFSCALE_PROXY_CLUSTER).
+	Namespace string
+	Cluster   string
+
+	// ProxyProtocol sends a PROXY protocol v2 header carrying the client's address at the
+	// start of every broker connection made for a client (KAFSCALE_PROXY_PROXY_PROTOCOL).
+	ProxyProtocol bool
+
+	// BrokerDialTimeout bounds connecting to a broker (KAFSCALE_PROXY_BROKER_DIAL_TIMEOUT_MS).
+	BrokerDialTimeout time.Duration
+	// BrokerRequestTimeout is added to a request's own timeout (Produce's timeout, Fetch's
+	// MaxWait, JoinGroup's rebalance timeout, …) to give the deadline of its calls to
+	// brokers; requests without one get it alone (KAFSCALE_PROXY_BROKER_REQUEST_TIMEOUT_MS).
+	BrokerRequestTimeout time.Duration
+	// BrokerConns is the number of pipelined connections per broker shared by the clients'
+	// produce and control requests (KAFSCALE_PROXY_BROKER_CONNS).
+	BrokerConns int
+
+	// MaxRequestBytes caps one client request frame; a larger frame closes that client's
+	// connection (KAFSCALE_PROXY_MAX_REQUEST_BYTES).
+	MaxRequestBytes int32
+	// MaxInflightBytes bounds the request bytes read and not yet answered, all clients
+	// together (KAFSCALE_PROXY_MAX_INFLIGHT_BYTES); MaxInflightBytesPerConn per client
+	// connection (KAFSCALE_PROXY_MAX_INFLIGHT_BYTES_PER_CONN). A connection whose next
+	// frame does not fit waits before reading it; a frame larger than a bound is read
+	// when nothing else is in flight.
+	MaxInflightBytes        int64
+	MaxInflightBytesPerConn int64
+
+	// ShutdownGrace is how long requests in flight get to finish after SIGTERM
+	// (KAFSCALE_PROXY_SHUTDOWN_GRACE_SEC); /readyz answers 503 from the signal on.
+	ShutdownGrace time.Duration
+}
+
+// Etcd is how the proxy reaches etcd.
+type Etcd struct {
+	Endpoints   []string      // KAFSCALE_PROXY_ETCD_ENDPOINTS, comma-separated
+	Username    string        // KAFSCALE_PROXY_ETCD_USERNAME
+	Password    string        // KAFSCALE_PROXY_ETCD_PASSWORD
+	DialTimeout time.Duration // KAFSCALE_PROXY_ETCD_DIAL_TIMEOUT_MS
+}
+
+// Load reads the configuration from the process environment.
+func Load() (*Proxy, error) { return Parse(os.LookupEnv) }
+
+// Parse reads the configuration through lookup (os.LookupEnv in production). Every bad value
+// is reported, not just the first.
+func Parse(lookup func(string) (string, bool)) (*Proxy, error) {
+	p := &parser{lookup: lookup}
+	c := &Proxy{}
+	c.ListenAddr = p.str("KAFSCALE_PROXY_LISTEN_ADDR", ":9092")
+	listenHost, listenPort := p.hostPort("KAFSCALE_PROXY_LISTEN_ADDR", c.ListenAddr)
+	c.AdvertisedHost = p.str("KAFSCALE_PROXY_ADVERTISED_HOST", defaultAdvertisedHost(listenHost))
+	c.AdvertisedPort = int32(p.int("KAFSCALE_PROXY_ADVERTISED_PORT", int64(max(listenPort, 1)), 1, 65535))
+	c.MetricsAddr = p.str("KAFSCALE_PROXY_METRICS_ADDR", ":9093")
+	p.hostPort("KAFSCALE_PROXY_METRICS_ADDR", c.MetricsAddr)
+	c.LogLevel = p.level("KAFSCALE_PROXY_LOG_LEVEL", slog.LevelInfo)
+
+	c.Etcd = Etcd{
+		Endpoints:   p.list("KAFSCALE_PROXY_ETCD_ENDPOINTS", "http://127.0.0.1:2379"),
+		Username:    p.str("KAFSCALE_PROXY_ETCD_USERNAME", ""),
+		Password:    p.str("KAFSCALE_PROXY_ETCD_PASSWORD", ""),
+		DialTimeout: p.millis("KAFSCALE_PROXY_ETCD_DIAL_TIMEOUT_MS", 5000, 1),
+	}
+	if (c.Etcd.Username == "") != (c.Etcd.Password == "") {
+		p.fail("KAFSCALE_PROXY_ETCD_USERNAME and KAFSCALE_PROXY_ETCD_PASSWORD must be set together")
+	}
+	c.Namespace = p.str("KAFSCALE_PROXY_NAMESPACE", "default")
+	c.Cluster = p.str("KAFSCALE_PROXY_CLUSTER", "kafscale")
+	p.keySegment("KAFSCALE_PROXY_NAMESPACE", c.Namespace)
+	p.keySegment("KAFSCALE_PROXY_CLUSTER", c.Cluster)
+	c.ProxyProtocol = p.bool("KAFSCALE_PROXY_PROXY_PROTOCOL", false)
+
+	c.BrokerDialTimeout = p.millis("KAFSCALE_PROXY_BROKER_DIAL_TIMEOUT_MS", 5000, 1)
+	c.BrokerRequestTimeout = p.millis("KAFSCALE_PROXY_BROKER_REQUEST_TIMEOUT_MS", 10000, 100)
+	c.BrokerConns = int(p.int("KAFSCALE_PROXY_BROKER_CONNS", 4, 1, 64))
+
+	c.MaxRequestBytes = int32(p.int("KAFSCALE_PROXY_MAX_REQUEST_BYTES", 100<<20, 1<<10, math.MaxInt32))
+	c.MaxInflightBytes = p.int("KAFSCALE_PROXY_MAX_INFLIGHT_BYTES", 256<<20, 1<<20, 1<<40)
+	c.MaxInflightBytesPerConn = p.int("KAFSCALE_PROXY_MAX_INFLIGHT_BYTES_PER_CONN", 64<<20, 64<<10, 1<<40)
+	c.ShutdownGrace = p.seconds("KAFSCALE_PROXY_SHUTDOWN_GRACE_SEC", 25, 0)
+	if len(p.errs) > 0 {
+		return nil, &Error{Problems: p.errs}
+	}
+	return c, nil
+}
+
+// Error lists every problem found in the configuration.
+type Error struct{ Problems []error }
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d bad proxy setting(s):", len(e.Problems))
+	for _, p := range e.Problems {
+		b.WriteString("\n  - ")
+		b.WriteString(p.Error())
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() []error { return e.Problems }
+
+// Names returns every variable Parse reads, sorted.
+func Names() []string {
+	m := map[string]bool{}
+	_, _ = Parse(func(name string) (string, bool) { m[name] = true; return "", false })
+	out := make([]string, 0, len(m))
+	for name := range m {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Unknown returns the KAFSCALE_PROXY_* variables in environ that the proxy does not read
+// (most likely typos), sorted.
+func Unknown(environ []string) []string {
+	known := map[string]bool{}
+	for _, n := range Names() {
+		known[n] = true
+	}
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "KAFSCALE_PROXY_") && !known[name] {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func defaultAdvertisedHost(listenHost string) string {
+	if listenHost != "" && listenHost != "0.0.0.0" && listenHost != "::" {
+		return listenHost
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "127.0.0.1"
+}
+
+// parser reads variables and collects one error per bad value.
+type parser struct {
+	lookup func(string) (string, bool)
+	errs   []error
+}
+
+func (p *parser) fail(format string, args ...any) {
+	p.errs = append(p.errs, fmt.Errorf(format, args...))
+}
+
+func (p *parser) raw(name string) (string, bool) {
+	v, ok := p.lookup(name)
+	v = strings.TrimSpace(v)
+	return v, ok && v != ""
+}
+
+func (p *parser) str(name, def string) string {
+	if v, ok := p.raw(name); ok {
+		return v
+	}
+	return def
+}
+
+func (p *parser) int(name string, def, min, max int64) int64 {
+	v, ok := p.raw(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < min || n > max {
+		p.fail("%s=%q: want a whole number from %d to %d", name, v, min, max)
+		return def
+	}
+	return n
+}
+
+func (p *parser) bool(name string, def bool) bool {
+	v, ok := p.raw(name)
+	if !ok {
+		return def
+	}
+	switch strings.ToLower(v) {
+	case "true", "1", "yes", "on":
+		return true
+	case "false", "0", "no", "off":
+		return false
+	}
+	p.fail("%s=%q: want true or false", name, v)
+	return def
+}
+
+func (p *parser) millis(name string, def, min int64) time.Duration {
+	return time.Duration(p.int(name, def, min, math.MaxInt64/int64(time.Millisecond))) * time.Millisecond
+}
+
+func (p *parser) seconds(name string, def, min int64) time.Duration {
+	return time.Duration(p.int(name, def, min, math.MaxInt64/int64(time.Second))) * time.Second
+}
+
+func (p *parser) list(name, def string) []string {
+	v := p.str(name, def)
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 {
+		p.fail("%s=%q: want a comma-separated list", name, v)
+	}
+	return out
+}
+
+func (p *parser) level(name string, def slog.Level) slog.Level {
+	v, ok := p.raw(name)
+	if !ok {
+		return def
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(v))); err != nil {
+		p.fail("%s=%q: want debug, info, warn or error", name, v)
+		return def
+	}
+	return l
+}
+
+func (p *parser) hostPort(name, v string) (string, int) {
+	host, portStr, err := net.SplitHostPort(v)
+	port, perr := strconv.Atoi(portStr)
+	if err != nil || perr != nil || port < 0 || port > 65535 {
+		p.fail("%s=%q: want host:port (host may be empty)", name, v)
+		return "", 9092
+	}
+	return host, port
+}
+
+func (p *parser) keySegment(name, v string) {
+	if v == "" || strings.ContainsAny(v, "/ ") {
+		p.fail("%s=%q: want a non-empty name without '/' or spaces", name, v)
+	}
+}

@@ -1,0 +1,103 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse(env(map[string]string{"KAFSCALE_PROXY_ADVERTISED_HOST": "kafka.example.com"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ListenAddr != ":9092" || c.AdvertisedPort != 9092 || c.AdvertisedHost != "kafka.example.com" || c.MetricsAddr != ":9093" {
+		t.Fatalf("addresses: %+v", c)
+	}
+	if c.Namespace != "default" || c.Cluster != "kafscale" || c.ProxyProtocol || c.BrokerConns != 4 ||
+		c.BrokerRequestTimeout != 10*time.Second || c.ShutdownGrace != 25*time.Second || c.MaxInflightBytes != 256<<20 {
+		t.Fatalf("defaults: %+v", c)
+	}
+	c, err = Parse(env(map[string]string{"KAFSCALE_PROXY_LISTEN_ADDR": "127.0.0.1:19092"}))
+	if err != nil || c.AdvertisedHost != "127.0.0.1" || c.AdvertisedPort != 19092 {
+		t.Fatalf("advertised defaults to the listener: %+v %v", c, err)
+	}
+}
+
+// Every bad value is reported at once, each naming its variable and what it wants.
+func TestBadValuesNamed(t *testing.T) {
+	_, err := Parse(env(map[string]string{
+		"KAFSCALE_PROXY_LISTEN_ADDR":       "nope",
+		"KAFSCALE_PROXY_ADVERTISED_PORT":   "70000",
+		"KAFSCALE_PROXY_PROXY_PROTOCOL":    "maybe",
+		"KAFSCALE_PROXY_NAMESPACE":         "a/b",
+		"KAFSCALE_PROXY_ETCD_USERNAME":     "root",
+		"KAFSCALE_PROXY_BROKER_CONNS":      "0",
+		"KAFSCALE_PROXY_LOG_LEVEL":         "loud",
+		"KAFSCALE_PROXY_ETCD_ENDPOINTS":    " , ",
+		"KAFSCALE_PROXY_MAX_REQUEST_BYTES": "12",
+	}))
+	var cerr *Error
+	if !errors.As(err, &cerr) || len(cerr.Problems) != 9 {
+		t.Fatalf("want 9 problems, got %v", err)
+	}
+	for _, name := range []string{"KAFSCALE_PROXY_LISTEN_ADDR", "KAFSCALE_PROXY_ADVERTISED_PORT", "KAFSCALE_PROXY_PROXY_PROTOCOL",
+		"KAFSCALE_PROXY_NAMESPACE", "KAFSCALE_PROXY_ETCD_PASSWORD", "KAFSCALE_PROXY_BROKER_CONNS", "KAFSCALE_PROXY_LOG_LEVEL",
+		"KAFSCALE_PROXY_ETCD_ENDPOINTS", "KAFSCALE_PROXY_MAX_REQUEST_BYTES"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("the error does not name %s:\n%v", name, err)
+		}
+	}
+}
+
+func TestUnknownNamesTypos(t *testing.T) {
+	got := Unknown([]string{"KAFSCALE_PROXY_LISTEN_ADDR=:1", "KAFSCALE_PROXY_LISTEN_ADR=:1", "KAFSCALE_S3_BUCKET=b"})
+	if len(got) != 1 || got[0] != "KAFSCALE_PROXY_LISTEN_ADR" {
+		t.Fatalf("%v", got)
+	}
+}
+
+// Every variable the proxy reads is in the proxy settings table of docs/runtime-settings.md,
+// and every variable of that table is read.
+func TestRuntimeSettingsDocumentsEveryVariable(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/runtime-settings.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	name := regexp.MustCompile("`(KAFSCALE_[A-Z0-9_]+)`")
+	section := false
+	for _, line := range strings.Split(string(doc), "\n") {
+		if strings.HasPrefix(line, "#") {
+			section = strings.TrimSpace(line) == "### Proxy settings"
+			continue
+		}
+		if cells := strings.Split(line, "|"); section && len(cells) > 2 && strings.HasPrefix(line, "| `KAFSCALE_") {
+			for _, m := range name.FindAllStringSubmatch(cells[1], -1) {
+				documented[m[1]] = true
+			}
+		}
+	}
+	read := map[string]bool{}
+	for _, n := range Names() {
+		read[n] = true
+		if !documented[n] {
+			t.Errorf("%s is read but not in the proxy settings of docs/runtime-settings.md", n)
+		}
+	}
+	for n := range documented {
+		if !read[n] {
+			t.Errorf("%s is documented but the proxy does not read it", n)
+		}
+	}
+	if len(read) < 15 {
+		t.Fatalf("only %d variables read", len(read))
+	}
+}

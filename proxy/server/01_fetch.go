@@ -1,0 +1,234 @@
+package server
+
+import (
+	"context"
+
+	"github.com/kafscale/kafscale/proxy/route"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Fetch: v4-v12 (v13 names topics by id; the brokers stop at v12).
+//
+// Fetch sessions (KIP-227) are not passed on: brokers get full fetches (session id 0, epoch
+// -1) and the client a sessionless answer (session id 0), so it keeps sending full fetches.
+// Each fetch to a broker takes a connection of its own for its long poll.
+//
+// A fetch whose partitions all have one leader goes to it with the client's MaxWait and
+// MinBytes, and its answer goes back as the broker wrote it. Otherwise it is split by leader:
+// first every part is asked without waiting; if any part has records (or an error) the
+// merged answer goes back at once. If none has, every part is asked again with the client's
+// MaxWait, and the first part that answers with records is returned together with the other
+// parts' answers of the first round (no records, their offsets as of moments ago); parts
+// still waiting are left to finish on their own connections and their answers dropped (a
+// fetch changes nothing on a broker, the records are fetched again). When MaxWait passes
+// without records, the merged empty answer goes back. MaxBytes holds for the merged answer:
+// partitions beyond it lose their records (the first partition with records always keeps
+// them, as Kafka does) and are fetched again next time.
+//
+// Partitions without a live leader, or whose broker failed, are answered
+// NOT_LEADER_OR_FOLLOWER, so the client refreshes its metadata.
+
+const fetchKey = 1
+
+func init() { register(fetchKey, 4, 12, handleFetch) }
+
+type fetchPart struct {
+	b        route.Broker
+	req      *kmsg.FetchRequest
+	clientID *string
+}
+
+type fetchAnswer struct {
+	resp *kmsg.FetchResponse
+	raw  []byte
+	err  error
+}
+
+func handleFetch(c *conn, r *request) (*response, error) {
+	req := r.msg.(*kmsg.FetchRequest)
+	sp := splitByLeader(c.state(), fetchKeys(req), c.firstCandidate(r))
+	subs := splitFetch(req, sp)
+	parts := make([]*fetchPart, len(sp.order))
+	for i, b := range sp.order {
+		parts[i] = &fetchPart{b: b, req: subs[b.NodeID], clientID: r.clientID}
+	}
+	failed := map[partKey]int16{}
+	for k := range sp.unroutable {
+		failed[k] = c.retriable(r, kerr.NotLeaderForPartition)
+	}
+	if len(failed) > 0 {
+		c.s.brokerFailed()
+	}
+	wait := millis(req.MaxWaitMillis)
+
+	if len(parts) == 1 && len(failed) == 0 {
+		ans := c.fetchFrom(parts[0], req.MaxWaitMillis, req.MinBytes)
+		if ans.err == nil && len(ans.resp.Brokers) == 0 {
+			for _, t := range ans.resp.Topics {
+				for _, p := range t.Partitions {
+					c.s.staleRoute(p.ErrorCode)
+				}
+			}
+			return &response{raw: ans.raw}, nil
+		}
+		return &response{msg: c.mergeFetch(r, req, parts, []fetchAnswer{ans}, failed)}, nil
+	}
+	if len(parts) == 0 {
+		return &response{msg: c.mergeFetch(r, req, nil, nil, failed)}, nil
+	}
+
+	first := c.fetchAll(parts, 0, 0)
+	if wait <= 0 || anyData(first) {
+		return &response{msg: c.mergeFetch(r, req, parts, first, failed)}, nil
+	}
+	// Nothing yet: wait on every part, answer with the first that has records.
+	type indexed struct {
+		i   int
+		ans fetchAnswer
+	}
+	results := make(chan indexed, len(parts))
+	for i, fp := range parts {
+		go func() { results <- indexed{i, c.fetchFrom(fp, req.MaxWaitMillis, req.MinBytes)} }()
+	}
+	answers := first
+	for range parts {
+		var got indexed
+		select {
+		case got = <-results:
+		case <-c.ctx.Done():
+			return nil, c.ctx.Err()
+		}
+		if got.ans.err == nil {
+			answers[got.i] = got.ans
+		}
+		if got.ans.err == nil && anyData([]fetchAnswer{got.ans}) {
+			break
+		}
+	}
+	return &response{msg: c.mergeFetch(r, req, parts, answers, failed)}, nil
+}
+
+// fetchFrom sends one part with the given wait, on a connection of its own. Its deadline is
+// independent of the client's request, so a part left behind finishes on its own.
+func (c *conn) fetchFrom(fp *fetchPart, maxWait, minBytes int32) fetchAnswer {
+	sub := *fp.req
+	sub.MaxWaitMillis, sub.MinBytes = maxWait, minBytes
+	ctx, cancel := context.WithTimeout(context.Background(), millis(maxWait)+c.s.cfg.BrokerRequestTimeout)
+	defer cancel()
+	bc, release, err := c.pool.Checkout(ctx, fp.b.NodeID, fp.b.Addr)
+	if err != nil {
+		c.s.brokerFailed()
+		return fetchAnswer{err: err}
+	}
+	defer release()
+	body, err := bc.Send(ctx, backendRequest(fetchKey, sub.Version, fp.clientID, sub.AppendTo(nil)))
+	if err != nil {
+		c.s.brokerFailed()
+		return fetchAnswer{err: err}
+	}
+	resp := &kmsg.FetchResponse{Version: sub.Version}
+	if err := resp.ReadFrom(body); err != nil {
+		return fetchAnswer{err: err}
+	}
+	return fetchAnswer{resp: resp, raw: body}
+}
+
+// fetchAll sends every part at once and waits for all.
+func (c *conn) fetchAll(parts []*fetchPart, maxWait, minBytes int32) []fetchAnswer {
+	out := make([]fetchAnswer, len(parts))
+	done := make(chan struct{}, len(parts))
+	for i, fp := range parts {
+		go func() { out[i] = c.fetchFrom(fp, maxWait, minBytes); done <- struct{}{} }()
+	}
+	for range parts {
+		<-done
+	}
+	return out
+}
+
+// anyData reports whether an answer carries records or a partition error.
+func anyData(answers []fetchAnswer) bool {
+	for _, a := range answers {
+		if a.err != nil {
+			return true
+		}
+		for _, t := range a.resp.Topics {
+			for _, p := range t.Partitions {
+				if len(p.RecordBatches) > 0 || p.ErrorCode != 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// mergeFetch builds the client's answer from the parts' answers, in the request's order.
+func (c *conn) mergeFetch(r *request, req *kmsg.FetchRequest, parts []*fetchPart, answers []fetchAnswer, failed map[partKey]int16) *kmsg.FetchResponse {
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	resp.SessionID = 0
+	got := map[partKey]*kmsg.FetchResponseTopicPartition{}
+	host, port := c.s.advertised()
+	for i, a := range answers {
+		if a.err != nil || a.resp == nil {
+			code := c.retriable(r, kerr.NotLeaderForPartition)
+			for _, t := range parts[i].req.Topics {
+				for _, p := range t.Partitions {
+					failed[partKey{t.Topic, p.Partition}] = code
+				}
+			}
+			continue
+		}
+		resp.ThrottleMillis = max(resp.ThrottleMillis, a.resp.ThrottleMillis)
+		if a.resp.ErrorCode != 0 && resp.ErrorCode == 0 {
+			resp.ErrorCode = a.resp.ErrorCode
+		}
+		for ti := range a.resp.Topics {
+			t := &a.resp.Topics[ti]
+			for pi := range t.Partitions {
+				p := &t.Partitions[pi]
+				c.s.staleRoute(p.ErrorCode)
+				got[partKey{t.Topic, p.Partition}] = p
+			}
+		}
+		for _, b := range a.resp.Brokers {
+			b.Host, b.Port = host, port
+			resp.Brokers = append(resp.Brokers, b)
+		}
+	}
+	budget := int64(req.MaxBytes)
+	if req.Version < 3 || budget <= 0 {
+		budget = 1 << 62
+	}
+	var used int64
+	for _, t := range req.Topics {
+		rt := kmsg.NewFetchResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			k := partKey{t.Topic, p.Partition}
+			if g := got[k]; g != nil {
+				part := *g
+				if n := int64(len(part.RecordBatches)); n > 0 {
+					if used > 0 && used+n > budget {
+						part.RecordBatches = nil // over MaxBytes: fetched again next time
+					} else {
+						used += n
+					}
+				}
+				rt.Partitions = append(rt.Partitions, part)
+				continue
+			}
+			rp := kmsg.NewFetchResponseTopicPartition()
+			rp.Partition = p.Partition
+			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
+			rp.ErrorCode = failed[k]
+			if rp.ErrorCode == 0 {
+				rp.ErrorCode = kerr.NotLeaderForPartition.Code
+			}
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}
