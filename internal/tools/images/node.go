@@ -135,7 +135,21 @@ func rootfsFiles(rootfs, list string) ([]ociimage.File, error) {
 	s := bufio.NewScanner(f)
 	for s.Scan() {
 		p := filepath.Clean(strings.TrimSpace(s.Text()))
-		if !filepath.IsAbs(p) || seen[p] || strings.HasPrefix(p, "/usr/share/") {
+		if !filepath.IsAbs(p) || p == "/" {
+			continue
+		}
+		// Each path by its directory's real location: Debian's merged /usr makes /lib a
+		// link to usr/lib, and an image layer cannot hold entries below a link.
+		dir, err := filepath.EvalSymlinks(filepath.Join(rootfs, filepath.Dir(p)))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", list, err)
+		}
+		rel, err := filepath.Rel(rootfs, dir)
+		if err != nil || strings.HasPrefix(rel, "..") {
+			return nil, fmt.Errorf("%s: %s leads outside the rootfs", list, p)
+		}
+		p = filepath.Join("/", rel, filepath.Base(p))
+		if seen[p] || strings.HasPrefix(p, "/usr/share/") {
 			continue
 		}
 		seen[p] = true
