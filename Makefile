@@ -290,6 +290,9 @@ NODE_IMAGE_INPUTS = $(sort $(shell git ls-files kind/node internal/ociimage inte
 	tests/tools/kube-apiserver/go.mod tests/tools/kube-apiserver/go.sum tests/tools/etcd/go.mod
 NODE_IMAGE_HASH = $(shell { cat $(NODE_IMAGE_INPUTS); echo "$(KIND_VERSION) $(KUBE_VERSION) $(ETCD_VERSION) $(NODE_DEBIAN_PACKAGES) $$($(GO) env GOVERSION)"; } | sha256sum | cut -c1-12)
 NODE_IMAGE = localhost/kafscale/kind-node:$(KUBE_VERSION)-$(NODE_IMAGE_HASH)
+# The Debian part of the node's rootfs, cached apart: it depends only on packages and mirrors.
+KIND_CACHE   ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kafscale/kind-node
+ROOTFS_CACHE  = $(KIND_CACHE)/rootfs-$(shell echo "$(NODE_DEBIAN_PACKAGES) $(DEBIAN_MIRROR) $(DEBIAN_SECURITY_MIRROR)" | sha256sum | cut -c1-12).tar
 export CONTAINERS_CONF := $(CURDIR)/kind/containers.conf
 
 $(STAMP)/kind-$(KIND_VERSION): | $(STAMP)
@@ -321,7 +324,7 @@ kind-tools: $(KIND_TOOLS) ## install kind, podman, runc, debootstrap, helm and t
 .PHONY: kind-node-image
 kind-node-image: $(KIND_TOOLS) $(STAMP)/etcd-$(ETCD_VERSION) ## build the offline kind node image unless its inputs' hash is built (~20 min cold)
 	@if podman image exists $(NODE_IMAGE); then echo "node image $(NODE_IMAGE) is current"; else \
-	  NODE_IMAGE=$(NODE_IMAGE) WORK=$(CURDIR)/.kind-node-build KIND_MODULE=$$($(GO) list -m -f '{{.Dir}}' sigs.k8s.io/kind@$(KIND_VERSION) 2>/dev/null || $(GO) mod download -json sigs.k8s.io/kind@$(KIND_VERSION) | sed -n 's/^\s*"Dir": "\(.*\)",$$/\1/p') \
+	  NODE_IMAGE=$(NODE_IMAGE) WORK=$(CURDIR)/.kind-node-build ROOTFS_CACHE=$(ROOTFS_CACHE) KIND_MODULE=$$($(GO) list -m -f '{{.Dir}}' sigs.k8s.io/kind@$(KIND_VERSION) 2>/dev/null || $(GO) mod download -json sigs.k8s.io/kind@$(KIND_VERSION) | sed -n 's/^\s*"Dir": "\(.*\)",$$/\1/p') \
 	  KUBE_BIN=$(BIN)/kube KUBE_VERSION=$(KUBE_VERSION) ETCD_BIN=$(BIN)/etcd ETCD_VERSION=$(ETCD_VERSION) COREDNS_VERSION=$(COREDNS_VERSION) \
 	  DEBIAN_MIRROR=$(DEBIAN_MIRROR) DEBIAN_SECURITY_MIRROR=$(DEBIAN_SECURITY_MIRROR) NODE_DEBIAN_PACKAGES="$(NODE_DEBIAN_PACKAGES)" \
 	  REPO=$(CURDIR) GO=$(GO) nice -n 10 kind/node/build.sh; fi

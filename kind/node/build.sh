@@ -4,7 +4,8 @@
 # source, because no image can be pulled on machines without internet.
 #
 #   1. a Debian bookworm rootfs (debootstrap, then apt-get with the pinned containerd, runc
-#      and CNI plugins of NODE_DEBIAN_PACKAGES);
+#      and CNI plugins of NODE_DEBIAN_PACKAGES), kept as the tarball ROOTFS_CACHE and
+#      reused while the package list and mirrors stay the same (ROOTFS_ONLY=1 stops there);
 #   2. kind's own node files (entrypoint, containerd config, kubelet unit, kubeadm drop-in)
 #      from the kind module in the Go module cache, as kind's base image Dockerfile lays
 #      them out, with restrict_oom_score_adj (containerd in a container without
@@ -19,11 +20,13 @@
 # passes; their hash is NODE_IMAGE's tag, so a changed input builds a new image.
 set -euo pipefail
 
-for v in NODE_IMAGE WORK KIND_MODULE KUBE_BIN KUBE_VERSION ETCD_BIN ETCD_VERSION COREDNS_VERSION \
+for v in NODE_IMAGE WORK ROOTFS_CACHE KIND_MODULE KUBE_BIN KUBE_VERSION ETCD_BIN ETCD_VERSION COREDNS_VERSION \
   DEBIAN_MIRROR DEBIAN_SECURITY_MIRROR NODE_DEBIAN_PACKAGES REPO; do
   if [ -z "${!v:-}" ]; then echo "kind/node/build.sh: $v is not set (run it through make kind-node-image)" >&2; exit 2; fi
 done
 GO=${GO:-go}
+# Everything below writes under WORK (and, with chroot, into it): never the host's root.
+case $WORK in /?*/*) ;; *) echo "kind/node/build.sh: WORK must be an absolute directory below /, not $WORK" >&2; exit 2 ;; esac
 root=$WORK/rootfs
 files=$KIND_MODULE/images/base/files
 here=$REPO/kind/node
@@ -34,23 +37,35 @@ trap umount_all EXIT
 rm -rf "$WORK"
 mkdir -p "$WORK/bin" "$WORK/images"
 
-step "1/5 Debian bookworm rootfs (debootstrap)"
-debootstrap --variant=minbase bookworm "$root" "$DEBIAN_MIRROR" >"$WORK/debootstrap.log" 2>&1 ||
-  { tail -20 "$WORK/debootstrap.log"; exit 1; }
-cat >"$root/etc/apt/sources.list" <<EOF
-deb $DEBIAN_MIRROR bookworm main
-deb $DEBIAN_MIRROR bookworm-updates main
-deb $DEBIAN_SECURITY_MIRROR bookworm-security main
-EOF
-# Services must not start inside the chroot while packages install.
-printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d" && chmod 0755 "$root/usr/sbin/policy-rc.d"
-for m in proc sys dev dev/pts; do mount --bind "/$m" "$root/$m"; done
-step "1/5 apt-get install $NODE_DEBIAN_PACKAGES"
-# shellcheck disable=SC2086 # the package list is words
-chroot "$root" /bin/sh -ec "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $NODE_DEBIAN_PACKAGES" \
-  >"$WORK/apt.log" 2>&1 || { tail -30 "$WORK/apt.log"; exit 1; }
-chroot "$root" apt-get clean
-rm -rf "$root"/var/lib/apt/lists/* "$root/usr/sbin/policy-rc.d" "$root"/usr/share/doc/* "$root"/usr/share/man/*
+if [ -f "$ROOTFS_CACHE" ]; then
+  step "1/5 Debian rootfs from $ROOTFS_CACHE"
+  mkdir -p "$root" && tar -C "$root" -xpf "$ROOTFS_CACHE"
+else
+  step "1/5 Debian bookworm rootfs (debootstrap)"
+  debootstrap --variant=minbase bookworm "$root" "$DEBIAN_MIRROR" >"$WORK/debootstrap.log" 2>&1 ||
+    { tail -20 "$WORK/debootstrap.log"; exit 1; }
+  printf 'deb %s bookworm main\ndeb %s bookworm-updates main\ndeb %s bookworm-security main\n' \
+    "$DEBIAN_MIRROR" "$DEBIAN_MIRROR" "$DEBIAN_SECURITY_MIRROR" >"$root/etc/apt/sources.list"
+  # Services must not start inside the chroot while packages install.
+  printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d" && chmod 0755 "$root/usr/sbin/policy-rc.d"
+  for m in proc sys dev dev/pts; do mount --bind "/$m" "$root/$m"; done
+  step "1/5 apt-get install $NODE_DEBIAN_PACKAGES"
+  # shellcheck disable=SC2086 # the package list is words
+  chroot "$root" /bin/sh -ec "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $NODE_DEBIAN_PACKAGES" \
+    >"$WORK/apt.log" 2>&1 || { tail -30 "$WORK/apt.log"; exit 1; }
+  chroot "$root" apt-get clean
+  umount_all
+  rm -rf "$root"/var/lib/apt/lists/* "$root/usr/sbin/policy-rc.d" "$root"/usr/share/doc/* "$root"/usr/share/man/*
+  # The rootfs so far depends only on the package list and the mirrors: kept for the next
+  # build (the Makefile names ROOTFS_CACHE by their hash), it saves debootstrap and apt.
+  mkdir -p "$(dirname "$ROOTFS_CACHE")"
+  tar -C "$root" --numeric-owner -cpf "$ROOTFS_CACHE.tmp" . && mv "$ROOTFS_CACHE.tmp" "$ROOTFS_CACHE"
+fi
+if [ -n "${ROOTFS_ONLY:-}" ]; then
+  rm -rf "$WORK"
+  step "done: $ROOTFS_CACHE"
+  exit 0
+fi
 
 step "2/5 kind's node files ($KIND_MODULE)"
 install -m 0755 "$files/usr/local/bin/entrypoint" "$root/usr/local/bin/entrypoint"
