@@ -342,3 +342,7 @@ kind-up: images $(KIND_TOOLS) ## local kind cluster: operator, brokers, managed 
 .PHONY: kind-down
 kind-down: $(STAMP)/kind-$(KIND_VERSION) ## delete the kind cluster (and everything in it)
 	KIND_CLUSTER=$(KIND_CLUSTER) kind/down.sh
+
+.PHONY: kind-smoke
+kind-smoke: ## check a kind-up cluster from the host: 10,000 records through the proxy with kcat, the console page, etcd and brokers, helm test
+	KIND_CLUSTER=$(KIND_CLUSTER) KUBECTL=$(BIN)/kube/kubectl kind/smoke.sh
