@@ -47,7 +47,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: kafscale-check metadata|produce|consume -bootstrap host:port [flags]")
+		fmt.Fprintln(stderr, "usage: kafscale-check metadata|produce|consume -bootstrap host:port [flags], bucket -endpoint URL -bucket NAME, volume -dir DIR")
 		return 2
 	}
 	fs := flag.NewFlagSet("kafscale-check "+args[0], flag.ContinueOnError)

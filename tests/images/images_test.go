@@ -69,12 +69,12 @@ func want(t *testing.T) map[string]string { // archive → entrypoint
 }
 
 func TestMakeImages(t *testing.T) {
-	first, second := makeImages(t), makeImages(t)
 	commit := git(t, "rev-parse", "HEAD")
 	tag := commit[:12]
 	if git(t, "status", "--porcelain", "--untracked-files=no") != "" {
 		commit, tag = commit+"-dirty", tag+"-dirty"
 	}
+	first, second := makeImages(t), makeImages(t)
 
 	archives, _ := filepath.Glob(filepath.Join(first, "*.tar"))
 	var got []string
