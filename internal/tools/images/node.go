@@ -135,7 +135,8 @@ func rootfsFiles(rootfs, list string) ([]ociimage.File, error) {
 	s := bufio.NewScanner(f)
 	for s.Scan() {
 		p := filepath.Clean(strings.TrimSpace(s.Text()))
-		if !filepath.IsAbs(p) || p == "/" {
+		// Documentation is not needed, and build.sh removed it from the rootfs.
+		if !filepath.IsAbs(p) || p == "/" || strings.HasPrefix(p, "/usr/share/") {
 			continue
 		}
 		// Each path by its directory's real location: Debian's merged /usr makes /lib a
