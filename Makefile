@@ -322,7 +322,8 @@ KIND_TOOLS := $(STAMP)/kind-$(KIND_VERSION) $(STAMP)/kind-debian-$(subst $(space
 kind-tools: $(KIND_TOOLS) ## install kind, podman, runc, debootstrap, helm and the Kubernetes node binaries (pinned)
 
 .PHONY: kind-node-image
-kind-node-image: $(KIND_TOOLS) $(STAMP)/etcd-$(ETCD_VERSION) ## build the offline kind node image unless its inputs' hash is built (~20 min cold)
+kind-node-image: $(KIND_TOOLS) $(STAMP)/etcd-$(ETCD_VERSION) $(STAMP)/kube-apiserver-$(KUBE_VERSION)-v ## build the offline kind node image unless its inputs' hash is built (~20 min cold)
+	@ln -sf ../kube-apiserver $(BIN)/kube/kube-apiserver
 	@if podman image exists $(NODE_IMAGE); then echo "node image $(NODE_IMAGE) is current"; else \
 	  NODE_IMAGE=$(NODE_IMAGE) WORK=$(CURDIR)/.kind-node-build ROOTFS_CACHE=$(ROOTFS_CACHE) KIND_MODULE=$$($(GO) list -m -f '{{.Dir}}' sigs.k8s.io/kind@$(KIND_VERSION) 2>/dev/null || $(GO) mod download -json sigs.k8s.io/kind@$(KIND_VERSION) | sed -n 's/^\s*"Dir": "\(.*\)",$$/\1/p') \
 	  KUBE_BIN=$(BIN)/kube KUBE_VERSION=$(KUBE_VERSION) ETCD_BIN=$(BIN)/etcd ETCD_VERSION=$(ETCD_VERSION) COREDNS_VERSION=$(COREDNS_VERSION) \
