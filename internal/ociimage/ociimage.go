@@ -106,7 +106,7 @@ func Build(spec Spec) (v1.Image, error) {
 	cfg.Config = v1.Config{
 		User:       cmp.Or(spec.User, fmt.Sprintf("%d:%d", NonRoot, NonRoot)),
 		Entrypoint: spec.Entrypoint,
-		Env:        append([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "SSL_CERT_FILE=" + CACertificates}, spec.Env...),
+		Env:        append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "SSL_CERT_FILE=" + CACertificates}, spec.Env...),
 		WorkingDir: "/",
 		Labels:     spec.Labels,
 	}
