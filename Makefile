@@ -345,5 +345,5 @@ kind-down: $(STAMP)/kind-$(KIND_VERSION) ## delete the kind cluster (and everyth
 	KIND_CLUSTER=$(KIND_CLUSTER) kind/down.sh
 
 .PHONY: kind-smoke
-kind-smoke: ## check a kind-up cluster from the host: 10,000 records through the proxy with kcat, the console page, etcd and brokers, helm test
+kind-smoke: ## check a kind-up cluster from the host: 10,000 records through the proxy with kcat, the console page, etcd members and brokers
 	KIND_CLUSTER=$(KIND_CLUSTER) KUBECTL=$(BIN)/kube/kubectl kind/smoke.sh

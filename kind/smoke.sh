@@ -5,8 +5,8 @@
 #    into a fresh topic made by a KafscaleTopic (3 partitions), reads the topic back from the
 #    beginning, and the records read are exactly the ones produced;
 #  - the console's page loads through its mapped port;
-#  - the KafscaleCluster is Ready with 3 etcd members and its brokers running;
-#  - `helm test` passes (the chart's own pods: metadata, produce, consume through the proxy).
+#  - the KafscaleCluster is Ready with 3 etcd members and its 3 brokers running.
+# (Not helm test: the proxy advertises 127.0.0.1 for this host, which pods cannot reach.)
 set -euo pipefail
 cluster=${KIND_CLUSTER:-kafscale}
 ns=${KIND_NAMESPACE:-kafscale}
@@ -23,14 +23,14 @@ topic=smoke-$(date +%s)
 echo "== KafscaleCluster, etcd, brokers"
 k get kafscalecluster kafscale
 k wait kafscalecluster/kafscale --for=condition=Ready --timeout 2m
-members=$(k get kafscalecluster kafscale -o jsonpath='{.status.etcdEndpoints}' | tr ',' '\n' | grep -c 2379)
 ready_etcd=$(k get statefulset kafscale-etcd -o jsonpath='{.status.readyReplicas}')
-echo "etcd endpoints in status: $members, etcd members ready: $ready_etcd"
-[ "$members" = 3 ] && [ "$ready_etcd" = 3 ]
+echo "etcd members ready: $ready_etcd (each member's readiness is etcd's /readyz: a voting member with a leader)"
+k get pods -l app.kubernetes.io/component=etcd
+if [ "$ready_etcd" != 3 ]; then echo "FAIL: $ready_etcd etcd members ready, want 3" >&2; exit 1; fi
 k get pods -l app.kubernetes.io/component=broker -o wide
 brokers=$(k get kafscalecluster kafscale -o jsonpath='{.status.readyBrokers}')
 echo "ready brokers: $brokers"
-[ "$brokers" -ge 1 ]
+if [ "${brokers:-0}" -lt 3 ]; then echo "FAIL: $brokers brokers ready, want 3" >&2; exit 1; fi
 
 echo "== $records records through the proxy at $kafka (topic $topic)"
 k apply -f - >/dev/null <<EOF
@@ -47,13 +47,14 @@ seq -f "kafscale-smoke-%06g" 1 "$records" >"$work/produced"
 start=$(date +%s.%N)
 kcat -b "$kafka" -t "$topic" -P -X acks=all -l "$work/produced"
 mid=$(date +%s.%N)
-kcat -b "$kafka" -t "$topic" -C -o beginning -e -q >"$work/consumed"
+# Bounded: a partition kcat cannot fetch would keep -e from ever ending.
+timeout 120 kcat -b "$kafka" -t "$topic" -C -o beginning -e -q >"$work/consumed" || true
 end=$(date +%s.%N)
 sort "$work/produced" >"$work/produced.sorted"
 sort "$work/consumed" >"$work/consumed.sorted"
 if ! cmp -s "$work/produced.sorted" "$work/consumed.sorted"; then
   echo "FAIL: read $(wc -l <"$work/consumed") records, produced $records; diff:" >&2
-  diff "$work/produced.sorted" "$work/consumed.sorted" | head -20 >&2
+  diff "$work/produced.sorted" "$work/consumed.sorted" | head -5 >&2 || true
   exit 1
 fi
 printf 'produced %s records in %.1f s, read back all %s identical in %.1f s\n' "$records" \
@@ -64,8 +65,5 @@ k delete kafscaletopic "$topic" --wait=false >/dev/null
 echo "== console at $console"
 code=$(curl -s -o "$work/console.html" -w '%{http_code}' "$console/")
 echo "GET / -> $code, $(wc -c <"$work/console.html") bytes: $(grep -o '<title>[^<]*</title>' "$work/console.html" || true)"
-[ "$code" = 200 ]
-
-echo "== helm test"
-helm test kafscale -n "$ns" --kube-context "kind-$cluster" --timeout 5m
+if [ "$code" != 200 ]; then echo "FAIL: console answered $code" >&2; exit 1; fi
 echo "smoke: all passed"
