@@ -4,9 +4,17 @@
 # podman's store (make kind-up reuses them).
 set -euo pipefail
 cluster=${KIND_CLUSTER:-kafscale}
-if ! docker info >/dev/null 2>&1; then export KIND_EXPERIMENTAL_PROVIDER=podman; fi
+engine=docker
+if ! docker info >/dev/null 2>&1; then
+  export KIND_EXPERIMENTAL_PROVIDER=podman
+  engine=podman
+fi
 if kind get clusters 2>/dev/null | grep -qx "$cluster"; then
   kind delete cluster --name "$cluster"
 else
   echo "no kind cluster $cluster"
+fi
+# kind leaves its network behind; remove it with the last cluster.
+if [ -z "$(kind get clusters 2>/dev/null)" ] && "$engine" network inspect kind >/dev/null 2>&1; then
+  "$engine" network rm kind >/dev/null && echo "removed the $engine network kind"
 fi
