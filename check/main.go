@@ -263,7 +263,11 @@ func bucket(ctx context.Context, endpoint, region, name string, out io.Writer) e
 		Credentials:  credentials.NewStaticCredentialsProvider(key, secret, ""),
 	})
 	for {
-		_, err := cl.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)})
+		// Each attempt bounded: a request to a Service whose routes are not yet programmed
+		// can hang rather than fail.
+		attempt, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := cl.CreateBucket(attempt, &s3.CreateBucketInput{Bucket: aws.String(name)})
+		cancel()
 		var owned *s3types.BucketAlreadyOwnedByYou
 		if err == nil || errors.As(err, &owned) {
 			fmt.Fprintf(out, "bucket %s at %s is there\n", name, endpoint)
