@@ -3,9 +3,8 @@
 // (neither can be obtained offline).
 //
 //   - network: writes the node's CNI config (ptp + host-local over the node's podCIDR,
-//     masquerading traffic that leaves the pod network, portmap for hostPorts), keeps a
-//     route to every other node's podCIDR through that node's InternalIP, and routes the
-//     Service range (SERVICE_CIDR) as unreachable;
+//     masquerading traffic that leaves the pod network, portmap for hostPorts) and keeps a
+//     route to every other node's podCIDR through that node's InternalIP;
 //   - storage: provisions PersistentVolumeClaims of the `standard` StorageClass (provisioner
 //     kafscale.dev/kind-hostpath, WaitForFirstConsumer) that the scheduler placed on this
 //     node, as local PersistentVolumes under /var/local-path/<claim uid>, a directory every
@@ -27,7 +26,6 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -63,12 +61,6 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	a := &agent{cs: cs, node: node, log: log}
-	if v := os.Getenv("SERVICE_CIDR"); v != "" {
-		if _, a.serviceCIDR, err = net.ParseCIDR(v); err != nil {
-			log.Error("SERVICE_CIDR", "err", err)
-			os.Exit(2)
-		}
-	}
 	for {
 		if err := a.network(ctx); err != nil {
 			log.Error("network", "err", err)
@@ -85,23 +77,14 @@ func main() {
 }
 
 type agent struct {
-	cs          kubernetes.Interface
-	node        string
-	serviceCIDR *net.IPNet // SERVICE_CIDR: routed as unreachable; kube-proxy's DNAT comes first
-	log         *slog.Logger
+	cs   kubernetes.Interface
+	node string
+	log  *slog.Logger
 }
 
 // network writes this node's CNI config once its podCIDR is known and routes every other
 // node's podCIDR through that node.
 func (a *agent) network(ctx context.Context) error {
-	if a.serviceCIDR != nil {
-		// A ClusterIP kube-proxy has not programmed yet must fail at once, not leave by the
-		// default route: on hosts whose network answers any address (a transparent proxy),
-		// clients got HTTP 404s from it and kept those connections.
-		if err := netlink.RouteReplace(&netlink.Route{Dst: a.serviceCIDR, Type: unix.RTN_UNREACHABLE}); err != nil {
-			return fmt.Errorf("unreachable route for %s: %w", a.serviceCIDR, err)
-		}
-	}
 	nodes, err := a.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return err
