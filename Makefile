@@ -50,7 +50,7 @@ TOOL_STAMPS := \
 	$(STAMP)/controller-gen-$(CONTROLLER_TOOLS_VERSION) \
 	$(STAMP)/helm-docs-$(HELM_DOCS_VERSION) \
 	$(STAMP)/staticcheck-$(STATICCHECK_VERSION) \
-	$(STAMP)/versitygw-$(VERSITYGW_VERSION) \
+	$(STAMP)/versitygw-$(VERSITYGW_VERSION)-static \
 	$(STAMP)/prometheus-operator-crds-$(PROMETHEUS_OPERATOR_VERSION) \
 	$(STAMP)/kube-apiserver-$(KUBE_VERSION)-v \
 	$(STAMP)/etcd-$(ETCD_VERSION) \
@@ -99,8 +99,9 @@ $(STAMP)/staticcheck-$(STATICCHECK_VERSION): | $(STAMP)
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	@touch $@
 
-$(STAMP)/versitygw-$(VERSITYGW_VERSION): | $(STAMP)
-	$(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+# Static, so the same binary goes into the S3 server image of local clusters (make images).
+$(STAMP)/versitygw-$(VERSITYGW_VERSION)-static: | $(STAMP)
+	CGO_ENABLED=0 $(GO) install -trimpath github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 	@touch $@
 
 # Only the CRD manifests of the module (example/prometheus-operator-crd/), into
@@ -146,12 +147,25 @@ $(STAMP)/debian-packages-$(subst $(space),+,$(DEBIAN_PACKAGES)): | $(STAMP)
 
 # --- build ---------------------------------------------------------------------------------
 .PHONY: build
-# The product binaries, each a thin main under its component directory.
-BINARIES := broker operator proxy console
+# The product binaries, each a thin main under its component directory; only those whose
+# main package exists are built. The one list: `make build` and `make images` follow it.
+PRODUCTS := operator broker proxy console check
+BINARIES := $(patsubst %/main.go,%,$(wildcard $(addsuffix /main.go,$(PRODUCTS))))
 
-build: ## build every KafScale binary into ./bin (kafscale-broker, kafscale-operator, kafscale-proxy, kafscale-console)
+build: ## build every KafScale binary into ./bin (kafscale-broker, -operator, -proxy, -console, -check)
 	$(GO) build ./...
 	for b in $(BINARIES); do $(GO) build -trimpath -o $(BIN)/kafscale-$$b ./$$b; done
+
+# --- images --------------------------------------------------------------------------------
+# One docker-archive per image in $(IMAGES_DIR), assembled in Go (internal/tools/images), no
+# container engine: every product binary, plus the etcd (managed etcd) and versitygw (S3 on
+# local clusters) images from the pinned tool builds. Same commit, same digests.
+IMAGES_DIR ?= $(BIN)/images
+
+.PHONY: images
+images: $(STAMP)/etcd-$(ETCD_VERSION) $(STAMP)/versitygw-$(VERSITYGW_VERSION)-static ## build the image archives into bin/images (docker/podman load, kind load image-archive)
+	$(GO) run ./internal/tools/images -out $(IMAGES_DIR) -binaries "$(BINARIES)" \
+	  -etcd $(BIN)/etcd -etcd-version $(ETCD_VERSION) -versitygw $(BIN)/versitygw -versitygw-version $(VERSITYGW_VERSION)
 
 # --- generate ----------------------------------------------------------------------------
 CHART := charts/kafscale
@@ -253,3 +267,83 @@ bench: tools ## tier 5: ceilings, broker and kfake side by side (~10 min); write
 .PHONY: clean
 clean: ## remove build outputs (keeps ./bin tools)
 	$(GO) clean ./...
+
+# --- kind ------------------------------------------------------------------------------------
+# A local cluster running the chart (kind/README.md, README "Try it on kind"). With internet
+# kind's own node image; without, a node image built here (kind/node/build.sh), tagged with a
+# hash of its inputs so it is rebuilt only when one changes. podman is the provider unless a
+# working docker is there; CONTAINERS_CONF points podman at kind/containers.conf.
+KIND_VERSION    := v0.33.0
+KIND_CLUSTER    ?= kafscale
+# Debian packages for kind on this kind of host, pinned to bookworm's versions.
+KIND_DEBIAN_PACKAGES := podman=4.3.1+ds1-8+deb12u1+b3 runc=1.1.5+ds1-1+deb12u1 debootstrap=1.0.128+nmu2+deb12u2
+# What the offline node's rootfs installs on top of debootstrap's minbase.
+NODE_DEBIAN_PACKAGES := systemd dbus containerd=1.6.20~ds1-1+deb12u3 runc=1.1.5+ds1-1+deb12u1 \
+	containernetworking-plugins=1.1.1+ds1-3+b5 iptables nftables conntrack iproute2 ethtool util-linux mount \
+	kmod libseccomp2 pigz bash ca-certificates procps jq
+DEBIAN_MIRROR          ?= http://deb.debian.org/debian
+DEBIAN_SECURITY_MIRROR ?= http://deb.debian.org/debian-security
+COREDNS_VERSION := $(call module_version,github.com/coredns/coredns,kind/node/go.mod)
+KUBE_NODE_BINARIES := kubeadm kubelet kubectl kube-controller-manager kube-scheduler kube-proxy
+# The node image's tag: Kubernetes' version and a hash of every input of build.sh.
+NODE_IMAGE_INPUTS = $(sort $(shell git ls-files kind/node internal/ociimage internal/tools/images)) \
+	tests/tools/kube-apiserver/go.mod tests/tools/kube-apiserver/go.sum tests/tools/etcd/go.mod
+NODE_IMAGE_HASH = $(shell { cat $(NODE_IMAGE_INPUTS); echo "$(KIND_VERSION) $(KUBE_VERSION) $(ETCD_VERSION) $(NODE_DEBIAN_PACKAGES) $$($(GO) env GOVERSION)"; } | sha256sum | cut -c1-12)
+NODE_IMAGE = localhost/kafscale/kind-node:$(KUBE_VERSION)-$(NODE_IMAGE_HASH)
+# The Debian part of the node's rootfs, cached apart: it depends only on packages and mirrors.
+KIND_CACHE   ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kafscale/kind-node
+ROOTFS_CACHE  = $(KIND_CACHE)/rootfs-$(shell echo "$(NODE_DEBIAN_PACKAGES) $(DEBIAN_MIRROR) $(DEBIAN_SECURITY_MIRROR)" | sha256sum | cut -c1-12).tar
+export CONTAINERS_CONF := $(CURDIR)/kind/containers.conf
+
+$(STAMP)/kind-$(KIND_VERSION): | $(STAMP)
+	$(GO) install sigs.k8s.io/kind@$(KIND_VERSION)
+	@touch $@
+
+$(STAMP)/kind-debian-$(subst $(space),+,$(subst :,_,$(KIND_DEBIAN_PACKAGES))): | $(STAMP)
+	@if docker info >/dev/null 2>&1; then echo "docker works: kind uses it, podman is not needed"; \
+	elif ! dpkg-query -W -f='$${Package}=$${Version}\n' $(foreach p,$(KIND_DEBIAN_PACKAGES),$(firstword $(subst =, ,$(p)))) 2>/dev/null | sort | diff -q - <(printf '%s\n' $(KIND_DEBIAN_PACKAGES) | sort) >/dev/null; then \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $(KIND_DEBIAN_PACKAGES); \
+	fi
+	@touch $@
+
+# kubeadm, kubelet, kubectl and the control plane (kube-apiserver is the tools' build) from
+# the same module and release, static, into bin/kube/. CPU-heavy: about 12 min cold.
+$(STAMP)/kube-node-$(KUBE_VERSION): tests/tools/kube-apiserver/go.mod | $(STAMP)
+	mkdir -p $(BIN)/kube
+	cd tests/tools/kube-apiserver && for b in $(KUBE_NODE_BINARIES); do \
+	  CGO_ENABLED=0 nice -n 10 $(GO) build -trimpath -ldflags "$(KUBE_LDFLAGS)" -o $(BIN)/kube/$$b k8s.io/kubernetes/cmd/$$b; done
+	@touch $@
+
+KIND_TOOLS := $(STAMP)/kind-$(KIND_VERSION) $(STAMP)/kind-debian-$(subst $(space),+,$(subst :,_,$(KIND_DEBIAN_PACKAGES))) \
+	$(STAMP)/helm-$(HELM_VERSION)-kube$(HELM_KUBE_MINOR) $(STAMP)/kube-node-$(KUBE_VERSION)
+
+.PHONY: kind-tools
+kind-tools: $(KIND_TOOLS) ## install kind, podman, runc, debootstrap, helm and the Kubernetes node binaries (pinned)
+
+.PHONY: kind-node-image
+kind-node-image: $(KIND_TOOLS) $(STAMP)/etcd-$(ETCD_VERSION) $(STAMP)/kube-apiserver-$(KUBE_VERSION)-v ## build the offline kind node image unless its inputs' hash is built (~20 min cold)
+	@ln -sf ../kube-apiserver $(BIN)/kube/kube-apiserver
+	@if podman image exists $(NODE_IMAGE); then echo "node image $(NODE_IMAGE) is current"; else \
+	  NODE_IMAGE=$(NODE_IMAGE) WORK=$(CURDIR)/.kind-node-build ROOTFS_CACHE=$(ROOTFS_CACHE) KIND_MODULE=$$($(GO) list -m -f '{{.Dir}}' sigs.k8s.io/kind@$(KIND_VERSION) 2>/dev/null || $(GO) mod download -json sigs.k8s.io/kind@$(KIND_VERSION) | sed -n 's/^\s*"Dir": "\(.*\)",$$/\1/p') \
+	  KUBE_BIN=$(BIN)/kube KUBE_VERSION=$(KUBE_VERSION) ETCD_BIN=$(BIN)/etcd ETCD_VERSION=$(ETCD_VERSION) COREDNS_VERSION=$(COREDNS_VERSION) \
+	  DEBIAN_MIRROR=$(DEBIAN_MIRROR) DEBIAN_SECURITY_MIRROR=$(DEBIAN_SECURITY_MIRROR) NODE_DEBIAN_PACKAGES="$(NODE_DEBIAN_PACKAGES)" \
+	  REPO=$(CURDIR) GO=$(GO) nice -n 10 kind/node/build.sh; fi
+
+# KIND_NODE_IMAGE=<image> forces a node image; KIND_OFFLINE=1 (or =0) forces the choice.
+.PHONY: kind-up
+kind-up: images $(KIND_TOOLS) ## local kind cluster: operator, brokers, managed etcd, S3, proxy, console (offline node image when needed)
+	@offline=$${KIND_OFFLINE:-}; if [ -z "$$offline" ] && [ -z "$${KIND_NODE_IMAGE:-}" ]; then \
+	  if curl -s -o /dev/null --max-time 5 https://registry-1.docker.io/v2/; then offline=0; else offline=1; fi; fi; \
+	if [ "$$offline" = 1 ] && [ -z "$${KIND_NODE_IMAGE:-}" ]; then $(MAKE) --no-print-directory kind-node-image; fi; \
+	KIND_OFFLINE=$$offline KIND_NODE_IMAGE=$${KIND_NODE_IMAGE:-$$([ "$$offline" = 1 ] && echo $(NODE_IMAGE))} \
+	  KIND_CLUSTER=$(KIND_CLUSTER) IMAGES_DIR=$(IMAGES_DIR) KUBECTL=$(BIN)/kube/kubectl ETCD_VERSION=$(ETCD_VERSION) \
+	  COREDNS_VERSION=$(COREDNS_VERSION) kind/up.sh
+
+.PHONY: kind-down
+kind-down: $(STAMP)/kind-$(KIND_VERSION) ## delete the kind cluster (and everything in it)
+	KIND_CLUSTER=$(KIND_CLUSTER) kind/down.sh
+
+.PHONY: kind-smoke
+kind-smoke: ## check a kind-up cluster from the host: 10,000 records through the proxy with kcat, the console page, etcd members and brokers
+	KIND_CLUSTER=$(KIND_CLUSTER) KUBECTL=$(BIN)/kube/kubectl kind/smoke.sh

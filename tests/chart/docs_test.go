@@ -198,8 +198,8 @@ func TestOperationsGuideExamples(t *testing.T) {
 			eq(t, "advertised port", env(t, c, "KAFSCALE_PROXY_ADVERTISED_PORT").Value, "9092")
 			eq(t, "etcd", env(t, c, "KAFSCALE_PROXY_ETCD_ENDPOINTS").Value, "http://etcd-0.etcd:2379,http://etcd-1.etcd:2379,http://etcd-2.etcd:2379")
 			eq(t, "PDB", get[policyv1.PodDisruptionBudget](t, m, "PodDisruptionBudget", name("proxy")).Spec.MaxUnavailable.IntValue(), 1)
-			md := get[corev1.Pod](t, m, "Pod", name("test-metadata")).Spec.Containers[0].Args[0]
-			if !strings.Contains(md, " at kafka.example.com:9092") {
+			md := strings.Join(get[corev1.Pod](t, m, "Pod", name("test-metadata")).Spec.Containers[0].Args, " ")
+			if !strings.Contains(md, "-advertised kafka.example.com:9092") {
 				t.Errorf("helm test checks the wrong endpoint: %s", md)
 			}
 		},

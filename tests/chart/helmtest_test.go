@@ -3,9 +3,10 @@ package chart
 import (
 	"context"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,15 +14,19 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// The `helm test` pods' scripts, run with the real kcat (Debian's, librdkafka 2.0) against
-// kfake, franz-go's in-process Kafka, standing in for the proxy: one endpoint that answers
+// The `helm test` pods, run as rendered: the kafscale-check binary (built from ./check, as
+// `make images` builds it into the pods' image) with the pods' arguments, against kfake,
+// franz-go's in-process Kafka, standing in for the proxy: one endpoint that answers
 // Metadata with itself. Only the bootstrap address (the proxy Service's cluster DNS name)
-// is replaced by kfake's; everything else runs as rendered.
-func TestHelmTestPodsWithRealKcat(t *testing.T) {
-	if _, err := exec.LookPath("kcat"); err != nil {
-		t.Fatal("kcat is missing: run `make tools` (it installs the Debian package)")
-	}
+// is replaced by kfake's.
+func TestHelmTestPodsAgainstKafka(t *testing.T) {
 	const topic = "kafscale-helm-test"
+	bin := filepath.Join(t.TempDir(), "kafscale-check")
+	build := exec.Command("go", "build", "-o", bin, "../../check")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./check: %v\n%s", err, out)
+	}
 
 	// start returns the first listener of a fresh kfake cluster holding the test topic.
 	start := func(t *testing.T, brokers int) string {
@@ -35,18 +40,26 @@ func TestHelmTestPodsWithRealKcat(t *testing.T) {
 		sort.Strings(addrs)
 		return addrs[0]
 	}
-	// step runs one test pod's command, rendered for a proxy advertising addr.
+	// step runs one test pod's container, rendered for a proxy advertising addr.
 	step := func(t *testing.T, addr, which string) error {
 		t.Helper()
 		host, port, _ := net.SplitHostPort(addr)
 		m := render(t, values{set: map[string]string{
 			"proxy.advertisedHost": host, "proxy.advertisedPort": port, "tests.timeoutSeconds": "10", "tests.topic": topic,
 		}})
-		c := get[corev1.Pod](t, m, "Pod", name("test-"+which)).Spec.Containers[0]
-		script := strings.ReplaceAll(c.Args[0], name("proxy")+":9092", addr)
+		args := append([]string(nil), get[corev1.Pod](t, m, "Pod", name("test-"+which)).Spec.Containers[0].Args...)
+		replaced := false
+		for i := range args {
+			if i > 0 && args[i-1] == "-bootstrap" && args[i] == name("proxy")+":9092" {
+				args[i], replaced = addr, true
+			}
+		}
+		if !replaced {
+			t.Fatalf("%s: no -bootstrap %s:9092 in %q", which, name("proxy"), args)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 		defer cancel()
-		out, err := exec.CommandContext(ctx, c.Command[0], append(c.Command[1:], script)...).CombinedOutput()
+		out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
 		t.Logf("%s (err %v):\n%s", which, err, out)
 		return err
 	}

@@ -116,6 +116,7 @@ func TestDefaultRenderMakesExactlyTheseObjects(t *testing.T) {
 	eq(t, "leader key", env(t, c, "KAFSCALE_OPERATOR_LEADER_KEY").Value, "/kafscale/operator/leader")
 	eq(t, "etcd endpoints unset (managed etcd)", hasEnv(c, "KAFSCALE_OPERATOR_ETCD_ENDPOINTS"), false)
 	eq(t, "broker image", env(t, c, "KAFSCALE_OPERATOR_BROKER_IMAGE").Value, "ghcr.io/kafscale/kafscale-broker:"+appVersion)
+	eq(t, "helm test image (make images builds it)", get[corev1.Pod](t, m, "Pod", name("test-produce")).Spec.Containers[0].Image, "ghcr.io/kafscale/kafscale-check:"+appVersion)
 	eq(t, "broker env ConfigMap", env(t, c, "KAFSCALE_OPERATOR_BROKER_ENV_CONFIGMAP").Value, name("broker-env"))
 	eq(t, "watch namespace", env(t, c, "KAFSCALE_OPERATOR_NAMESPACE").ValueFrom.FieldRef.FieldPath, "metadata.namespace")
 	eq(t, "metrics port", c.Ports[0].ContainerPort, int32(8080))
@@ -532,24 +533,18 @@ func TestDesignValues(t *testing.T) {
 			eq(t, "console from", cs.Spec.Ingress[0].From[0].PodSelector.MatchLabels["app"], "oauth2-proxy")
 			eq(t, "console selects console pods", cs.Spec.PodSelector.MatchLabels["app.kubernetes.io/component"], "console")
 		}},
-		{"tests.*", values{set: map[string]string{"tests.image.repository": "acme/kcat", "tests.image.tag": "1.7.0", "tests.topic": "smoke", "tests.timeoutSeconds": "30"}}, func(t *testing.T, m manifest) {
+		{"tests.*", values{set: map[string]string{"tests.image.repository": "acme/check", "tests.image.tag": "1.7.0", "tests.topic": "smoke", "tests.timeoutSeconds": "30"}}, func(t *testing.T, m manifest) {
 			p := get[corev1.Pod](t, m, "Pod", name("test-produce"))
 			eq(t, "hook", p.Annotations["helm.sh/hook"], "test")
-			eq(t, "image", p.Spec.Containers[0].Image, "docker.io/acme/kcat:1.7.0")
-			script := p.Spec.Containers[0].Args[0]
-			for _, want := range []string{"-b " + name("proxy") + ":9092", "-t smoke", "-m 30", "acks=all"} {
-				if !strings.Contains(script, want) {
-					t.Errorf("produce script %q lacks %q", script, want)
-				}
-			}
+			eq(t, "image", p.Spec.Containers[0].Image, "ghcr.io/acme/check:1.7.0")
+			eq(t, "no command: the image's entrypoint is the check binary", len(p.Spec.Containers[0].Command), 0)
+			eq(t, "produce args", p.Spec.Containers[0].Args[:5], []string{"produce", "-bootstrap", name("proxy") + ":9092", "-timeout", "30s"})
+			eq(t, "produce topic", p.Spec.Containers[0].Args[5:7], []string{"-topic", "smoke"})
 			c := get[corev1.Pod](t, m, "Pod", name("test-consume"))
-			if !strings.Contains(c.Spec.Containers[0].Args[0], "-C -o beginning -e") {
-				t.Errorf("consume script: %q", c.Spec.Containers[0].Args[0])
-			}
+			eq(t, "consume args", c.Spec.Containers[0].Args[0], "consume")
+			eq(t, "same record", c.Spec.Containers[0].Args[len(c.Spec.Containers[0].Args)-1], p.Spec.Containers[0].Args[len(p.Spec.Containers[0].Args)-1])
 			md := get[corev1.Pod](t, m, "Pod", name("test-metadata"))
-			if !strings.Contains(md.Spec.Containers[0].Args[0], " at "+name("proxy")+"."+namespace+".svc:9092") {
-				t.Errorf("metadata script does not check the advertised endpoint: %q", md.Spec.Containers[0].Args[0])
-			}
+			eq(t, "metadata checks the advertised endpoint", md.Spec.Containers[0].Args[len(md.Spec.Containers[0].Args)-2:], []string{"-advertised", name("proxy") + "." + namespace + ".svc:9092"})
 			eq(t, "order", []string{md.Annotations["helm.sh/hook-weight"], p.Annotations["helm.sh/hook-weight"], c.Annotations["helm.sh/hook-weight"]}, []string{"1", "2", "3"})
 		}},
 	}
@@ -819,7 +814,7 @@ func TestEveryEnvVarIsDocumented(t *testing.T) {
 		m := render(t, v)
 		for where, spec := range podSpecs(t, m) {
 			if strings.HasPrefix(where, "Pod/") {
-				continue // helm test pods run kcat, configured by arguments
+				continue // helm test pods run kafscale-check, configured by arguments
 			}
 			for _, e := range spec.Containers[0].Env {
 				if e.Name == "KAFSCALE_LOG_LEVEL" {
