@@ -156,7 +156,13 @@ fi
 k -n "$ns" wait kafscaletopic --all --for=condition=Ready --timeout 5m
 for c in proxy console; do
   var=$(echo "$c" | tr a-z A-Z)_IMAGE
-  if [ -n "${!var:-}" ]; then k -n "$ns" rollout status "deployment/kafscale-$c" --timeout 5m; fi
+  [ -n "${!var:-}" ] || continue
+  if ! k -n "$ns" rollout status "deployment/kafscale-$c" --timeout 2m; then
+    # The same stale etcd connection as the operator's above: one restart clears it.
+    echo "kind-up: WARNING: the $c is not ready within 2m; restarting it once (a stale etcd connection made while the managed etcd started)" >&2
+    k -n "$ns" rollout restart "deployment/kafscale-$c"
+    k -n "$ns" rollout status "deployment/kafscale-$c" --timeout 5m
+  fi
 done
 k -n "$ns" get kafscalecluster,kafscaletopic,pods
 
