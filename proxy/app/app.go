@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -62,7 +63,7 @@ func Run(ctx context.Context, cfg *config.Proxy, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("listen for metrics on %s (KAFSCALE_PROXY_METRICS_ADDR): %w", cfg.MetricsAddr, err)
 	}
-	httpSrv := &http.Server{Handler: httpHandler(reg, &ready, &table), ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := &http.Server{Handler: httpHandler(reg, &ready, &table, cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = httpSrv.Serve(httpLn) }()
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -155,9 +156,16 @@ func followRoutes(ctx context.Context, cli *clientv3.Client, keys metadata.Keys,
 
 // httpHandler serves /metrics, /healthz (the process is up) and /readyz (the proxy serves
 // and knows at least one live broker; 503 while starting, without brokers, and from SIGTERM
-// on).
-func httpHandler(reg *prometheus.Registry, ready *atomic.Bool, table *atomic.Pointer[route.Table]) http.Handler {
+// on), and with withPprof Go's profiles under /debug/pprof/.
+func httpHandler(reg *prometheus.Registry, ready *atomic.Bool, table *atomic.Pointer[route.Table], withPprof bool) http.Handler {
 	mux := http.NewServeMux()
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {

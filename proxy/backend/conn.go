@@ -54,6 +54,7 @@ type call struct {
 	corr     int32
 	flexible bool // the response header has a tag section
 	done     chan struct{}
+	frame    []byte // the whole response frame (body is part of it), from getFrame
 	body     []byte
 	err      error
 	gone     atomic.Bool // the caller gave up; drop the response
@@ -163,6 +164,17 @@ func (c *Conn) Start(r Request) (*Pending, error) {
 	return &Pending{c: c, cl: cl}, nil
 }
 
+// Release hands the response's buffer back for reuse. Call it only after Wait returned and
+// once nothing refers to the body's bytes any more (nor to anything decoded from them
+// without a copy, such as a fetch answer's record batches); never calling it is safe.
+func (p *Pending) Release() {
+	if p == nil || p.cl == nil || p.cl.frame == nil {
+		return
+	}
+	putFrame(p.cl.frame)
+	p.cl.frame, p.cl.body = nil, nil
+}
+
 // Wait returns the response body (nil for a request without response). When ctx ends first
 // the connection is closed (see Send).
 func (p *Pending) Wait(ctx context.Context) ([]byte, error) {
@@ -260,7 +272,7 @@ func (c *Conn) readLoop() {
 			c.fail(fmt.Errorf("response frame of %d bytes", size))
 			return
 		}
-		frame := make([]byte, size)
+		frame := getFrame(int(size))
 		if _, err := io.ReadFull(r, frame); err != nil {
 			c.readFailed(err)
 			return
@@ -290,8 +302,10 @@ func (c *Conn) readLoop() {
 			}
 			body = body[n:]
 		}
-		if !cl.gone.Load() {
-			cl.body = body
+		if cl.gone.Load() {
+			putFrame(frame)
+		} else {
+			cl.frame, cl.body = frame, body
 		}
 		close(cl.done)
 	}

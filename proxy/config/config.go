@@ -28,6 +28,9 @@ type Proxy struct {
 	MetricsAddr string
 	// LogLevel is debug, info, warn or error (KAFSCALE_PROXY_LOG_LEVEL).
 	LogLevel slog.Level
+	// Pprof adds Go's profiling endpoints under /debug/pprof/ to the metrics listener
+	// (KAFSCALE_PROXY_PPROF).
+	Pprof bool
 
 	// Etcd is where the metadata snapshot and the broker registrations are read.
 	Etcd Etcd
@@ -89,6 +92,7 @@ func Parse(lookup func(string) (string, bool)) (*Proxy, error) {
 	c.MetricsAddr = p.str("KAFSCALE_PROXY_METRICS_ADDR", ":9093")
 	p.hostPort("KAFSCALE_PROXY_METRICS_ADDR", c.MetricsAddr)
 	c.LogLevel = p.level("KAFSCALE_PROXY_LOG_LEVEL", slog.LevelInfo)
+	c.Pprof = p.bool("KAFSCALE_PROXY_PPROF", false)
 
 	c.Etcd = Etcd{
 		Endpoints:   p.list("KAFSCALE_PROXY_ETCD_ENDPOINTS", "http://127.0.0.1:2379"),

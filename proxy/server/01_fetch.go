@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 
+	"github.com/kafscale/kafscale/proxy/backend"
 	"github.com/kafscale/kafscale/proxy/route"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -43,6 +44,9 @@ type fetchAnswer struct {
 	resp *kmsg.FetchResponse
 	raw  []byte
 	err  error
+	// buf holds raw (and the record batches decoded from it, which are not copied) until
+	// the answer is written to the client.
+	buf *backend.Pending
 }
 
 func handleFetch(c *conn, r *request) (*response, error) {
@@ -70,17 +74,17 @@ func handleFetch(c *conn, r *request) (*response, error) {
 					c.s.staleRoute(p.ErrorCode)
 				}
 			}
-			return &response{raw: ans.raw}, nil
+			return &response{raw: ans.raw, release: ans.buf.Release}, nil
 		}
-		return &response{msg: c.mergeFetch(r, req, parts, []fetchAnswer{ans}, failed)}, nil
+		return c.mergedFetch(r, req, parts, []fetchAnswer{ans}, failed), nil
 	}
 	if len(parts) == 0 {
-		return &response{msg: c.mergeFetch(r, req, nil, nil, failed)}, nil
+		return c.mergedFetch(r, req, nil, nil, failed), nil
 	}
 
 	first := c.fetchAll(parts, 0, 0)
 	if wait <= 0 || anyData(first) {
-		return &response{msg: c.mergeFetch(r, req, parts, first, failed)}, nil
+		return c.mergedFetch(r, req, parts, first, failed), nil
 	}
 	// Nothing yet: wait on every part, answer with the first that has records.
 	type indexed struct {
@@ -100,13 +104,14 @@ func handleFetch(c *conn, r *request) (*response, error) {
 			return nil, c.ctx.Err()
 		}
 		if got.ans.err == nil {
+			answers[got.i].buf.Release()
 			answers[got.i] = got.ans
 		}
 		if got.ans.err == nil && anyData([]fetchAnswer{got.ans}) {
 			break
 		}
 	}
-	return &response{msg: c.mergeFetch(r, req, parts, answers, failed)}, nil
+	return c.mergedFetch(r, req, parts, answers, failed), nil
 }
 
 // fetchFrom sends one part with the given wait, on a connection of its own. Its deadline is
@@ -122,16 +127,22 @@ func (c *conn) fetchFrom(fp *fetchPart, maxWait, minBytes int32) fetchAnswer {
 		return fetchAnswer{err: err}
 	}
 	defer release()
-	body, err := bc.Send(ctx, backendRequest(fetchKey, sub.Version, fp.clientID, sub.AppendTo(nil)))
+	pending, err := bc.Start(backendRequest(fetchKey, sub.Version, fp.clientID, sub.AppendTo(nil)))
+	if err != nil {
+		c.s.brokerFailed()
+		return fetchAnswer{err: err}
+	}
+	body, err := pending.Wait(ctx)
 	if err != nil {
 		c.s.brokerFailed()
 		return fetchAnswer{err: err}
 	}
 	resp := &kmsg.FetchResponse{Version: sub.Version}
 	if err := resp.ReadFrom(body); err != nil {
+		pending.Release()
 		return fetchAnswer{err: err}
 	}
-	return fetchAnswer{resp: resp, raw: body}
+	return fetchAnswer{resp: resp, raw: body, buf: pending}
 }
 
 // fetchAll sends every part at once and waits for all.
@@ -178,6 +189,16 @@ func anyData(answers []fetchAnswer) bool {
 		}
 	}
 	return false
+}
+
+// mergedFetch is mergeFetch's answer, holding the parts' buffers until it is written.
+func (c *conn) mergedFetch(r *request, req *kmsg.FetchRequest, parts []*fetchPart, answers []fetchAnswer, failed map[partKey]int16) *response {
+	msg := c.mergeFetch(r, req, parts, answers, failed)
+	return &response{msg: msg, release: func() {
+		for _, a := range answers {
+			a.buf.Release()
+		}
+	}}
 }
 
 // mergeFetch builds the client's answer from the parts' answers, in the request's order.

@@ -57,9 +57,19 @@ type request struct {
 }
 
 // response is what is written back: a kmsg response, or a broker's response body as is.
+// release, when set, is called once the answer is written or dropped: the bytes it refers
+// to may be reused from then on.
 type response struct {
-	msg kmsg.Response
-	raw []byte
+	msg     kmsg.Response
+	raw     []byte
+	release func()
+}
+
+func (r *response) done() {
+	if r != nil && r.release != nil {
+		r.release()
+		r.release = nil
+	}
 }
 
 // inflight is one request being answered.
@@ -322,14 +332,22 @@ func (c *conn) writeLoop() {
 				n = 9 // empty tag section
 			}
 			binary.BigEndian.PutUint32(hdr[:4], uint32(n-4+len(body)))
-			if _, err = w.Write(hdr[:n]); err == nil {
-				_, err = w.Write(body)
+			if len(body) < w.Available() {
+				if _, err = w.Write(hdr[:n]); err == nil {
+					_, err = w.Write(body)
+				}
+			} else if err = w.Flush(); err == nil {
+				// A large answer (a fetch) goes out with its header in one writev, not
+				// copied through w.
+				bufs := net.Buffers{hdr[:n], body}
+				_, err = bufs.WriteTo(c.nc)
 			}
 			c.s.metrics.bytesOut.Add(float64(n + len(body)))
 			if cap(buf) > 1<<20 {
 				buf = nil
 			}
 		}
+		in.resp.done() // written (copied to w or the socket), or nothing to write
 		c.s.metrics.observe(api, time.Since(in.start))
 		c.releaseBytes(in.size)
 		if err == nil && len(c.pending) == 0 {

@@ -132,7 +132,9 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 		profiles  sync.WaitGroup
 		profileMu sync.Mutex
 	)
-	profile := func(name, path string) {
+	// profileAt collects a profile from the HTTP listener at addr (the broker's or the
+	// proxy's) into outDir/name and quotes its top functions in the report.
+	profileAt := func(addr, binary, name, path string) {
 		if !cfg.Profile {
 			return
 		}
@@ -140,7 +142,7 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 		go func() {
 			defer profiles.Done()
 			file := filepath.Join(outDir, name)
-			if err := fetchProfile(ctx, "http://"+broker.MetricsAddr+path, file); err != nil {
+			if err := fetchProfile(ctx, "http://"+addr+path, file); err != nil {
 				tb.Logf("bench: profile %s: %v", name, err)
 				return
 			}
@@ -150,6 +152,7 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 			profileMu.Unlock()
 		}()
 	}
+	profile := func(name, path string) { profileAt(broker.MetricsAddr, binary, name, path) }
 	// Per produce run: a CPU profile over most of its warm-up and measured window (one CPU
 	// profile at a time: each run waits for the previous one's), and a heap profile in the
 	// middle of its window (the memory in use under load).
@@ -240,7 +243,13 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 
 	// --- (b2) the same broker through one proxy ------------------------------------------
 	if cfg.Proxy {
-		if err := runProxy(ctx, tb, rep, etcd, broker, sys, cfg, pool); err != nil {
+		proxyProfile := func(addr, name string, secs int) {
+			profiles.Wait() // one CPU profile at a time
+			profileAt(addr, proxytest.Binary(tb), name, "/debug/pprof/profile?seconds="+strconv.Itoa(min(max(secs, 2), 60)))
+		}
+		err := runProxy(ctx, tb, rep, etcd, broker, sys, cfg, pool, proxyProfile)
+		profiles.Wait()
+		if err != nil {
 			return rep, err
 		}
 	}
@@ -292,13 +301,15 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 // runProxy repeats the 1 KiB produce runs (1 and 64 partitions, Config.Producers clients)
 // and the consumer catch-up (after a broker restart: from S3) with the clients going
 // through one proxy in front of the broker, measuring the proxy's CPU too.
-func runProxy(ctx context.Context, tb testing.TB, rep *Report, etcd *testenv.Etcd, broker *brokertest.Broker, sys System, cfg Config, pool *Payload) error {
-	px := proxytest.Start(tb, proxytest.Options{Etcd: etcd, Env: []string{"KAFSCALE_PROXY_LOG_LEVEL=info"}})
+func runProxy(ctx context.Context, tb testing.TB, rep *Report, etcd *testenv.Etcd, broker *brokertest.Broker, sys System, cfg Config, pool *Payload,
+	profile func(addr, name string, secs int)) error {
+	px := proxytest.Start(tb, proxytest.Options{Etcd: etcd, Env: []string{"KAFSCALE_PROXY_LOG_LEVEL=info", "KAFSCALE_PROXY_PPROF=" + strconv.FormatBool(cfg.Profile)}})
 	psys := sys
 	psys.Name, psys.Addr, psys.ProxyPID = "proxy", px.Addr, px.PID
 	for _, parts := range []int{1, 64} {
 		name := fmt.Sprintf("1k-%dp-%dc", parts, cfg.Producers)
 		settle(tb)
+		profile(px.MetricsAddr, "proxy-produce-"+name+"-cpu.pprof", int((cfg.Warmup+cfg.Duration).Seconds())-1)
 		r, err := produceThroughput(ctx, psys, "bench-proxy-produce-"+name, 1<<10, parts, cfg.Producers, cfg.Warmup, cfg.Duration, 0, pool)
 		if err != nil {
 			return err
@@ -312,6 +323,8 @@ func runProxy(ctx context.Context, tb testing.TB, rep *Report, etcd *testenv.Etc
 	settle(tb)
 	broker.Start()
 	px.WaitReady()
+	// About as long as the direct catch-up took; idle time adds no samples.
+	profile(px.MetricsAddr, "proxy-catchup-cpu.pprof", int(rep.BrokerCatchUp.Delta.Elapsed.Seconds())+1)
 	var err error
 	if rep.ProxyCatchUp, err = catchUp(ctx, psys, "bench-backlog", rep.BrokerBacklog.Records); err != nil {
 		return err

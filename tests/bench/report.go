@@ -434,8 +434,8 @@ func (r *Report) Markdown() string {
 		w("| %s | %s | %s | %.2f | %s |\n", t.Name, t.Measured, t.Limit, t.Ratio, res)
 	}
 	for _, p := range r.Profiles {
-		if !strings.HasSuffix(p.Name, "cpu.pprof") || strings.Contains(p.Name, "-16k-") {
-			continue // the 16 KiB runs' profiles stay in OutDir only
+		if !strings.HasSuffix(p.Name, "cpu.pprof") || strings.Contains(p.Name, "-16k-") || strings.HasPrefix(p.Name, "proxy-produce-") {
+			continue // the 16 KiB runs' and the proxy's produce profiles stay in OutDir only
 		}
 		w("\n`%s` (in `%s/`), `go tool pprof -top` (own time):\n\n```\n%s```\n", p.Name, r.Config.OutDir, trimTop(p.Top, 15))
 		w("\nand `-top -cum` (with callees; the broker's functions and the dominant library leaves only):\n\n```\n%s```\n", trimTop(p.Cum, 25))
