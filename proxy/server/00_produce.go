@@ -106,7 +106,7 @@ func handleProduce(c *conn, r *request) (*response, error) {
 		}
 		return &response{raw: raws[0]}, nil
 	}
-	merged := map[partKey]*kmsg.ProduceResponseTopicPartition{}
+	merged := map[partKey]kmsg.ProduceResponseTopicPartition{}
 	host, port := c.s.advertised()
 	for _, a := range answers {
 		if a == nil {
@@ -114,42 +114,31 @@ func handleProduce(c *conn, r *request) (*response, error) {
 		}
 		resp.ThrottleMillis = max(resp.ThrottleMillis, a.ThrottleMillis)
 		for ti := range a.Topics {
-			t := &a.Topics[ti]
-			for pi := range t.Partitions {
-				p := &t.Partitions[pi]
+			for pi := range a.Topics[ti].Partitions {
+				p := &a.Topics[ti].Partitions[pi]
 				c.s.staleRoute(p.ErrorCode)
 				if p.CurrentLeader.LeaderID >= 0 {
 					p.CurrentLeader.LeaderID = NodeID
 				}
-				merged[partKey{t.Topic, p.Partition}] = p
 			}
 		}
+		produceAnswer.index(a.Topics, merged)
 		if len(a.Brokers) > 0 && len(resp.Brokers) == 0 {
 			b := kmsg.NewProduceResponseBroker()
 			b.NodeID, b.Host, b.Port = NodeID, host, port
 			resp.Brokers = append(resp.Brokers, b)
 		}
 	}
-	for _, t := range req.Topics {
-		rt := kmsg.NewProduceResponseTopic()
-		rt.Topic = t.Topic
-		for _, p := range t.Partitions {
-			k := partKey{t.Topic, p.Partition}
-			if got := merged[k]; got != nil {
-				rt.Partitions = append(rt.Partitions, *got)
-				continue
-			}
-			rp := kmsg.NewProduceResponseTopicPartition()
-			rp.Partition = p.Partition
-			rp.BaseOffset, rp.LogAppendTime, rp.LogStartOffset = -1, -1, -1
-			rp.ErrorCode = failed[k]
-			if rp.ErrorCode == 0 {
-				rp.ErrorCode = kerr.NotLeaderForPartition.Code // the broker left it out
-			}
-			rt.Partitions = append(rt.Partitions, rp)
+	resp.Topics = answerTopics(produceShape, produceAnswer, req.Topics, merged, func(k partKey) kmsg.ProduceResponseTopicPartition {
+		rp := kmsg.NewProduceResponseTopicPartition()
+		rp.Partition = k.partition
+		rp.BaseOffset, rp.LogAppendTime, rp.LogStartOffset = -1, -1, -1
+		rp.ErrorCode = failed[k]
+		if rp.ErrorCode == 0 {
+			rp.ErrorCode = kerr.NotLeaderForPartition.Code // the broker left it out
 		}
-		resp.Topics = append(resp.Topics, rt)
-	}
+		return rp
+	})
 	return &response{msg: resp}, nil
 }
 

@@ -205,15 +205,13 @@ func (c *conn) mergedFetch(r *request, req *kmsg.FetchRequest, parts []*fetchPar
 func (c *conn) mergeFetch(r *request, req *kmsg.FetchRequest, parts []*fetchPart, answers []fetchAnswer, failed map[partKey]int16) *kmsg.FetchResponse {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	resp.SessionID = 0
-	got := map[partKey]*kmsg.FetchResponseTopicPartition{}
+	got := map[partKey]kmsg.FetchResponseTopicPartition{}
 	host, port := c.s.advertised()
 	for i, a := range answers {
 		if a.err != nil || a.resp == nil {
 			code := c.retriable(r, kerr.NotLeaderForPartition)
-			for _, t := range parts[i].req.Topics {
-				for _, p := range t.Partitions {
-					failed[partKey{t.Topic, p.Partition}] = code
-				}
+			for _, k := range fetchKeys(parts[i].req) {
+				failed[k] = code
 			}
 			continue
 		}
@@ -222,55 +220,50 @@ func (c *conn) mergeFetch(r *request, req *kmsg.FetchRequest, parts []*fetchPart
 			resp.ErrorCode = a.resp.ErrorCode
 		}
 		for ti := range a.resp.Topics {
-			t := &a.resp.Topics[ti]
-			for pi := range t.Partitions {
-				p := &t.Partitions[pi]
+			for pi := range a.resp.Topics[ti].Partitions {
+				p := &a.resp.Topics[ti].Partitions[pi]
 				c.s.staleRoute(p.ErrorCode)
 				if p.CurrentLeader.LeaderID >= 0 {
 					p.CurrentLeader.LeaderID = NodeID
 				}
 				p.PreferredReadReplica = -1 // the proxy is the only broker clients know
-				got[partKey{t.Topic, p.Partition}] = p
 			}
 		}
+		fetchAnswerShape.index(a.resp.Topics, got)
 		if len(a.resp.Brokers) > 0 && len(resp.Brokers) == 0 {
 			b := kmsg.NewFetchResponseBroker()
 			b.NodeID, b.Host, b.Port = NodeID, host, port
 			resp.Brokers = append(resp.Brokers, b)
 		}
 	}
+	resp.Topics = answerTopics(fetchShape, fetchAnswerShape, req.Topics, got, func(k partKey) kmsg.FetchResponseTopicPartition {
+		rp := kmsg.NewFetchResponseTopicPartition()
+		rp.Partition = k.partition
+		rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
+		rp.ErrorCode = failed[k]
+		if rp.ErrorCode == 0 {
+			rp.ErrorCode = kerr.NotLeaderForPartition.Code
+		}
+		return rp
+	})
+	// MaxBytes holds for the merged answer: partitions beyond it lose their records (the
+	// first with records always keeps them) and are fetched again next time.
 	budget := int64(req.MaxBytes)
 	if req.Version < 3 || budget <= 0 {
 		budget = 1 << 62
 	}
 	var used int64
-	for _, t := range req.Topics {
-		rt := kmsg.NewFetchResponseTopic()
-		rt.Topic = t.Topic
-		for _, p := range t.Partitions {
-			k := partKey{t.Topic, p.Partition}
-			if g := got[k]; g != nil {
-				part := *g
-				if n := int64(len(part.RecordBatches)); n > 0 {
-					if used > 0 && used+n > budget {
-						part.RecordBatches = nil // over MaxBytes: fetched again next time
-					} else {
-						used += n
-					}
+	for ti := range resp.Topics {
+		for pi := range resp.Topics[ti].Partitions {
+			p := &resp.Topics[ti].Partitions[pi]
+			if n := int64(len(p.RecordBatches)); n > 0 {
+				if used > 0 && used+n > budget {
+					p.RecordBatches = nil
+				} else {
+					used += n
 				}
-				rt.Partitions = append(rt.Partitions, part)
-				continue
 			}
-			rp := kmsg.NewFetchResponseTopicPartition()
-			rp.Partition = p.Partition
-			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
-			rp.ErrorCode = failed[k]
-			if rp.ErrorCode == 0 {
-				rp.ErrorCode = kerr.NotLeaderForPartition.Code
-			}
-			rt.Partitions = append(rt.Partitions, rp)
 		}
-		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp
 }

@@ -13,71 +13,48 @@ const listOffsetsKey = 2
 
 func init() { register(listOffsetsKey, 1, 9, handleListOffsets) }
 
+var (
+	listOffsetsRequest = shape[kmsg.ListOffsetsRequestTopic, kmsg.ListOffsetsRequestTopicPartition]{
+		of: func(t *kmsg.ListOffsetsRequestTopic) (string, []kmsg.ListOffsetsRequestTopicPartition) {
+			return t.Topic, t.Partitions
+		},
+		make: func(topic string, ps []kmsg.ListOffsetsRequestTopicPartition) kmsg.ListOffsetsRequestTopic {
+			return kmsg.ListOffsetsRequestTopic{Topic: topic, Partitions: ps}
+		},
+		partition: func(p *kmsg.ListOffsetsRequestTopicPartition) int32 { return p.Partition },
+	}
+	listOffsetsAnswer = shape[kmsg.ListOffsetsResponseTopic, kmsg.ListOffsetsResponseTopicPartition]{
+		of: func(t *kmsg.ListOffsetsResponseTopic) (string, []kmsg.ListOffsetsResponseTopicPartition) {
+			return t.Topic, t.Partitions
+		},
+		make: func(topic string, ps []kmsg.ListOffsetsResponseTopicPartition) kmsg.ListOffsetsResponseTopic {
+			return kmsg.ListOffsetsResponseTopic{Topic: topic, Partitions: ps}
+		},
+		partition: func(p *kmsg.ListOffsetsResponseTopicPartition) int32 { return p.Partition },
+	}
+)
+
 func handleListOffsets(c *conn, r *request) (*response, error) {
 	req := r.msg.(*kmsg.ListOffsetsRequest)
-	var keys []partKey
-	for _, t := range req.Topics {
-		for _, p := range t.Partitions {
-			keys = append(keys, partKey{t.Topic, p.Partition})
-		}
-	}
-	sp := splitByLeader(c.state(), keys, c.firstCandidate(r))
-	if len(sp.unroutable) > 0 {
-		c.s.brokerFailed()
-	}
 	ctx, cancel := c.callContext(millis(req.TimeoutMillis))
 	defer cancel()
-	got := map[partKey]kmsg.ListOffsetsResponseTopicPartition{}
-	answers := make([]*kmsg.ListOffsetsResponse, len(sp.order))
-	parallel(sp.order, func(i int, b routeBroker) {
-		sub := *req
-		sub.Topics = nil
-		for _, t := range req.Topics {
-			st := kmsg.ListOffsetsRequestTopic{Topic: t.Topic}
-			for _, p := range t.Partitions {
-				if n, ok := sp.node[partKey{t.Topic, p.Partition}]; ok && n == b.NodeID {
-					st.Partitions = append(st.Partitions, p)
-				}
-			}
-			if len(st.Partitions) > 0 {
-				sub.Topics = append(sub.Topics, st)
-			}
-		}
-		resp, err := c.call(ctx, b, r.clientID, &sub, false)
-		if err != nil {
-			c.s.brokerFailed()
-			return
-		}
-		answers[i] = resp.(*kmsg.ListOffsetsResponse)
-	})
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
-	for _, a := range answers {
-		if a == nil {
-			continue
-		}
-		resp.ThrottleMillis = max(resp.ThrottleMillis, a.ThrottleMillis)
-		for _, t := range a.Topics {
-			for _, p := range t.Partitions {
-				c.s.staleRoute(p.ErrorCode)
-				got[partKey{t.Topic, p.Partition}] = p
-			}
-		}
-	}
-	for _, t := range req.Topics {
-		rt := kmsg.NewListOffsetsResponseTopic()
-		rt.Topic = t.Topic
-		for _, p := range t.Partitions {
-			if g, ok := got[partKey{t.Topic, p.Partition}]; ok {
-				rt.Partitions = append(rt.Partitions, g)
-				continue
-			}
-			rp := kmsg.NewListOffsetsResponseTopicPartition()
-			rp.Partition = p.Partition
-			rp.Timestamp, rp.Offset, rp.LeaderEpoch = -1, -1, -1
-			rp.ErrorCode = c.retriable(r, kerr.NotLeaderForPartition)
-			rt.Partitions = append(rt.Partitions, rp)
-		}
-		resp.Topics = append(resp.Topics, rt)
-	}
+	var got map[partKey]kmsg.ListOffsetsResponseTopicPartition
+	resp.ThrottleMillis, got = byLeader(ctx, c, r, listOffsetsRequest, listOffsetsAnswer, req.Topics,
+		func(topics []kmsg.ListOffsetsRequestTopic) kmsg.Request {
+			sub := *req
+			sub.Topics = topics
+			return &sub
+		},
+		func(a kmsg.Response) (int32, []kmsg.ListOffsetsResponseTopic) {
+			return a.(*kmsg.ListOffsetsResponse).ThrottleMillis, a.(*kmsg.ListOffsetsResponse).Topics
+		},
+		func(p *kmsg.ListOffsetsResponseTopicPartition) int16 { return p.ErrorCode })
+	resp.Topics = answerTopics(listOffsetsRequest, listOffsetsAnswer, req.Topics, got, func(k partKey) kmsg.ListOffsetsResponseTopicPartition {
+		p := kmsg.NewListOffsetsResponseTopicPartition()
+		p.Partition, p.Timestamp, p.Offset, p.LeaderEpoch = k.partition, -1, -1, -1
+		p.ErrorCode = c.retriable(r, kerr.NotLeaderForPartition)
+		return p
+	})
 	return &response{msg: resp}, nil
 }

@@ -12,71 +12,48 @@ const offsetForLeaderEpochKey = 23
 
 func init() { register(offsetForLeaderEpochKey, 0, 4, handleOffsetForLeaderEpoch) }
 
+var (
+	epochRequest = shape[kmsg.OffsetForLeaderEpochRequestTopic, kmsg.OffsetForLeaderEpochRequestTopicPartition]{
+		of: func(t *kmsg.OffsetForLeaderEpochRequestTopic) (string, []kmsg.OffsetForLeaderEpochRequestTopicPartition) {
+			return t.Topic, t.Partitions
+		},
+		make: func(topic string, ps []kmsg.OffsetForLeaderEpochRequestTopicPartition) kmsg.OffsetForLeaderEpochRequestTopic {
+			return kmsg.OffsetForLeaderEpochRequestTopic{Topic: topic, Partitions: ps}
+		},
+		partition: func(p *kmsg.OffsetForLeaderEpochRequestTopicPartition) int32 { return p.Partition },
+	}
+	epochAnswer = shape[kmsg.OffsetForLeaderEpochResponseTopic, kmsg.OffsetForLeaderEpochResponseTopicPartition]{
+		of: func(t *kmsg.OffsetForLeaderEpochResponseTopic) (string, []kmsg.OffsetForLeaderEpochResponseTopicPartition) {
+			return t.Topic, t.Partitions
+		},
+		make: func(topic string, ps []kmsg.OffsetForLeaderEpochResponseTopicPartition) kmsg.OffsetForLeaderEpochResponseTopic {
+			return kmsg.OffsetForLeaderEpochResponseTopic{Topic: topic, Partitions: ps}
+		},
+		partition: func(p *kmsg.OffsetForLeaderEpochResponseTopicPartition) int32 { return p.Partition },
+	}
+)
+
 func handleOffsetForLeaderEpoch(c *conn, r *request) (*response, error) {
 	req := r.msg.(*kmsg.OffsetForLeaderEpochRequest)
-	var keys []partKey
-	for _, t := range req.Topics {
-		for _, p := range t.Partitions {
-			keys = append(keys, partKey{t.Topic, p.Partition})
-		}
-	}
-	sp := splitByLeader(c.state(), keys, c.firstCandidate(r))
-	if len(sp.unroutable) > 0 {
-		c.s.brokerFailed()
-	}
 	ctx, cancel := c.callContext(0)
 	defer cancel()
-	answers := make([]*kmsg.OffsetForLeaderEpochResponse, len(sp.order))
-	parallel(sp.order, func(i int, b routeBroker) {
-		sub := *req
-		sub.Topics = nil
-		for _, t := range req.Topics {
-			st := kmsg.OffsetForLeaderEpochRequestTopic{Topic: t.Topic}
-			for _, p := range t.Partitions {
-				if n, ok := sp.node[partKey{t.Topic, p.Partition}]; ok && n == b.NodeID {
-					st.Partitions = append(st.Partitions, p)
-				}
-			}
-			if len(st.Partitions) > 0 {
-				sub.Topics = append(sub.Topics, st)
-			}
-		}
-		resp, err := c.call(ctx, b, r.clientID, &sub, false)
-		if err != nil {
-			c.s.brokerFailed()
-			return
-		}
-		answers[i] = resp.(*kmsg.OffsetForLeaderEpochResponse)
-	})
-	got := map[partKey]kmsg.OffsetForLeaderEpochResponseTopicPartition{}
 	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
-	for _, a := range answers {
-		if a == nil {
-			continue
-		}
-		resp.ThrottleMillis = max(resp.ThrottleMillis, a.ThrottleMillis)
-		for _, t := range a.Topics {
-			for _, p := range t.Partitions {
-				c.s.staleRoute(p.ErrorCode)
-				got[partKey{t.Topic, p.Partition}] = p
-			}
-		}
-	}
-	for _, t := range req.Topics {
-		rt := kmsg.NewOffsetForLeaderEpochResponseTopic()
-		rt.Topic = t.Topic
-		for _, p := range t.Partitions {
-			if g, ok := got[partKey{t.Topic, p.Partition}]; ok {
-				rt.Partitions = append(rt.Partitions, g)
-				continue
-			}
-			rp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
-			rp.Partition = p.Partition
-			rp.LeaderEpoch, rp.EndOffset = -1, -1
-			rp.ErrorCode = c.retriable(r, kerr.NotLeaderForPartition)
-			rt.Partitions = append(rt.Partitions, rp)
-		}
-		resp.Topics = append(resp.Topics, rt)
-	}
+	var got map[partKey]kmsg.OffsetForLeaderEpochResponseTopicPartition
+	resp.ThrottleMillis, got = byLeader(ctx, c, r, epochRequest, epochAnswer, req.Topics,
+		func(topics []kmsg.OffsetForLeaderEpochRequestTopic) kmsg.Request {
+			sub := *req
+			sub.Topics = topics
+			return &sub
+		},
+		func(a kmsg.Response) (int32, []kmsg.OffsetForLeaderEpochResponseTopic) {
+			return a.(*kmsg.OffsetForLeaderEpochResponse).ThrottleMillis, a.(*kmsg.OffsetForLeaderEpochResponse).Topics
+		},
+		func(p *kmsg.OffsetForLeaderEpochResponseTopicPartition) int16 { return p.ErrorCode })
+	resp.Topics = answerTopics(epochRequest, epochAnswer, req.Topics, got, func(k partKey) kmsg.OffsetForLeaderEpochResponseTopicPartition {
+		p := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
+		p.Partition, p.LeaderEpoch, p.EndOffset = k.partition, -1, -1
+		p.ErrorCode = c.retriable(r, kerr.NotLeaderForPartition)
+		return p
+	})
 	return &response{msg: resp}, nil
 }

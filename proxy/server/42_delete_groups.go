@@ -1,8 +1,6 @@
 package server
 
 import (
-	"github.com/kafscale/kafscale/proxy/route"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -15,49 +13,17 @@ func init() { register(deleteGroupsKey, 0, 3, handleDeleteGroups) }
 
 func handleDeleteGroups(c *conn, r *request) (*response, error) {
 	req := r.msg.(*kmsg.DeleteGroupsRequest)
-	ctx, cancel := c.callContext(0)
-	defer cancel()
-	byNode, codes, order := c.splitGroups(ctx, r, req.Groups)
-	answers := make([]*kmsg.DeleteGroupsResponse, len(order))
-	parallel(order, func(i int, b route.Broker) {
-		sub := *req
-		sub.Groups = nil
-		for _, g := range req.Groups {
-			if n, ok := byNode[g]; ok && n == b.NodeID {
-				sub.Groups = append(sub.Groups, g)
-			}
-		}
-		a, err := c.call(ctx, b, r.clientID, &sub, false)
-		if err != nil {
-			c.s.brokerFailed()
-			return
-		}
-		answers[i] = a.(*kmsg.DeleteGroupsResponse)
-	})
-	got := map[string]kmsg.DeleteGroupsResponseGroup{}
 	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
-	for _, a := range answers {
-		if a == nil {
-			continue
-		}
-		resp.ThrottleMillis = max(resp.ThrottleMillis, a.ThrottleMillis)
-		for _, g := range a.Groups {
-			c.noteGroupError(g.Group, g.ErrorCode)
-			got[g.Group] = g
-		}
-	}
-	for _, g := range req.Groups {
-		if a, ok := got[g]; ok {
-			resp.Groups = append(resp.Groups, a)
-			continue
-		}
-		rg := kmsg.NewDeleteGroupsResponseGroup()
-		rg.Group = g
-		rg.ErrorCode = codes[g]
-		if rg.ErrorCode == 0 {
-			rg.ErrorCode = c.retriable(r, kerr.NotCoordinator)
-		}
-		resp.Groups = append(resp.Groups, rg)
-	}
+	resp.ThrottleMillis, resp.Groups = byCoordinator(c, r, req.Groups,
+		func(groups []string) kmsg.Request { sub := *req; sub.Groups = groups; return &sub },
+		func(a kmsg.Response) (int32, []kmsg.DeleteGroupsResponseGroup) {
+			return a.(*kmsg.DeleteGroupsResponse).ThrottleMillis, a.(*kmsg.DeleteGroupsResponse).Groups
+		},
+		func(g *kmsg.DeleteGroupsResponseGroup) (string, int16) { return g.Group, g.ErrorCode },
+		func(group string, code int16) kmsg.DeleteGroupsResponseGroup {
+			g := kmsg.NewDeleteGroupsResponseGroup()
+			g.Group, g.ErrorCode = group, code
+			return g
+		})
 	return &response{msg: resp}, nil
 }

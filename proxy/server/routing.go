@@ -340,3 +340,54 @@ func (c *conn) splitGroups(ctx context.Context, r *request, groups []string) (ma
 	}
 	return byNode, codes, order
 }
+
+// byCoordinator sends each coordinator its groups of a request naming several (sub builds
+// the request for a list of groups) in parallel, and returns the answers' groups in the
+// request's order with the largest throttle. A group no coordinator answered for gets
+// failed's entry with the lookup's error or NOT_COORDINATOR; each answered group's error is
+// noted (a coordinator that moved is forgotten).
+func byCoordinator[G any](c *conn, r *request, groups []string, sub func([]string) kmsg.Request,
+	answer func(kmsg.Response) (int32, []G), key func(*G) (string, int16), failed func(group string, code int16) G) (int32, []G) {
+	ctx, cancel := c.callContext(0)
+	defer cancel()
+	byNode, codes, order := c.splitGroups(ctx, r, groups)
+	answers := make([][]G, len(order))
+	throttles := make([]int32, len(order))
+	parallel(order, func(i int, b route.Broker) {
+		var mine []string
+		for _, g := range groups {
+			if n, ok := byNode[g]; ok && n == b.NodeID {
+				mine = append(mine, g)
+			}
+		}
+		a, err := c.call(ctx, b, r.clientID, sub(mine), false)
+		if err != nil {
+			c.s.brokerFailed()
+			return
+		}
+		throttles[i], answers[i] = answer(a)
+	})
+	var throttle int32
+	got := map[string]G{}
+	for i, a := range answers {
+		throttle = max(throttle, throttles[i])
+		for j := range a {
+			name, code := key(&a[j])
+			c.noteGroupError(name, code)
+			got[name] = a[j]
+		}
+	}
+	out := make([]G, 0, len(groups))
+	for _, g := range groups {
+		if a, ok := got[g]; ok {
+			out = append(out, a)
+			continue
+		}
+		code := codes[g]
+		if code == 0 {
+			code = c.retriable(r, kerr.NotCoordinator)
+		}
+		out = append(out, failed(g, code))
+	}
+	return throttle, out
+}
