@@ -33,7 +33,7 @@ func TestBenchSmoke(t *testing.T) {
 		"S3 PUTs per flush interval", "backlog produce", "catch-up read", "CPU-seconds per GiB read",
 		"produce 1 KiB records, 1 partition(s), 1 producer", "peak RSS during produce", "machine bound for catch-up",
 		"peak RSS", "cores in use", "cross-check", "| target (issue #7)", "broker-produce-1k-1p-4c-cpu.pprof",
-		"broker-produce-1k-64p-4c-cpu.pprof", "broker-catchup-cpu.pprof",
+		"broker-produce-1k-64p-4c-cpu.pprof", "broker-catchup-cpu.pprof", "proxy-catchup-cpu.pprof",
 		"| produce 1 KiB × 1, 4 producers |", "| produce 1 KiB × 64, 4 producers |", "| catch-up from S3, franz-go consumer |",
 		"proxy CPU-s per GiB", "proxy peak RSS", "(issue #16) produce 1 KiB × 64, 4 producers through one proxy ≥ 0.8 × direct",
 	} {

@@ -247,8 +247,7 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 			profiles.Wait() // one CPU profile at a time
 			profileAt(addr, proxytest.Binary(tb), name, "/debug/pprof/profile?seconds="+strconv.Itoa(min(max(secs, 2), 60)))
 		}
-		err := runProxy(ctx, tb, rep, etcd, broker, sys, cfg, pool, proxyProfile)
-		profiles.Wait()
+		err := runProxy(ctx, tb, rep, etcd, broker, sys, cfg, pool, proxyProfile, profiles.Wait)
 		if err != nil {
 			return rep, err
 		}
@@ -302,7 +301,7 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 // and the consumer catch-up (after a broker restart: from S3) with the clients going
 // through one proxy in front of the broker, measuring the proxy's CPU too.
 func runProxy(ctx context.Context, tb testing.TB, rep *Report, etcd *testenv.Etcd, broker *brokertest.Broker, sys System, cfg Config, pool *Payload,
-	profile func(addr, name string, secs int)) error {
+	profile func(addr, name string, secs int), profiled func()) error {
 	px := proxytest.Start(tb, proxytest.Options{Etcd: etcd, Env: []string{"KAFSCALE_PROXY_LOG_LEVEL=info", "KAFSCALE_PROXY_PPROF=" + strconv.FormatBool(cfg.Profile)}})
 	psys := sys
 	psys.Name, psys.Addr, psys.ProxyPID = "proxy", px.Addr, px.PID
@@ -332,6 +331,7 @@ func runProxy(ctx context.Context, tb testing.TB, rep *Report, etcd *testenv.Etc
 	if p, err := readProc(px.PID()); err == nil {
 		rep.ProxyPeakRSS = p.PeakRSS
 	}
+	profiled() // the proxy serves its profile until the end of the window
 	px.Kill()
 	return nil
 }
