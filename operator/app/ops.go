@@ -51,11 +51,11 @@ func (o *OpsAPI) s3Client(ctx context.Context, c *v1alpha1.KafscaleCluster) (*s3
 		if err := o.Client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: ref.Name}, &sec); err != nil {
 			return nil, fmt.Errorf("S3 credentials Secret %s: %w", ref.Name, err)
 		}
-		id, key := string(sec.Data["AWS_ACCESS_KEY_ID"]), string(sec.Data["AWS_SECRET_ACCESS_KEY"])
-		if id == "" || key == "" {
-			return nil, fmt.Errorf("S3 credentials Secret %s needs keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", ref.Name)
+		creds, err := controller.CredentialsFromSecret(&sec)
+		if err != nil {
+			return nil, err
 		}
-		opts = append(opts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(id, key, "")))
+		opts = append(opts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(creds.AccessKey, creds.SecretKey, creds.SessionToken)))
 	}
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {

@@ -32,10 +32,6 @@ const (
 	// InputHashAnnotation on the broker pod template changes, and so rolls the pods, only
 	// when something the pods are built from changes.
 	InputHashAnnotation = "kafscale.io/input-hash"
-
-	// S3 credential keys expected in spec.s3.credentialsSecretRef.
-	secretAccessKeyID     = "AWS_ACCESS_KEY_ID"
-	secretSecretAccessKey = "AWS_SECRET_ACCESS_KEY"
 )
 
 // BrokerInputs is what broker objects are built from besides the cluster itself.
@@ -122,13 +118,9 @@ func brokerEnv(c *v1alpha1.KafscaleCluster, in BrokerInputs) []corev1.EnvVar {
 	add("KAFSCALE_S3_READ_BUCKET", s3.ReadBucket)
 	add("KAFSCALE_S3_READ_REGION", s3.ReadRegion)
 	add("KAFSCALE_S3_READ_ENDPOINT", s3.ReadEndpoint)
-	if ref := s3.CredentialsSecretRef; ref != nil {
-		for name, key := range map[string]string{"KAFSCALE_S3_ACCESS_KEY": secretAccessKeyID, "KAFSCALE_S3_SECRET_KEY": secretSecretAccessKey} {
-			env = append(env, corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{
-				SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: *ref, Key: key},
-			}})
-		}
-	}
+	// The broker reads KAFSCALE_S3_ACCESS_KEY/_SECRET_KEY first and falls back to the AWS
+	// chain, which reads AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY: either pair in the Secret works.
+	env = append(env, s3CredentialEnv(s3.CredentialsSecretRef)...)
 	cfg := c.Spec.Config
 	if cfg.SegmentBytes != nil {
 		add("KAFSCALE_SEGMENT_BYTES", strconv.FormatInt(*cfg.SegmentBytes, 10))

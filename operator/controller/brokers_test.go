@@ -92,7 +92,10 @@ func TestBrokerDeploymentEnv(t *testing.T) {
 				"KAFSCALE_READAHEAD_SEGMENTS": "4", "KAFSCALE_PRODUCE_SYNC_FLUSH": "false", "KAFSCALE_STARTUP_TIMEOUT_SEC": "60",
 				"KAFSCALE_ALLOW_ADMIN_APIS": "false", "KAFSCALE_FLUSH_PARALLELISM": "8", "KAFSCALE_MAX_INFLIGHT_REQUEST_BYTES": "67108864",
 			},
-			secrets: map[string]string{"KAFSCALE_S3_ACCESS_KEY": "AWS_ACCESS_KEY_ID", "KAFSCALE_S3_SECRET_KEY": "AWS_SECRET_ACCESS_KEY"},
+			// Both pairs the Secret may hold, each under its own name (the broker prefers
+			// KAFSCALE_S3_*, then the AWS chain).
+			secrets: map[string]string{"KAFSCALE_S3_ACCESS_KEY": "KAFSCALE_S3_ACCESS_KEY", "KAFSCALE_S3_SECRET_KEY": "KAFSCALE_S3_SECRET_KEY",
+				"AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY"},
 		},
 	}
 	for _, tc := range cases {
@@ -113,8 +116,9 @@ func TestBrokerDeploymentEnv(t *testing.T) {
 			}
 			for name, key := range tc.secrets {
 				ref := env[name].ValueFrom
-				if env[name].Value != "" || ref == nil || ref.SecretKeyRef == nil || ref.SecretKeyRef.Name != "s3-creds" || ref.SecretKeyRef.Key != key {
-					t.Errorf("%s = %+v, want secretKeyRef s3-creds/%s", name, env[name], key)
+				if env[name].Value != "" || ref == nil || ref.SecretKeyRef == nil || ref.SecretKeyRef.Name != "s3-creds" || ref.SecretKeyRef.Key != key ||
+					ref.SecretKeyRef.Optional == nil || !*ref.SecretKeyRef.Optional {
+					t.Errorf("%s = %+v, want optional secretKeyRef s3-creds/%s", name, env[name], key)
 				}
 			}
 			if tc.cluster.Spec.Brokers.AdvertisedHost == "" {

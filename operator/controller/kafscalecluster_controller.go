@@ -76,6 +76,8 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{}, err
 	}
 
+	r.checkCredentialsSecret(ctx, &c)
+
 	var errs []error
 	c.Status.EtcdEndpoints = endpoints
 	if err := r.publishCluster(ctx, &c, endpoints); err != nil {
@@ -112,7 +114,11 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	readyBrokers.WithLabelValues(c.Name).Set(float64(c.Status.ReadyBrokers))
 
 	ready, reason, msg := metav1.ConditionTrue, "Ready", "brokers are ready and the metadata is published"
-	for _, t := range []string{v1alpha1.ConditionEtcdAvailable, v1alpha1.ConditionBrokersReady} {
+	readyWhen := []string{v1alpha1.ConditionEtcdAvailable, v1alpha1.ConditionBrokersReady}
+	if c.Spec.S3.CredentialsSecretRef != nil {
+		readyWhen = append(readyWhen, v1alpha1.ConditionS3Credentials)
+	}
+	for _, t := range readyWhen {
 		if cond := apimeta.FindStatusCondition(c.Status.Conditions, t); cond.Status != metav1.ConditionTrue {
 			ready, reason, msg = metav1.ConditionFalse, cond.Reason, cond.Message
 			break
@@ -132,6 +138,35 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{RequeueAfter: r.Config.SnapshotPreflightEvery}, nil
 	}
 	return ctrl.Result{}, nil
+}
+
+// checkCredentialsSecret sets the S3Credentials condition from the Secret that
+// spec.s3.credentialsSecretRef names (watched, so a fixed Secret clears it at once). Pods map
+// its keys optionally, so a Secret with no usable pair would otherwise show only as brokers
+// failing their S3 startup check.
+func (r *ClusterReconciler) checkCredentialsSecret(ctx context.Context, c *v1alpha1.KafscaleCluster) {
+	ref := c.Spec.S3.CredentialsSecretRef
+	if ref == nil {
+		apimeta.RemoveStatusCondition(&c.Status.Conditions, v1alpha1.ConditionS3Credentials)
+		return
+	}
+	var sec corev1.Secret
+	switch err := r.Client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: ref.Name}, &sec); {
+	case apierrors.IsNotFound(err):
+		setCondition(c, v1alpha1.ConditionS3Credentials, metav1.ConditionFalse, "SecretNotFound",
+			fmt.Sprintf("S3 credentials Secret %s does not exist in namespace %s: create it with %s and %s (or %s and %s)",
+				ref.Name, c.Namespace, SecretKeyAccessKey, SecretKeySecretKey, SecretKeyAWSAccessKey, SecretKeyAWSSecretKey))
+		return
+	case err != nil:
+		setCondition(c, v1alpha1.ConditionS3Credentials, metav1.ConditionUnknown, "SecretUnreadable", fmt.Sprintf("read S3 credentials Secret %s: %v", ref.Name, err))
+		return
+	}
+	creds, err := CredentialsFromSecret(&sec)
+	if err != nil {
+		setCondition(c, v1alpha1.ConditionS3Credentials, metav1.ConditionFalse, "SecretKeysMissing", err.Error())
+		return
+	}
+	setCondition(c, v1alpha1.ConditionS3Credentials, metav1.ConditionTrue, "SecretKeysFound", fmt.Sprintf("Secret %s holds %s", ref.Name, creds.Pair))
 }
 
 func setCondition(c *v1alpha1.KafscaleCluster, typ string, status metav1.ConditionStatus, reason, msg string) {

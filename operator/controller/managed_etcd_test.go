@@ -154,12 +154,12 @@ func TestEtcdRestoreInitContainer(t *testing.T) {
 				}
 			}
 			for _, e := range init.Env {
-				if strings.HasPrefix(e.Name, "AWS_") && (e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil ||
+				if (strings.HasPrefix(e.Name, "AWS_") || strings.HasPrefix(e.Name, "KAFSCALE_S3_")) && (e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil ||
 					e.ValueFrom.SecretKeyRef.Name != "s3-creds" || e.ValueFrom.SecretKeyRef.Key != e.Name) {
 					t.Errorf("credential %s is not a secretKeyRef to s3-creds: %+v", e.Name, e)
 				}
 			}
-			for _, key := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
+			for _, key := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "KAFSCALE_S3_ACCESS_KEY", "KAFSCALE_S3_SECRET_KEY"} {
 				if _, ok := env[key]; ok != tc.secret {
 					t.Errorf("%s present %v, want %v", key, ok, tc.secret)
 				}

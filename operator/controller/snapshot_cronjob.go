@@ -85,12 +85,5 @@ func snapshotS3Env(c *v1alpha1.KafscaleCluster, cfg *config.Operator) []corev1.E
 		{Name: "KAFSCALE_SNAPSHOT_S3_PATH_STYLE", Value: strconv.FormatBool(c.Spec.S3.PathStyle)},
 		{Name: "KAFSCALE_SNAPSHOT_PREFIX", Value: SnapshotPrefix(cfg, c)},
 	}
-	if ref := c.Spec.S3.CredentialsSecretRef; ref != nil {
-		for _, key := range []string{secretAccessKeyID, secretSecretAccessKey} {
-			env = append(env, corev1.EnvVar{Name: key, ValueFrom: &corev1.EnvVarSource{
-				SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: *ref, Key: key},
-			}})
-		}
-	}
-	return env
+	return append(env, s3CredentialEnv(c.Spec.S3.CredentialsSecretRef)...)
 }

@@ -43,9 +43,9 @@ func TestSnapshotCronJob(t *testing.T) {
 					t.Errorf("%s = %q, want %q", k, env[k].Value, v)
 				}
 			}
-			for _, key := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
+			for _, key := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "KAFSCALE_S3_ACCESS_KEY", "KAFSCALE_S3_SECRET_KEY"} {
 				e, ok := env[key]
-				if ok != tc.secret || (ok && (e.Value != "" || e.ValueFrom.SecretKeyRef.Name != "s3-creds" || e.ValueFrom.SecretKeyRef.Key != key)) {
+				if ok != tc.secret || (ok && (e.Value != "" || e.ValueFrom.SecretKeyRef.Name != "s3-creds" || e.ValueFrom.SecretKeyRef.Key != key || !*e.ValueFrom.SecretKeyRef.Optional)) {
 					t.Errorf("%s = %+v (present %v, want %v)", key, e, ok, tc.secret)
 				}
 			}

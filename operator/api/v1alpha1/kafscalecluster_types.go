@@ -150,8 +150,9 @@ type S3Spec struct {
 	ReadEndpoint string `json:"readEndpoint,omitempty"`
 
 	// CredentialsSecretRef names a Secret in the cluster's namespace holding
-	// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. Empty means the pod's own identity
-	// (IRSA, instance profile).
+	// KAFSCALE_S3_ACCESS_KEY and KAFSCALE_S3_SECRET_KEY (or AWS_ACCESS_KEY_ID and
+	// AWS_SECRET_ACCESS_KEY; the first pair wins when both are complete). Empty means the
+	// pod's own identity (IRSA, instance profile).
 	// +optional
 	CredentialsSecretRef *corev1.LocalObjectReference `json:"credentialsSecretRef,omitempty"`
 }
@@ -254,7 +255,8 @@ type KafscaleClusterStatus struct {
 	// +optional
 	EtcdEndpoints []string `json:"etcdEndpoints,omitempty"`
 
-	// Conditions: Ready, EtcdAvailable, BrokersReady, EtcdSnapshotAccess.
+	// Conditions: Ready, EtcdAvailable, BrokersReady, EtcdSnapshotAccess, EtcdSnapshotScheduled,
+	// S3Credentials.
 	// +listType=map
 	// +listMapKey=type
 	// +patchStrategy=merge
