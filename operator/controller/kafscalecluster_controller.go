@@ -33,9 +33,9 @@ type ClusterReconciler struct {
 	Scheme *runtime.Scheme
 	Config *config.Operator
 	Etcd   *EtcdPool
-	// Preflight checks S3 write access for etcd snapshots; nil skips the check (and the
-	// EtcdSnapshotAccess condition).
-	Preflight func(ctx context.Context, c *v1alpha1.KafscaleCluster) error
+	// Preflight prepares and checks the etcd snapshot bucket and says what it found; nil
+	// skips it (and the EtcdSnapshotAccess condition).
+	Preflight func(ctx context.Context, c *v1alpha1.KafscaleCluster) (string, error)
 	// Recorder, when set, records Drained / DrainFailed events on pods a scale-down drains.
 	Recorder events.EventRecorder
 }
@@ -87,12 +87,19 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		setCondition(&c, v1alpha1.ConditionEtcdAvailable, metav1.ConditionTrue, "EtcdAnswered", "the metadata snapshot is published in etcd")
 	}
 	if r.Preflight != nil {
-		if err := r.Preflight(ctx, &c); err != nil {
+		msg, err := r.Preflight(ctx, &c)
+		switch {
+		case err != nil:
 			setCondition(&c, v1alpha1.ConditionEtcdSnapshotAccess, metav1.ConditionFalse, "S3WriteFailed", err.Error())
 			snapshotAccessOK.WithLabelValues(c.Name).Set(0)
 			errs = append(errs, fmt.Errorf("etcd snapshot bucket: %w", err))
-		} else {
-			setCondition(&c, v1alpha1.ConditionEtcdSnapshotAccess, metav1.ConditionTrue, "S3WriteSucceeded", "the operator wrote a probe object where etcd snapshots go")
+		case r.Config.SnapshotSkipPreflight:
+			// Nothing was written, so write access is not known, and no access series is
+			// exported for the access alert to judge.
+			setCondition(&c, v1alpha1.ConditionEtcdSnapshotAccess, metav1.ConditionUnknown, "PreflightSkipped", msg)
+			snapshotAccessOK.DeleteLabelValues(c.Name)
+		default:
+			setCondition(&c, v1alpha1.ConditionEtcdSnapshotAccess, metav1.ConditionTrue, "S3WriteSucceeded", msg)
 			snapshotAccessOK.WithLabelValues(c.Name).Set(1)
 		}
 	}

@@ -147,7 +147,7 @@ func TestEtcdRestoreInitContainer(t *testing.T) {
 			if env["POD_NAME"].ValueFrom.FieldRef.FieldPath != "metadata.name" {
 				t.Errorf("POD_NAME %+v", env["POD_NAME"])
 			}
-			for k, v := range map[string]string{"KAFSCALE_SNAPSHOT_S3_BUCKET": "segments", "KAFSCALE_SNAPSHOT_S3_REGION": "eu-west-1",
+			for k, v := range map[string]string{"KAFSCALE_SNAPSHOT_S3_BUCKET": "kafscale-etcd-kafscale-prod", "KAFSCALE_SNAPSHOT_S3_REGION": "eu-west-1",
 				"KAFSCALE_SNAPSHOT_S3_ENDPOINT": c.Spec.S3.Endpoint, "KAFSCALE_SNAPSHOT_PREFIX": "etcd-snapshots/kafscale/prod/"} {
 				if env[k].Value != v {
 					t.Errorf("%s = %q, want %q", k, env[k].Value, v)
