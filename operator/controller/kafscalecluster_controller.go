@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -14,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -117,7 +119,9 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	default:
 		setCondition(&c, v1alpha1.ConditionBrokersReady, metav1.ConditionFalse, "BrokersNotReady", fmt.Sprintf("%d of %d brokers ready", deploy.Status.ReadyReplicas, desired))
 	}
-	desiredBrokers.WithLabelValues(c.Name).Set(float64(desiredReplicas(&c)))
+	c.Status.Replicas = deploy.Status.Replicas
+	c.Status.Selector = labels.SelectorFromSet(brokerSelector(&c)).String()
+	desiredBrokers.WithLabelValues(c.Name).Set(float64(desired))
 	readyBrokers.WithLabelValues(c.Name).Set(float64(c.Status.ReadyBrokers))
 
 	ready, reason, msg := metav1.ConditionTrue, "Ready", "brokers are ready and the metadata is published"
@@ -197,9 +201,22 @@ func (r *ClusterReconciler) reconcileBrokers(ctx context.Context, c *v1alpha1.Ka
 	}
 
 	want := BrokerDeployment(c, in)
-	if want.Spec.Replicas != nil {
-		// Fewer replicas from the spec (not an HPA): drain the brokers that go away first.
-		if err := r.drainForScaleDown(ctx, c, *want.Spec.Replicas); err != nil {
+	var cur *appsv1.Deployment
+	var stored appsv1.Deployment
+	switch err := r.Client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: want.Name}, &stored); {
+	case err == nil:
+		cur = &stored
+	case !apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("read broker Deployment %s: %w", want.Name, err)
+	}
+	outsideHPA, err := r.outsideHPA(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	replicas := BrokerReplicas(c, cur, outsideHPA)
+	if replicas != nil {
+		// Fewer replicas from the spec: drain the brokers that go away first.
+		if err := r.drainForScaleDown(ctx, c, *replicas); err != nil {
 			return nil, err
 		}
 	}
@@ -209,11 +226,19 @@ func (r *ClusterReconciler) reconcileBrokers(ctx context.Context, c *v1alpha1.Ka
 		if deploy.CreationTimestamp.IsZero() {
 			deploy.Spec.Selector = want.Spec.Selector
 		}
-		if want.Spec.Replicas != nil || deploy.CreationTimestamp.IsZero() {
-			deploy.Spec.Replicas = want.Spec.Replicas
+		if replicas != nil {
+			deploy.Spec.Replicas = replicas
+			if deploy.Annotations == nil {
+				deploy.Annotations = map[string]string{}
+			}
+			deploy.Annotations[SpecReplicasAnnotation] = strconv.Itoa(int(*replicas))
 		}
+		restartedAt := deploy.Spec.Template.Annotations[restartedAtAnnotation]
 		deploy.Spec.Strategy = want.Spec.Strategy
 		deploy.Spec.Template = want.Spec.Template
+		if restartedAt != "" {
+			deploy.Spec.Template.Annotations[restartedAtAnnotation] = restartedAt
+		}
 	}); err != nil {
 		return nil, err
 	}
@@ -247,10 +272,36 @@ func (r *ClusterReconciler) reconcileBrokers(ctx context.Context, c *v1alpha1.Ka
 		if err := r.apply(ctx, c, hpa, func() { hpa.Labels, hpa.Spec = wantHPA.Labels, wantHPA.Spec }); err != nil {
 			return nil, err
 		}
-	} else if err := r.Client.Delete(ctx, hpa); err != nil && !apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("delete broker HPA: %w", err)
+	} else {
+		// Delete only the HPA this cluster made: `kubectl autoscale deployment <cluster>-broker`
+		// makes one with the same name, which is the user's.
+		switch err := r.Client.Get(ctx, client.ObjectKeyFromObject(hpa), hpa); {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return nil, fmt.Errorf("read broker HPA: %w", err)
+		case metav1.IsControlledBy(hpa, c):
+			if err := r.Client.Delete(ctx, hpa); err != nil && !apierrors.IsNotFound(err) {
+				return nil, fmt.Errorf("delete broker HPA: %w", err)
+			}
+		}
 	}
 	return deploy, nil
+}
+
+// outsideHPA reports whether a HorizontalPodAutoscaler the cluster does not own scales its
+// broker Deployment (`kubectl autoscale`, or one applied by hand).
+func (r *ClusterReconciler) outsideHPA(ctx context.Context, c *v1alpha1.KafscaleCluster) (bool, error) {
+	var list autoscalingv2.HorizontalPodAutoscalerList
+	if err := r.Client.List(ctx, &list, client.InNamespace(c.Namespace)); err != nil {
+		return false, fmt.Errorf("list HorizontalPodAutoscalers: %w", err)
+	}
+	for i := range list.Items {
+		h := &list.Items[i]
+		if TargetsBrokers(c, h) && !metav1.IsControlledBy(h, c) && h.DeletionTimestamp.IsZero() {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // drainForScaleDown, when the broker Deployment is about to get fewer replicas than it has,

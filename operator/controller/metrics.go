@@ -28,7 +28,7 @@ var (
 	}, []string{"cluster"})
 	desiredBrokers = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "kafscale_operator_cluster_desired_brokers",
-		Help: "spec.brokers.replicas of the KafscaleCluster.",
+		Help: "Replicas the broker Deployment asks for: spec.brokers.replicas, or what kubectl scale or an HPA set.",
 	}, []string{"cluster"})
 	readyBrokers = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "kafscale_operator_cluster_ready_brokers",
