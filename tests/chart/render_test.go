@@ -549,6 +549,7 @@ func TestDesignValues(t *testing.T) {
 			stale := alerts["KafscaleSnapshotStale"]
 			eq(t, "stale alert expression", stale.Expr.String(), `kafscale_operator_etcd_snapshot_stale{namespace="`+namespace+`"} == 1`)
 			eq(t, "operator's stale threshold", env(t, container(t, m, "operator"), "KAFSCALE_OPERATOR_ETCD_SNAPSHOT_STALE_AFTER_SEC").Value, "3600")
+			eq(t, "console's stale threshold", env(t, container(t, m, "console"), "KAFSCALE_CONSOLE_SNAPSHOT_STALE_SEC").Value, "3600")
 			if !strings.Contains(stale.Annotations["description"], "older than 3600 seconds") {
 				t.Errorf("stale alert description does not quote the threshold: %q", stale.Annotations["description"])
 			}
