@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -41,7 +42,10 @@ func TestOutsideScaling(t *testing.T) {
 	c := e.c
 	kc := writeKubeconfig(t, e)
 	create(t, c, guideSecret("s3-creds", e.s3.AccessKey, e.s3.SecretKey))
-	e.startOperator(t, e.operatorConfig(t, "op-a", "/test/"+randomKey()+"/leader"))
+	cfg := e.operatorConfig(t, "op-a", "/test/"+randomKey()+"/leader")
+	// No periodic re-check within the test: every reconcile below is caused by a change.
+	cfg.SnapshotPreflightEvery = time.Hour
+	e.startOperator(t, cfg)
 	create(t, c, e.cluster("kafscale", "s3-creds"))
 	const broker = "kafscale-broker"
 
@@ -135,6 +139,8 @@ func TestOutsideScaling(t *testing.T) {
 		t.Errorf("the kubectl autoscale HPA is gone: %v", err)
 	}
 
+	// The HPA's deletion alone brings the spec's count back (the operator watches HPAs that
+	// target broker Deployments).
 	kubectl(t, kc, "delete", "hpa", broker)
 	replicasAre("the spec's count once no HPA owns the brokers", 2)
 }
