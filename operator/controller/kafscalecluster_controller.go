@@ -214,9 +214,16 @@ func (r *ClusterReconciler) reconcileBrokers(ctx context.Context, c *v1alpha1.Ka
 		return nil, err
 	}
 	replicas := BrokerReplicas(c, cur, outsideHPA)
-	if replicas != nil {
+	switch {
+	case replicas != nil:
 		// Fewer replicas from the spec: drain the brokers that go away first.
 		if err := r.drainForScaleDown(ctx, c, *replicas); err != nil {
+			return nil, err
+		}
+	case cur != nil && cur.Spec.Replicas != nil && c.Spec.Brokers.Autoscaling == nil:
+		// The count stays as someone else set it: only replace pods a spec scale-down drained
+		// and marked that the ReplicaSet is no longer going to delete.
+		if err := r.drainForScaleDown(ctx, c, *cur.Spec.Replicas); err != nil {
 			return nil, err
 		}
 	}
