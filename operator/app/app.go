@@ -66,6 +66,11 @@ func Run(ctx context.Context, o Options) error {
 	defer pool.Close()
 
 	ops := &OpsAPI{Config: cfg, Etcd: pool, Log: log}
+	if cfg.SnapshotStaleAfter > 0 {
+		controller.SetSnapshotStaleAfter(cfg.SnapshotStaleAfter)
+	} else {
+		controller.SetSnapshotStaleAfter(config.DefaultSnapshotStaleAfter)
+	}
 	mgrOpts := ctrl.Options{
 		Scheme: scheme,
 		// The process-wide controller-runtime logger (ctrl.SetLogger) is main's business.

@@ -50,6 +50,26 @@ type Operator struct {
 	// Claims are made once, with the StatefulSet: a change applies to new clusters only.
 	EtcdStorageSize  resource.Quantity
 	EtcdStorageClass string
+	// SnapshotBucket is where every cluster's etcd snapshots go
+	// (KAFSCALE_OPERATOR_ETCD_SNAPSHOT_BUCKET). Empty means a dedicated bucket per cluster,
+	// kafscale-etcd-<namespace>-<cluster>, as the operations guide has it.
+	SnapshotBucket string
+	// SnapshotS3Endpoint is the snapshot bucket's S3 endpoint
+	// (KAFSCALE_OPERATOR_ETCD_SNAPSHOT_S3_ENDPOINT); empty means the cluster's spec.s3.endpoint.
+	SnapshotS3Endpoint string
+	// SnapshotStaleAfter is the age past which the newest snapshot counts as stale
+	// (KAFSCALE_OPERATOR_ETCD_SNAPSHOT_STALE_AFTER_SEC, default 7200): the operator exports
+	// it as kafscale_operator_etcd_snapshot_stale, which the chart's alert reads.
+	SnapshotStaleAfter time.Duration
+	// SnapshotCreateBucket creates a missing snapshot bucket in the preflight
+	// (KAFSCALE_OPERATOR_ETCD_SNAPSHOT_CREATE_BUCKET).
+	SnapshotCreateBucket bool
+	// SnapshotProtectBucket turns on versioning and the public access block of the snapshot
+	// bucket in the preflight (KAFSCALE_OPERATOR_ETCD_SNAPSHOT_PROTECT_BUCKET).
+	SnapshotProtectBucket bool
+	// SnapshotSkipPreflight leaves out the preflight's probe write
+	// (KAFSCALE_OPERATOR_ETCD_SNAPSHOT_SKIP_PREFLIGHT).
+	SnapshotSkipPreflight bool
 	// Moot lists the guide's settings that are accepted but do nothing here, each with why;
 	// the operator logs each once at startup.
 	Moot []string
@@ -64,6 +84,9 @@ const (
 	DefaultBrokerDrainWait    = 25 * time.Second
 	DefaultBrokerDrainTimeout = 30 * time.Second
 )
+
+// DefaultSnapshotStaleAfter is the snapshot age the stale alert fires at.
+const DefaultSnapshotStaleAfter = 7200 * time.Second
 
 // DefaultEtcdStorageSize is the claim size of each managed etcd member.
 const DefaultEtcdStorageSize = "10Gi"
@@ -110,6 +133,20 @@ func Parse(lookup func(string) (string, bool)) (*Operator, error) {
 		}
 	}
 	c.EtcdStorageClass = p.str("KAFSCALE_OPERATOR_ETCD_STORAGE_CLASS", "")
+	c.SnapshotBucket = p.str("KAFSCALE_OPERATOR_ETCD_SNAPSHOT_BUCKET", "")
+	if b := c.SnapshotBucket; b != "" && !validBucket(b) {
+		p.fail("KAFSCALE_OPERATOR_ETCD_SNAPSHOT_BUCKET=%q: must be an S3 bucket name (3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit)", b)
+	}
+	if e := p.str("KAFSCALE_OPERATOR_ETCD_SNAPSHOT_S3_ENDPOINT", ""); e != "" {
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			p.fail("KAFSCALE_OPERATOR_ETCD_SNAPSHOT_S3_ENDPOINT=%q: must be an http(s):// URL", e)
+		}
+		c.SnapshotS3Endpoint = e
+	}
+	c.SnapshotStaleAfter = time.Duration(p.int("KAFSCALE_OPERATOR_ETCD_SNAPSHOT_STALE_AFTER_SEC", int64(DefaultSnapshotStaleAfter/time.Second), 1, 31*86400)) * time.Second
+	c.SnapshotCreateBucket = p.bool("KAFSCALE_OPERATOR_ETCD_SNAPSHOT_CREATE_BUCKET")
+	c.SnapshotProtectBucket = p.bool("KAFSCALE_OPERATOR_ETCD_SNAPSHOT_PROTECT_BUCKET")
+	c.SnapshotSkipPreflight = p.bool("KAFSCALE_OPERATOR_ETCD_SNAPSHOT_SKIP_PREFLIGHT")
 	// The guide's snapshot Jobs ran etcdctl and the AWS CLI from two images; here one Job runs
 	// the operator's own image (KAFSCALE_OPERATOR_IMAGE), which does both.
 	for _, name := range []string{"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_ETCDCTL_IMAGE", "KAFSCALE_OPERATOR_ETCD_SNAPSHOT_IMAGE"} {
@@ -171,6 +208,33 @@ func (p *parser) int(name string, def, minimum, maximum int64) int64 {
 		return def
 	}
 	return n
+}
+
+// bool reads a switch: 1/true/yes/on or 0/false/no/off (the guide writes 1); unset is false.
+func (p *parser) bool(name string) bool {
+	switch v := strings.ToLower(p.str(name, "")); v {
+	case "", "0", "false", "no", "off":
+		return false
+	case "1", "true", "yes", "on":
+		return true
+	default:
+		p.fail("%s=%q: must be 1 or 0 (true or false)", name, v)
+		return false
+	}
+}
+
+// validBucket reports whether b is a valid S3 bucket name.
+func validBucket(b string) bool {
+	if len(b) < 3 || len(b) > 63 {
+		return false
+	}
+	for i, r := range b {
+		ok := r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || (r == '.' || r == '-') && i > 0 && i < len(b)-1
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func (p *parser) oneOf(name, def string, allowed ...string) string {

@@ -68,8 +68,25 @@ func TestParseDefaults(t *testing.T) {
 		c.BrokerImagePullPolicy != "IfNotPresent" || c.MetricsAddr != ":8080" || c.HealthAddr != ":8081" ||
 		c.SnapshotPrefix != "etcd-snapshots" || c.EtcdImage != DefaultEtcdImage || c.SnapshotSchedule != "0 * * * *" || c.OperatorImage != "" || c.SnapshotPreflightEvery != 5*time.Minute ||
 		c.BrokerBinary != "/kafscale-broker" || c.BrokerDrainWait != 25*time.Second || c.BrokerDrainTimeout != 30*time.Second ||
-		c.EtcdStorageSize.String() != "10Gi" || c.EtcdStorageClass != "" {
+		c.EtcdStorageSize.String() != "10Gi" || c.EtcdStorageClass != "" ||
+		c.SnapshotBucket != "" || c.SnapshotS3Endpoint != "" || c.SnapshotStaleAfter != 2*time.Hour ||
+		c.SnapshotCreateBucket || c.SnapshotProtectBucket || c.SnapshotSkipPreflight {
 		t.Errorf("defaults: %+v", c)
+	}
+	// The guide's snapshot settings, switches written as the guide does (1).
+	c, err = Parse(env(map[string]string{
+		"KAFSCALE_OPERATOR_NAMESPACE":                     "ns",
+		"KAFSCALE_OPERATOR_BROKER_IMAGE":                  "broker:1",
+		"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_BUCKET":          "etcd-backups.prod",
+		"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_S3_ENDPOINT":     "http://minio:9000",
+		"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_STALE_AFTER_SEC": "900",
+		"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_CREATE_BUCKET":   "1",
+		"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_PROTECT_BUCKET":  "true",
+		"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_SKIP_PREFLIGHT":  "1",
+	}))
+	if err != nil || c.SnapshotBucket != "etcd-backups.prod" || c.SnapshotS3Endpoint != "http://minio:9000" || c.SnapshotStaleAfter != 15*time.Minute ||
+		!c.SnapshotCreateBucket || !c.SnapshotProtectBucket || !c.SnapshotSkipPreflight {
+		t.Errorf("snapshot settings: %v %+v", err, c)
 	}
 	c, err = Parse(env(map[string]string{
 		"KAFSCALE_OPERATOR_NAMESPACE":          "ns",
@@ -113,6 +130,21 @@ func TestParseErrors(t *testing.T) {
 			"KAFSCALE_OPERATOR_ETCD_STORAGE_SIZE":        "ten gigs",
 		}, []string{"KAFSCALE_OPERATOR_ETCD_STORAGE_SIZE", "etcd:2379", "Sometimes", "KAFSCALE_OPERATOR_LEADER_TTL_SEC", "no-slash", "KAFSCALE_OPERATOR_BROKER_BINARY", "KAFSCALE_OPERATOR_BROKER_DRAIN_WAIT_SEC", "KAFSCALE_OPERATOR_BROKER_DRAIN_TIMEOUT_SEC"}},
 	}
+	cases = append(cases, struct {
+		name string
+		env  map[string]string
+		want []string
+	}{"bad snapshot settings", map[string]string{
+		"KAFSCALE_OPERATOR_NAMESPACE":                     "ns",
+		"KAFSCALE_OPERATOR_BROKER_IMAGE":                  "b",
+		"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_BUCKET":          "Etcd_Backups",
+		"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_S3_ENDPOINT":     "minio:9000",
+		"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_STALE_AFTER_SEC": "two hours",
+		"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_CREATE_BUCKET":   "maybe",
+		"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_PROTECT_BUCKET":  "2",
+		"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_SKIP_PREFLIGHT":  "y",
+	}, []string{"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_BUCKET", "KAFSCALE_OPERATOR_ETCD_SNAPSHOT_S3_ENDPOINT", "KAFSCALE_OPERATOR_ETCD_SNAPSHOT_STALE_AFTER_SEC",
+		"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_CREATE_BUCKET", "KAFSCALE_OPERATOR_ETCD_SNAPSHOT_PROTECT_BUCKET", "KAFSCALE_OPERATOR_ETCD_SNAPSHOT_SKIP_PREFLIGHT"}})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse(env(tc.env))

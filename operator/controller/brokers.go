@@ -33,9 +33,15 @@ const (
 	// when something the pods are built from changes.
 	InputHashAnnotation = "kafscale.io/input-hash"
 
-	// S3 credential keys expected in spec.s3.credentialsSecretRef.
-	secretAccessKeyID     = "AWS_ACCESS_KEY_ID"
-	secretSecretAccessKey = "AWS_SECRET_ACCESS_KEY"
+	// SpecReplicasAnnotation on the broker Deployment records the spec.brokers.replicas the
+	// operator last applied. The operator writes the Deployment's replicas only when the
+	// spec's count differs from it, so a `kubectl scale` of the Deployment stays until the
+	// spec changes.
+	SpecReplicasAnnotation = "kafscale.io/spec-replicas"
+
+	// restartedAtAnnotation is what `kubectl rollout restart` puts on a pod template; the
+	// operator keeps it, so a restart it did not start is not undone halfway.
+	restartedAtAnnotation = "kubectl.kubernetes.io/restartedAt"
 )
 
 // BrokerInputs is what broker objects are built from besides the cluster itself.
@@ -52,6 +58,9 @@ func brokerLabels(c *v1alpha1.KafscaleCluster) map[string]string {
 	l := brokerSelector(c)
 	l["app.kubernetes.io/part-of"] = "kafscale"
 	l["app.kubernetes.io/managed-by"] = "kafscale-operator"
+	// The short label the operations guide selects brokers by (`-l app=kafscale-broker`); not
+	// part of the selector, which is immutable on existing Deployments.
+	l["app"] = "kafscale-broker"
 	return l
 }
 
@@ -122,13 +131,9 @@ func brokerEnv(c *v1alpha1.KafscaleCluster, in BrokerInputs) []corev1.EnvVar {
 	add("KAFSCALE_S3_READ_BUCKET", s3.ReadBucket)
 	add("KAFSCALE_S3_READ_REGION", s3.ReadRegion)
 	add("KAFSCALE_S3_READ_ENDPOINT", s3.ReadEndpoint)
-	if ref := s3.CredentialsSecretRef; ref != nil {
-		for name, key := range map[string]string{"KAFSCALE_S3_ACCESS_KEY": secretAccessKeyID, "KAFSCALE_S3_SECRET_KEY": secretSecretAccessKey} {
-			env = append(env, corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{
-				SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: *ref, Key: key},
-			}})
-		}
-	}
+	// The broker reads KAFSCALE_S3_ACCESS_KEY/_SECRET_KEY first and falls back to the AWS
+	// chain, which reads AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY: either pair in the Secret works.
+	env = append(env, s3CredentialEnv(s3.CredentialsSecretRef)...)
 	cfg := c.Spec.Config
 	if cfg.SegmentBytes != nil {
 		add("KAFSCALE_SEGMENT_BYTES", strconv.FormatInt(*cfg.SegmentBytes, 10))
@@ -343,6 +348,32 @@ func BrokerPDB(c *v1alpha1.KafscaleCluster) *policyv1.PodDisruptionBudget {
 			Selector:       &metav1.LabelSelector{MatchLabels: brokerSelector(c)},
 		},
 	}
+}
+
+// BrokerReplicas decides what the operator writes to the broker Deployment's replicas; nil
+// leaves them as they are. cur is the Deployment as stored (nil before it exists);
+// outsideHPA says a HorizontalPodAutoscaler the operator did not make targets it.
+//   - spec.brokers.autoscaling set: the operator's own HPA owns the count: nil.
+//   - an outside HPA (`kubectl autoscale`): it owns the count: nil.
+//   - otherwise spec.brokers.replicas, when the Deployment is new or the count differs from
+//     the one last applied (SpecReplicasAnnotation); nil when the spec has not changed, so a
+//     `kubectl scale` of the Deployment stays.
+func BrokerReplicas(c *v1alpha1.KafscaleCluster, cur *appsv1.Deployment, outsideHPA bool) *int32 {
+	if c.Spec.Brokers.Autoscaling != nil || outsideHPA {
+		return nil
+	}
+	want := desiredReplicas(c)
+	if cur == nil || cur.CreationTimestamp.IsZero() || cur.Annotations[SpecReplicasAnnotation] != strconv.Itoa(int(want)) {
+		return &want
+	}
+	return nil
+}
+
+// TargetsBrokers reports whether an HPA scales the cluster's broker Deployment.
+func TargetsBrokers(c *v1alpha1.KafscaleCluster, hpa *autoscalingv2.HorizontalPodAutoscaler) bool {
+	ref := hpa.Spec.ScaleTargetRef
+	group, _, _ := strings.Cut(ref.APIVersion, "/")
+	return ref.Kind == "Deployment" && ref.Name == BrokerName(c) && (group == "apps" || ref.APIVersion == "")
 }
 
 // BrokerHPA builds the HPA, or nil when autoscaling is off.

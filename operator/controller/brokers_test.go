@@ -1,8 +1,11 @@
 package controller
 
 import (
+	"strconv"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -92,7 +95,10 @@ func TestBrokerDeploymentEnv(t *testing.T) {
 				"KAFSCALE_READAHEAD_SEGMENTS": "4", "KAFSCALE_PRODUCE_SYNC_FLUSH": "false", "KAFSCALE_STARTUP_TIMEOUT_SEC": "60",
 				"KAFSCALE_ALLOW_ADMIN_APIS": "false", "KAFSCALE_FLUSH_PARALLELISM": "8", "KAFSCALE_MAX_INFLIGHT_REQUEST_BYTES": "67108864",
 			},
-			secrets: map[string]string{"KAFSCALE_S3_ACCESS_KEY": "AWS_ACCESS_KEY_ID", "KAFSCALE_S3_SECRET_KEY": "AWS_SECRET_ACCESS_KEY"},
+			// Both pairs the Secret may hold, each under its own name (the broker prefers
+			// KAFSCALE_S3_*, then the AWS chain).
+			secrets: map[string]string{"KAFSCALE_S3_ACCESS_KEY": "KAFSCALE_S3_ACCESS_KEY", "KAFSCALE_S3_SECRET_KEY": "KAFSCALE_S3_SECRET_KEY",
+				"AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY"},
 		},
 	}
 	for _, tc := range cases {
@@ -113,8 +119,9 @@ func TestBrokerDeploymentEnv(t *testing.T) {
 			}
 			for name, key := range tc.secrets {
 				ref := env[name].ValueFrom
-				if env[name].Value != "" || ref == nil || ref.SecretKeyRef == nil || ref.SecretKeyRef.Name != "s3-creds" || ref.SecretKeyRef.Key != key {
-					t.Errorf("%s = %+v, want secretKeyRef s3-creds/%s", name, env[name], key)
+				if env[name].Value != "" || ref == nil || ref.SecretKeyRef == nil || ref.SecretKeyRef.Name != "s3-creds" || ref.SecretKeyRef.Key != key ||
+					ref.SecretKeyRef.Optional == nil || !*ref.SecretKeyRef.Optional {
+					t.Errorf("%s = %+v, want optional secretKeyRef s3-creds/%s", name, env[name], key)
 				}
 			}
 			if tc.cluster.Spec.Brokers.AdvertisedHost == "" {
@@ -236,5 +243,68 @@ func TestBrokerPDBAndHPA(t *testing.T) {
 	}
 	if BrokerDeployment(c, testInputs()).Spec.Replicas != nil {
 		t.Error("Deployment sets replicas although the HPA owns them")
+	}
+}
+
+// Spec replicas and outside scaling: the spec's count is written when it changes, never
+// over a `kubectl scale` of an unchanged spec, and never while an HPA owns the count.
+func TestBrokerReplicas(t *testing.T) {
+	stored := func(replicas int32, applied string) *appsv1.Deployment {
+		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{CreationTimestamp: metav1.Now()}, Spec: appsv1.DeploymentSpec{Replicas: ptr.To(replicas)}}
+		if applied != "" {
+			d.Annotations = map[string]string{SpecReplicasAnnotation: applied}
+		}
+		return d
+	}
+	auto := func(c *v1alpha1.KafscaleCluster) {
+		c.Spec.Brokers.Autoscaling = &v1alpha1.BrokerAutoscalingSpec{MaxReplicas: 6}
+	}
+	cases := []struct {
+		name       string
+		cluster    *v1alpha1.KafscaleCluster
+		cur        *appsv1.Deployment
+		outsideHPA bool
+		want       *int32
+	}{
+		{"new Deployment", newCluster(withReplicas(3)), nil, false, ptr.To[int32](3)},
+		{"kubectl scale of an unchanged spec stays", newCluster(withReplicas(3)), stored(5, "3"), false, nil},
+		{"spec changed: applied", newCluster(withReplicas(4)), stored(5, "3"), false, ptr.To[int32](4)},
+		{"Deployment from before the annotation: applied once", newCluster(withReplicas(3)), stored(3, ""), false, ptr.To[int32](3)},
+		{"outside HPA: left alone though the spec changed", newCluster(withReplicas(2)), stored(7, "3"), true, nil},
+		{"outside HPA on a new Deployment", newCluster(withReplicas(3)), nil, true, nil},
+		{"own HPA", newCluster(auto), stored(4, ""), false, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := BrokerReplicas(tc.cluster, tc.cur, tc.outsideHPA)
+			if (got == nil) != (tc.want == nil) || (got != nil && *got != *tc.want) {
+				t.Errorf("got %v, want %v", ptrString(got), ptrString(tc.want))
+			}
+		})
+	}
+}
+
+func ptrString(p *int32) string {
+	if p == nil {
+		return "nil (leave as is)"
+	}
+	return strconv.Itoa(int(*p))
+}
+
+func TestTargetsBrokers(t *testing.T) {
+	c := newCluster()
+	for _, tc := range []struct {
+		ref  autoscalingv2.CrossVersionObjectReference
+		want bool
+	}{
+		{autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "prod-broker"}, true},
+		{autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "other"}, false},
+		{autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "prod-broker"}, false},
+		{autoscalingv2.CrossVersionObjectReference{APIVersion: "kafscale.io/v1alpha1", Kind: "Deployment", Name: "prod-broker"}, false},
+	} {
+		h := &autoscalingv2.HorizontalPodAutoscaler{Spec: autoscalingv2.HorizontalPodAutoscalerSpec{ScaleTargetRef: tc.ref}}
+		if got := TargetsBrokers(c, h); got != tc.want {
+			t.Errorf("%+v: %v, want %v", tc.ref, got, tc.want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -14,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -33,9 +35,9 @@ type ClusterReconciler struct {
 	Scheme *runtime.Scheme
 	Config *config.Operator
 	Etcd   *EtcdPool
-	// Preflight checks S3 write access for etcd snapshots; nil skips the check (and the
-	// EtcdSnapshotAccess condition).
-	Preflight func(ctx context.Context, c *v1alpha1.KafscaleCluster) error
+	// Preflight prepares and checks the etcd snapshot bucket and says what it found; nil
+	// skips it (and the EtcdSnapshotAccess condition).
+	Preflight func(ctx context.Context, c *v1alpha1.KafscaleCluster) (string, error)
 	// Recorder, when set, records Drained / DrainFailed events on pods a scale-down drains.
 	Recorder events.EventRecorder
 }
@@ -76,6 +78,8 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{}, err
 	}
 
+	r.checkCredentialsSecret(ctx, &c)
+
 	var errs []error
 	c.Status.EtcdEndpoints = endpoints
 	if err := r.publishCluster(ctx, &c, endpoints); err != nil {
@@ -85,12 +89,19 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		setCondition(&c, v1alpha1.ConditionEtcdAvailable, metav1.ConditionTrue, "EtcdAnswered", "the metadata snapshot is published in etcd")
 	}
 	if r.Preflight != nil {
-		if err := r.Preflight(ctx, &c); err != nil {
+		msg, err := r.Preflight(ctx, &c)
+		switch {
+		case err != nil:
 			setCondition(&c, v1alpha1.ConditionEtcdSnapshotAccess, metav1.ConditionFalse, "S3WriteFailed", err.Error())
 			snapshotAccessOK.WithLabelValues(c.Name).Set(0)
 			errs = append(errs, fmt.Errorf("etcd snapshot bucket: %w", err))
-		} else {
-			setCondition(&c, v1alpha1.ConditionEtcdSnapshotAccess, metav1.ConditionTrue, "S3WriteSucceeded", "the operator wrote a probe object where etcd snapshots go")
+		case r.Config.SnapshotSkipPreflight:
+			// Nothing was written, so write access is not known, and no access series is
+			// exported for the access alert to judge.
+			setCondition(&c, v1alpha1.ConditionEtcdSnapshotAccess, metav1.ConditionUnknown, "PreflightSkipped", msg)
+			snapshotAccessOK.DeleteLabelValues(c.Name)
+		default:
+			setCondition(&c, v1alpha1.ConditionEtcdSnapshotAccess, metav1.ConditionTrue, "S3WriteSucceeded", msg)
 			snapshotAccessOK.WithLabelValues(c.Name).Set(1)
 		}
 	}
@@ -108,11 +119,17 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	default:
 		setCondition(&c, v1alpha1.ConditionBrokersReady, metav1.ConditionFalse, "BrokersNotReady", fmt.Sprintf("%d of %d brokers ready", deploy.Status.ReadyReplicas, desired))
 	}
-	desiredBrokers.WithLabelValues(c.Name).Set(float64(desiredReplicas(&c)))
+	c.Status.Replicas = deploy.Status.Replicas
+	c.Status.Selector = labels.SelectorFromSet(brokerSelector(&c)).String()
+	desiredBrokers.WithLabelValues(c.Name).Set(float64(desired))
 	readyBrokers.WithLabelValues(c.Name).Set(float64(c.Status.ReadyBrokers))
 
 	ready, reason, msg := metav1.ConditionTrue, "Ready", "brokers are ready and the metadata is published"
-	for _, t := range []string{v1alpha1.ConditionEtcdAvailable, v1alpha1.ConditionBrokersReady} {
+	readyWhen := []string{v1alpha1.ConditionEtcdAvailable, v1alpha1.ConditionBrokersReady}
+	if c.Spec.S3.CredentialsSecretRef != nil {
+		readyWhen = append(readyWhen, v1alpha1.ConditionS3Credentials)
+	}
+	for _, t := range readyWhen {
 		if cond := apimeta.FindStatusCondition(c.Status.Conditions, t); cond.Status != metav1.ConditionTrue {
 			ready, reason, msg = metav1.ConditionFalse, cond.Reason, cond.Message
 			break
@@ -132,6 +149,35 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{RequeueAfter: r.Config.SnapshotPreflightEvery}, nil
 	}
 	return ctrl.Result{}, nil
+}
+
+// checkCredentialsSecret sets the S3Credentials condition from the Secret that
+// spec.s3.credentialsSecretRef names (watched, so a fixed Secret clears it at once). Pods map
+// its keys optionally, so a Secret with no usable pair would otherwise show only as brokers
+// failing their S3 startup check.
+func (r *ClusterReconciler) checkCredentialsSecret(ctx context.Context, c *v1alpha1.KafscaleCluster) {
+	ref := c.Spec.S3.CredentialsSecretRef
+	if ref == nil {
+		apimeta.RemoveStatusCondition(&c.Status.Conditions, v1alpha1.ConditionS3Credentials)
+		return
+	}
+	var sec corev1.Secret
+	switch err := r.Client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: ref.Name}, &sec); {
+	case apierrors.IsNotFound(err):
+		setCondition(c, v1alpha1.ConditionS3Credentials, metav1.ConditionFalse, "SecretNotFound",
+			fmt.Sprintf("S3 credentials Secret %s does not exist in namespace %s: create it with %s and %s (or %s and %s)",
+				ref.Name, c.Namespace, SecretKeyAccessKey, SecretKeySecretKey, SecretKeyAWSAccessKey, SecretKeyAWSSecretKey))
+		return
+	case err != nil:
+		setCondition(c, v1alpha1.ConditionS3Credentials, metav1.ConditionUnknown, "SecretUnreadable", fmt.Sprintf("read S3 credentials Secret %s: %v", ref.Name, err))
+		return
+	}
+	creds, err := CredentialsFromSecret(&sec)
+	if err != nil {
+		setCondition(c, v1alpha1.ConditionS3Credentials, metav1.ConditionFalse, "SecretKeysMissing", err.Error())
+		return
+	}
+	setCondition(c, v1alpha1.ConditionS3Credentials, metav1.ConditionTrue, "SecretKeysFound", fmt.Sprintf("Secret %s holds %s", ref.Name, creds.Pair))
 }
 
 func setCondition(c *v1alpha1.KafscaleCluster, typ string, status metav1.ConditionStatus, reason, msg string) {
@@ -155,9 +201,29 @@ func (r *ClusterReconciler) reconcileBrokers(ctx context.Context, c *v1alpha1.Ka
 	}
 
 	want := BrokerDeployment(c, in)
-	if want.Spec.Replicas != nil {
-		// Fewer replicas from the spec (not an HPA): drain the brokers that go away first.
-		if err := r.drainForScaleDown(ctx, c, *want.Spec.Replicas); err != nil {
+	var cur *appsv1.Deployment
+	var stored appsv1.Deployment
+	switch err := r.Client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: want.Name}, &stored); {
+	case err == nil:
+		cur = &stored
+	case !apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("read broker Deployment %s: %w", want.Name, err)
+	}
+	outsideHPA, err := r.outsideHPA(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	replicas := BrokerReplicas(c, cur, outsideHPA)
+	switch {
+	case replicas != nil:
+		// Fewer replicas from the spec: drain the brokers that go away first.
+		if err := r.drainForScaleDown(ctx, c, *replicas); err != nil {
+			return nil, err
+		}
+	case cur != nil && cur.Spec.Replicas != nil && c.Spec.Brokers.Autoscaling == nil:
+		// The count stays as someone else set it: only replace pods a spec scale-down drained
+		// and marked that the ReplicaSet is no longer going to delete.
+		if err := r.drainForScaleDown(ctx, c, *cur.Spec.Replicas); err != nil {
 			return nil, err
 		}
 	}
@@ -167,11 +233,19 @@ func (r *ClusterReconciler) reconcileBrokers(ctx context.Context, c *v1alpha1.Ka
 		if deploy.CreationTimestamp.IsZero() {
 			deploy.Spec.Selector = want.Spec.Selector
 		}
-		if want.Spec.Replicas != nil || deploy.CreationTimestamp.IsZero() {
-			deploy.Spec.Replicas = want.Spec.Replicas
+		if replicas != nil {
+			deploy.Spec.Replicas = replicas
+			if deploy.Annotations == nil {
+				deploy.Annotations = map[string]string{}
+			}
+			deploy.Annotations[SpecReplicasAnnotation] = strconv.Itoa(int(*replicas))
 		}
+		restartedAt := deploy.Spec.Template.Annotations[restartedAtAnnotation]
 		deploy.Spec.Strategy = want.Spec.Strategy
 		deploy.Spec.Template = want.Spec.Template
+		if restartedAt != "" {
+			deploy.Spec.Template.Annotations[restartedAtAnnotation] = restartedAt
+		}
 	}); err != nil {
 		return nil, err
 	}
@@ -205,10 +279,36 @@ func (r *ClusterReconciler) reconcileBrokers(ctx context.Context, c *v1alpha1.Ka
 		if err := r.apply(ctx, c, hpa, func() { hpa.Labels, hpa.Spec = wantHPA.Labels, wantHPA.Spec }); err != nil {
 			return nil, err
 		}
-	} else if err := r.Client.Delete(ctx, hpa); err != nil && !apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("delete broker HPA: %w", err)
+	} else {
+		// Delete only the HPA this cluster made: `kubectl autoscale deployment <cluster>-broker`
+		// makes one with the same name, which is the user's.
+		switch err := r.Client.Get(ctx, client.ObjectKeyFromObject(hpa), hpa); {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return nil, fmt.Errorf("read broker HPA: %w", err)
+		case metav1.IsControlledBy(hpa, c):
+			if err := r.Client.Delete(ctx, hpa); err != nil && !apierrors.IsNotFound(err) {
+				return nil, fmt.Errorf("delete broker HPA: %w", err)
+			}
+		}
 	}
 	return deploy, nil
+}
+
+// outsideHPA reports whether a HorizontalPodAutoscaler the cluster does not own scales its
+// broker Deployment (`kubectl autoscale`, or one applied by hand).
+func (r *ClusterReconciler) outsideHPA(ctx context.Context, c *v1alpha1.KafscaleCluster) (bool, error) {
+	var list autoscalingv2.HorizontalPodAutoscalerList
+	if err := r.Client.List(ctx, &list, client.InNamespace(c.Namespace)); err != nil {
+		return false, fmt.Errorf("list HorizontalPodAutoscalers: %w", err)
+	}
+	for i := range list.Items {
+		h := &list.Items[i]
+		if TargetsBrokers(c, h) && !metav1.IsControlledBy(h, c) && h.DeletionTimestamp.IsZero() {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // drainForScaleDown, when the broker Deployment is about to get fewer replicas than it has,

@@ -147,19 +147,19 @@ func TestEtcdRestoreInitContainer(t *testing.T) {
 			if env["POD_NAME"].ValueFrom.FieldRef.FieldPath != "metadata.name" {
 				t.Errorf("POD_NAME %+v", env["POD_NAME"])
 			}
-			for k, v := range map[string]string{"KAFSCALE_SNAPSHOT_S3_BUCKET": "segments", "KAFSCALE_SNAPSHOT_S3_REGION": "eu-west-1",
+			for k, v := range map[string]string{"KAFSCALE_SNAPSHOT_S3_BUCKET": "kafscale-etcd-kafscale-prod", "KAFSCALE_SNAPSHOT_S3_REGION": "eu-west-1",
 				"KAFSCALE_SNAPSHOT_S3_ENDPOINT": c.Spec.S3.Endpoint, "KAFSCALE_SNAPSHOT_PREFIX": "etcd-snapshots/kafscale/prod/"} {
 				if env[k].Value != v {
 					t.Errorf("%s = %q, want %q", k, env[k].Value, v)
 				}
 			}
 			for _, e := range init.Env {
-				if strings.HasPrefix(e.Name, "AWS_") && (e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil ||
+				if (strings.HasPrefix(e.Name, "AWS_") || strings.HasPrefix(e.Name, "KAFSCALE_S3_")) && (e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil ||
 					e.ValueFrom.SecretKeyRef.Name != "s3-creds" || e.ValueFrom.SecretKeyRef.Key != e.Name) {
 					t.Errorf("credential %s is not a secretKeyRef to s3-creds: %+v", e.Name, e)
 				}
 			}
-			for _, key := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
+			for _, key := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "KAFSCALE_S3_ACCESS_KEY", "KAFSCALE_S3_SECRET_KEY"} {
 				if _, ok := env[key]; ok != tc.secret {
 					t.Errorf("%s present %v, want %v", key, ok, tc.secret)
 				}

@@ -1,11 +1,14 @@
 package controller
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/kafscale/kafscale/operator/config"
 )
 
 // Per-cluster series of docs/metrics.md. Only the leader runs reconcilers, so only the
@@ -25,7 +28,7 @@ var (
 	}, []string{"cluster"})
 	desiredBrokers = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "kafscale_operator_cluster_desired_brokers",
-		Help: "spec.brokers.replicas of the KafscaleCluster.",
+		Help: "Replicas the broker Deployment asks for: spec.brokers.replicas, or what kubectl scale or an HPA set.",
 	}, []string{"cluster"})
 	readyBrokers = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "kafscale_operator_cluster_ready_brokers",
@@ -42,12 +45,68 @@ var (
 	}, []string{"cluster"})
 )
 
-func init() { ctrlmetrics.Registry.MustRegister(Collectors()...) }
+// snapshotStaleAfter is KAFSCALE_OPERATOR_ETCD_SNAPSHOT_STALE_AFTER_SEC, set by SetSnapshotStaleAfter.
+var snapshotStaleAfter atomic.Int64
+
+func init() {
+	snapshotStaleAfter.Store(int64(config.DefaultSnapshotStaleAfter))
+	ctrlmetrics.Registry.MustRegister(Collectors()...)
+}
+
+// SetSnapshotStaleAfter sets the age past which kafscale_operator_etcd_snapshot_stale is 1.
+func SetSnapshotStaleAfter(d time.Duration) { snapshotStaleAfter.Store(int64(d)) }
+
+// staleCollector exports, at each scrape, whether each cluster's newest snapshot is older
+// than the threshold, and the threshold itself: the alert reads the operator's own
+// judgement, so the threshold is set in one place (the operator's environment).
+type staleCollector struct{ stale, after *prometheus.Desc }
+
+var snapshotStale = staleCollector{
+	stale: prometheus.NewDesc("kafscale_operator_etcd_snapshot_stale",
+		"1 when the cluster's newest etcd snapshot is older than kafscale_operator_etcd_snapshot_stale_after_seconds, 0 when it is newer or there is none yet.",
+		[]string{"cluster"}, nil),
+	after: prometheus.NewDesc("kafscale_operator_etcd_snapshot_stale_after_seconds",
+		"Age past which a snapshot counts as stale (KAFSCALE_OPERATOR_ETCD_SNAPSHOT_STALE_AFTER_SEC).", nil, nil),
+}
+
+func (s staleCollector) Describe(ch chan<- *prometheus.Desc) { ch <- s.stale; ch <- s.after }
+
+func (s staleCollector) Collect(ch chan<- prometheus.Metric) {
+	after := time.Duration(snapshotStaleAfter.Load())
+	ch <- prometheus.MustNewConstMetric(s.after, prometheus.GaugeValue, after.Seconds())
+	now := time.Now()
+	for cluster, last := range lastSuccessByCluster() {
+		v := 0.0
+		if last > 0 && now.Sub(time.Unix(int64(last), 0)) > after {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(s.stale, prometheus.GaugeValue, v, cluster)
+	}
+}
+
+// lastSuccessByCluster reads the last-success series.
+func lastSuccessByCluster() map[string]float64 {
+	out := map[string]float64{}
+	metrics := make(chan prometheus.Metric, 16)
+	go func() { snapshotLastSuccess.Collect(metrics); close(metrics) }()
+	for m := range metrics {
+		var d dto.Metric
+		if m.Write(&d) != nil || d.Gauge == nil {
+			continue
+		}
+		for _, l := range d.Label {
+			if l.GetName() == "cluster" {
+				out[l.GetValue()] = d.Gauge.GetValue()
+			}
+		}
+	}
+	return out
+}
 
 // Collectors are the series above, as registered with controller-runtime's registry (the
 // dashboard test reads their names).
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{snapshotAccessOK, snapshotLastSuccess, snapshotLastSchedule, desiredBrokers, readyBrokers, brokerDrains, brokerDrainSeconds}
+	return []prometheus.Collector{snapshotAccessOK, snapshotLastSuccess, snapshotLastSchedule, snapshotStale, desiredBrokers, readyBrokers, brokerDrains, brokerDrainSeconds}
 }
 
 // forgetCluster drops a deleted cluster's series.

@@ -60,6 +60,25 @@ func Controllers(mgr manager.Manager, cluster *ClusterReconciler, topic *TopicRe
 		return nil, err
 	}
 
+	// An HPA the operator did not make that targets a broker Deployment (kubectl autoscale)
+	// decides whether the operator writes its replicas: re-check when one comes or goes.
+	clustersScaledBy := handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, h *autoscalingv2.HorizontalPodAutoscaler) []reconcile.Request {
+		var list v1alpha1.KafscaleClusterList
+		if err := mgr.GetClient().List(ctx, &list, client.InNamespace(h.Namespace)); err != nil {
+			return nil
+		}
+		var reqs []reconcile.Request
+		for _, c := range list.Items {
+			if TargetsBrokers(&c, h) {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&c)})
+			}
+		}
+		return reqs
+	})
+	if err := cc.Watch(source.Kind(cache, &autoscalingv2.HorizontalPodAutoscaler{}, clustersScaledBy)); err != nil {
+		return nil, err
+	}
+
 	tc, err := controller.NewUnmanaged("kafscaletopic", opts(topic))
 	if err != nil {
 		return nil, err

@@ -14,10 +14,34 @@ import (
 	"github.com/kafscale/kafscale/operator/config"
 )
 
-// SnapshotPrefix is where a cluster's etcd snapshots go in its primary bucket:
+// SnapshotPrefix is where a cluster's etcd snapshots go in the snapshot bucket:
 // <KAFSCALE_OPERATOR_ETCD_SNAPSHOT_PREFIX>/<namespace>/<cluster>/.
 func SnapshotPrefix(cfg *config.Operator, c *v1alpha1.KafscaleCluster) string {
 	return path.Join(cfg.SnapshotPrefix, c.Namespace, c.Name) + "/"
+}
+
+// SnapshotBucket is the bucket of a cluster's etcd snapshots: KAFSCALE_OPERATOR_ETCD_SNAPSHOT_BUCKET,
+// or else a dedicated bucket kafscale-etcd-<namespace>-<cluster> (cut to S3's 63 characters),
+// so snapshots are kept apart from the broker segments and their lifecycle rules.
+func SnapshotBucket(cfg *config.Operator, c *v1alpha1.KafscaleCluster) string {
+	if cfg.SnapshotBucket != "" {
+		return cfg.SnapshotBucket
+	}
+	b := strings.ToLower("kafscale-etcd-" + c.Namespace + "-" + c.Name)
+	if len(b) > 63 {
+		b = b[:63]
+	}
+	return strings.TrimRight(b, "-.")
+}
+
+// SnapshotEndpoint is the S3 endpoint of the snapshot bucket:
+// KAFSCALE_OPERATOR_ETCD_SNAPSHOT_S3_ENDPOINT, else the cluster's spec.s3.endpoint. Region,
+// path style and credentials are the cluster's.
+func SnapshotEndpoint(cfg *config.Operator, c *v1alpha1.KafscaleCluster) string {
+	if cfg.SnapshotS3Endpoint != "" {
+		return cfg.SnapshotS3Endpoint
+	}
+	return c.Spec.S3.Endpoint
 }
 
 // SnapshotCronJobName is the name of a cluster's etcd snapshot CronJob.
@@ -25,7 +49,7 @@ func SnapshotCronJobName(c *v1alpha1.KafscaleCluster) string { return c.Name + "
 
 // SnapshotCronJob builds the CronJob that runs `operator etcd-snapshot` (the operator image)
 // on KAFSCALE_OPERATOR_ETCD_SNAPSHOT_SCHEDULE: one snapshot of the cluster's etcd to its
-// primary bucket, with its .sha256.
+// snapshot bucket (SnapshotBucket), with its .sha256.
 func SnapshotCronJob(c *v1alpha1.KafscaleCluster, cfg *config.Operator, etcdEndpoints []string) *batchv1.CronJob {
 	env := append([]corev1.EnvVar{{Name: "KAFSCALE_SNAPSHOT_ETCD_ENDPOINTS", Value: strings.Join(etcdEndpoints, ",")}}, snapshotS3Env(c, cfg)...)
 	labels := map[string]string{
@@ -79,18 +103,11 @@ func SnapshotCronJob(c *v1alpha1.KafscaleCluster, cfg *config.Operator, etcdEndp
 // secretKeyRefs to spec.s3.credentialsSecretRef (without one, the pod's own identity).
 func snapshotS3Env(c *v1alpha1.KafscaleCluster, cfg *config.Operator) []corev1.EnvVar {
 	env := []corev1.EnvVar{
-		{Name: "KAFSCALE_SNAPSHOT_S3_BUCKET", Value: c.Spec.S3.Bucket},
+		{Name: "KAFSCALE_SNAPSHOT_S3_BUCKET", Value: SnapshotBucket(cfg, c)},
 		{Name: "KAFSCALE_SNAPSHOT_S3_REGION", Value: c.Spec.S3.Region},
-		{Name: "KAFSCALE_SNAPSHOT_S3_ENDPOINT", Value: c.Spec.S3.Endpoint},
+		{Name: "KAFSCALE_SNAPSHOT_S3_ENDPOINT", Value: SnapshotEndpoint(cfg, c)},
 		{Name: "KAFSCALE_SNAPSHOT_S3_PATH_STYLE", Value: strconv.FormatBool(c.Spec.S3.PathStyle)},
 		{Name: "KAFSCALE_SNAPSHOT_PREFIX", Value: SnapshotPrefix(cfg, c)},
 	}
-	if ref := c.Spec.S3.CredentialsSecretRef; ref != nil {
-		for _, key := range []string{secretAccessKeyID, secretSecretAccessKey} {
-			env = append(env, corev1.EnvVar{Name: key, ValueFrom: &corev1.EnvVarSource{
-				SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: *ref, Key: key},
-			}})
-		}
-	}
-	return env
+	return append(env, s3CredentialEnv(c.Spec.S3.CredentialsSecretRef)...)
 }

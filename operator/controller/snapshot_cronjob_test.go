@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"strings"
 	"testing"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -34,7 +35,7 @@ func TestSnapshotCronJob(t *testing.T) {
 			}
 			env := envMap(ctr.Env)
 			want := map[string]string{
-				"KAFSCALE_SNAPSHOT_ETCD_ENDPOINTS": "http://e1:2379,http://e2:2379", "KAFSCALE_SNAPSHOT_S3_BUCKET": "segments",
+				"KAFSCALE_SNAPSHOT_ETCD_ENDPOINTS": "http://e1:2379,http://e2:2379", "KAFSCALE_SNAPSHOT_S3_BUCKET": "kafscale-etcd-kafscale-prod",
 				"KAFSCALE_SNAPSHOT_S3_REGION": "eu-west-1", "KAFSCALE_SNAPSHOT_PREFIX": "etcd-snapshots/kafscale/prod/",
 				"KAFSCALE_SNAPSHOT_S3_ENDPOINT": tc.cluster.Spec.S3.Endpoint,
 			}
@@ -43,9 +44,9 @@ func TestSnapshotCronJob(t *testing.T) {
 					t.Errorf("%s = %q, want %q", k, env[k].Value, v)
 				}
 			}
-			for _, key := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
+			for _, key := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "KAFSCALE_S3_ACCESS_KEY", "KAFSCALE_S3_SECRET_KEY"} {
 				e, ok := env[key]
-				if ok != tc.secret || (ok && (e.Value != "" || e.ValueFrom.SecretKeyRef.Name != "s3-creds" || e.ValueFrom.SecretKeyRef.Key != key)) {
+				if ok != tc.secret || (ok && (e.Value != "" || e.ValueFrom.SecretKeyRef.Name != "s3-creds" || e.ValueFrom.SecretKeyRef.Key != key || !*e.ValueFrom.SecretKeyRef.Optional)) {
 					t.Errorf("%s = %+v (present %v, want %v)", key, e, ok, tc.secret)
 				}
 			}
@@ -53,5 +54,28 @@ func TestSnapshotCronJob(t *testing.T) {
 				t.Error("restart policy")
 			}
 		})
+	}
+}
+
+// The guide's snapshot bucket: a dedicated one per cluster unless one is named, valid as an
+// S3 bucket name however long the cluster's names are; the endpoint override wins.
+func TestSnapshotBucketAndEndpoint(t *testing.T) {
+	c := newCluster(func(c *v1alpha1.KafscaleCluster) { c.Spec.S3.Endpoint = "http://segments:9000" })
+	cfg := &config.Operator{}
+	if b := SnapshotBucket(cfg, c); b != "kafscale-etcd-kafscale-prod" {
+		t.Errorf("default bucket %q", b)
+	}
+	if e := SnapshotEndpoint(cfg, c); e != "http://segments:9000" {
+		t.Errorf("default endpoint %q", e)
+	}
+	long := newCluster(func(c *v1alpha1.KafscaleCluster) {
+		c.Namespace, c.Name = "a-rather-long-namespace-name", "a-cluster-with-an-even-longer-name-x"
+	})
+	if b := SnapshotBucket(cfg, long); len(b) > 63 || strings.HasSuffix(b, "-") || !strings.HasPrefix(b, "kafscale-etcd-a-rather-long-namespace-name-a-cluster") {
+		t.Errorf("long names: bucket %q (%d characters)", b, len(b))
+	}
+	cfg = &config.Operator{SnapshotBucket: "etcd-backups", SnapshotS3Endpoint: "https://s3.backup.example"}
+	if b, e := SnapshotBucket(cfg, c), SnapshotEndpoint(cfg, c); b != "etcd-backups" || e != "https://s3.backup.example" {
+		t.Errorf("overrides: %q %q", b, e)
 	}
 }

@@ -47,6 +47,7 @@ type Restore struct {
 	Endpoint  string // KAFSCALE_SNAPSHOT_S3_ENDPOINT
 	PathStyle bool   // KAFSCALE_SNAPSHOT_S3_PATH_STYLE
 	Prefix    string // KAFSCALE_SNAPSHOT_PREFIX, ends with /
+	Creds     Credentials
 
 	Log *slog.Logger
 }
@@ -84,6 +85,10 @@ func ParseRestore(args []string, lookup func(string) (string, bool)) (*Restore, 
 	}
 	if r.Prefix != "" && !strings.HasSuffix(r.Prefix, "/") {
 		r.Prefix += "/"
+	}
+	var err error
+	if r.Creds, err = parseCredentials(get); err != nil {
+		return nil, fmt.Errorf("etcd-restore: %w", err)
 	}
 	var missing []string
 	for name, v := range map[string]string{"--data-dir": r.DataDir, "--name": r.Name, "--initial-advertise-peer-urls": peers,
@@ -153,7 +158,7 @@ func (r *Restore) Run(ctx context.Context) (*RestoreResult, error) {
 		return res, nil
 	}
 
-	s3c, err := newS3Client(ctx, r.Region, r.Endpoint, r.PathStyle)
+	s3c, err := newS3Client(ctx, r.Region, r.Endpoint, r.PathStyle, r.Creds)
 	if err != nil {
 		return nil, err
 	}

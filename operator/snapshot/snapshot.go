@@ -15,6 +15,7 @@ import (
 	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -68,8 +69,22 @@ type Job struct {
 	Endpoint      string   // KAFSCALE_SNAPSHOT_S3_ENDPOINT
 	PathStyle     bool     // KAFSCALE_SNAPSHOT_S3_PATH_STYLE
 	Prefix        string   // KAFSCALE_SNAPSHOT_PREFIX, ends with /
-	// S3 credentials come from the default AWS chain: AWS_ACCESS_KEY_ID and
-	// AWS_SECRET_ACCESS_KEY (secretKeyRefs), or the pod's identity.
+	Creds         Credentials
+}
+
+// Credentials are the snapshot bucket's static keys: KAFSCALE_S3_ACCESS_KEY,
+// KAFSCALE_S3_SECRET_KEY and KAFSCALE_S3_SESSION_TOKEN (the operations guide's Secret keys,
+// mapped in by the operator). Empty means the default AWS chain: AWS_ACCESS_KEY_ID and
+// AWS_SECRET_ACCESS_KEY (the SDK's Secret keys), or the pod's identity.
+type Credentials struct{ AccessKey, SecretKey, SessionToken string }
+
+// parseCredentials reads the guide's key pair; half a pair is an error naming the other half.
+func parseCredentials(get func(string) string) (Credentials, error) {
+	c := Credentials{AccessKey: get("KAFSCALE_S3_ACCESS_KEY"), SecretKey: get("KAFSCALE_S3_SECRET_KEY"), SessionToken: get("KAFSCALE_S3_SESSION_TOKEN")}
+	if (c.AccessKey == "") != (c.SecretKey == "") {
+		return Credentials{}, fmt.Errorf("KAFSCALE_S3_ACCESS_KEY and KAFSCALE_S3_SECRET_KEY must be set together (the credentials Secret holds only one of them)")
+	}
+	return c, nil
 }
 
 // ParseJob reads the Job's environment through lookup.
@@ -87,6 +102,10 @@ func ParseJob(lookup func(string) (string, bool)) (*Job, error) {
 	}
 	if j.Prefix != "" && !strings.HasSuffix(j.Prefix, "/") {
 		j.Prefix += "/"
+	}
+	var err error
+	if j.Creds, err = parseCredentials(get); err != nil {
+		return nil, fmt.Errorf("etcd-snapshot: %w", err)
 	}
 	var missing []string
 	if len(j.EtcdEndpoints) == 0 {
@@ -108,17 +127,21 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 		return nil, fmt.Errorf("etcd client: %w", err)
 	}
 	defer etcd.Close()
-	s3c, err := newS3Client(ctx, j.Region, j.Endpoint, j.PathStyle)
+	s3c, err := newS3Client(ctx, j.Region, j.Endpoint, j.PathStyle, j.Creds)
 	if err != nil {
 		return nil, err
 	}
 	return Take(ctx, etcd, s3c, j.Bucket, j.Prefix)
 }
 
-// newS3Client is a client of the snapshot bucket with the default AWS credential chain
-// (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY from secretKeyRefs, or the pod's identity).
-func newS3Client(ctx context.Context, region, endpoint string, pathStyle bool) (*s3.Client, error) {
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region))
+// newS3Client is a client of the snapshot bucket with the static keys when given, else the
+// default AWS credential chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or the pod's identity).
+func newS3Client(ctx context.Context, region, endpoint string, pathStyle bool, creds Credentials) (*s3.Client, error) {
+	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(region)}
+	if creds.AccessKey != "" {
+		opts = append(opts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(creds.AccessKey, creds.SecretKey, creds.SessionToken)))
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("S3 configuration: %w", err)
 	}

@@ -16,7 +16,11 @@ func TestParseJob(t *testing.T) {
 			"KAFSCALE_SNAPSHOT_ETCD_ENDPOINTS": "http://a:2379, http://b:2379", "KAFSCALE_SNAPSHOT_S3_BUCKET": "b",
 			"KAFSCALE_SNAPSHOT_S3_REGION": "eu-west-1", "KAFSCALE_SNAPSHOT_S3_ENDPOINT": "http://s3:9000",
 			"KAFSCALE_SNAPSHOT_S3_PATH_STYLE": "true", "KAFSCALE_SNAPSHOT_PREFIX": "snaps/ns/c",
-		}, "", Job{EtcdEndpoints: []string{"http://a:2379", "http://b:2379"}, Bucket: "b", Region: "eu-west-1", Endpoint: "http://s3:9000", PathStyle: true, Prefix: "snaps/ns/c/"}},
+			"KAFSCALE_S3_ACCESS_KEY": "id", "KAFSCALE_S3_SECRET_KEY": "key",
+		}, "", Job{EtcdEndpoints: []string{"http://a:2379", "http://b:2379"}, Bucket: "b", Region: "eu-west-1", Endpoint: "http://s3:9000", PathStyle: true, Prefix: "snaps/ns/c/",
+			Creds: Credentials{AccessKey: "id", SecretKey: "key"}}},
+		{"half the guide's key pair", map[string]string{"KAFSCALE_SNAPSHOT_ETCD_ENDPOINTS": "http://a:2379", "KAFSCALE_SNAPSHOT_S3_BUCKET": "b", "KAFSCALE_S3_ACCESS_KEY": "id"},
+			"KAFSCALE_S3_ACCESS_KEY and KAFSCALE_S3_SECRET_KEY must be set together", Job{}},
 		{"defaults", map[string]string{"KAFSCALE_SNAPSHOT_ETCD_ENDPOINTS": "http://a:2379", "KAFSCALE_SNAPSHOT_S3_BUCKET": "b"},
 			"", Job{EtcdEndpoints: []string{"http://a:2379"}, Bucket: "b", Region: "us-east-1"}},
 		{"missing", map[string]string{}, "KAFSCALE_SNAPSHOT_ETCD_ENDPOINTS and KAFSCALE_SNAPSHOT_S3_BUCKET required", Job{}},
@@ -34,7 +38,7 @@ func TestParseJob(t *testing.T) {
 				t.Fatal(err)
 			}
 			if strings.Join(j.EtcdEndpoints, ",") != strings.Join(tc.want.EtcdEndpoints, ",") || j.Bucket != tc.want.Bucket || j.Region != tc.want.Region ||
-				j.Endpoint != tc.want.Endpoint || j.PathStyle != tc.want.PathStyle || j.Prefix != tc.want.Prefix {
+				j.Endpoint != tc.want.Endpoint || j.PathStyle != tc.want.PathStyle || j.Prefix != tc.want.Prefix || j.Creds != tc.want.Creds {
 				t.Errorf("job %+v, want %+v", j, tc.want)
 			}
 		})

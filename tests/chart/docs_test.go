@@ -219,6 +219,10 @@ func TestOperationsGuideExamples(t *testing.T) {
 			eq(t, "debug image", env(t, c, "KAFSCALE_OPERATOR_BROKER_IMAGE").Value, "ghcr.io/kafscale/kafscale-broker:0.1.0-debug")
 			eq(t, "pull policy", env(t, c, "KAFSCALE_OPERATOR_BROKER_IMAGE_PULL_POLICY").Value, "Always")
 		},
+		"broker-trace": func(t *testing.T, m manifest) {
+			eq(t, "log level", brokerEnv(t, m)["KAFSCALE_LOG_LEVEL"], "debug")
+			eq(t, "protocol tracing", brokerEnv(t, m)["KAFSCALE_TRACE_KAFKA"], "true")
+		},
 		"monitoring": func(t *testing.T, m manifest) {
 			sm := get[monitoringv1.ServiceMonitor](t, m, "ServiceMonitor", name("operator"))
 			eq(t, "ServiceMonitor label", sm.Labels["release"], "kube-prometheus-stack")

@@ -12,6 +12,9 @@ func TestBadCombinationsFailWithAFix(t *testing.T) {
 		v    values
 		want string // the message a user sees, verbatim
 	}{
+		{"the stale threshold in its old place",
+			values{set: map[string]string{"metrics.prometheusRule.snapshotStaleSeconds": "3600"}},
+			"metrics.prometheusRule.snapshotStaleSeconds has moved: set operator.etcdSnapshot.staleAfterSeconds instead"},
 		{"console username without password",
 			values{set: map[string]string{"console.auth.username": "admin"}},
 			"console.auth.username is set without console.auth.password: set console.auth.password too, or name a Secret in console.auth.existingSecret"},
@@ -116,6 +119,15 @@ func TestSchemaRejectsTyposAndWrongTypes(t *testing.T) {
 		}},
 		{"minimum", values{set: map[string]string{"proxy.replicaCount": "0"}}, []string{
 			"- at '/proxy/replicaCount': minimum: got 0, want 1",
+		}},
+		{"snapshot bucket name", values{set: map[string]string{"operator.etcdSnapshot.bucket": "Etcd_Backups"}}, []string{
+			"- at '/operator/etcdSnapshot/bucket': 'Etcd_Backups' does not match pattern",
+		}},
+		{"snapshot endpoint", values{set: map[string]string{"operator.etcdSnapshot.s3Endpoint": "minio:9000"}}, []string{
+			"- at '/operator/etcdSnapshot/s3Endpoint': 'minio:9000' does not match pattern",
+		}},
+		{"stale threshold", values{set: map[string]string{"operator.etcdSnapshot.staleAfterSeconds": "10"}}, []string{
+			"- at '/operator/etcdSnapshot/staleAfterSeconds': minimum: got 10, want 60",
 		}},
 		{"etcd URL", values{set: map[string]string{"operator.etcdEndpoints": "{etcd-0:2379}"}}, []string{
 			"- at '/operator/etcdEndpoints/0': 'etcd-0:2379' does not match pattern '^https?://'",

@@ -219,6 +219,38 @@ func TestDesignValues(t *testing.T) {
 		{"operator.replicaCount=1 has no PDB", values{set: map[string]string{"operator.replicaCount": "1"}}, func(t *testing.T, m manifest) {
 			eq(t, "operator PDB rendered", m.has("PodDisruptionBudget", name("operator")), false)
 		}},
+		{"operator.etcdSnapshot.* defaults", values{}, func(t *testing.T, m manifest) {
+			c := container(t, m, "operator")
+			for k, want := range map[string]string{
+				"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_PREFIX": "etcd-snapshots", "KAFSCALE_OPERATOR_ETCD_SNAPSHOT_SCHEDULE": "0 * * * *",
+				"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_STALE_AFTER_SEC": "7200", "KAFSCALE_OPERATOR_ETCD_SNAPSHOT_CREATE_BUCKET": "1",
+				"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_PROTECT_BUCKET": "0", "KAFSCALE_OPERATOR_ETCD_SNAPSHOT_SKIP_PREFLIGHT": "0",
+			} {
+				eq(t, k, env(t, c, k).Value, want)
+			}
+			for _, k := range []string{"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_BUCKET", "KAFSCALE_OPERATOR_ETCD_SNAPSHOT_S3_ENDPOINT", "KAFSCALE_OPERATOR_ETCD_IMAGE", "KAFSCALE_OPERATOR_ETCD_STORAGE_SIZE", "KAFSCALE_OPERATOR_ETCD_STORAGE_CLASS"} {
+				if hasEnv(c, k) {
+					t.Errorf("%s set though its value is empty (the operator's default applies)", k)
+				}
+			}
+		}},
+		{"operator.etcdSnapshot.* and managedEtcd.*", values{set: map[string]string{
+			"operator.etcdSnapshot.bucket": "etcd-backups", "operator.etcdSnapshot.s3Endpoint": "http://minio:9000", "operator.etcdSnapshot.prefix": "snaps",
+			"operator.etcdSnapshot.schedule": "*/30 * * * *", "operator.etcdSnapshot.staleAfterSeconds": "5400", "operator.etcdSnapshot.createBucket": "false",
+			"operator.etcdSnapshot.protectBucket": "true", "operator.etcdSnapshot.skipPreflight": "true",
+			"operator.managedEtcd.image": "registry.local/etcd:v3.6.16", "operator.managedEtcd.storageSize": "20Gi", "operator.managedEtcd.storageClass": "ssd",
+		}}, func(t *testing.T, m manifest) {
+			c := container(t, m, "operator")
+			for k, want := range map[string]string{
+				"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_BUCKET": "etcd-backups", "KAFSCALE_OPERATOR_ETCD_SNAPSHOT_S3_ENDPOINT": "http://minio:9000",
+				"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_PREFIX": "snaps", "KAFSCALE_OPERATOR_ETCD_SNAPSHOT_SCHEDULE": "*/30 * * * *",
+				"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_STALE_AFTER_SEC": "5400", "KAFSCALE_OPERATOR_ETCD_SNAPSHOT_CREATE_BUCKET": "0",
+				"KAFSCALE_OPERATOR_ETCD_SNAPSHOT_PROTECT_BUCKET": "1", "KAFSCALE_OPERATOR_ETCD_SNAPSHOT_SKIP_PREFLIGHT": "1",
+				"KAFSCALE_OPERATOR_ETCD_IMAGE": "registry.local/etcd:v3.6.16", "KAFSCALE_OPERATOR_ETCD_STORAGE_SIZE": "20Gi", "KAFSCALE_OPERATOR_ETCD_STORAGE_CLASS": "ssd",
+			} {
+				eq(t, k, env(t, c, k).Value, want)
+			}
+		}},
 		{"operator.leaderKey", values{set: map[string]string{"operator.leaderKey": "/prod/kafscale/leader"}}, func(t *testing.T, m manifest) {
 			eq(t, "KAFSCALE_OPERATOR_LEADER_KEY", env(t, container(t, m, "operator"), "KAFSCALE_OPERATOR_LEADER_KEY").Value, "/prod/kafscale/leader")
 		}},
@@ -494,7 +526,7 @@ func TestDesignValues(t *testing.T) {
 				}
 			}
 		}},
-		{"metrics.prometheusRule.*", values{set: map[string]string{"metrics.prometheusRule.enabled": "true", "metrics.prometheusRule.labels.release": "prom", "metrics.prometheusRule.alertLabels.team": "streaming", "metrics.prometheusRule.snapshotStaleSeconds": "3600", "metrics.prometheusRule.snapshotNeverSucceededSeconds": "7200"}}, func(t *testing.T, m manifest) {
+		{"metrics.prometheusRule.*", values{set: map[string]string{"metrics.prometheusRule.enabled": "true", "metrics.prometheusRule.labels.release": "prom", "metrics.prometheusRule.alertLabels.team": "streaming", "operator.etcdSnapshot.staleAfterSeconds": "3600", "metrics.prometheusRule.snapshotNeverSucceededSeconds": "7200"}}, func(t *testing.T, m manifest) {
 			r := get[monitoringv1.PrometheusRule](t, m, "PrometheusRule", name("operator"))
 			eq(t, "label", r.Labels["release"], "prom")
 			alerts := map[string]monitoringv1.Rule{}
@@ -512,9 +544,14 @@ func TestDesignValues(t *testing.T) {
 					t.Errorf("alert %s missing", a)
 				}
 			}
+			// One threshold: the operator's environment decides the series the alert reads, and
+			// the alert's description quotes the same value.
 			stale := alerts["KafscaleSnapshotStale"]
-			if !strings.Contains(stale.Expr.String(), "> 3600") {
-				t.Errorf("stale threshold not applied: %s", stale.Expr.String())
+			eq(t, "stale alert expression", stale.Expr.String(), `kafscale_operator_etcd_snapshot_stale{namespace="`+namespace+`"} == 1`)
+			eq(t, "operator's stale threshold", env(t, container(t, m, "operator"), "KAFSCALE_OPERATOR_ETCD_SNAPSHOT_STALE_AFTER_SEC").Value, "3600")
+			eq(t, "console's stale threshold", env(t, container(t, m, "console"), "KAFSCALE_CONSOLE_SNAPSHOT_STALE_SEC").Value, "3600")
+			if !strings.Contains(stale.Annotations["description"], "older than 3600 seconds") {
+				t.Errorf("stale alert description does not quote the threshold: %q", stale.Annotations["description"])
 			}
 			eq(t, "never-succeeded for", string(*alerts["KafscaleSnapshotNeverSucceeded"].For), "7200s")
 			eq(t, "ServiceMonitor off by its own switch", m.has("ServiceMonitor", name("operator")), false)

@@ -45,7 +45,7 @@ type env struct {
 // lines are not attributed to one.
 var setLogger sync.Once
 
-func startEnv(t *testing.T) *env {
+func startEnv(t *testing.T, s3opts ...testenv.S3Option) *env {
 	t.Helper()
 	setLogger.Do(func() {
 		ctrl.SetLogger(logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
@@ -57,7 +57,7 @@ func startEnv(t *testing.T) *env {
 	e := &env{
 		kube: testenv.StartKube(t, testenv.WithCRDPaths(filepath.Join(root, "charts/kafscale/files/crds"))),
 		etcd: testenv.StartEtcd(t),
-		s3:   testenv.StartS3(t),
+		s3:   testenv.StartS3(t, s3opts...),
 	}
 	scheme, err := app.Scheme()
 	if err != nil {
@@ -100,6 +100,10 @@ func (e *env) operatorConfig(t *testing.T, id, leaderKey string) *config.Operato
 		HealthAddr:             fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
 		SnapshotPreflightEvery: 2 * time.Second,
 		SnapshotPrefix:         "etcd-snapshots",
+		// The test's one bucket (the default is a dedicated bucket per cluster, which
+		// tests/operator/snapshot_settings_test.go covers).
+		SnapshotBucket:     e.s3.Bucket,
+		SnapshotStaleAfter: config.DefaultSnapshotStaleAfter,
 	}
 }
 

@@ -49,6 +49,7 @@ func startRestoreEnv(t *testing.T) *restoreEnv {
 			CredentialsSecretRef: &corev1.LocalObjectReference{Name: "s3-creds"}}},
 	}
 	cfg := &config.Operator{EtcdImage: config.DefaultEtcdImage, OperatorImage: "ghcr.io/kafscale/operator:test", SnapshotPrefix: "etcd-snapshots"}
+	cfg.SnapshotBucket = r.s3.Bucket // where the test takes and plants its snapshots
 	r.prefix = controller.SnapshotPrefix(cfg, r.cluster)
 	inits := controller.EtcdStatefulSet(r.cluster, cfg).Spec.Template.Spec.InitContainers
 	if len(inits) != 1 {

@@ -93,9 +93,9 @@ func TestSnapshotPreflightAndOpsAPI(t *testing.T) {
 	}
 }
 
-func download(t *testing.T, e *env, key string) []byte {
+func download(t *testing.T, e *env, bucket, key string) []byte {
 	t.Helper()
-	out, err := e.s3.Client().GetObject(context.Background(), &s3.GetObjectInput{Bucket: &e.s3.Bucket, Key: &key})
+	out, err := e.s3.Client().GetObject(context.Background(), &s3.GetObjectInput{Bucket: &bucket, Key: &key})
 	if err != nil {
 		t.Fatalf("get %s: %v", key, err)
 	}
@@ -177,7 +177,7 @@ func TestSnapshotCronJob(t *testing.T) {
 // verifySnapshot downloads a snapshot and its checksum object and compares them.
 func verifySnapshot(t *testing.T, e *env, res app.SnapshotResult) {
 	t.Helper()
-	object, checksum := download(t, e, res.Object), download(t, e, res.Checksum)
+	object, checksum := download(t, e, res.Bucket, res.Object), download(t, e, res.Bucket, res.Checksum)
 	sum := sha256.Sum256(object)
 	if hex.EncodeToString(sum[:]) != string(checksum) || res.Checksum != res.Object+".sha256" || len(object) != res.Bytes {
 		t.Errorf("snapshot %s (%d bytes, sha256 %x) vs checksum %q", res.Object, len(object), sum, checksum)

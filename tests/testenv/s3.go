@@ -29,10 +29,23 @@ type S3 struct {
 	DataDir string
 }
 
+// S3Option changes how StartS3 runs the server.
+type S3Option func(*s3Options)
+
+type s3Options struct{ versioning bool }
+
+// WithS3Versioning lets buckets turn on versioning (versitygw keeps old versions in a
+// directory of its own; without one it refuses PutBucketVersioning).
+func WithS3Versioning() S3Option { return func(o *s3Options) { o.versioning = true } }
+
 // StartS3 starts versitygw with root credentials unique to this test, and creates a bucket.
 // It is stopped when the test ends.
-func StartS3(t testing.TB) *S3 {
+func StartS3(t testing.TB, opts ...S3Option) *S3 {
 	t.Helper()
+	var o s3Options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	bin := Binary(t, "versitygw")
 	dir := t.TempDir()
 	dataDir := filepath.Join(dir, "data")
@@ -61,11 +74,19 @@ func StartS3(t testing.TB) *S3 {
 			"--quiet",
 			// The sidecar keeps object metadata in files, so the data directory needs no
 			// extended-attribute support (tmpfs, overlay).
-			"posix", "--sidecar", sidecar, dataDir,
+			"posix", "--sidecar", sidecar,
 		},
 		env:     []string{"ROOT_ACCESS_KEY_ID=" + s.AccessKey, "ROOT_SECRET_ACCESS_KEY=" + s.SecretKey},
 		logPath: filepath.Join(dir, "versitygw.log"),
 	}
+	if o.versioning {
+		versions := filepath.Join(dir, "versions")
+		if err := os.MkdirAll(versions, 0o755); err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+		s.proc.args = append(s.proc.args, "--versioning-dir", versions)
+	}
+	s.proc.args = append(s.proc.args, dataDir)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("versitygw log tail:\n%s", s.proc.logTail())

@@ -189,6 +189,9 @@ Checks of value combinations that the schema cannot express. Each failure says w
 */}}
 {{- define "kafscale.validate" -}}
 {{- $v := .Values -}}
+{{- if not (kindIs "invalid" $v.metrics.prometheusRule.snapshotStaleSeconds) -}}
+{{- fail "metrics.prometheusRule.snapshotStaleSeconds has moved: set operator.etcdSnapshot.staleAfterSeconds instead (the operator judges staleness against it and the KafscaleSnapshotStale alert reads the operator's verdict), and remove metrics.prometheusRule.snapshotStaleSeconds" -}}
+{{- end -}}
 {{- if and (ge (int $v.operator.replicaCount) 2) (not $v.operator.leaderKey) -}}
 {{- fail "operator.replicaCount is 2 or more but operator.leaderKey is empty: set operator.leaderKey (a key such as /kafscale/operator/leader: the etcd key of the lock, or the name of its Kubernetes Lease without etcd endpoints) so the replicas can elect a leader, or set operator.replicaCount=1" -}}
 {{- end -}}

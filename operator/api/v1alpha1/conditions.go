@@ -21,4 +21,8 @@ const (
 	// ConditionEtcdSnapshotScheduled is True when the snapshot CronJob exists; False
 	// (OperatorImageUnknown) when the operator does not know the image to run it with.
 	ConditionEtcdSnapshotScheduled = "EtcdSnapshotScheduled"
+	// ConditionS3Credentials is set only when spec.s3.credentialsSecretRef names a Secret:
+	// True when it holds a complete key pair, False (SecretNotFound, SecretKeysMissing) with
+	// a message naming the keys expected.
+	ConditionS3Credentials = "S3Credentials"
 )

@@ -30,7 +30,11 @@ type KafscaleClusterSpec struct {
 
 // BrokerSpec describes the brokers of a cluster.
 type BrokerSpec struct {
-	// Replicas is the number of brokers.
+	// Replicas is the number of brokers. The operator applies it to the broker Deployment
+	// when it changes (also through `kubectl scale kafscalecluster`); a `kubectl scale` of the
+	// Deployment itself stays until this value changes again, and while a
+	// HorizontalPodAutoscaler the operator did not make targets the Deployment, the operator
+	// leaves its replicas alone.
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:default=3
 	// +optional
@@ -150,8 +154,9 @@ type S3Spec struct {
 	ReadEndpoint string `json:"readEndpoint,omitempty"`
 
 	// CredentialsSecretRef names a Secret in the cluster's namespace holding
-	// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. Empty means the pod's own identity
-	// (IRSA, instance profile).
+	// KAFSCALE_S3_ACCESS_KEY and KAFSCALE_S3_SECRET_KEY (or AWS_ACCESS_KEY_ID and
+	// AWS_SECRET_ACCESS_KEY; the first pair wins when both are complete). Empty means the
+	// pod's own identity (IRSA, instance profile).
 	// +optional
 	CredentialsSecretRef *corev1.LocalObjectReference `json:"credentialsSecretRef,omitempty"`
 }
@@ -249,12 +254,23 @@ type KafscaleClusterStatus struct {
 	// +optional
 	ReadyBrokers int32 `json:"readyBrokers,omitempty"`
 
+	// Replicas is the broker Deployment's replica count as it stands (after any
+	// `kubectl scale` or HorizontalPodAutoscaler); the scale subresource reports it.
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+
+	// Selector selects the broker pods (label selector string), for an HPA that targets the
+	// KafscaleCluster through its scale subresource.
+	// +optional
+	Selector string `json:"selector,omitempty"`
+
 	// EtcdEndpoints are the endpoints the operator resolved for this cluster.
 	// +listType=atomic
 	// +optional
 	EtcdEndpoints []string `json:"etcdEndpoints,omitempty"`
 
-	// Conditions: Ready, EtcdAvailable, BrokersReady, EtcdSnapshotAccess.
+	// Conditions: Ready, EtcdAvailable, BrokersReady, EtcdSnapshotAccess, EtcdSnapshotScheduled,
+	// S3Credentials.
 	// +listType=map
 	// +listMapKey=type
 	// +patchStrategy=merge
@@ -266,6 +282,7 @@ type KafscaleClusterStatus struct {
 // KafscaleCluster is one KafScale cluster: stateless brokers over S3 and etcd.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
+// +kubebuilder:subresource:scale:specpath=.spec.brokers.replicas,statuspath=.status.replicas,selectorpath=.status.selector
 // +kubebuilder:resource:shortName=ksc;kafscale,categories=kafscale
 // +kubebuilder:printcolumn:name="Brokers",type=integer,JSONPath=`.spec.brokers.replicas`
 // +kubebuilder:printcolumn:name="Ready Brokers",type=integer,JSONPath=`.status.readyBrokers`
