@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/kafscale/kafscale/broker/object"
 	"github.com/kafscale/kafscale/broker/server"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/kafscale/kafscale/internal/storage"
@@ -453,9 +454,9 @@ func (m *Manager) loadProducers(ctx context.Context, st *metadata.PartitionState
 	if err != nil {
 		return fmt.Errorf("load producer state: %w", err)
 	}
-	var sec metadata.ProducerSection
-	if err := json.Unmarshal(data, &sec); err != nil {
-		return fmt.Errorf("decode producer section %s@%d: %w", ref.Object, ref.Pos, err)
+	sec, err := object.DecodeProducerSection(data)
+	if err != nil {
+		return fmt.Errorf("%s@%d: %w", ref.Object, ref.Pos, err)
 	}
 	st.ProducerBase = sec.Producers
 	return nil

@@ -2,12 +2,12 @@ package partition
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/kafscale/kafscale/broker/object"
 	"github.com/kafscale/kafscale/broker/server"
 	"github.com/kafscale/kafscale/internal/bytebuf"
 	"github.com/kafscale/kafscale/internal/metadata"
@@ -316,12 +316,12 @@ func (m *Manager) loadSection(ctx context.Context, ref metadata.IndexRef) (*meta
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w (%w)", key, kerr.KafkaStorageError, err)
 	}
-	var sec metadata.IndexSection
-	if err := json.Unmarshal(data, &sec); err != nil {
-		return nil, fmt.Errorf("decode index section %s@%d: %w", ref.Object, ref.Pos, err)
+	sec, err := object.DecodeIndexSection(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s@%d: %w", ref.Object, ref.Pos, err)
 	}
-	m.rd.sections.put(key, &sec)
-	return &sec, nil
+	m.rd.sections.put(key, sec)
+	return sec, nil
 }
 
 // chunkData returns a chunk's bytes from the cache, from a GET in flight, or with a GET.

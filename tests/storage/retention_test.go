@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/kafscale/kafscale/broker/object"
 	"github.com/kafscale/kafscale/broker/partition"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/kafscale/kafscale/internal/recordbatch/rbtest"
@@ -323,7 +324,7 @@ func TestSweepKeepsArchivedReferences(t *testing.T) {
 	}
 
 	old := time.Now().Add(-2 * time.Hour)
-	orphan := fmt.Sprintf("segments/%s/%013d-9-0123456789ab.kso", old.UTC().Format("20060102"), old.UnixMilli())
+	orphan := object.Name(old, 9)
 	if err := objects.Put(ctxT(t, 10*time.Second), orphan, []byte("crashed flush")); err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +342,7 @@ func TestSweepKeepsArchivedReferences(t *testing.T) {
 
 	// With the default grace, a young orphan (a flush that may still commit) is kept.
 	now := time.Now()
-	young := fmt.Sprintf("segments/%s/%013d-9-ba9876543210.kso", now.UTC().Format("20060102"), now.UnixMilli())
+	young := object.Name(now, 9)
 	if err := objects.Put(ctxT(t, 10*time.Second), young, []byte("in flight")); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/kafscale/kafscale/broker/object"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/kafscale/kafscale/internal/recordbatch"
 )
@@ -35,7 +36,7 @@ func TestOldFormatStateIsReadAndContinued(t *testing.T) {
 		v := fmt.Sprintf("old%d", i)
 		b := idempotentBatch(int64(5000+i%oldProducers), 0, []byte(v+"-a"), []byte(v+"-b"))
 		recordbatch.SetBaseOffset(b, int64(2*i))
-		name := fmt.Sprintf("segments/%s/%013d-2-%012x.kso", time.Now().UTC().Format("20060102"), now, i)
+		name := object.Name(time.UnixMilli(now), 2)
 		if err := objects.Put(ctx, name, b); err != nil {
 			t.Fatal(err)
 		}
