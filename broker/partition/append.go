@@ -9,7 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
-	"github.com/kafscale/kafscale/broker/server"
+	"github.com/kafscale/kafscale/broker/logapi"
 	"github.com/kafscale/kafscale/internal/bytebuf"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/kafscale/kafscale/internal/recordbatch"
@@ -20,33 +20,33 @@ import (
 // partitionLeaderEpoch in a copy of the bytes; the CRC does not cover either) and buffers
 // them for the next flush. With wait it returns once that flush is committed; otherwise
 // AppendResult.Durable waits for it.
-func (m *Manager) Append(ctx context.Context, topic string, part int32, batches []byte, wait bool) (server.AppendResult, error) {
+func (m *Manager) Append(ctx context.Context, topic string, part int32, batches []byte, wait bool) (logapi.AppendResult, error) {
 	if st := m.objects.Health(); st == storage.Unavailable {
-		return server.AppendResult{}, fmt.Errorf("%s/%d: S3 is unavailable: %w", topic, part, kerr.KafkaStorageError)
+		return logapi.AppendResult{}, fmt.Errorf("%s/%d: S3 is unavailable: %w", topic, part, kerr.KafkaStorageError)
 	}
 	parsed, err := recordbatch.SplitChecked(batches) // the produce handler checked the CRCs
 	if err != nil {
-		return server.AppendResult{}, fmt.Errorf("%s/%d: %w", topic, part, err)
+		return logapi.AppendResult{}, fmt.Errorf("%s/%d: %w", topic, part, err)
 	}
 	p, err := m.partitionFor(ctx, topic, part, false)
 	if err != nil {
-		return server.AppendResult{}, err
+		return logapi.AppendResult{}, err
 	}
 	if err := m.waitForRoom(ctx); err != nil {
-		return server.AppendResult{}, fmt.Errorf("%s/%d: %w", topic, part, err)
+		return logapi.AppendResult{}, fmt.Errorf("%s/%d: %w", topic, part, err)
 	}
 	p.mu.Lock()
 	if p.status != leading {
 		err := p.err
 		p.mu.Unlock()
-		return server.AppendResult{}, err
+		return logapi.AppendResult{}, err
 	}
 	res := p.pendRes
 	logStart := p.committed.LogStartOffset
 	if dup, err := p.checkProducers(parsed, res); err != nil || dup != nil {
 		p.mu.Unlock()
 		if err != nil {
-			return server.AppendResult{}, fmt.Errorf("%s/%d: %w", topic, part, err)
+			return logapi.AppendResult{}, fmt.Errorf("%s/%d: %w", topic, part, err)
 		}
 		// Already appended: answer with the original offset once it is durable.
 		durable := dup.Durable
@@ -55,10 +55,10 @@ func (m *Manager) Append(ctx context.Context, topic string, part int32, batches 
 		}
 		if wait {
 			if err := durable(ctx); err != nil {
-				return server.AppendResult{}, err
+				return logapi.AppendResult{}, err
 			}
 		}
-		return server.AppendResult{BaseOffset: dup.Base, LogStartOffset: logStart, LogAppendTime: -1, Durable: durable}, nil
+		return logapi.AppendResult{BaseOffset: dup.Base, LogStartOffset: logStart, LogAppendTime: -1, Durable: durable}, nil
 	}
 	base := p.next
 	seg := m.opts.SegmentBytes
@@ -103,10 +103,10 @@ func (m *Manager) Append(ctx context.Context, topic string, part int32, batches 
 
 	m.lastAppend.Store(time.Now().UnixNano())
 	m.kickIfDue(m.buffered.Add(int64(len(data))))
-	out := server.AppendResult{BaseOffset: base, LogStartOffset: logStart, LogAppendTime: -1, Durable: res.wait}
+	out := logapi.AppendResult{BaseOffset: base, LogStartOffset: logStart, LogAppendTime: -1, Durable: res.wait}
 	if wait {
 		if err := res.wait(ctx); err != nil {
-			return server.AppendResult{}, err
+			return logapi.AppendResult{}, err
 		}
 	}
 	return out, nil

@@ -1,4 +1,4 @@
-// Package partition is the broker's data path: it implements server.Log over S3 objects and
+// Package partition is the broker's data path: it implements logapi.Log over S3 objects and
 // per-partition state in etcd.
 //
 // Appends go into per-partition buffers. One flusher per broker writes everything buffered
@@ -21,8 +21,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/kafscale/kafscale/broker/logapi"
 	"github.com/kafscale/kafscale/broker/object"
-	"github.com/kafscale/kafscale/broker/server"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/kafscale/kafscale/internal/storage"
 )
@@ -116,7 +116,7 @@ func DefaultOptions(o Options) Options {
 	return o
 }
 
-// Manager holds the partitions this broker leads. It implements server.Log.
+// Manager holds the partitions this broker leads. It implements logapi.Log.
 type Manager struct {
 	opts    Options
 	cli     *clientv3.Client
@@ -190,7 +190,7 @@ type topicPartition struct {
 
 func (tp topicPartition) String() string { return fmt.Sprintf("%s/%d", tp.topic, tp.partition) }
 
-var _ server.Log = (*Manager)(nil)
+var _ logapi.Log = (*Manager)(nil)
 
 // NewManager starts the flusher. The manager leads nothing until Apply gives it a snapshot.
 func NewManager(ctx context.Context, opts Options, cli *clientv3.Client, keys metadata.Keys, objects *storage.Store) (*Manager, error) {

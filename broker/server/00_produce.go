@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kafscale/kafscale/broker/logapi"
 	"github.com/kafscale/kafscale/internal/acl"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -57,7 +58,7 @@ func (s *Server) handleProduce(ctx context.Context, rc *requestContext, kreq kms
 		records []byte // nil once appended
 		size    int    // len(records)
 		count   int64
-		result  AppendResult
+		result  logapi.AppendResult
 		err     error
 	}
 	snap := s.cluster.Snapshot()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/kafscale/kafscale/broker/logapi"
 	"github.com/kafscale/kafscale/internal/acl"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -83,7 +84,7 @@ func (s *Server) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, denied m
 	snap := s.cluster.Snapshot()
 	hasErr := false
 	var (
-		reads []PartitionRead
+		reads []logapi.PartitionRead
 		dsts  []*kmsg.FetchResponseTopicPartition
 	)
 	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
@@ -109,7 +110,7 @@ func (s *Server) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, denied m
 				hasErr = true
 				continue
 			}
-			reads = append(reads, PartitionRead{Topic: rt.Topic, Partition: rp.Partition, Offset: rp.FetchOffset, MaxBytes: rp.PartitionMaxBytes})
+			reads = append(reads, logapi.PartitionRead{Topic: rt.Topic, Partition: rp.Partition, Offset: rp.FetchOffset, MaxBytes: rp.PartitionMaxBytes})
 			dsts = append(dsts, sp)
 		}
 	}
@@ -141,19 +142,10 @@ func (s *Server) checkFetchPartition(snap *metadata.Snapshot, topic string, rp *
 	return checkLeaderEpoch(rp.CurrentLeaderEpoch, p.LeaderEpoch)
 }
 
-// PartitionRead is one partition of a fetch: read from Offset up to about MaxBytes
-// (the request's PartitionMaxBytes).
-type PartitionRead struct {
-	Topic     string
-	Partition int32
-	Offset    int64
-	MaxBytes  int32
-}
-
 // PartitionResult is the answer for one PartitionRead. HighWatermark and LogStartOffset
 // are -1 when unknown; Err is the partition's error.
 type PartitionResult struct {
-	ReadResult
+	logapi.ReadResult
 	Err error
 }
 
@@ -162,12 +154,12 @@ type PartitionResult struct {
 // first partition with data returns at least one whole batch, as Kafka does. A partition
 // past the budget gets its offsets only. Exported for the read benchmarks, which measure
 // exactly what the handler does.
-func ReadPartitions(ctx context.Context, log Log, reads []PartitionRead, maxBytes int32) []PartitionResult {
+func ReadPartitions(ctx context.Context, log logapi.Log, reads []logapi.PartitionRead, maxBytes int32) []PartitionResult {
 	if maxBytes <= 0 {
 		maxBytes = 1<<31 - 1
 	}
 	read := log.Read
-	if p, ok := log.(Prefetcher); ok && len(reads) > 0 {
+	if p, ok := log.(logapi.Prefetcher); ok && len(reads) > 0 {
 		p.Prefetch(ctx, reads, maxBytes)
 		read = p.ReadPrefetched
 	}

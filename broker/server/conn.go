@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kafscale/kafscale/broker/logapi"
 	"github.com/kafscale/kafscale/internal/bytebuf"
 	"github.com/kafscale/kafscale/internal/flexcheck"
 	"github.com/kafscale/kafscale/internal/proxyproto"
@@ -273,7 +274,7 @@ const frameUpfront = 4 << 20
 // its frames are 16-64 MiB). The buffers it keeps are charged to mem while kept, like the
 // frames being handled, so KAFSCALE_CACHE_BYTES bounds them too.
 type bufList struct {
-	mem MemoryReserver // may be nil
+	mem logapi.MemoryReserver // may be nil
 
 	mu    sync.Mutex
 	free  [][]byte
@@ -295,7 +296,7 @@ func frameCap(size int) int {
 // newFrameList sizes the free list for a request budget of limit bytes (0: unbounded): twice
 // the budget, so a frame larger than the budget (read alone) and the frames within it can
 // all be kept.
-func newFrameList(limit int64, mem MemoryReserver) *bufList {
+func newFrameList(limit int64, mem logapi.MemoryReserver) *bufList {
 	if limit <= 0 {
 		limit = 32 << 20
 	}

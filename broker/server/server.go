@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kafscale/kafscale/broker/logapi"
 	"github.com/kafscale/kafscale/internal/acl"
 )
 
@@ -44,7 +45,7 @@ type Config struct {
 	// RequestMemory, when set, is charged with every request frame being handled, in full
 	// (the broker passes its read cache, so the cache shrinks while large requests are
 	// handled and KAFSCALE_CACHE_BYTES bounds both).
-	RequestMemory MemoryReserver
+	RequestMemory logapi.MemoryReserver
 	// MaxInflightPerConn bounds the requests of one connection being handled at once
 	// (pipelining); the reader stops reading when it is reached. Default 64.
 	MaxInflightPerConn int
@@ -63,7 +64,7 @@ type Config struct {
 // Server serves the Kafka protocol on any number of listeners.
 type Server struct {
 	cfg     Config
-	log     Log
+	log     logapi.Log
 	cluster Cluster
 	groups  Groups // nil until set (broker/server/groups.go): group APIs answer COORDINATOR_NOT_AVAILABLE
 	logger  *slog.Logger
@@ -86,7 +87,7 @@ type Server struct {
 }
 
 // New returns a server; metrics may be nil (tests).
-func New(cfg Config, log Log, cluster Cluster, logger *slog.Logger, metrics *Metrics) *Server {
+func New(cfg Config, log logapi.Log, cluster Cluster, logger *slog.Logger, metrics *Metrics) *Server {
 	if cfg.MaxRequestBytes <= 0 {
 		cfg.MaxRequestBytes = 100 << 20
 	}

@@ -17,8 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/kafscale/kafscale/broker/logapi"
 	"github.com/kafscale/kafscale/broker/partition"
-	"github.com/kafscale/kafscale/broker/server"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/kafscale/kafscale/internal/recordbatch/rbtest"
 	"github.com/kafscale/kafscale/internal/storage"
@@ -145,7 +145,7 @@ func waitLeading(t testing.TB, m *partition.Manager, topic string, p int32) {
 	})
 }
 
-func mustAppend(t testing.TB, m *partition.Manager, topic string, p int32, b []byte, wait bool) server.AppendResult {
+func mustAppend(t testing.TB, m *partition.Manager, topic string, p int32, b []byte, wait bool) logapi.AppendResult {
 	t.Helper()
 	res, err := m.Append(ctxT(t, 20*time.Second), topic, p, b, wait)
 	if err != nil {

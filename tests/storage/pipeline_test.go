@@ -13,8 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/kafscale/kafscale/broker/logapi"
 	"github.com/kafscale/kafscale/broker/partition"
-	"github.com/kafscale/kafscale/broker/server"
 	"github.com/kafscale/kafscale/internal/storage"
 )
 
@@ -446,7 +446,7 @@ func TestFlushTakesOldestBuffersUpToASegment(t *testing.T) {
 	const parts = 8
 	_, m, gate := pipelineEnvSegment(t, "oldest", parts, 1, 200)
 	pad := strings.Repeat(".", 40) // each batch about 110 bytes: two make a segment
-	res := make([]server.AppendResult, parts)
+	res := make([]logapi.AppendResult, parts)
 	res[0] = mustAppend(t, m, "oldest", 0, batch("p0"+pad), false)
 	res[1] = mustAppend(t, m, "oldest", 1, batch("p1"+pad), false)
 	first := nextPut(t, gate) // p0 and p1 made a segment
@@ -499,7 +499,7 @@ func TestFlushStopsShortOfOvershootingASegment(t *testing.T) {
 		return batch(name + strings.Repeat(".", size-len(b)))
 	}
 	sizes := []int{210, 210, 310, 200, 110} // p0+p1 fill the first flush; then p2, p3, p4
-	res := make([]server.AppendResult, len(sizes))
+	res := make([]logapi.AppendResult, len(sizes))
 	for p, size := range sizes[:2] {
 		res[p] = mustAppend(t, m, "short", int32(p), value(fmt.Sprintf("p%d", p), size), false)
 	}
@@ -540,7 +540,7 @@ func TestFlushStopsShortOfOvershootingASegment(t *testing.T) {
 func TestPartitionAheadOfS3IsSealedBySegment(t *testing.T) {
 	_, m, gate := pipelineEnvSegment(t, "sealed", 1, 1, 200)
 	pad := strings.Repeat(".", 40) // about 110 bytes per batch: two make a segment
-	var res []server.AppendResult
+	var res []logapi.AppendResult
 	for i := 0; i < 2; i++ {
 		res = append(res, mustAppend(t, m, "sealed", 0, batch(fmt.Sprintf("v%d", i)+pad), false))
 	}
@@ -624,14 +624,14 @@ func TestQuietProducersAreFlushedBeforeTheInterval(t *testing.T) {
 	default:
 	}
 	put.decide <- false
-	for i, r := range []server.AppendResult{first, second} {
+	for i, r := range []logapi.AppendResult{first, second} {
 		if err := r.Durable(ctxT(t, 30*time.Second)); err != nil {
 			t.Fatalf("batch %d: %v", i, err)
 		}
 	}
 	// The first flush's end finds the producers quiet with two batches buffered.
 	nextPut(t, gate).decide <- false
-	for i, r := range []server.AppendResult{third, fourth} {
+	for i, r := range []logapi.AppendResult{third, fourth} {
 		if err := r.Durable(ctxT(t, 30*time.Second)); err != nil {
 			t.Fatalf("batch %d: %v", i+2, err)
 		}

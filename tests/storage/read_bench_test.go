@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/kafscale/kafscale/broker/logapi"
 	"github.com/kafscale/kafscale/broker/partition"
 	"github.com/kafscale/kafscale/broker/server"
 	"github.com/kafscale/kafscale/internal/metadata"
@@ -233,7 +234,7 @@ func peakRSSBytes(b *testing.B) int64 {
 // fetch.max.bytes and max.partition.fetch.bytes. As the Java client does with its fetch
 // session, partitions that returned data move to the end of the next request, so none
 // starves behind fetch.max.bytes. It returns the bytes read.
-func catchUp(b *testing.B, log server.Log, topic string, hwms []int64) int64 {
+func catchUp(b *testing.B, log logapi.Log, topic string, hwms []int64) int64 {
 	ctx := context.Background()
 	next := make([]int64, len(hwms))
 	order := make([]int32, len(hwms))
@@ -242,10 +243,10 @@ func catchUp(b *testing.B, log server.Log, topic string, hwms []int64) int64 {
 	}
 	var read int64
 	for {
-		var reads []server.PartitionRead
+		var reads []logapi.PartitionRead
 		for _, p := range order {
 			if next[p] < hwms[p] {
-				reads = append(reads, server.PartitionRead{Topic: topic, Partition: p, Offset: next[p], MaxBytes: benchPartitionMax})
+				reads = append(reads, logapi.PartitionRead{Topic: topic, Partition: p, Offset: next[p], MaxBytes: benchPartitionMax})
 			}
 		}
 		if len(reads) == 0 {

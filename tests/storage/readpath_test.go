@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafscale/kafscale/broker/logapi"
 	"github.com/kafscale/kafscale/broker/partition"
 	"github.com/kafscale/kafscale/broker/server"
 	"github.com/kafscale/kafscale/internal/recordbatch/rbtest"
@@ -40,10 +41,10 @@ func TestFetchOfManyPartitionsSharesGets(t *testing.T) {
 	objects, count := e.store(t, nil)
 	m := e.manager(t, 1, objects, func(o *partition.Options) { o.ReadaheadSegments = 0 })
 	m.Apply(snapshot(1, 0, topics))
-	var reads []server.PartitionRead
+	var reads []logapi.PartitionRead
 	for p := int32(0); p < parts; p++ {
 		waitLeading(t, m, "shared", p)
-		reads = append(reads, server.PartitionRead{Topic: "shared", Partition: p, MaxBytes: 1 << 20})
+		reads = append(reads, logapi.PartitionRead{Topic: "shared", Partition: p, MaxBytes: 1 << 20})
 	}
 	results := server.ReadPartitions(ctxT(t, 20*time.Second), m, reads, 50<<20)
 	for p, r := range results {
@@ -87,7 +88,7 @@ func TestConcurrentColdReadsShareOneGet(t *testing.T) {
 	m.Apply(snapshot(1, 0, topics))
 	waitLeading(t, m, "hot", 0)
 	const readers = 8
-	results := make([]server.ReadResult, readers)
+	results := make([]logapi.ReadResult, readers)
 	errs := make([]error, readers)
 	var wg sync.WaitGroup
 	for i := range readers {
@@ -182,9 +183,9 @@ func TestFetchReadsAheadNextObjects(t *testing.T) {
 	m.Apply(snapshot(1, 0, topics))
 	fetch := func(offset int64) []server.PartitionResult {
 		t.Helper()
-		var reads []server.PartitionRead
+		var reads []logapi.PartitionRead
 		for p := int32(0); p < parts; p++ {
-			reads = append(reads, server.PartitionRead{Topic: "ahead", Partition: p, Offset: offset, MaxBytes: 1})
+			reads = append(reads, logapi.PartitionRead{Topic: "ahead", Partition: p, Offset: offset, MaxBytes: 1})
 		}
 		return server.ReadPartitions(ctxT(t, 20*time.Second), m, reads, 50<<20)
 	}
