@@ -24,9 +24,9 @@ import (
 	"time"
 
 	"github.com/kafscale/kafscale/broker/app"
+	"github.com/kafscale/kafscale/broker/config"
 	"github.com/kafscale/kafscale/broker/control"
-	"github.com/kafscale/kafscale/internal/config"
-	"github.com/kafscale/kafscale/internal/local"
+	"github.com/kafscale/kafscale/broker/local"
 )
 
 func main() {

@@ -1,7 +1,7 @@
 // Package app assembles one broker from its configuration: etcd client, metadata store,
 // S3 store, partition manager, group coordinator, Kafka protocol server and the HTTP
 // endpoints, and runs it until its context ends, then drains it. broker/main.go and the local
-// platform (internal/local) both run brokers through Run.
+// platform (broker/local) both run brokers through Run.
 package app
 
 import (
@@ -16,15 +16,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kafscale/kafscale/broker/acl"
+	"github.com/kafscale/kafscale/broker/config"
 	"github.com/kafscale/kafscale/broker/control"
 	"github.com/kafscale/kafscale/broker/control/controlpb"
 	"github.com/kafscale/kafscale/broker/partition"
 	"github.com/kafscale/kafscale/broker/server"
-	"github.com/kafscale/kafscale/internal/acl"
+	"github.com/kafscale/kafscale/broker/storage"
 	"github.com/kafscale/kafscale/internal/buildinfo"
-	"github.com/kafscale/kafscale/internal/config"
 	"github.com/kafscale/kafscale/internal/metadata"
-	"github.com/kafscale/kafscale/internal/storage"
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )

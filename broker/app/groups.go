@@ -6,9 +6,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/kafscale/kafscale/broker/config"
 	"github.com/kafscale/kafscale/broker/groups"
 	"github.com/kafscale/kafscale/broker/server"
-	"github.com/kafscale/kafscale/internal/config"
 	"github.com/kafscale/kafscale/internal/metadata"
 )
 

@@ -9,7 +9,7 @@ import (
 
 	"github.com/kafscale/kafscale/broker/control/controlpb"
 	"github.com/kafscale/kafscale/broker/partition"
-	"github.com/kafscale/kafscale/internal/storage"
+	"github.com/kafscale/kafscale/broker/storage"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"

@@ -11,7 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/kafscale/kafscale/internal/storage"
+	"github.com/kafscale/kafscale/broker/storage"
 )
 
 // Go's profiles are served only with KAFSCALE_PPROF=true.

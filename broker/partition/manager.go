@@ -23,8 +23,8 @@ import (
 
 	"github.com/kafscale/kafscale/broker/logapi"
 	"github.com/kafscale/kafscale/broker/object"
+	"github.com/kafscale/kafscale/broker/storage"
 	"github.com/kafscale/kafscale/internal/metadata"
-	"github.com/kafscale/kafscale/internal/storage"
 )
 
 // Options configure a Manager. The broker's config package fills them from KAFSCALE_*.

@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kafscale/kafscale/broker/acl"
 	"github.com/kafscale/kafscale/broker/logapi"
-	"github.com/kafscale/kafscale/internal/acl"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"

@@ -14,12 +14,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kafscale/kafscale/broker/acl"
 	"github.com/kafscale/kafscale/broker/logapi"
-	"github.com/kafscale/kafscale/internal/acl"
 )
 
 // Config is what the protocol server needs to know; broker/main.go fills it from
-// internal/config.
+// broker/config.
 type Config struct {
 	// NodeID is this broker's id in the metadata snapshot.
 	NodeID int32

@@ -1,5 +1,5 @@
 // Package storage_test exercises the broker's data path (internal/metadata,
-// internal/storage, broker/partition) against a real etcd and a real S3 server.
+// broker/storage, broker/partition) against a real etcd and a real S3 server.
 package storage_test
 
 import (
@@ -19,9 +19,9 @@ import (
 
 	"github.com/kafscale/kafscale/broker/logapi"
 	"github.com/kafscale/kafscale/broker/partition"
+	"github.com/kafscale/kafscale/broker/storage"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/kafscale/kafscale/internal/recordbatch/rbtest"
-	"github.com/kafscale/kafscale/internal/storage"
 	"github.com/kafscale/kafscale/tests/testenv"
 )
 

@@ -15,7 +15,7 @@ import (
 
 	"github.com/kafscale/kafscale/broker/logapi"
 	"github.com/kafscale/kafscale/broker/partition"
-	"github.com/kafscale/kafscale/internal/storage"
+	"github.com/kafscale/kafscale/broker/storage"
 )
 
 // putGate holds every segment PUT until the test decides its fate, so a test can have

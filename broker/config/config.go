@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kafscale/kafscale/internal/acl"
+	"github.com/kafscale/kafscale/broker/acl"
 )
 
 // Broker is the broker's whole configuration.
