@@ -13,6 +13,10 @@
 // batchLength counts the bytes after the length field, so a batch occupies 12+batchLength
 // bytes. The CRC starts at attributes, so baseOffset and partitionLeaderEpoch can be
 // rewritten without recomputing it.
+//
+// It lives in internal/ rather than under broker/ because it is the codec of Kafka bytes
+// with no broker state: the storage tests and the benchmark harness check stored bytes with
+// it, and the proxy may read batch headers with it.
 package recordbatch
 
 import (
