@@ -93,7 +93,7 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 		return &StartupError{fmt.Sprintf("read metadata %s from etcd %v within %s (KAFSCALE_STARTUP_TIMEOUT_SEC)", keys.Metadata(), cfg.Etcd.Endpoints, cfg.StartupTimeout), err}
 	}
 	defer meta.Close()
-	s3opts := s3Options(cfg)
+	s3opts := StorageOptions(cfg)
 	s3ReadLatency := newS3ReadLatency()
 	s3opts.ObserveRead = func(d time.Duration) { s3ReadLatency.Observe(float64(d.Microseconds()) / 1000) }
 	if cfg.S3.UseMemory {
@@ -154,21 +154,10 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 
 	// --- data path ------------------------------------------------------------------------
 	flushLat := newFlushLatency()
-	mgr, err := partition.NewManager(ctx, partition.Options{
-		NodeID:                 cfg.NodeID,
-		SegmentBytes:           cfg.Storage.SegmentBytes,
-		FlushInterval:          cfg.Storage.FlushInterval,
-		FlushParallelism:       cfg.Storage.FlushParallelism,
-		CacheBytes:             cfg.Storage.CacheBytes,
-		ReadaheadSegments:      cfg.Storage.ReadaheadSegments,
-		CommitTimeout:          cfg.Etcd.RequestTimeout,
-		RetentionCheckInterval: cfg.Storage.RetentionCheck,
-		SweepGrace:             cfg.Storage.SweepGrace,
-		ProducerIDExpiration:   cfg.Storage.ProducerIDExpiration,
-		Logger:                 log,
-		ObserveUpload:          flushLat.upload,
-		ObserveCommit:          flushLat.commit,
-	}, cli, keys, objects)
+	popts := PartitionOptions(cfg)
+	popts.Logger = log
+	popts.ObserveUpload, popts.ObserveCommit = flushLat.upload, flushLat.commit
+	mgr, err := partition.NewManager(ctx, popts, cli, keys, objects)
 	if err != nil {
 		return fmt.Errorf("partition manager: %w", err)
 	}
@@ -182,26 +171,21 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 
 	// --- protocol server and listeners ---------------------------------------------------
 	reg := prometheus.NewRegistry()
-	srv := server.New(server.Config{
-		NodeID:                  cfg.NodeID,
-		MaxRequestBytes:         cfg.MaxRequestBytes,
-		MaxInflightRequestBytes: cfg.MaxInflightRequestBytes,
-		RequestMemory:           mgr.Cache(),
-		AutoCreateTopics:        cfg.AutoCreateTopics,
-		AutoCreatePartitions:    cfg.AutoCreatePartitions,
-		ProduceSyncFlush:        cfg.ProduceSyncFlush,
-		AllowAdminAPIs:          cfg.AllowAdminAPIs,
-		Authorizer:              authorizer(cfg, log),
-		PrincipalSource:         cfg.PrincipalSource,
-		ProxyProtocol:           cfg.ProxyProtocol,
-		BrokerSettings:          cfg.Public(),
-		TraceKafka:              cfg.TraceKafka,
-		TraceLogger:             traceLogger(opts.TraceLogger, cfg.NodeID),
-	}, mgr, meta, log, server.NewMetrics(reg, cfg.ThroughputWindow))
+	scfg := ServerConfig(cfg)
+	scfg.RequestMemory = mgr.Cache()
+	scfg.Authorizer = authorizer(cfg, log)
+	scfg.TraceLogger = traceLogger(opts.TraceLogger, cfg.NodeID)
+	srv, err := server.New(scfg, mgr, meta, log, server.NewMetrics(reg, cfg.ThroughputWindow))
+	if err != nil {
+		return fmt.Errorf("kafka server: %w", err)
+	}
 	if cfg.ProxyProtocol {
 		log.Info("PROXY protocol header required on every connection (KAFSCALE_PROXY_PROTOCOL=true)")
 	}
-	stopGroups := wireGroups(cfg, cli, keys, meta, srv, reg, log)
+	stopGroups, err := wireGroups(cfg, cli, keys, meta, srv, reg, log)
+	if err != nil {
+		return fmt.Errorf("group coordinator: %w", err)
+	}
 	defer stopGroups()
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
@@ -372,33 +356,6 @@ func authorizer(cfg *config.Broker, log *slog.Logger) *acl.Authorizer {
 	}
 	log.Info("ACLs enforced", "source", cfg.ACLSource, "rules", len(cfg.ACL), "principal_source", cfg.PrincipalSource)
 	return acl.New(true, cfg.ACL)
-}
-
-func s3Options(cfg *config.Broker) storage.Options {
-	return storage.Options{
-		Bucket:         cfg.S3.Bucket,
-		Region:         cfg.S3.Region,
-		Endpoint:       cfg.S3.Endpoint,
-		PathStyle:      cfg.S3.PathStyle,
-		AccessKey:      cfg.S3.AccessKey,
-		SecretKey:      cfg.S3.SecretKey,
-		SessionToken:   cfg.S3.SessionToken,
-		KMSKeyID:       cfg.S3.KMSKeyID,
-		Namespace:      cfg.S3.Namespace,
-		ReadBucket:     cfg.S3.ReadBucket,
-		ReadRegion:     cfg.S3.ReadRegion,
-		ReadEndpoint:   cfg.S3.ReadEndpoint,
-		RequestTimeout: cfg.S3.RequestTimeout,
-		Health: storage.HealthOptions{
-			Window:              cfg.S3.HealthWindow,
-			LatencyWarn:         cfg.S3.LatencyWarn,
-			LatencyCrit:         cfg.S3.LatencyCrit,
-			ErrorRateWarn:       cfg.S3.ErrorRateWarn,
-			ErrorRateCrit:       cfg.S3.ErrorRateCrit,
-			FailuresUnavailable: cfg.S3.FailuresUnavailable,
-			ProbeInterval:       cfg.S3.ProbeInterval,
-		},
-	}
 }
 
 // memoryS3Options points o at the in-memory S3 server: no read replica, no KMS, static

@@ -15,21 +15,13 @@ import (
 // wireGroups attaches the group coordinator to the server and returns its stop function,
 // which answers every waiting JoinGroup/SyncGroup NOT_COORDINATOR at once (so it belongs at
 // the start of a drain) and refuses later group requests, sending clients elsewhere.
-func wireGroups(cfg *config.Broker, cli *clientv3.Client, keys metadata.Keys, meta *metadata.Store, srv *server.Server, reg prometheus.Registerer, log *slog.Logger) func() {
-	delay := cfg.Groups.InitialRebalanceDelay
-	if delay == 0 {
-		delay = -1 // groups.Options: zero means the default, negative means none
+func wireGroups(cfg *config.Broker, cli *clientv3.Client, keys metadata.Keys, meta *metadata.Store, srv *server.Server, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
+	gopts := GroupOptions(cfg)
+	gopts.Logger = log.With("component", "groups")
+	coord, err := groups.New(cli, keys, meta.Snapshot, gopts)
+	if err != nil {
+		return nil, err
 	}
-	coord := groups.New(cli, keys, meta.Snapshot, groups.Options{
-		NodeID:                        cfg.NodeID,
-		RequestTimeout:                cfg.Etcd.RequestTimeout,
-		MinSessionTimeout:             cfg.Groups.MinSessionTimeout,
-		MaxSessionTimeout:             cfg.Groups.MaxSessionTimeout,
-		InitialRebalanceDelay:         delay,
-		OffsetsRetention:              cfg.Groups.OffsetsRetention,
-		OffsetsRetentionCheckInterval: cfg.Groups.OffsetsRetentionCheckInterval,
-		Logger:                        log.With("component", "groups"),
-	})
 	meta.OnSnapshot(coord.Apply)
 	srv.SetGroups(coord)
 	reg.MustRegister(
@@ -41,7 +33,7 @@ func wireGroups(cfg *config.Broker, cli *clientv3.Client, keys metadata.Keys, me
 			func() float64 { return float64(coord.Stats().OffsetsExpired) }),
 		groupMembers{coord},
 	)
-	return coord.Close
+	return coord.Close, nil
 }
 
 // groupMembersDesc is kafscale_consumer_group_members: one series per group this broker

@@ -81,6 +81,10 @@ type Broker struct {
 	PrincipalSource string // KAFSCALE_PRINCIPAL_SOURCE: client_id, remote_addr or proxy_addr
 	ProxyProtocol   bool   // KAFSCALE_PROXY_PROTOCOL: require a PROXY v1/v2 header on every connection
 
+	// MaxInflightPerConn bounds the requests of one connection being handled at once
+	// (pipelining). Not settable.
+	MaxInflightPerConn int
+
 	// TraceKafka logs one line per Kafka request and one per response (KAFSCALE_TRACE_KAFKA).
 	TraceKafka bool
 	// ThroughputWindow is the sliding window of the rate gauges kafscale_produce_rps and
@@ -149,6 +153,9 @@ type Storage struct {
 	SweepGrace        time.Duration // KAFSCALE_RETENTION_SWEEP_GRACE_MS
 	// ProducerIDExpiration is how long partitions remember an idle idempotent producer.
 	ProducerIDExpiration time.Duration // KAFSCALE_PRODUCER_ID_EXPIRATION_MS
+	// MaxTxnOps and MaxTxnBytes split a flush's commits into etcd transactions: etcd's
+	// default --max-txn-ops, and 1 MiB under its 1.5 MiB request limit. Not settable.
+	MaxTxnOps, MaxTxnBytes int
 }
 
 // Groups tunes the consumer group coordinator.
@@ -163,15 +170,35 @@ type Groups struct {
 	// OffsetsRetentionCheckInterval is how often groups are checked for that
 	// (KAFSCALE_OFFSETS_RETENTION_CHECK_INTERVAL_MS).
 	OffsetsRetentionCheckInterval time.Duration
+	// MaxMetadataBytes caps the metadata string of a committed offset (Kafka's
+	// offset.metadata.max.bytes default). Not settable.
+	MaxMetadataBytes int
 }
 
 // Load reads the configuration from the process environment.
 func Load() (*Broker, error) { return Parse(os.LookupEnv) }
 
+// Defaults returns the configuration of an environment that sets nothing: every default of
+// the broker, in the one place they are written (Parse). Its S3 bucket is empty. Tests and
+// tools start from it and change what they need.
+func Defaults() *Broker {
+	c, _ := parse(env.New(func(string) (string, bool) { return "", false }))
+	return c
+}
+
 // Parse reads the configuration through lookup (os.LookupEnv in production). Every bad value
 // is reported, not just the first.
 func Parse(lookup func(string) (string, bool)) (*Broker, error) {
-	p := env.New(lookup)
+	c, err := parse(env.New(lookup))
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// parse returns the configuration, with the defaults in place of bad values, and the error
+// listing them.
+func parse(p *env.Parser) (*Broker, error) {
 	c := &Broker{}
 	if v, ok := p.Raw("KAFSCALE_BROKER_ID"); ok {
 		if strings.EqualFold(v, "auto") {
@@ -207,6 +234,7 @@ func Parse(lookup func(string) (string, bool)) (*Broker, error) {
 	c.AutoCreatePartitions = int32(p.Int("KAFSCALE_AUTO_CREATE_PARTITIONS", 1, 1, 10000))
 	c.ProduceSyncFlush = p.Bool("KAFSCALE_PRODUCE_SYNC_FLUSH", true)
 	c.AllowAdminAPIs = p.Bool("KAFSCALE_ALLOW_ADMIN_APIS", true)
+	c.MaxInflightPerConn = 64
 
 	c.ACLEnabled = p.Bool("KAFSCALE_ACL_ENABLED", false)
 	c.ACLFailOpen = p.Bool("KAFSCALE_ACL_FAIL_OPEN", false)
@@ -291,10 +319,18 @@ func Parse(lookup func(string) (string, bool)) (*Broker, error) {
 		CacheBytes:        p.Int("KAFSCALE_CACHE_BYTES", 256<<20, 0, math.MaxInt64),
 		ReadaheadSegments: int(p.Int("KAFSCALE_READAHEAD_SEGMENTS", 2, 0, 64)),
 		RetentionCheck:    p.Millis("KAFSCALE_RETENTION_CHECK_INTERVAL_MS", 60000, 1000),
-		// An object must outlive its flush (2 × 10 s PUT bound + the etcd commit bound)
-		// before an unreferenced one may be deleted: at least a minute.
+		// An object must outlive its flush before an unreferenced one may be deleted
+		// (checked below): at least a minute.
 		SweepGrace:           p.Millis("KAFSCALE_RETENTION_SWEEP_GRACE_MS", 600000, 60000),
 		ProducerIDExpiration: p.Millis("KAFSCALE_PRODUCER_ID_EXPIRATION_MS", 86400000, 1000),
+		MaxTxnOps:            128,
+		MaxTxnBytes:          1 << 20,
+	}
+	// A flush may commit up to 2 × the S3 request bound + the etcd bound after naming its
+	// object; the sweeper must not delete an unreferenced object that young.
+	if flush := 2*c.S3.RequestTimeout + c.Etcd.RequestTimeout; c.Storage.SweepGrace <= flush {
+		p.Fail("KAFSCALE_RETENTION_SWEEP_GRACE_MS (%d) must exceed 2 × KAFSCALE_S3_REQUEST_TIMEOUT_MS + KAFSCALE_ETCD_REQUEST_TIMEOUT_MS (%d): a flush may still commit an object that young",
+			c.Storage.SweepGrace.Milliseconds(), flush.Milliseconds())
 	}
 	c.Groups = Groups{
 		MinSessionTimeout:     p.Millis("KAFSCALE_GROUP_MIN_SESSION_TIMEOUT_MS", 6000, 1),
@@ -303,14 +339,12 @@ func Parse(lookup func(string) (string, bool)) (*Broker, error) {
 		// Kafka's offsets.retention.minutes (7 days) and its check interval (10 minutes).
 		OffsetsRetention:              p.Millis("KAFSCALE_OFFSETS_RETENTION_MS", 604800000, 1000),
 		OffsetsRetentionCheckInterval: p.Millis("KAFSCALE_OFFSETS_RETENTION_CHECK_INTERVAL_MS", 600000, 100),
+		MaxMetadataBytes:              4096,
 	}
 	if c.Groups.MinSessionTimeout > c.Groups.MaxSessionTimeout {
 		p.Fail("KAFSCALE_GROUP_MIN_SESSION_TIMEOUT_MS must not exceed KAFSCALE_GROUP_MAX_SESSION_TIMEOUT_MS")
 	}
-	if err := p.Err("broker"); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return c, p.Err("broker")
 }
 
 // aclDocument reads the ACL document from whichever of its three variables is set:
@@ -404,4 +438,3 @@ func ignoredPrefix(name string) bool {
 func Names() []string { return names }
 
 var names = env.Names(func(lookup func(string) (string, bool)) { _, _ = Parse(lookup) })
-

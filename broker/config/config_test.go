@@ -3,6 +3,7 @@ package config
 import (
 	"log/slog"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -371,5 +372,34 @@ func TestGuideBrokerVariablesAreRead(t *testing.T) {
 	}
 	if unknown := Unknown(environ); len(unknown) > 0 {
 		t.Errorf("the broker does not read these variables of the guide: %v", unknown)
+	}
+}
+
+// The sweeper's grace must outlast the longest a flush may take to commit, which the S3 and
+// etcd request bounds set; a grace that does not is refused with both names.
+func TestSweepGraceMustOutlastAFlush(t *testing.T) {
+	if _, err := Parse(lookupIn(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_S3_REQUEST_TIMEOUT_MS": "60000"})); err != nil {
+		t.Fatalf("a 60 s S3 bound under the default 10 min grace was refused: %v", err)
+	}
+	_, err := Parse(lookupIn(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_S3_REQUEST_TIMEOUT_MS": "30000", "KAFSCALE_RETENTION_SWEEP_GRACE_MS": "60000"}))
+	if err == nil || !strings.Contains(err.Error(), "KAFSCALE_RETENTION_SWEEP_GRACE_MS (60000) must exceed") || !strings.Contains(err.Error(), "KAFSCALE_S3_REQUEST_TIMEOUT_MS") {
+		t.Fatalf("a grace shorter than a flush was not refused clearly: %v", err)
+	}
+}
+
+// Defaults is every default in one place: it is what an empty environment parses to, the
+// bucket aside.
+func TestDefaultsAreTheEmptyEnvironment(t *testing.T) {
+	parsed, err := Parse(lookupIn(map[string]string{"KAFSCALE_S3_BUCKET": "b"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Defaults()
+	if d.S3.Bucket != "" {
+		t.Fatalf("Defaults has bucket %q", d.S3.Bucket)
+	}
+	d.S3.Bucket = "b"
+	if !reflect.DeepEqual(d, parsed) {
+		t.Fatalf("Defaults differs from an empty environment:\n%+v\n%+v", d, parsed)
 	}
 }

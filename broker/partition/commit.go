@@ -165,7 +165,8 @@ func (m *Manager) settleOne(c *cut, next *metadata.PartitionState, rev int64, er
 	c.p.settle(c, next, rev, err, &m.buffered)
 }
 
-func (m *Manager) objectsTimeout() time.Duration { return 10 * time.Second }
+// objectsTimeout bounds one S3 request of the data path (KAFSCALE_S3_REQUEST_TIMEOUT_MS).
+func (m *Manager) objectsTimeout() time.Duration { return m.opts.S3RequestTimeout }
 
 // commit writes every cut's next state in as few etcd transactions as the limits allow,
 // each fenced by the ModRevisions this broker last wrote, retrying until CommitTimeout or

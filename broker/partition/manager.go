@@ -27,47 +27,52 @@ import (
 	"github.com/kafscale/kafscale/internal/metadata"
 )
 
-// Options configure a Manager. The broker's config package fills them from KAFSCALE_*.
+// Options configure a Manager. The broker's config package (broker/config) holds every
+// default; broker/app maps a config onto these options. NewManager checks them (Validate)
+// and fills nothing in.
 type Options struct {
 	// NodeID is this broker's node id; it leads the partitions whose snapshot Leader it is.
 	NodeID int32
 	// SegmentBytes of buffered data (all partitions together) trigger a flush
-	// (KAFSCALE_SEGMENT_BYTES, 4 MiB).
+	// (KAFSCALE_SEGMENT_BYTES).
 	SegmentBytes int
-	// FlushInterval is the longest data waits in a buffer (KAFSCALE_FLUSH_INTERVAL_MS, 500 ms).
+	// FlushInterval is the longest data waits in a buffer (KAFSCALE_FLUSH_INTERVAL_MS).
 	FlushInterval time.Duration
 	// FlushParallelism is how many objects may upload at once: the next object uploads
 	// while earlier ones upload or commit; commits stay one at a time, in order (those
 	// uploaded behind a commit in flight commit together in the next). Up to twice as many
 	// flushes may be in flight in all, the others uploaded and waiting for their commit
-	// (KAFSCALE_FLUSH_PARALLELISM, 4; 1 = one upload at a time).
+	// (KAFSCALE_FLUSH_PARALLELISM; 1 = one upload at a time).
 	FlushParallelism int
-	// CacheBytes bounds the read cache (KAFSCALE_CACHE_BYTES, 256 MiB).
+	// CacheBytes bounds the read cache (KAFSCALE_CACHE_BYTES); 0 disables it: every read
+	// goes to S3.
 	CacheBytes int64
 	// ReadaheadSegments is how many chunks after the ones a fetch read are fetched into
-	// the cache in the background (KAFSCALE_READAHEAD_SEGMENTS; 0 disables; the config
-	// default is 2).
+	// the cache in the background (KAFSCALE_READAHEAD_SEGMENTS; 0 disables).
 	ReadaheadSegments int
 	// CommitTimeout bounds the etcd work of one flush and each partition claim attempt
-	// (KAFSCALE_ETCD_REQUEST_TIMEOUT_MS, 5 s).
+	// (KAFSCALE_ETCD_REQUEST_TIMEOUT_MS).
 	CommitTimeout time.Duration
-	// MaxTxnOps and MaxTxnBytes split a flush's commits into etcd transactions (128 ops,
-	// etcd's default --max-txn-ops; 1 MiB, under etcd's 1.5 MiB request limit).
+	// S3RequestTimeout bounds one S3 request of the data path: a GET of chunks or sections,
+	// the deletion of an uncommitted object; an object's upload gets twice as long
+	// (KAFSCALE_S3_REQUEST_TIMEOUT_MS).
+	S3RequestTimeout time.Duration
+	// MaxTxnOps and MaxTxnBytes split a flush's commits into etcd transactions.
 	MaxTxnOps, MaxTxnBytes int
 	// RetentionCheckInterval is how often the partitions this broker leads are checked
 	// against retention.ms and retention.bytes, and how often the controller broker sweeps
-	// unreferenced objects (KAFSCALE_RETENTION_CHECK_INTERVAL_MS, 60 s).
+	// unreferenced objects (KAFSCALE_RETENTION_CHECK_INTERVAL_MS).
 	RetentionCheckInterval time.Duration
 	// SweepGrace is how old an unreferenced object must be before the sweeper deletes it
-	// (KAFSCALE_RETENTION_SWEEP_GRACE_MS, 10 min). It must exceed the longest a flush can take from
-	// naming its object to its commit (2 × the S3 PUT bound + CommitTimeout; a pipelined
+	// (KAFSCALE_RETENTION_SWEEP_GRACE_MS). It must exceed the longest a flush can take from
+	// naming its object to its commit (2 × S3RequestTimeout + CommitTimeout; a pipelined
 	// flush that waited longer for the ones ahead of it fails instead of committing) plus
 	// the clock skew between brokers.
 	SweepGrace time.Duration
 	// ProducerIDExpiration is how long a partition remembers an idle idempotent producer
-	// (KAFSCALE_PRODUCER_ID_EXPIRATION_MS, 24 h).
+	// (KAFSCALE_PRODUCER_ID_EXPIRATION_MS).
 	ProducerIDExpiration time.Duration
-	// Logger defaults to slog.Default().
+	// Logger receives the data path's warnings; nil discards them.
 	Logger *slog.Logger
 	// ObserveUpload and ObserveCommit, when set, receive each flush's object upload time (the
 	// PUT, with its retries) and its etcd commit time (every transaction of the flush, with
@@ -75,45 +80,31 @@ type Options struct {
 	ObserveUpload, ObserveCommit func(time.Duration)
 }
 
-// DefaultOptions returns o with zero fields set to their defaults.
-func DefaultOptions(o Options) Options {
-	if o.SegmentBytes <= 0 {
-		o.SegmentBytes = 4 << 20
+// Validate reports the options that cannot work, all of them.
+func (o Options) Validate() error {
+	var errs []error
+	positive := func(name string, ok bool) {
+		if !ok {
+			errs = append(errs, fmt.Errorf("partition: %s must be positive", name))
+		}
 	}
-	if o.ProducerIDExpiration <= 0 {
-		o.ProducerIDExpiration = 24 * time.Hour
-	}
-	if o.FlushInterval <= 0 {
-		o.FlushInterval = 500 * time.Millisecond
-	}
-	if o.FlushParallelism <= 0 {
-		o.FlushParallelism = 4
-	}
-	if o.CacheBytes == 0 {
-		o.CacheBytes = 256 << 20
+	positive("SegmentBytes", o.SegmentBytes > 0)
+	positive("FlushInterval", o.FlushInterval > 0)
+	positive("FlushParallelism", o.FlushParallelism > 0)
+	positive("CommitTimeout", o.CommitTimeout > 0)
+	positive("S3RequestTimeout", o.S3RequestTimeout > 0)
+	positive("MaxTxnOps", o.MaxTxnOps > 0)
+	positive("MaxTxnBytes", o.MaxTxnBytes > 0)
+	positive("RetentionCheckInterval", o.RetentionCheckInterval > 0)
+	positive("SweepGrace", o.SweepGrace > 0)
+	positive("ProducerIDExpiration", o.ProducerIDExpiration > 0)
+	if o.CacheBytes < 0 {
+		errs = append(errs, fmt.Errorf("partition: CacheBytes %d is negative (0 disables the cache)", o.CacheBytes))
 	}
 	if o.ReadaheadSegments < 0 {
-		o.ReadaheadSegments = 0
+		errs = append(errs, fmt.Errorf("partition: ReadaheadSegments %d is negative (0 disables readahead)", o.ReadaheadSegments))
 	}
-	if o.CommitTimeout <= 0 {
-		o.CommitTimeout = 5 * time.Second
-	}
-	if o.MaxTxnOps <= 0 {
-		o.MaxTxnOps = 128
-	}
-	if o.MaxTxnBytes <= 0 {
-		o.MaxTxnBytes = 1 << 20
-	}
-	if o.RetentionCheckInterval <= 0 {
-		o.RetentionCheckInterval = time.Minute
-	}
-	if o.SweepGrace <= 0 {
-		o.SweepGrace = 10 * time.Minute
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-	return o
+	return errors.Join(errs...)
 }
 
 // Manager holds the partitions this broker leads. It implements logapi.Log.
@@ -197,7 +188,12 @@ func NewManager(ctx context.Context, opts Options, cli *clientv3.Client, keys me
 	if cli == nil || objects == nil {
 		return nil, errors.New("partition: an etcd client and an S3 store are required")
 	}
-	opts = DefaultOptions(opts)
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	m := &Manager{
 		opts:         opts,
 		cli:          cli,

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -19,7 +20,9 @@ import (
 // archives index entries into the same object when a state outgrows MaxChunks, and ends
 // with a footer describing every section.
 func TestBuildObjectLayout(t *testing.T) {
-	m := &Manager{opts: DefaultOptions(Options{NodeID: 7, Logger: slog.Default()})}
+	o := testOptions()
+	o.NodeID = 7
+	m := &Manager{opts: o}
 	full := &metadata.PartitionState{HighWatermark: metadata.MaxChunks}
 	for i := int64(0); i < metadata.MaxChunks; i++ {
 		full.Chunks = append(full.Chunks, metadata.Chunk{Object: "old", Base: i, Last: i, MaxTimestamp: i})
@@ -86,7 +89,9 @@ func TestResultWaitAndFinishOnce(t *testing.T) {
 
 // Appends wait while the buffers hold 4×SegmentBytes, until a flush takes them.
 func TestWaitForRoomBackpressure(t *testing.T) {
-	m := &Manager{opts: DefaultOptions(Options{SegmentBytes: 10}), cutDone: make(chan struct{}), kick: make(chan struct{}, 1)}
+	o := testOptions()
+	o.SegmentBytes = 10
+	m := &Manager{opts: o, cutDone: make(chan struct{}), kick: make(chan struct{}, 1)}
 	if err := m.waitForRoom(t.Context()); err != nil {
 		t.Fatalf("empty buffers: %v", err)
 	}
@@ -106,5 +111,16 @@ func TestWaitForRoomBackpressure(t *testing.T) {
 	m.mu.Unlock()
 	if err := <-done; err != nil {
 		t.Fatalf("after the cut: %v", err)
+	}
+}
+
+// testOptions are the broker's defaults (broker/config), which Manager tests start from.
+func testOptions() Options {
+	return Options{
+		SegmentBytes: 4 << 20, FlushInterval: 500 * time.Millisecond, FlushParallelism: 4,
+		CacheBytes: 256 << 20, ReadaheadSegments: 2, CommitTimeout: 5 * time.Second,
+		S3RequestTimeout: 10 * time.Second, MaxTxnOps: 128, MaxTxnBytes: 1 << 20,
+		RetentionCheckInterval: time.Minute, SweepGrace: 10 * time.Minute,
+		ProducerIDExpiration: 24 * time.Hour, Logger: slog.Default(),
 	}
 }

@@ -102,13 +102,13 @@ func startAuthBroker(t *testing.T, mutate func(*Config)) *testBroker {
 	}
 	host, portStr, _ := net.SplitHostPort(ln.Addr().String())
 	port, _ := strconv.Atoi(portStr)
-	cfg := Config{MaxRequestBytes: 1 << 20, AutoCreateTopics: true, AutoCreatePartitions: 1, ProduceSyncFlush: true,
-		AllowAdminAPIs: true, Authorizer: acl.New(true, rules)}
+	cfg := testConfig()
+	cfg.Authorizer = acl.New(true, rules)
 	if mutate != nil {
 		mutate(&cfg)
 	}
 	b := &testBroker{log: newMemLog(), cluster: newMemCluster(host, int32(port)), addr: ln.Addr().String()}
-	b.srv = New(cfg, b.log, b.cluster, nil, nil)
+	b.srv = mustNew(t, cfg, b.log, b.cluster)
 	b.srv.SetGroups(&echoGroups{})
 	go func() { _ = b.srv.Serve(ln) }()
 	t.Cleanup(func() {

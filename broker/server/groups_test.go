@@ -75,7 +75,7 @@ func startGroupsBroker(t *testing.T, g Groups) *testBroker {
 	host, portStr, _ := net.SplitHostPort(ln.Addr().String())
 	port, _ := strconv.Atoi(portStr)
 	b := &testBroker{log: newMemLog(), cluster: newMemCluster(host, int32(port)), addr: ln.Addr().String()}
-	b.srv = New(Config{MaxRequestBytes: 1 << 20}, b.log, b.cluster, nil, nil)
+	b.srv = mustNew(t, Config{MaxRequestBytes: 1 << 20, MaxInflightPerConn: 64, AutoCreatePartitions: 1}, b.log, b.cluster)
 	if g != nil {
 		b.srv.SetGroups(g)
 	}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kafscale/kafscale/broker/logapi"
 )
 
 // testBroker is a Server on a loopback port with in-memory Log and Cluster.
@@ -23,6 +25,23 @@ type testBroker struct {
 	addr    string
 }
 
+// testConfig is the configuration handler tests start from: 1 MiB frames, the broker's
+// pipelining bound, topics auto-created with one partition, synchronous produce, admin APIs.
+func testConfig() Config {
+	return Config{NodeID: 0, MaxRequestBytes: 1 << 20, MaxInflightPerConn: 64, AutoCreateTopics: true,
+		AutoCreatePartitions: 1, ProduceSyncFlush: true, AllowAdminAPIs: true}
+}
+
+// mustNew is New for a configuration the test knows to be valid.
+func mustNew(t testing.TB, cfg Config, log logapi.Log, cluster Cluster) *Server {
+	t.Helper()
+	srv, err := New(cfg, log, cluster, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
 func startTestBroker(t *testing.T, mutate ...func(*Config)) *testBroker {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -31,13 +50,12 @@ func startTestBroker(t *testing.T, mutate ...func(*Config)) *testBroker {
 	}
 	host, portStr, _ := net.SplitHostPort(ln.Addr().String())
 	port, _ := strconv.Atoi(portStr)
-	cfg := Config{NodeID: 0, MaxRequestBytes: 1 << 20, AutoCreateTopics: true, AutoCreatePartitions: 1,
-		ProduceSyncFlush: true, AllowAdminAPIs: true}
+	cfg := testConfig()
 	for _, m := range mutate {
 		m(&cfg)
 	}
 	b := &testBroker{log: newMemLog(), cluster: newMemCluster(host, int32(port)), addr: ln.Addr().String()}
-	b.srv = New(cfg, b.log, b.cluster, nil, nil)
+	b.srv = mustNew(t, cfg, b.log, b.cluster)
 	served := make(chan error, 1)
 	go func() { served <- b.srv.Serve(ln) }()
 	t.Cleanup(func() {

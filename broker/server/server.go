@@ -47,7 +47,7 @@ type Config struct {
 	// handled and KAFSCALE_CACHE_BYTES bounds both).
 	RequestMemory logapi.MemoryReserver
 	// MaxInflightPerConn bounds the requests of one connection being handled at once
-	// (pipelining); the reader stops reading when it is reached. Default 64.
+	// (pipelining); the reader stops reading when it is reached.
 	MaxInflightPerConn int
 	// Authorizer checks every request but ApiVersions; nil or disabled allows everything.
 	Authorizer *acl.Authorizer
@@ -86,16 +86,30 @@ type Server struct {
 	frames *bufList
 }
 
-// New returns a server; metrics may be nil (tests).
-func New(cfg Config, log logapi.Log, cluster Cluster, logger *slog.Logger, metrics *Metrics) *Server {
-	if cfg.MaxRequestBytes <= 0 {
-		cfg.MaxRequestBytes = 100 << 20
+// Validate reports the settings that cannot work, all of them. The broker's defaults live in
+// broker/config; nothing is filled in here.
+func (c Config) Validate() error {
+	var errs []error
+	if c.MaxRequestBytes < 8 {
+		errs = append(errs, fmt.Errorf("server: MaxRequestBytes %d is below a frame's 8-byte header", c.MaxRequestBytes))
 	}
-	if cfg.MaxInflightPerConn <= 0 {
-		cfg.MaxInflightPerConn = 64
+	if c.MaxInflightPerConn <= 0 {
+		errs = append(errs, errors.New("server: MaxInflightPerConn must be positive"))
 	}
-	if cfg.AutoCreatePartitions <= 0 {
-		cfg.AutoCreatePartitions = 1
+	if c.AutoCreatePartitions <= 0 {
+		errs = append(errs, errors.New("server: AutoCreatePartitions must be positive"))
+	}
+	if c.MaxInflightRequestBytes < 0 {
+		errs = append(errs, errors.New("server: MaxInflightRequestBytes is negative (0: no bound)"))
+	}
+	return errors.Join(errs...)
+}
+
+// New returns a server, or the error of a Config that cannot work; logger and metrics may
+// be nil (tests).
+func New(cfg Config, log logapi.Log, cluster Cluster, logger *slog.Logger, metrics *Metrics) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -120,7 +134,7 @@ func New(cfg Config, log logapi.Log, cluster Cluster, logger *slog.Logger, metri
 
 		requestBytes: newByteBudget(cfg.MaxInflightRequestBytes, cfg.RequestMemory),
 		frames:       newFrameList(cfg.MaxInflightRequestBytes, cfg.RequestMemory),
-	}
+	}, nil
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.

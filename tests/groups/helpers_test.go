@@ -18,6 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/kafscale/kafscale/broker/app"
+	"github.com/kafscale/kafscale/broker/config"
 	"github.com/kafscale/kafscale/broker/groups"
 	"github.com/kafscale/kafscale/broker/partition"
 	"github.com/kafscale/kafscale/broker/server"
@@ -83,23 +85,31 @@ func (c *cluster) startBroker(node int32, port int) *broker {
 	if b.meta, err = metadata.NewStore(ctx, c.cli, c.keys, metadata.StoreOptions{RequestTimeout: 2 * time.Second, Logger: lg}); err != nil {
 		t.Fatal(err)
 	}
-	b.objects, err = storage.New(ctx, storage.Options{
-		Bucket: c.s3.Bucket, Region: c.s3.Region, Endpoint: c.s3.Endpoint, PathStyle: true,
-		AccessKey: c.s3.AccessKey, SecretKey: c.s3.SecretKey, Namespace: "ns",
-		RequestTimeout: 5 * time.Second,
-	})
-	if err != nil {
+	cfg := config.Defaults()
+	cfg.NodeID = node
+	sopts := app.StorageOptions(cfg)
+	sopts.Bucket, sopts.Region, sopts.Endpoint, sopts.PathStyle = c.s3.Bucket, c.s3.Region, c.s3.Endpoint, true
+	sopts.AccessKey, sopts.SecretKey, sopts.Namespace, sopts.RequestTimeout = c.s3.AccessKey, c.s3.SecretKey, "ns", 5*time.Second
+	if b.objects, err = storage.New(ctx, sopts); err != nil {
 		t.Fatal(err)
 	}
-	if b.log, err = partition.NewManager(ctx, partition.Options{NodeID: node, FlushInterval: 20 * time.Millisecond, CommitTimeout: 2 * time.Second, Logger: lg}, c.cli, c.keys, b.objects); err != nil {
+	popts := app.PartitionOptions(cfg)
+	popts.FlushInterval, popts.CommitTimeout, popts.Logger = 20*time.Millisecond, 2*time.Second, lg
+	if b.log, err = partition.NewManager(ctx, popts, c.cli, c.keys, b.objects); err != nil {
 		t.Fatal(err)
 	}
 	b.meta.OnSnapshot(b.log.Apply)
-	b.coord = groups.New(c.cli, c.keys, b.meta.Snapshot, groups.Options{
-		NodeID: node, RequestTimeout: 2 * time.Second, InitialRebalanceDelay: 500 * time.Millisecond, Logger: lg,
-	})
+	gopts := app.GroupOptions(cfg)
+	gopts.RequestTimeout, gopts.InitialRebalanceDelay, gopts.Logger = 2*time.Second, 500*time.Millisecond, lg
+	if b.coord, err = groups.New(c.cli, c.keys, b.meta.Snapshot, gopts); err != nil {
+		t.Fatal(err)
+	}
 	b.meta.OnSnapshot(b.coord.Apply)
-	b.srv = server.New(server.Config{NodeID: node, ProduceSyncFlush: true, AllowAdminAPIs: true, AutoCreatePartitions: 1}, b.log, b.meta, lg, nil)
+	scfg := app.ServerConfig(cfg)
+	scfg.AutoCreateTopics, scfg.MaxInflightRequestBytes = false, 0
+	if b.srv, err = server.New(scfg, b.log, b.meta, lg, nil); err != nil {
+		t.Fatal(err)
+	}
 	b.srv.SetGroups(b.coord)
 
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))

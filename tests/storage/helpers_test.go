@@ -17,6 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/kafscale/kafscale/broker/app"
+	"github.com/kafscale/kafscale/broker/config"
 	"github.com/kafscale/kafscale/broker/logapi"
 	"github.com/kafscale/kafscale/broker/partition"
 	"github.com/kafscale/kafscale/broker/storage"
@@ -70,15 +72,14 @@ func newEnv(t testing.TB) *env {
 func (e *env) store(t testing.TB, mod func(*storage.Options)) (*storage.Store, *counter) {
 	t.Helper()
 	c := &counter{base: http.DefaultTransport, bucket: e.s3.Bucket}
-	opts := storage.Options{
-		Bucket: e.s3.Bucket, Region: e.s3.Region, Endpoint: e.s3.Endpoint, PathStyle: true,
-		AccessKey: e.s3.AccessKey, SecretKey: e.s3.SecretKey, Namespace: "ns",
-		RequestTimeout: 5 * time.Second,
-		// Latency thresholds far above anything a loaded test machine shows: health here
-		// reacts to failures only, so the assertions do not depend on speed.
-		Health:     storage.HealthOptions{ProbeInterval: 100 * time.Millisecond, LatencyWarn: 30 * time.Second, LatencyCrit: time.Minute},
-		HTTPClient: &http.Client{Transport: c},
-	}
+	opts := app.StorageOptions(config.Defaults())
+	opts.Bucket, opts.Region, opts.Endpoint, opts.PathStyle = e.s3.Bucket, e.s3.Region, e.s3.Endpoint, true
+	opts.AccessKey, opts.SecretKey, opts.Namespace = e.s3.AccessKey, e.s3.SecretKey, "ns"
+	opts.RequestTimeout = 5 * time.Second
+	// Latency thresholds far above anything a loaded test machine shows: health here
+	// reacts to failures only, so the assertions do not depend on speed.
+	opts.Health.ProbeInterval, opts.Health.LatencyWarn, opts.Health.LatencyCrit = 100*time.Millisecond, 30*time.Second, time.Minute
+	opts.HTTPClient = &http.Client{Transport: c}
 	if mod != nil {
 		mod(&opts)
 	}
@@ -95,7 +96,8 @@ func (e *env) store(t testing.TB, mod func(*storage.Options)) (*storage.Store, *
 // flushes happen when a test calls Flush.
 func (e *env) manager(t testing.TB, node int32, objects *storage.Store, mod func(*partition.Options)) *partition.Manager {
 	t.Helper()
-	opts := partition.Options{NodeID: node, FlushInterval: time.Hour, CommitTimeout: 5 * time.Second, ReadaheadSegments: 2}
+	opts := app.PartitionOptions(config.Defaults())
+	opts.NodeID, opts.FlushInterval, opts.CommitTimeout, opts.ReadaheadSegments = node, time.Hour, 5*time.Second, 2
 	if mod != nil {
 		mod(&opts)
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/kafscale/kafscale/broker/app"
+	"github.com/kafscale/kafscale/broker/config"
 	"github.com/kafscale/kafscale/broker/logapi"
 	"github.com/kafscale/kafscale/broker/partition"
 	"github.com/kafscale/kafscale/broker/storage"
@@ -270,8 +272,9 @@ func TestUploadsContinueWhileACommitWaits(t *testing.T) {
 	cli := e.etcd.Client()
 	commits := &commitGate{KV: cli.KV, held: make(chan struct{}, 16)}
 	cli.KV = commits
-	m, err := partition.NewManager(context.Background(), partition.Options{NodeID: 1, FlushInterval: time.Hour,
-		CommitTimeout: 30 * time.Second, SegmentBytes: 50, FlushParallelism: 1}, cli, e.keys, objects)
+	opts := app.PartitionOptions(config.Defaults())
+	opts.NodeID, opts.FlushInterval, opts.CommitTimeout, opts.SegmentBytes, opts.FlushParallelism = 1, time.Hour, 30*time.Second, 50, 1
+	m, err := partition.NewManager(context.Background(), opts, cli, e.keys, objects)
 	if err != nil {
 		t.Fatal(err)
 	}

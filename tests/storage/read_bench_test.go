@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/kafscale/kafscale/broker/app"
+	"github.com/kafscale/kafscale/broker/config"
 	"github.com/kafscale/kafscale/broker/logapi"
 	"github.com/kafscale/kafscale/broker/partition"
 	"github.com/kafscale/kafscale/broker/server"
@@ -82,12 +84,12 @@ func benchCatchUpRead(b *testing.B, parts int) {
 	topics := map[string]int{"backlog": parts}
 	counts := &counter{base: http.DefaultTransport, bucket: s3srv.Bucket}
 	newStore := func() *storage.Store {
-		s, err := storage.New(context.Background(), storage.Options{
-			Bucket: s3srv.Bucket, Region: s3srv.Region, Endpoint: s3srv.Endpoint, PathStyle: true,
-			AccessKey: s3srv.AccessKey, SecretKey: s3srv.SecretKey, Namespace: "ns",
-			Health:     storage.HealthOptions{LatencyWarn: 30 * time.Second, LatencyCrit: time.Minute},
-			HTTPClient: &http.Client{Transport: counts},
-		})
+		o := app.StorageOptions(config.Defaults())
+		o.Bucket, o.Region, o.Endpoint, o.PathStyle = s3srv.Bucket, s3srv.Region, s3srv.Endpoint, true
+		o.AccessKey, o.SecretKey, o.Namespace = s3srv.AccessKey, s3srv.SecretKey, "ns"
+		o.Health.LatencyWarn, o.Health.LatencyCrit = 30*time.Second, time.Minute
+		o.HTTPClient = &http.Client{Transport: counts}
+		s, err := storage.New(context.Background(), o)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -95,9 +97,9 @@ func benchCatchUpRead(b *testing.B, parts int) {
 		return s
 	}
 	newManager := func(objects *storage.Store) *partition.Manager {
-		m, err := partition.NewManager(context.Background(), partition.Options{
-			NodeID: 1, FlushInterval: time.Hour, CommitTimeout: 10 * time.Second, ReadaheadSegments: readahead,
-		}, cli, keys, objects)
+		o := app.PartitionOptions(config.Defaults())
+		o.NodeID, o.FlushInterval, o.CommitTimeout, o.ReadaheadSegments = 1, time.Hour, 10*time.Second, readahead
+		m, err := partition.NewManager(context.Background(), o, cli, keys, objects)
 		if err != nil {
 			b.Fatal(err)
 		}
