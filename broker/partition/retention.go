@@ -54,11 +54,7 @@ func (m *Manager) EnforceRetention(ctx context.Context) error {
 // topicRetention returns a topic's retention.ms and retention.bytes (-1: unlimited).
 func topicRetention(configs map[string]string) (ms, bytes int64) {
 	get := func(key string) int64 {
-		v, ok := configs[key]
-		if !ok {
-			v = metadata.TopicConfigDefaults[key]
-		}
-		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		n, err := strconv.ParseInt(strings.TrimSpace(metadata.TopicConfig(configs, key)), 10, 64)
 		if err != nil || n < 0 {
 			return -1
 		}
