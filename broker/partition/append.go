@@ -151,7 +151,7 @@ func (p *partition) checkProducers(parsed []recordbatch.Batch, res *result) (*me
 				if _, ok := saved[b.ProducerID]; !ok {
 					saved[b.ProducerID] = p.producers[b.ProducerID]
 				}
-				metadata.RecordBatch(p.producers, b.ProducerID, b.ProducerEpoch,
+				metadata.RecordProducerBatch(p.producers, b.ProducerID, b.ProducerEpoch,
 					metadata.ProducerBatch{FirstSeq: b.BaseSequence, LastSeq: last, Base: off, Durable: res.wait}, now)
 			}
 		}

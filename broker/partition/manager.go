@@ -139,7 +139,7 @@ type Manager struct {
 	retentionReq chan chan struct{}
 	stop         chan struct{}
 	done         chan struct{}
-	closeMu      sync.Once
+	stopOnce     sync.Once
 
 	readahead chan struct{} // semaphore for background fetches
 	rd        readState     // the read path's loads in flight and decoded index sections
@@ -563,7 +563,7 @@ func (m *Manager) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*m.opts.CommitTimeout)
 	defer cancel()
 	err := m.Drain(ctx)
-	m.closeMu.Do(func() { close(m.stop) })
+	m.stopOnce.Do(func() { close(m.stop) })
 	<-m.done
 	return err
 }

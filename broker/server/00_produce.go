@@ -115,7 +115,7 @@ func (s *Server) handleProduce(ctx context.Context, rc *requestContext, kreq kms
 		return s.produceError(req, resp, kerr.RequestTimedOut.Code)
 	}
 	for _, t := range targets {
-		t.result, t.err = s.log.Append(appendCtx, t.topic, t.rp.Partition, t.records, false)
+		t.result, t.err = s.partitions.Append(appendCtx, t.topic, t.rp.Partition, t.records, false)
 		t.size, t.records = len(t.records), nil
 	}
 	rc.releaseTurn()

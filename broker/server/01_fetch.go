@@ -53,7 +53,7 @@ func (s *Server) handleFetch(ctx context.Context, rc *requestContext, kreq kmsg.
 	}
 	deadline := time.Now().Add(time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond)
 	for {
-		changed := s.log.Changed() // taken before reading, so no append is missed
+		changed := s.partitions.Changed() // taken before reading, so no append is missed
 		resp, bytes, hasErr := s.fetchOnce(ctx, req, denied)
 		if bytes >= int(req.MinBytes) || hasErr || !time.Now().Before(deadline) {
 			s.metrics.fetchedBytes.Add(float64(bytes))
@@ -115,7 +115,7 @@ func (s *Server) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, denied m
 		}
 	}
 	total := 0
-	for i, res := range ReadPartitions(ctx, s.log, reads, req.MaxBytes) {
+	for i, res := range ReadPartitions(ctx, s.partitions, reads, req.MaxBytes) {
 		sp := dsts[i]
 		if res.HighWatermark >= 0 {
 			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = res.HighWatermark, res.HighWatermark, res.LogStartOffset

@@ -46,7 +46,7 @@ func (s *Server) handleListOffsets(ctx context.Context, rc *requestContext, kreq
 				sp.LeaderEpoch = p.LeaderEpoch
 				switch ts := rp.Timestamp; {
 				case ts == -1 || ts == -2:
-					start, hw, err := s.log.Offsets(ctx, rt.Topic, rp.Partition)
+					start, hw, err := s.partitions.Offsets(ctx, rt.Topic, rp.Partition)
 					if err != nil {
 						return err
 					}
@@ -55,7 +55,7 @@ func (s *Server) handleListOffsets(ctx context.Context, rc *requestContext, kreq
 						sp.Offset = start
 					}
 				case ts >= 0:
-					off, at, err := s.log.OffsetForTimestamp(ctx, rt.Topic, rp.Partition, ts)
+					off, at, err := s.partitions.OffsetForTimestamp(ctx, rt.Topic, rp.Partition, ts)
 					if err != nil {
 						return err
 					}

@@ -42,7 +42,7 @@ func (s *Server) handleOffsetForLeaderEpoch(ctx context.Context, rc *requestCont
 				if err := checkLeaderEpoch(rp.CurrentLeaderEpoch, p.LeaderEpoch); err != nil {
 					return err
 				}
-				end, epoch, err := s.log.EndOffsetForEpoch(ctx, rt.Topic, rp.Partition, rp.LeaderEpoch)
+				end, epoch, err := s.partitions.EndOffsetForEpoch(ctx, rt.Topic, rp.Partition, rp.LeaderEpoch)
 				if err != nil {
 					return err
 				}

@@ -63,12 +63,14 @@ type Config struct {
 
 // Server serves the Kafka protocol on any number of listeners.
 type Server struct {
-	cfg     Config
-	log     logapi.Log
-	cluster Cluster
-	groups  Groups // nil until set (broker/server/groups.go): group APIs answer COORDINATOR_NOT_AVAILABLE
-	logger  *slog.Logger
-	metrics *Metrics
+	cfg Config
+	// partitions is the partition log (broker/partition in the broker); logger is the
+	// server's logger.
+	partitions logapi.Log
+	cluster    Cluster
+	groups     Groups // nil until set (broker/server/groups.go): group APIs answer COORDINATOR_NOT_AVAILABLE
+	logger     *slog.Logger
+	metrics    *Metrics
 	// traceLog receives KAFSCALE_TRACE_KAFKA's lines.
 	traceLog *slog.Logger
 
@@ -107,7 +109,7 @@ func (c Config) Validate() error {
 
 // New returns a server, or the error of a Config that cannot work; logger and metrics may
 // be nil (tests).
-func New(cfg Config, log logapi.Log, cluster Cluster, logger *slog.Logger, metrics *Metrics) (*Server, error) {
+func New(cfg Config, partitions logapi.Log, cluster Cluster, logger *slog.Logger, metrics *Metrics) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -122,15 +124,15 @@ func New(cfg Config, log logapi.Log, cluster Cluster, logger *slog.Logger, metri
 		traceLog = logger
 	}
 	return &Server{
-		cfg:       cfg,
-		log:       log,
-		cluster:   cluster,
-		logger:    logger,
-		metrics:   metrics,
-		traceLog:  traceLog,
-		listeners: map[net.Listener]struct{}{},
-		conns:     map[*conn]struct{}{},
-		closingCh: make(chan struct{}),
+		cfg:        cfg,
+		partitions: partitions,
+		cluster:    cluster,
+		logger:     logger,
+		metrics:    metrics,
+		traceLog:   traceLog,
+		listeners:  map[net.Listener]struct{}{},
+		conns:      map[*conn]struct{}{},
+		closingCh:  make(chan struct{}),
 
 		requestBytes: newByteBudget(cfg.MaxInflightRequestBytes, cfg.RequestMemory),
 		frames:       newFrameList(cfg.MaxInflightRequestBytes, cfg.RequestMemory),
