@@ -69,8 +69,7 @@ func (m *Manager) Append(ctx context.Context, topic string, part int32, batches 
 		// quarter: a buffer is sealed once it holds a segment), so a steady stream fills it
 		// without regrowth copies. A stream whose cuts reach half a segment gets the whole
 		// segment and a quarter: its buffers end at a segment plus the append that crossed
-		// it (measured: cuts of 3.7 MB sized buffers of 4.7 MB that a 4 × 1 MB + 1 MB
-		// stream outgrew in a quarter of its flushes).
+		// it, which a buffer sized from its cuts would be too small for.
 		size := min(p.lastCut+p.lastCut/4, seg+seg/4)
 		if p.lastCut >= seg/2 {
 			size = seg + seg/4

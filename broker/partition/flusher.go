@@ -48,12 +48,10 @@ const flushWindow = 2
 // order they were cut (those whose uploads ended behind a commit in flight together, in the
 // next). A flush uploaded without error frees its upload slot before its commit: up to
 // flushWindow × FlushParallelism flushes are in flight in all. A failed one keeps its slot
-// until the committer has failed the buffers behind it, as before.
+// until the committer has failed the buffers behind it.
 //
-// Commits used to hold the upload slots too. Under load an etcd commit can wait for the disk
-// (here its WAL shares the disk with S3's files), and the four uploads then stood still
-// until it landed: the 64-partition produce runs kept the machine 1.83 of 2 cores busy, with
-// commits of up to 160 ms.
+// Commits hold no upload slot: an etcd commit that waits for the disk (its WAL may share the
+// disk with S3's files) must not stop the uploads behind it.
 func (m *Manager) flushLoop() {
 	defer close(m.done)
 	committed := make(chan struct{})
@@ -339,11 +337,11 @@ func (m *Manager) commitLoop() {
 // eighth of one or more once producers go quiet while no flush is in flight. Producers stop
 // sending when their requests in flight (five per idempotent client) all wait for acks;
 // when those hold less than a segment, an idle pipeline would sit on their data until the
-// flush interval. Measured at half of peak rate, that stalled every client for 400-500 ms
-// every second or two (p99 600 ms); a flush as soon as they are quiet costs objects smaller
-// than a segment only then. An eighth of a segment keeps a slow stream on the interval:
-// at 1 MB/s it gathers 500 KB, less than 512 KiB, within 500 ms. At peak a flush is always
-// in flight, so objects stay segment-sized.
+// flush interval, stalling every client for most of it (docs/benchmarks.md has the
+// figures). A flush as soon as they are quiet costs objects smaller than a segment only
+// then. An eighth of a segment keeps a slow stream on the interval: at 1 MB/s it gathers
+// 500 KB, less than 512 KiB, within 500 ms. At peak a flush is always in flight, so objects
+// stay segment-sized.
 func (m *Manager) kickIfDue(buffered int64) {
 	switch {
 	case buffered >= int64(m.opts.SegmentBytes):
