@@ -224,6 +224,11 @@ func TestRetentionBytesPeriodic(t *testing.T) {
 		if n := len(listSegments(t, e, e.s3.Bucket)); n != 3 {
 			return fmt.Errorf("%d objects, want 3 (the one only big referenced is deleted)", n)
 		}
+		// The sweeper counts a deletion once its DELETE has returned, which may be after
+		// the listing above already misses the object.
+		if st := m.Stats(); st.SweptObjects != 1 {
+			return fmt.Errorf("%d objects swept, want 1", st.SweptObjects)
+		}
 		return nil
 	})
 	assertOutOfRange(t, m, "big", 0, 2)
