@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
-	"hash/crc32"
 	"io"
 	"net"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kafscale/kafscale/broker/logapi"
+	"github.com/kafscale/kafscale/internal/recordbatch/rbtest"
 )
 
 // testBroker is a Server on a loopback port with in-memory Log and Cluster.
@@ -191,33 +191,11 @@ func (c *rawConn) expectClosed() {
 	}
 }
 
-// makeBatch encodes a RecordBatch v2 holding one record per value, with a valid CRC.
+// makeBatch encodes a RecordBatch v2 holding one record per value (key k<i>, one header),
+// all at timestamp ts, with a valid CRC.
 func makeBatch(ts int64, values ...string) []byte {
-	var records []byte
-	for i, v := range values {
-		r := kmsg.NewRecord()
-		r.OffsetDelta = int32(i)
-		r.Key = []byte("k" + strconv.Itoa(i))
-		r.Value = []byte(v)
-		r.Headers = []kmsg.Header{{Key: "h", Value: []byte("v")}}
-		body := r.AppendTo(nil)
-		r.Length = int32(len(body) - 1) // Length 0 encodes as one varint byte
-		records = r.AppendTo(records)
-	}
-	b := kmsg.NewRecordBatch()
-	b.Magic = 2
-	b.PartitionLeaderEpoch = -1
-	b.ProducerID = -1
-	b.ProducerEpoch = -1
-	b.FirstSequence = -1
-	b.FirstTimestamp, b.MaxTimestamp = ts, ts
-	b.LastOffsetDelta = int32(len(values) - 1)
-	b.NumRecords = int32(len(values))
-	b.Records = records
-	out := b.AppendTo(nil)
-	binary.BigEndian.PutUint32(out[8:], uint32(len(out)-12))
-	binary.BigEndian.PutUint32(out[17:], crc32.Checksum(out[21:], crc32.MakeTable(crc32.Castagnoli)))
-	return out
+	return rbtest.Strings(rbtest.Options{Timestamp: ts, SameTimestamp: true, KeyPrefix: "k",
+		Headers: []kmsg.Header{{Key: "h", Value: []byte("v")}}}, values...)
 }
 
 func produceRequest(acks int16, topic string, partition int32, batch []byte) *kmsg.ProduceRequest {

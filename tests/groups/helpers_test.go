@@ -160,14 +160,14 @@ func (b *broker) stop() {
 func (c *cluster) createTopic(b *broker, name string, partitions int32) {
 	t := c.t
 	t.Helper()
-	if err := b.meta.CreateTopic(ctxT(t, 10*time.Second), name, partitions, nil); err != nil {
+	if err := b.meta.CreateTopic(testenv.Context(t, 10*time.Second), name, partitions, nil); err != nil {
 		t.Fatal(err)
 	}
 	cl := c.client(b, nil)
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	testenv.Eventually(t, 30*time.Second, func() error {
-		offs, err := adm.ListEndOffsets(ctxT(t, 5*time.Second), name)
+		offs, err := adm.ListEndOffsets(testenv.Context(t, 5*time.Second), name)
 		if err != nil {
 			return err
 		}
@@ -210,7 +210,7 @@ func (c *cluster) produce(b *broker, topic string, partitions int32, prefix stri
 		recs = append(recs, &kgo.Record{Topic: topic, Partition: int32(i) % partitions, Value: []byte(v)})
 		values = append(values, v)
 	}
-	if err := cl.ProduceSync(ctxT(t, 60*time.Second), recs...).FirstErr(); err != nil {
+	if err := cl.ProduceSync(testenv.Context(t, 60*time.Second), recs...).FirstErr(); err != nil {
 		t.Fatalf("produce: %v", err)
 	}
 	return values
@@ -227,7 +227,7 @@ func (c *cluster) committed(b *broker, group string) map[string]map[int32]int64 
 func (c *cluster) committedVia(adm *kadm.Client, group string) map[string]map[int32]int64 {
 	t := c.t
 	t.Helper()
-	resp, err := adm.FetchOffsets(ctxT(t, 30*time.Second), group)
+	resp, err := adm.FetchOffsets(testenv.Context(t, 30*time.Second), group)
 	if err != nil {
 		t.Fatalf("fetch offsets of %s: %v", group, err)
 	}
@@ -246,12 +246,6 @@ func sum(m map[int32]int64) (n int64) {
 		n += v
 	}
 	return n
-}
-
-func ctxT(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // seen tracks consumed values and reports duplicates.
@@ -285,7 +279,7 @@ func kadmClient(cl *kgo.Client) *kadm.Client { return kadm.NewClient(cl) }
 // storedGroup reads a group's document from etcd.
 func (c *cluster) storedGroup(group string) groups.GroupDocument {
 	c.t.Helper()
-	resp, err := c.cli.Get(ctxT(c.t, 10*time.Second), c.keys.Group(group))
+	resp, err := c.cli.Get(testenv.Context(c.t, 10*time.Second), c.keys.Group(group))
 	if err != nil || len(resp.Kvs) != 1 {
 		c.t.Fatalf("group %s in etcd: %v (%d keys)", group, err, len(resp.Kvs))
 	}

@@ -124,12 +124,6 @@ func snapshot(leader, epoch int32, topics map[string]int) *metadata.Snapshot {
 	return snap
 }
 
-func ctxT(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func batch(values ...string) []byte {
 	vs := make([][]byte, len(values))
 	for i, v := range values {
@@ -149,7 +143,7 @@ func waitLeading(t testing.TB, m *partition.Manager, topic string, p int32) {
 
 func mustAppend(t testing.TB, m *partition.Manager, topic string, p int32, b []byte, wait bool) logapi.AppendResult {
 	t.Helper()
-	res, err := m.Append(ctxT(t, 20*time.Second), topic, p, b, wait)
+	res, err := m.Append(testenv.Context(t, 20*time.Second), topic, p, b, wait)
 	if err != nil {
 		t.Fatalf("append %s/%d: %v", topic, p, err)
 	}
@@ -158,7 +152,7 @@ func mustAppend(t testing.TB, m *partition.Manager, topic string, p int32, b []b
 
 func mustFlush(t testing.TB, m *partition.Manager) {
 	t.Helper()
-	if err := m.Flush(ctxT(t, 30*time.Second)); err != nil {
+	if err := m.Flush(testenv.Context(t, 30*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -170,7 +164,7 @@ func readAll(t testing.TB, m *partition.Manager, topic string, p int32) ([]int64
 	var values []string
 	next := int64(0)
 	for {
-		res, err := m.Read(ctxT(t, 20*time.Second), topic, p, next, 1<<20)
+		res, err := m.Read(testenv.Context(t, 20*time.Second), topic, p, next, 1<<20)
 		if err != nil {
 			t.Fatalf("read %s/%d@%d: %v", topic, p, next, err)
 		}
@@ -210,7 +204,7 @@ func isKerr(err error, want *kerr.Error) bool {
 
 func listSegments(t *testing.T, e *env, bucket string) []string {
 	t.Helper()
-	out, err := e.s3.Client().ListObjectsV2(ctxT(t, 10*time.Second), &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String("ns/segments/")})
+	out, err := e.s3.Client().ListObjectsV2(testenv.Context(t, 10*time.Second), &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String("ns/segments/")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/kafscale/kafscale/broker/logapi"
 	"github.com/kafscale/kafscale/broker/partition"
 	"github.com/kafscale/kafscale/broker/storage"
+	"github.com/kafscale/kafscale/tests/testenv"
 )
 
 // putGate holds every segment PUT until the test decides its fate, so a test can have
@@ -130,7 +131,7 @@ func finished(f func(context.Context) error) (bool, error) {
 func durableAndRead(t *testing.T, m *partition.Manager, topic string, durable []func(context.Context) error, want string) {
 	t.Helper()
 	for i, d := range durable {
-		if err := d(ctxT(t, 30*time.Second)); err != nil {
+		if err := d(testenv.Context(t, 30*time.Second)); err != nil {
 			t.Fatalf("append %d: %v", i, err)
 		}
 	}
@@ -159,7 +160,7 @@ func TestPipelinedFlushesCommitInOrder(t *testing.T) {
 	// The last upload finishes first: its commit must wait for the two before it.
 	puts[2].decide <- false
 	<-puts[2].done
-	if _, hw, err := m.Offsets(ctxT(t, 10*time.Second), "pipe", 0); err != nil || hw != 0 {
+	if _, hw, err := m.Offsets(testenv.Context(t, 10*time.Second), "pipe", 0); err != nil || hw != 0 {
 		t.Fatalf("high watermark %d (%v) while the first flushes are uploading, want 0", hw, err)
 	}
 	if ok, _ := finished(durable[2]); ok {
@@ -196,7 +197,7 @@ func TestFlushesUploadedBehindOneCommitTogether(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	puts[0].decide <- false
 	for i, d := range durable {
-		if err := d(ctxT(t, 30*time.Second)); err != nil {
+		if err := d(testenv.Context(t, 30*time.Second)); err != nil {
 			t.Fatalf("append %d: %v", i, err)
 		}
 	}
@@ -348,16 +349,16 @@ func TestPipelineFailureFailsLaterFlushesOfThePartition(t *testing.T) {
 	<-put2.done
 	put1.decide <- true
 
-	if err := a0.Durable(ctxT(t, 30*time.Second)); err != nil {
+	if err := a0.Durable(testenv.Context(t, 30*time.Second)); err != nil {
 		t.Fatalf("a0, flushed before the failure: %v", err)
 	}
-	if err := a1.Durable(ctxT(t, 30*time.Second)); !isKerr(err, kerr.KafkaStorageError) {
+	if err := a1.Durable(testenv.Context(t, 30*time.Second)); !isKerr(err, kerr.KafkaStorageError) {
 		t.Fatalf("a1, whose upload failed: %v, want KAFKA_STORAGE_ERROR", err)
 	}
-	if err := a2.Durable(ctxT(t, 30*time.Second)); !isKerr(err, kerr.KafkaStorageError) {
+	if err := a2.Durable(testenv.Context(t, 30*time.Second)); !isKerr(err, kerr.KafkaStorageError) {
 		t.Fatalf("a2, uploaded after a failed flush of its partition: %v, want KAFKA_STORAGE_ERROR", err)
 	}
-	if err := b0.Durable(ctxT(t, 30*time.Second)); err != nil {
+	if err := b0.Durable(testenv.Context(t, 30*time.Second)); err != nil {
 		t.Fatalf("b0, another partition: %v", err)
 	}
 	_, values := readAll(t, m, "pfail", 0)
@@ -372,7 +373,7 @@ func TestPipelineFailureFailsLaterFlushesOfThePartition(t *testing.T) {
 		t.Fatalf("append after the failure got offset %d, want 1", a3.BaseOffset)
 	}
 	nextPut(t, gate).decide <- false
-	if err := a3.Durable(ctxT(t, 30*time.Second)); err != nil {
+	if err := a3.Durable(testenv.Context(t, 30*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -395,7 +396,7 @@ func TestPipelinedFlushesOfADeposedLeaderAreFenced(t *testing.T) {
 	e, m, gate := pipelineEnv(t, "pfence", 1, 4)
 	a0 := mustAppend(t, m, "pfence", 0, batch("a0"), false)
 	nextPut(t, gate).decide <- false
-	if err := a0.Durable(ctxT(t, 30*time.Second)); err != nil {
+	if err := a0.Durable(testenv.Context(t, 30*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	a1 := mustAppend(t, m, "pfence", 0, batch("a1"), false)
@@ -408,20 +409,20 @@ func TestPipelinedFlushesOfADeposedLeaderAreFenced(t *testing.T) {
 	m2 := e.manager(t, 2, objects2, nil)
 	m2.Apply(snapshot(2, 1, map[string]int{"pfence": 1}))
 	waitLeading(t, m2, "pfence", 0)
-	before, err := e.cli.Get(ctxT(t, 10*time.Second), e.keys.Partition("pfence", 0))
+	before, err := e.cli.Get(testenv.Context(t, 10*time.Second), e.keys.Partition("pfence", 0))
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	put2.decide <- false
 	put1.decide <- false
-	if err := a1.Durable(ctxT(t, 30*time.Second)); !isKerr(err, kerr.NotLeaderForPartition) {
+	if err := a1.Durable(testenv.Context(t, 30*time.Second)); !isKerr(err, kerr.NotLeaderForPartition) {
 		t.Fatalf("a1 of the deposed leader: %v, want NOT_LEADER_FOR_PARTITION", err)
 	}
-	if err := a2.Durable(ctxT(t, 30*time.Second)); err == nil {
+	if err := a2.Durable(testenv.Context(t, 30*time.Second)); err == nil {
 		t.Fatal("a2, following a fenced flush, was acknowledged")
 	}
-	after, err := e.cli.Get(ctxT(t, 10*time.Second), e.keys.Partition("pfence", 0))
+	after, err := e.cli.Get(testenv.Context(t, 10*time.Second), e.keys.Partition("pfence", 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -430,7 +431,7 @@ func TestPipelinedFlushesOfADeposedLeaderAreFenced(t *testing.T) {
 	}
 	b := mustAppend(t, m2, "pfence", 0, batch("b"), false)
 	mustFlush(t, m2)
-	if err := b.Durable(ctxT(t, 30*time.Second)); err != nil || b.BaseOffset != 1 {
+	if err := b.Durable(testenv.Context(t, 30*time.Second)); err != nil || b.BaseOffset != 1 {
 		t.Fatalf("new leader's append: offset %d, %v; want 1", b.BaseOffset, err)
 	}
 	offsets, values := readAll(t, m2, "pfence", 0)
@@ -465,7 +466,7 @@ func TestFlushTakesOldestBuffersUpToASegment(t *testing.T) {
 		// The flush just released holds partitions 2i and 2i+1 and commits them, and
 		// only them: the later partitions are still waiting for their own flushes.
 		for p := 2 * i; p < 2*i+2; p++ {
-			if err := res[p].Durable(ctxT(t, 30*time.Second)); err != nil {
+			if err := res[p].Durable(testenv.Context(t, 30*time.Second)); err != nil {
 				t.Fatalf("partition %d: %v", p, err)
 			}
 		}
@@ -520,7 +521,7 @@ func TestFlushStopsShortOfOvershootingASegment(t *testing.T) {
 	second := nextPut(t, gate)
 	second.decide <- false
 	for _, p := range []int{0, 1, 2, 4} { // 310 + 200 > 450: p3 waits; 310 + 110 fits
-		if err := res[p].Durable(ctxT(t, 30*time.Second)); err != nil {
+		if err := res[p].Durable(testenv.Context(t, 30*time.Second)); err != nil {
 			t.Fatalf("partition %d: %v", p, err)
 		}
 	}
@@ -528,7 +529,7 @@ func TestFlushStopsShortOfOvershootingASegment(t *testing.T) {
 		t.Fatal("partition 3 went into the second flush, taking it past a segment and an eighth")
 	}
 	nextPut(t, gate).decide <- false
-	if err := res[3].Durable(ctxT(t, 30*time.Second)); err != nil {
+	if err := res[3].Durable(testenv.Context(t, 30*time.Second)); err != nil {
 		t.Fatalf("partition 3 in the third flush: %v", err)
 	}
 	if st := m.Stats(); st.Flushes != 3 {
@@ -553,7 +554,7 @@ func TestPartitionAheadOfS3IsSealedBySegment(t *testing.T) {
 	}
 	first.decide <- false
 	for i := 0; i < 2; i++ {
-		if err := res[i].Durable(ctxT(t, 30*time.Second)); err != nil {
+		if err := res[i].Durable(testenv.Context(t, 30*time.Second)); err != nil {
 			t.Fatalf("v%d: %v", i, err)
 		}
 	}
@@ -561,7 +562,7 @@ func TestPartitionAheadOfS3IsSealedBySegment(t *testing.T) {
 	second := nextPut(t, gate)
 	second.decide <- false
 	for i := 2; i < 4; i++ {
-		if err := res[i].Durable(ctxT(t, 30*time.Second)); err != nil {
+		if err := res[i].Durable(testenv.Context(t, 30*time.Second)); err != nil {
 			t.Fatalf("v%d: %v", i, err)
 		}
 	}
@@ -573,7 +574,7 @@ func TestPartitionAheadOfS3IsSealedBySegment(t *testing.T) {
 	// The next upload (v4 v5) fails: v6 v7, sealed behind it, fail with it.
 	nextPut(t, gate).decide <- true
 	for i := 4; i < 8; i++ {
-		if err := res[i].Durable(ctxT(t, 30*time.Second)); !isKerr(err, kerr.KafkaStorageError) {
+		if err := res[i].Durable(testenv.Context(t, 30*time.Second)); !isKerr(err, kerr.KafkaStorageError) {
 			t.Fatalf("v%d after the failed upload: %v, want KAFKA_STORAGE_ERROR", i, err)
 		}
 	}
@@ -585,7 +586,7 @@ func TestPartitionAheadOfS3IsSealedBySegment(t *testing.T) {
 		t.Fatalf("append after the failure got offset %d, want 4", again.BaseOffset)
 	}
 	nextPut(t, gate).decide <- false
-	if err := again.Durable(ctxT(t, 30*time.Second)); err != nil {
+	if err := again.Durable(testenv.Context(t, 30*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	offsets, values := readAll(t, m, "sealed", 0)
@@ -628,14 +629,14 @@ func TestQuietProducersAreFlushedBeforeTheInterval(t *testing.T) {
 	}
 	put.decide <- false
 	for i, r := range []logapi.AppendResult{first, second} {
-		if err := r.Durable(ctxT(t, 30*time.Second)); err != nil {
+		if err := r.Durable(testenv.Context(t, 30*time.Second)); err != nil {
 			t.Fatalf("batch %d: %v", i, err)
 		}
 	}
 	// The first flush's end finds the producers quiet with two batches buffered.
 	nextPut(t, gate).decide <- false
 	for i, r := range []logapi.AppendResult{third, fourth} {
-		if err := r.Durable(ctxT(t, 30*time.Second)); err != nil {
+		if err := r.Durable(testenv.Context(t, 30*time.Second)); err != nil {
 			t.Fatalf("batch %d: %v", i+2, err)
 		}
 	}

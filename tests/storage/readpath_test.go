@@ -46,7 +46,7 @@ func TestFetchOfManyPartitionsSharesGets(t *testing.T) {
 		waitLeading(t, m, "shared", p)
 		reads = append(reads, logapi.PartitionRead{Topic: "shared", Partition: p, MaxBytes: 1 << 20})
 	}
-	results := server.ReadPartitions(ctxT(t, 20*time.Second), m, reads, 50<<20)
+	results := server.ReadPartitions(testenv.Context(t, 20*time.Second), m, reads, 50<<20)
 	for p, r := range results {
 		if r.Err != nil {
 			t.Fatalf("partition %d: %v", p, r.Err)
@@ -95,7 +95,7 @@ func TestConcurrentColdReadsShareOneGet(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i], errs[i] = m.Read(ctxT(t, 20*time.Second), "hot", 0, 0, 1<<20)
+			results[i], errs[i] = m.Read(testenv.Context(t, 20*time.Second), "hot", 0, 0, 1<<20)
 		}()
 	}
 	wg.Wait()
@@ -124,7 +124,7 @@ func TestGetPartsAndExactGets(t *testing.T) {
 	for i := range body {
 		body[i] = byte(i * 7)
 	}
-	ctx := ctxT(t, 20*time.Second)
+	ctx := testenv.Context(t, 20*time.Second)
 	if err := store.Put(ctx, "segments/parts.kso", body); err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestFetchReadsAheadNextObjects(t *testing.T) {
 		for p := int32(0); p < parts; p++ {
 			reads = append(reads, logapi.PartitionRead{Topic: "ahead", Partition: p, Offset: offset, MaxBytes: 1})
 		}
-		return server.ReadPartitions(ctxT(t, 20*time.Second), m, reads, 50<<20)
+		return server.ReadPartitions(testenv.Context(t, 20*time.Second), m, reads, 50<<20)
 	}
 	for p := int32(0); p < parts; p++ {
 		waitLeading(t, m, "ahead", p)
