@@ -21,7 +21,7 @@ func newTopic(name string, configs map[string]string) *v1alpha1.KafscaleTopic {
 	}
 }
 
-func reconcileTopic(t *testing.T, cli client.Client, topic *v1alpha1.KafscaleTopic) (reconcile.Result, error, *v1alpha1.KafscaleTopic) {
+func reconcileTopic(t *testing.T, cli client.Client, topic *v1alpha1.KafscaleTopic) (*v1alpha1.KafscaleTopic, reconcile.Result, error) {
 	t.Helper()
 	pool := NewEtcdPool()
 	defer pool.Close()
@@ -32,7 +32,7 @@ func reconcileTopic(t *testing.T, cli client.Client, topic *v1alpha1.KafscaleTop
 	if gerr := cli.Get(ctx, client.ObjectKeyFromObject(topic), &got); gerr != nil {
 		t.Fatal(gerr)
 	}
-	return res, err, &got
+	return &got, res, err
 }
 
 func assertTopicCondition(t *testing.T, topic *v1alpha1.KafscaleTopic, reason string) {
@@ -53,7 +53,7 @@ func assertTopicCondition(t *testing.T, topic *v1alpha1.KafscaleTopic, reason st
 // changes.
 func TestTopicReconcilerRefusesAnInvalidSpec(t *testing.T) {
 	topic := newTopic("orders", map[string]string{"cleanup.policy": "compact"})
-	res, err, got := reconcileTopic(t, fakeClient(t, topic), topic)
+	got, res, err := reconcileTopic(t, fakeClient(t, topic), topic)
 	if err != nil || res.RequeueAfter != 0 {
 		t.Fatalf("Reconcile = %+v, %v; want no error and no requeue for a spec error", res, err)
 	}
@@ -70,7 +70,7 @@ func TestTopicReconcilerRefusesAnInvalidSpec(t *testing.T) {
 // later.
 func TestTopicReconcilerWaitsForItsCluster(t *testing.T) {
 	topic := newTopic("orders", nil)
-	res, err, got := reconcileTopic(t, fakeClient(t, topic), topic)
+	got, res, err := reconcileTopic(t, fakeClient(t, topic), topic)
 	if err != nil || res.RequeueAfter != etcdRetry {
 		t.Fatalf("Reconcile = %+v, %v; want a requeue after %s", res, err, etcdRetry)
 	}
