@@ -15,7 +15,6 @@ package groups
 import (
 	"context"
 	"errors"
-	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"sync"
@@ -24,6 +23,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/kafscale/kafscale/broker/optcheck"
 	"github.com/kafscale/kafscale/internal/metadata"
 )
 
@@ -61,25 +61,18 @@ type Options struct {
 // Validate reports the options that cannot work, all of them. The broker's defaults live in
 // broker/config; nothing is filled in here.
 func (o Options) Validate() error {
-	var errs []error
-	positive := func(name string, ok bool) {
-		if !ok {
-			errs = append(errs, fmt.Errorf("groups: %s must be positive", name))
-		}
-	}
-	positive("RequestTimeout", o.RequestTimeout > 0)
-	positive("MinSessionTimeout", o.MinSessionTimeout > 0)
-	positive("MaxSessionTimeout", o.MaxSessionTimeout > 0)
-	positive("OffsetsRetention", o.OffsetsRetention > 0)
-	positive("OffsetsRetentionCheckInterval", o.OffsetsRetentionCheckInterval > 0)
-	positive("MaxMetadataBytes", o.MaxMetadataBytes > 0)
-	if o.InitialRebalanceDelay < 0 {
-		errs = append(errs, fmt.Errorf("groups: InitialRebalanceDelay %s is negative (0: none)", o.InitialRebalanceDelay))
-	}
+	p := optcheck.New("groups")
+	optcheck.Positive(p, "RequestTimeout", o.RequestTimeout)
+	optcheck.Positive(p, "MinSessionTimeout", o.MinSessionTimeout)
+	optcheck.Positive(p, "MaxSessionTimeout", o.MaxSessionTimeout)
+	optcheck.Positive(p, "OffsetsRetention", o.OffsetsRetention)
+	optcheck.Positive(p, "OffsetsRetentionCheckInterval", o.OffsetsRetentionCheckInterval)
+	optcheck.Positive(p, "MaxMetadataBytes", o.MaxMetadataBytes)
+	optcheck.NotNegative(p, "InitialRebalanceDelay", o.InitialRebalanceDelay, "0: none")
 	if o.MinSessionTimeout > o.MaxSessionTimeout {
-		errs = append(errs, fmt.Errorf("groups: MinSessionTimeout %s exceeds MaxSessionTimeout %s", o.MinSessionTimeout, o.MaxSessionTimeout))
+		p.Failf("MinSessionTimeout %s exceeds MaxSessionTimeout %s", o.MinSessionTimeout, o.MaxSessionTimeout)
 	}
-	return errors.Join(errs...)
+	return p.Err()
 }
 
 // Coordinator coordinates the groups that hash to this broker.

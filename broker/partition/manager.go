@@ -23,6 +23,7 @@ import (
 
 	"github.com/kafscale/kafscale/broker/logapi"
 	"github.com/kafscale/kafscale/broker/object"
+	"github.com/kafscale/kafscale/broker/optcheck"
 	"github.com/kafscale/kafscale/broker/storage"
 	"github.com/kafscale/kafscale/internal/metadata"
 )
@@ -82,29 +83,20 @@ type Options struct {
 
 // Validate reports the options that cannot work, all of them.
 func (o Options) Validate() error {
-	var errs []error
-	positive := func(name string, ok bool) {
-		if !ok {
-			errs = append(errs, fmt.Errorf("partition: %s must be positive", name))
-		}
-	}
-	positive("SegmentBytes", o.SegmentBytes > 0)
-	positive("FlushInterval", o.FlushInterval > 0)
-	positive("FlushParallelism", o.FlushParallelism > 0)
-	positive("CommitTimeout", o.CommitTimeout > 0)
-	positive("S3RequestTimeout", o.S3RequestTimeout > 0)
-	positive("MaxTxnOps", o.MaxTxnOps > 0)
-	positive("MaxTxnBytes", o.MaxTxnBytes > 0)
-	positive("RetentionCheckInterval", o.RetentionCheckInterval > 0)
-	positive("SweepGrace", o.SweepGrace > 0)
-	positive("ProducerIDExpiration", o.ProducerIDExpiration > 0)
-	if o.CacheBytes < 0 {
-		errs = append(errs, fmt.Errorf("partition: CacheBytes %d is negative (0 disables the cache)", o.CacheBytes))
-	}
-	if o.ReadaheadSegments < 0 {
-		errs = append(errs, fmt.Errorf("partition: ReadaheadSegments %d is negative (0 disables readahead)", o.ReadaheadSegments))
-	}
-	return errors.Join(errs...)
+	p := optcheck.New("partition")
+	optcheck.Positive(p, "SegmentBytes", o.SegmentBytes)
+	optcheck.Positive(p, "FlushInterval", o.FlushInterval)
+	optcheck.Positive(p, "FlushParallelism", o.FlushParallelism)
+	optcheck.Positive(p, "CommitTimeout", o.CommitTimeout)
+	optcheck.Positive(p, "S3RequestTimeout", o.S3RequestTimeout)
+	optcheck.Positive(p, "MaxTxnOps", o.MaxTxnOps)
+	optcheck.Positive(p, "MaxTxnBytes", o.MaxTxnBytes)
+	optcheck.Positive(p, "RetentionCheckInterval", o.RetentionCheckInterval)
+	optcheck.Positive(p, "SweepGrace", o.SweepGrace)
+	optcheck.Positive(p, "ProducerIDExpiration", o.ProducerIDExpiration)
+	optcheck.NotNegative(p, "CacheBytes", o.CacheBytes, "0 disables the cache")
+	optcheck.NotNegative(p, "ReadaheadSegments", o.ReadaheadSegments, "0 disables readahead")
+	return p.Err()
 }
 
 // Manager holds the partitions this broker leads. It implements logapi.Log.

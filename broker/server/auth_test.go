@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"net/netip"
-	"strconv"
 	"testing"
 	"time"
 
@@ -96,27 +95,12 @@ func startAuthBroker(t *testing.T, mutate func(*Config)) *testBroker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, portStr, _ := net.SplitHostPort(ln.Addr().String())
-	port, _ := strconv.Atoi(portStr)
 	cfg := testConfig()
 	cfg.Authorizer = acl.New(true, rules)
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	b := &testBroker{log: newMemLog(), cluster: newMemCluster(host, int32(port)), addr: ln.Addr().String()}
-	b.srv = mustNew(t, cfg, b.log, b.cluster)
-	b.srv.SetGroups(&echoGroups{})
-	go func() { _ = b.srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = b.srv.Shutdown(ctx)
-	})
-	return b
+	return startServer(t, cfg, &echoGroups{})
 }
 
 func (b *testBroker) denied(api string) float64 {

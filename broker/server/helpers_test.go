@@ -44,18 +44,28 @@ func mustNew(t testing.TB, cfg Config, log logapi.Log, cluster Cluster) *Server 
 
 func startTestBroker(t *testing.T, mutate ...func(*Config)) *testBroker {
 	t.Helper()
+	cfg := testConfig()
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	return startServer(t, cfg, nil)
+}
+
+// startServer serves cfg on a loopback port with the in-memory log and cluster, and g as
+// its group coordinator (nil: none), set before Serve.
+func startServer(t *testing.T, cfg Config, g Groups) *testBroker {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	host, portStr, _ := net.SplitHostPort(ln.Addr().String())
 	port, _ := strconv.Atoi(portStr)
-	cfg := testConfig()
-	for _, m := range mutate {
-		m(&cfg)
-	}
 	b := &testBroker{log: newMemLog(), cluster: newMemCluster(host, int32(port)), addr: ln.Addr().String()}
 	b.srv = mustNew(t, cfg, b.log, b.cluster)
+	if g != nil {
+		b.srv.SetGroups(g)
+	}
 	served := make(chan error, 1)
 	go func() { served <- b.srv.Serve(ln) }()
 	t.Cleanup(func() {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kafscale/kafscale/broker/acl"
 	"github.com/kafscale/kafscale/broker/logapi"
+	"github.com/kafscale/kafscale/broker/optcheck"
 )
 
 // Config is what the protocol server needs to know; broker/main.go fills it from
@@ -91,20 +92,14 @@ type Server struct {
 // Validate reports the settings that cannot work, all of them. The broker's defaults live in
 // broker/config; nothing is filled in here.
 func (c Config) Validate() error {
-	var errs []error
+	p := optcheck.New("server")
 	if c.MaxRequestBytes < 8 {
-		errs = append(errs, fmt.Errorf("server: MaxRequestBytes %d is below a frame's 8-byte header", c.MaxRequestBytes))
+		p.Failf("MaxRequestBytes %d is below a frame's 8-byte header", c.MaxRequestBytes)
 	}
-	if c.MaxInflightPerConn <= 0 {
-		errs = append(errs, errors.New("server: MaxInflightPerConn must be positive"))
-	}
-	if c.AutoCreatePartitions <= 0 {
-		errs = append(errs, errors.New("server: AutoCreatePartitions must be positive"))
-	}
-	if c.MaxInflightRequestBytes < 0 {
-		errs = append(errs, errors.New("server: MaxInflightRequestBytes is negative (0: no bound)"))
-	}
-	return errors.Join(errs...)
+	optcheck.Positive(p, "MaxInflightPerConn", c.MaxInflightPerConn)
+	optcheck.Positive(p, "AutoCreatePartitions", c.AutoCreatePartitions)
+	optcheck.NotNegative(p, "MaxInflightRequestBytes", c.MaxInflightRequestBytes, "0: no bound")
+	return p.Err()
 }
 
 // New returns a server, or the error of a Config that cannot work; logger and metrics may

@@ -1,10 +1,10 @@
 package storage
 
 import (
-	"errors"
-	"fmt"
 	"sync"
 	"time"
+
+	"github.com/kafscale/kafscale/broker/optcheck"
 )
 
 // HealthState is the S3 health the broker gates on, exported as kafscale_s3_health_state.
@@ -54,20 +54,15 @@ type HealthOptions struct {
 
 // Validate reports the thresholds that cannot work, all of them.
 func (o HealthOptions) Validate() error {
-	var errs []error
-	positive := func(name string, ok bool) {
-		if !ok {
-			errs = append(errs, fmt.Errorf("storage: Health.%s must be positive", name))
-		}
-	}
-	positive("Window", o.Window > 0)
-	positive("LatencyWarn", o.LatencyWarn > 0)
-	positive("LatencyCrit", o.LatencyCrit > 0)
-	positive("ErrorRateWarn", o.ErrorRateWarn > 0)
-	positive("ErrorRateCrit", o.ErrorRateCrit > 0)
-	positive("FailuresUnavailable", o.FailuresUnavailable > 0)
-	positive("ProbeInterval", o.ProbeInterval > 0)
-	return errors.Join(errs...)
+	p := optcheck.New("storage")
+	optcheck.Positive(p, "Health.Window", o.Window)
+	optcheck.Positive(p, "Health.LatencyWarn", o.LatencyWarn)
+	optcheck.Positive(p, "Health.LatencyCrit", o.LatencyCrit)
+	optcheck.Positive(p, "Health.ErrorRateWarn", o.ErrorRateWarn)
+	optcheck.Positive(p, "Health.ErrorRateCrit", o.ErrorRateCrit)
+	optcheck.Positive(p, "Health.FailuresUnavailable", o.FailuresUnavailable)
+	optcheck.Positive(p, "Health.ProbeInterval", o.ProbeInterval)
+	return p.Err()
 }
 
 // minSamples is how many samples the rates need before they count.

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/kafscale/kafscale/broker/optcheck"
 	"github.com/kafscale/kafscale/internal/bytebuf"
 )
 
@@ -101,21 +102,18 @@ type Store struct {
 
 // Validate reports the options that cannot work, all of them.
 func (o Options) Validate() error {
-	var errs []error
+	p := optcheck.New("storage")
 	if o.Bucket == "" {
-		errs = append(errs, errors.New("storage: no S3 bucket configured (set KAFSCALE_S3_BUCKET)"))
+		p.Failf("no S3 bucket configured (set KAFSCALE_S3_BUCKET)")
 	}
 	if o.Region == "" {
-		errs = append(errs, errors.New("storage: no S3 region"))
+		p.Failf("no S3 region")
 	}
 	if strings.Trim(o.Namespace, "/") == "" {
-		errs = append(errs, errors.New("storage: no namespace (the prefix of every object key)"))
+		p.Failf("no namespace (the prefix of every object key)")
 	}
-	if o.RequestTimeout <= 0 {
-		errs = append(errs, errors.New("storage: RequestTimeout must be positive"))
-	}
-	errs = append(errs, o.Health.Validate())
-	return errors.Join(errs...)
+	optcheck.Positive(p, "RequestTimeout", o.RequestTimeout)
+	return errors.Join(p.Err(), o.Health.Validate())
 }
 
 // New builds the S3 clients and starts the background health probe. It does not contact

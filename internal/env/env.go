@@ -29,6 +29,12 @@ type Parser struct {
 // New returns a parser reading through lookup.
 func New(lookup func(string) (string, bool)) *Parser { return &Parser{lookup: lookup} }
 
+// Map is a lookup function over kv, for Parse functions given a fixed environment (tests,
+// embedded platforms).
+func Map(kv map[string]string) func(string) (string, bool) {
+	return func(name string) (string, bool) { v, ok := kv[name]; return v, ok }
+}
+
 // Fail records a problem.
 func (p *Parser) Fail(format string, args ...any) {
 	p.errs = append(p.errs, fmt.Errorf(format, args...))

@@ -9,14 +9,10 @@ import (
 	"time"
 )
 
-func lookupIn(kv map[string]string) func(string) (string, bool) {
-	return func(name string) (string, bool) { v, ok := kv[name]; return v, ok }
-}
-
 // Every bad value is reported, each naming its variable and value; the getters return the
 // defaults for them so parsing goes on.
 func TestBadValuesAreNamedAndAllReported(t *testing.T) {
-	p := New(lookupIn(map[string]string{
+	p := New(Map(map[string]string{
 		"K_INT": "12x", "K_BOOL": "maybe", "K_MS": "-1", "K_FRAC": "1.5", "K_LIST": " , ",
 		"K_URL": "ftp://x", "K_LEVEL": "loud", "K_ADDR": "nohost", "K_SEG": "a/b", "K_ONE": "c",
 		"K_URLS": "http://ok:1,etcd:2379",
@@ -57,7 +53,7 @@ func TestBadValuesAreNamedAndAllReported(t *testing.T) {
 }
 
 func TestGoodValuesAndDefaults(t *testing.T) {
-	p := New(lookupIn(map[string]string{
+	p := New(Map(map[string]string{
 		"K_INT": " 9 ", "K_BOOL": "off", "K_SEC": "3", "K_LIST": "a, b,,c", "K_LEVEL": "WARNING", "K_BLANK": "  ",
 		"K_SECRET": " pw ", "K_DUR": "600000",
 	}))
