@@ -195,7 +195,8 @@ BROKERS   ?= 1
 CLEAN     ?=
 RUN_FLAGS ?=
 
-# Needs only Go: etcd (embedded) and the S3 store (gofakes3) run inside the broker process.
+# Needs only Go: etcd (embedded), the S3 store (gofakes3), the brokers, the proxy and the
+# console run inside one broker process (`broker local`, package broker/local).
 .PHONY: run
 run: ## local platform on 127.0.0.1:9092 and the console on :8080, data in ./.kafscale (BROKERS=3 for three, CLEAN=1 to start afresh)
 	$(GO) run ./broker local -brokers $(BROKERS) $(if $(CLEAN),-clean) $(RUN_FLAGS)

@@ -24,9 +24,9 @@ import (
 	"time"
 
 	"github.com/kafscale/kafscale/broker/app"
+	"github.com/kafscale/kafscale/broker/config"
 	"github.com/kafscale/kafscale/broker/control"
-	"github.com/kafscale/kafscale/internal/config"
-	"github.com/kafscale/kafscale/internal/local"
+	"github.com/kafscale/kafscale/broker/local"
 )
 
 func main() {
@@ -74,10 +74,10 @@ func main() {
 // and larger request frames reserve their room inside the cache's bound.
 //
 // Every produced byte is a new buffer that becomes garbage when the cache evicts it, so the
-// collector runs about once per headroom's worth of produced bytes. At 64 MiB, 64-partition
-// produce spent 15% more broker CPU per GiB than at 128 MiB (collections, and pages the
-// runtime returned to the kernel faulted in again); 96 MiB keeps most of that gain with the
-// peak RSS well inside the cache + 150 MiB budget (docs/benchmarks.md).
+// collector runs about once per headroom's worth of produced bytes: a smaller headroom costs
+// CPU per produced byte (more collections, and pages the runtime returned to the kernel
+// faulted in again), a larger one memory. This one must keep the peak RSS inside the cache +
+// 150 MiB budget (docs/benchmarks.md has the measurements behind the choice).
 const memoryHeadroom = 96 << 20
 
 // memoryLimit is the Go runtime's soft memory limit for a broker whose read cache holds

@@ -23,6 +23,9 @@ func main() {
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	for _, name := range config.Unknown(os.Environ()) {
+		log.Warn("unknown variable ignored (typo?)", "name", name)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := app.Run(ctx, cfg, app.Options{Logger: log}); err != nil {

@@ -57,6 +57,9 @@ func run(log *slog.Logger) error {
 	for _, m := range cfg.Moot {
 		log.Info(m)
 	}
+	for _, name := range config.Unknown(os.Environ()) {
+		log.Warn("unknown variable ignored (typo?)", "name", name)
+	}
 	rest, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("kubernetes client configuration: %w", err)

@@ -1,7 +1,7 @@
 // Package app assembles one broker from its configuration: etcd client, metadata store,
 // S3 store, partition manager, group coordinator, Kafka protocol server and the HTTP
 // endpoints, and runs it until its context ends, then drains it. broker/main.go and the local
-// platform (internal/local) both run brokers through Run.
+// platform (broker/local) both run brokers through Run.
 package app
 
 import (
@@ -16,15 +16,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kafscale/kafscale/broker/acl"
+	"github.com/kafscale/kafscale/broker/config"
 	"github.com/kafscale/kafscale/broker/control"
 	"github.com/kafscale/kafscale/broker/control/controlpb"
 	"github.com/kafscale/kafscale/broker/partition"
 	"github.com/kafscale/kafscale/broker/server"
-	"github.com/kafscale/kafscale/internal/acl"
+	"github.com/kafscale/kafscale/broker/storage"
 	"github.com/kafscale/kafscale/internal/buildinfo"
-	"github.com/kafscale/kafscale/internal/config"
 	"github.com/kafscale/kafscale/internal/metadata"
-	"github.com/kafscale/kafscale/internal/storage"
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -58,6 +58,29 @@ type StartupError struct {
 func (e *StartupError) Error() string { return "startup: " + e.Step + ": " + e.Err.Error() }
 func (e *StartupError) Unwrap() error { return e.Err }
 
+// Broker is one running broker: Start builds and starts it, Serve serves until the
+// context ends (or the broker must stop), Stop shuts it down gracefully. broker/main.go and
+// the local platform (broker/local) run brokers through Run, which does all three.
+type Broker struct {
+	cfg *config.Broker // NodeID is the claimed one with KAFSCALE_BROKER_ID=auto
+	log *slog.Logger
+
+	mgr          *partition.Manager
+	closeMgr     func() error // mgr.Close, once
+	srv          *server.Server
+	ln           net.Listener
+	httpSrv      *http.Server
+	registration *metadata.Registration
+	drain        *drainer
+	ready        atomic.Bool
+	serveErr     chan error
+	stopGroups   func()
+	// resignController stops this broker's part in the controller election and waits for it.
+	resignController func()
+	// closers release what Start acquired, in reverse order (Stop, or a failed Start).
+	closers []func()
+}
+
 // Run runs a broker until ctx ends (SIGTERM in main), then shuts it down gracefully: stop
 // accepting connections and reading requests, answer the requests in flight, then drain
 // (flush and commit everything buffered, release leadership: deregister, resign the
@@ -65,6 +88,29 @@ func (e *StartupError) Unwrap() error { return e.Err }
 // earlier through the control service; the broker then stays drained until it exits. It
 // returns nil after a clean shutdown.
 func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
+	b, err := Start(ctx, cfg, opts)
+	if err != nil {
+		return err
+	}
+	return errors.Join(b.Serve(ctx), b.Stop())
+}
+
+// onStop registers f to run when the broker stops (last registered, first run).
+func (b *Broker) onStop(f func()) { b.closers = append(b.closers, f) }
+
+// closeAll runs the registered closers once, in reverse order.
+func (b *Broker) closeAll() {
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		b.closers[i]()
+	}
+	b.closers = nil
+}
+
+// Start passes the startup gate (metadata readable from etcd, a probe object written to S3,
+// a node id claimed with KAFSCALE_BROKER_ID=auto, all within KAFSCALE_STARTUP_TIMEOUT_SEC),
+// builds the data path, the group coordinator and the Kafka server, binds the listeners,
+// registers the broker in etcd and starts serving. A failure releases everything acquired.
+func Start(ctx context.Context, cfg *config.Broker, opts Options) (_ *Broker, err error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -72,9 +118,13 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 	if !cfg.AutoNodeID {
 		log = log.With("node", cfg.NodeID)
 	}
+	b := &Broker{cfg: cfg, log: log, serveErr: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			b.closeAll()
+		}
+	}()
 	keys := metadata.Keys{Namespace: cfg.Namespace, Cluster: cfg.Cluster}
-
-	// --- startup gate: metadata readable, S3 writable, within the startup timeout ---------
 	startCtx, cancelStart := context.WithTimeout(ctx, cfg.StartupTimeout)
 	defer cancelStart()
 	cli, err := clientv3.New(clientv3.Config{
@@ -85,160 +135,103 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 		Logger:      quietEtcdLogger(),
 	})
 	if err != nil {
-		return &StartupError{"etcd client", err}
+		return nil, &StartupError{"etcd client", err}
 	}
-	defer cli.Close()
+	b.onStop(func() { _ = cli.Close() })
 	meta, err := metadata.NewStore(startCtx, cli, keys, metadata.StoreOptions{RequestTimeout: cfg.Etcd.RequestTimeout, Logger: log})
 	if err != nil {
-		return &StartupError{fmt.Sprintf("read metadata %s from etcd %v within %s (KAFSCALE_STARTUP_TIMEOUT_SEC)", keys.Metadata(), cfg.Etcd.Endpoints, cfg.StartupTimeout), err}
+		return nil, &StartupError{fmt.Sprintf("read metadata %s from etcd %v within %s (KAFSCALE_STARTUP_TIMEOUT_SEC)", keys.Metadata(), cfg.Etcd.Endpoints, cfg.StartupTimeout), err}
 	}
-	defer meta.Close()
-	s3opts := s3Options(cfg)
-	s3ReadLatency := newS3ReadLatency()
-	s3opts.ObserveRead = func(d time.Duration) { s3ReadLatency.Observe(float64(d.Microseconds()) / 1000) }
-	if cfg.S3.UseMemory {
-		mem, err := storage.StartMemoryServer(cfg.S3.Bucket)
-		if err != nil {
-			return &StartupError{"in-memory S3 (KAFSCALE_USE_MEMORY_S3)", err}
-		}
-		defer mem.Close()
-		s3opts = memoryS3Options(s3opts, mem.Endpoint)
-		log.Warn("KAFSCALE_USE_MEMORY_S3=true: segments are kept in this process's memory and are LOST when it exits, while etcd keeps pointing at them; for development only (kafscale_s3_in_memory=1)",
-			"bucket", cfg.S3.Bucket, "endpoint", mem.Endpoint, "ignored", "KAFSCALE_S3_ENDPOINT, KAFSCALE_S3_READ_*, KAFSCALE_S3_ACCESS_KEY/SECRET_KEY/SESSION_TOKEN, KAFSCALE_S3_KMS_*")
-	}
-	objects, err := storage.New(startCtx, s3opts)
+	b.onStop(meta.Close)
+	objects, s3ReadLatency, err := b.startStorage(startCtx)
 	if err != nil {
-		return &StartupError{"S3 client", err}
+		return nil, err
 	}
-	defer objects.Close()
-	// A transient failure (a throttled or briefly unreachable S3, or a server that is still
-	// tidying a prefix another broker just emptied) is retried until the startup timeout; the
-	// last error is what the broker exits with.
-	probeErr := objects.Probe(startCtx)
-	for probeErr != nil && startCtx.Err() == nil {
-		log.Warn("S3 probe failed; retrying until the startup timeout", "err", probeErr)
-		select {
-		case <-startCtx.Done():
-		case <-time.After(500 * time.Millisecond):
-			probeErr = objects.Probe(startCtx)
-		}
-	}
-	if err := probeErr; err != nil {
-		return &StartupError{fmt.Sprintf("write a probe object to s3://%s/%s within %s (KAFSCALE_STARTUP_TIMEOUT_SEC)", cfg.S3.Bucket, cfg.S3.Namespace, cfg.StartupTimeout), err}
-	}
-
-	// --- node id: KAFSCALE_BROKER_ID=auto claims one in etcd before anything uses it ------
-	// The claim's lease is the lease the liveness key is registered under later (Publish),
-	// so deregistering or a lease expiry frees the id.
-	var registration *metadata.Registration
-	registered := false
 	if cfg.AutoNodeID {
+		// The claim's lease is the lease the liveness key is registered under later
+		// (PublishMember), so deregistering or a lease expiry frees the id.
 		claim, err := meta.ClaimNodeID(startCtx, cfg.LeaseTTL)
 		if err != nil {
-			return &StartupError{fmt.Sprintf("claim a node id in etcd %v within %s (KAFSCALE_BROKER_ID=auto)", cfg.Etcd.Endpoints, cfg.StartupTimeout), err}
+			return nil, &StartupError{fmt.Sprintf("claim a node id in etcd %v within %s (KAFSCALE_BROKER_ID=auto)", cfg.Etcd.Endpoints, cfg.StartupTimeout), err}
 		}
-		registration = claim
+		b.registration = claim
 		c := *cfg
 		c.NodeID = claim.NodeID()
-		cfg = &c
+		cfg, b.cfg = &c, &c
 		log = log.With("node", cfg.NodeID)
+		b.log = log
 		log.Info("claimed node id (KAFSCALE_BROKER_ID=auto)", "etcd_key", keys.ID(cfg.NodeID))
 	}
-	defer func() {
-		if registration != nil && !registered {
-			_ = registration.Close(context.Background())
+	// Until the broker is registered, a failed start releases the claimed id; after, Stop
+	// deregisters (both through the registration's Close, which is idempotent).
+	b.onStop(func() {
+		if b.registration != nil {
+			_ = b.registration.Close(context.Background())
 		}
-	}()
+	})
 	cancelStart()
 	log.Info("startup checks passed", "etcd", cfg.Etcd.Endpoints, "bucket", cfg.S3.Bucket)
 
-	// --- data path ------------------------------------------------------------------------
+	// The data path, then the protocol server and the group coordinator on top of it.
 	flushLat := newFlushLatency()
-	mgr, err := partition.NewManager(ctx, partition.Options{
-		NodeID:                 cfg.NodeID,
-		SegmentBytes:           cfg.Storage.SegmentBytes,
-		FlushInterval:          cfg.Storage.FlushInterval,
-		FlushParallelism:       cfg.Storage.FlushParallelism,
-		CacheBytes:             cfg.Storage.CacheBytes,
-		ReadaheadSegments:      cfg.Storage.ReadaheadSegments,
-		CommitTimeout:          cfg.Etcd.RequestTimeout,
-		RetentionCheckInterval: cfg.Storage.RetentionCheck,
-		SweepGrace:             cfg.Storage.SweepGrace,
-		ProducerIDExpiration:   cfg.Storage.ProducerIDExpiration,
-		Logger:                 log,
-		ObserveUpload:          flushLat.upload,
-		ObserveCommit:          flushLat.commit,
-	}, cli, keys, objects)
-	if err != nil {
-		return fmt.Errorf("partition manager: %w", err)
+	popts := PartitionOptions(cfg)
+	popts.Logger = log
+	popts.ObserveUpload, popts.ObserveCommit = flushLat.upload, flushLat.commit
+	if b.mgr, err = partition.NewManager(ctx, popts, cli, keys, objects); err != nil {
+		return nil, fmt.Errorf("partition manager: %w", err)
 	}
-	mgrClosed := false
-	defer func() {
-		if !mgrClosed {
-			_ = mgr.Close()
-		}
-	}()
-	meta.OnSnapshot(mgr.Apply)
-
-	// --- protocol server and listeners ---------------------------------------------------
+	b.closeMgr = sync.OnceValue(b.mgr.Close)
+	b.onStop(func() { _ = b.closeMgr() })
+	meta.OnSnapshot(b.mgr.Apply)
 	reg := prometheus.NewRegistry()
-	srv := server.New(server.Config{
-		NodeID:                  cfg.NodeID,
-		MaxRequestBytes:         cfg.MaxRequestBytes,
-		MaxInflightRequestBytes: cfg.MaxInflightRequestBytes,
-		RequestMemory:           mgr.Cache(),
-		AutoCreateTopics:        cfg.AutoCreateTopics,
-		AutoCreatePartitions:    cfg.AutoCreatePartitions,
-		ProduceSyncFlush:        cfg.ProduceSyncFlush,
-		AllowAdminAPIs:          cfg.AllowAdminAPIs,
-		Authorizer:              authorizer(cfg, log),
-		PrincipalSource:         cfg.PrincipalSource,
-		ProxyProtocol:           cfg.ProxyProtocol,
-		BrokerSettings:          cfg.Public(),
-		TraceKafka:              cfg.TraceKafka,
-		TraceLogger:             traceLogger(opts.TraceLogger, cfg.NodeID),
-	}, mgr, meta, log, server.NewMetrics(reg, cfg.ThroughputWindow))
+	scfg := ServerConfig(cfg)
+	scfg.RequestMemory = b.mgr.Cache()
+	scfg.Authorizer = authorizer(cfg, log)
+	scfg.TraceLogger = traceLogger(opts.TraceLogger, cfg.NodeID)
+	if b.srv, err = server.New(scfg, b.mgr, meta, log, server.NewMetrics(reg, cfg.ThroughputWindow)); err != nil {
+		return nil, fmt.Errorf("kafka server: %w", err)
+	}
 	if cfg.ProxyProtocol {
 		log.Info("PROXY protocol header required on every connection (KAFSCALE_PROXY_PROTOCOL=true)")
 	}
-	stopGroups := wireGroups(cfg, cli, keys, meta, srv, reg, log)
-	defer stopGroups()
-
-	ln, err := net.Listen("tcp", cfg.ListenAddr)
-	if err != nil {
-		return fmt.Errorf("listen for Kafka clients on %s (KAFSCALE_BROKER_ADDR): %w", cfg.ListenAddr, err)
+	if b.stopGroups, err = wireGroups(cfg, cli, keys, meta, b.srv, reg, log); err != nil {
+		return nil, fmt.Errorf("group coordinator: %w", err)
 	}
-	defer ln.Close()
+	b.onStop(b.stopGroups)
+
+	// The listeners. The control listener is bound before registering: its address is
+	// published there.
+	if b.ln, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
+		return nil, fmt.Errorf("listen for Kafka clients on %s (KAFSCALE_BROKER_ADDR): %w", cfg.ListenAddr, err)
+	}
+	b.onStop(func() { _ = b.ln.Close() })
 	advertisedPort := cfg.AdvertisedPort
 	if advertisedPort == 0 {
-		advertisedPort = int32(ln.Addr().(*net.TCPAddr).Port)
+		advertisedPort = int32(b.ln.Addr().(*net.TCPAddr).Port)
 	}
-
-	var ready atomic.Bool
-	registerMetrics(reg, objects, mgr, cfg.S3.UseMemory)
+	registerMetrics(reg, objects, b.mgr, cfg.S3.UseMemory)
 	reg.MustRegister(flushLat.uploads, flushLat.commits, s3ReadLatency)
 	mln, err := net.Listen("tcp", cfg.MetricsAddr)
 	if err != nil {
-		return fmt.Errorf("listen for metrics on %s (KAFSCALE_METRICS_ADDR): %w", cfg.MetricsAddr, err)
+		return nil, fmt.Errorf("listen for metrics on %s (KAFSCALE_METRICS_ADDR): %w", cfg.MetricsAddr, err)
 	}
-	httpSrv := &http.Server{Handler: httpHandler(reg, &ready, objects, cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}
+	b.httpSrv = &http.Server{Handler: httpHandler(reg, &b.ready, objects, cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
-		if err := httpSrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := b.httpSrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics server", "err", err)
 		}
 	}()
-	defer httpSrv.Close()
-
-	// The control listener is bound before registering: its address is published there.
+	b.onStop(func() { _ = b.httpSrv.Close() })
 	var cln net.Listener
 	if cfg.ControlAddr != "" {
 		if cln, err = net.Listen("tcp", cfg.ControlAddr); err != nil {
-			return fmt.Errorf("listen for the control service on %s (KAFSCALE_CONTROL_ADDR): %w", cfg.ControlAddr, err)
+			return nil, fmt.Errorf("listen for the control service on %s (KAFSCALE_CONTROL_ADDR): %w", cfg.ControlAddr, err)
 		}
-		defer cln.Close()
+		b.onStop(func() { _ = cln.Close() })
 	}
 
-	// --- join the cluster ------------------------------------------------------------------
+	// Join the cluster: register, take part in the controller election, answer the control
+	// service, serve Kafka.
 	self := metadata.Member{
 		Broker:      metadata.Broker{NodeID: cfg.NodeID, Host: cfg.AdvertisedHost, Port: advertisedPort, Rack: cfg.Rack},
 		Pod:         cfg.PodName,
@@ -248,15 +241,14 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 	if cln != nil {
 		self.ControlAddr = publishedAddr(cln, cfg.AdvertisedHost)
 	}
-	if registration != nil {
-		err = registration.PublishMember(ctx, self)
+	if b.registration != nil {
+		err = b.registration.PublishMember(ctx, self)
 	} else {
-		registration, err = meta.RegisterMember(ctx, self, cfg.LeaseTTL)
+		b.registration, err = meta.RegisterMember(ctx, self, cfg.LeaseTTL)
 	}
 	if err != nil {
-		return fmt.Errorf("register broker %d in etcd: %w", cfg.NodeID, err)
+		return nil, fmt.Errorf("register broker %d in etcd: %w", cfg.NodeID, err)
 	}
-	registered = true
 	controllerCtx, stopController := context.WithCancel(context.Background())
 	var controllerDone sync.WaitGroup
 	controllerDone.Add(1)
@@ -264,79 +256,124 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 		defer controllerDone.Done()
 		_ = meta.RunController(controllerCtx, cfg.NodeID, metadata.ControllerOptions{})
 	}()
-	resignController := func() {
+	b.resignController = func() {
 		stopController()
 		controllerDone.Wait()
 	}
-	defer resignController()
-
-	drain := &drainer{
-		nodeID: cfg.NodeID, pod: cfg.PodName, log: log, mgr: mgr, meta: meta, ready: &ready,
-		reg: registration, stopGroups: stopGroups, stopController: resignController,
+	b.onStop(b.resignController)
+	b.drain = &drainer{
+		nodeID: cfg.NodeID, pod: cfg.PodName, log: log, mgr: b.mgr, meta: meta, ready: &b.ready,
+		reg: b.registration, stopGroups: b.stopGroups, stopController: b.resignController,
 	}
-	drain.state.Store(int32(controlpb.StatusResponse_SERVING))
-	registerDrainMetrics(reg, drain)
+	b.drain.state.Store(int32(controlpb.StatusResponse_SERVING))
+	registerDrainMetrics(reg, b.drain)
 	if cln != nil {
-		grpcSrv := control.NewServer(drain)
+		grpcSrv := control.NewServer(b.drain)
 		go func() {
 			if err := grpcSrv.Serve(cln); err != nil {
 				log.Error("control service", "err", err)
 			}
 		}()
-		defer grpcSrv.Stop()
+		b.onStop(grpcSrv.Stop)
 		log.Info("control service listening", "listen", cln.Addr().String(), "published", self.ControlAddr)
 	}
-
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	ready.Store(true)
+	go func() { b.serveErr <- b.srv.Serve(b.ln) }()
+	b.ready.Store(true)
 	advertised := net.JoinHostPort(cfg.AdvertisedHost, strconv.Itoa(int(advertisedPort)))
-	log.Info("serving Kafka", "listen", ln.Addr().String(), "advertised", advertised, "metrics", mln.Addr().String())
+	log.Info("serving Kafka", "listen", b.ln.Addr().String(), "advertised", advertised, "metrics", mln.Addr().String())
 	if opts.OnReady != nil {
-		opts.OnReady(Ready{NodeID: cfg.NodeID, KafkaAddr: ln.Addr().String(), Advertised: advertised, MetricsAddr: mln.Addr().String(), ControlAddr: self.ControlAddr})
+		opts.OnReady(Ready{NodeID: cfg.NodeID, KafkaAddr: b.ln.Addr().String(), Advertised: advertised, MetricsAddr: mln.Addr().String(), ControlAddr: self.ControlAddr})
 	}
+	return b, nil
+}
 
-	var runErr error
+// startStorage opens the S3 store (or the in-memory one of KAFSCALE_USE_MEMORY_S3) and
+// writes the probe object, retrying a transient failure (a throttled or briefly unreachable
+// S3, or a server still tidying a prefix another broker just emptied) until ctx ends; the
+// last error is what the broker exits with.
+func (b *Broker) startStorage(ctx context.Context) (*storage.Store, prometheus.Histogram, error) {
+	cfg, log := b.cfg, b.log
+	s3opts := StorageOptions(cfg)
+	s3ReadLatency := newS3ReadLatency()
+	s3opts.ObserveRead = func(d time.Duration) { s3ReadLatency.Observe(float64(d.Microseconds()) / 1000) }
+	if cfg.S3.UseMemory {
+		mem, err := storage.StartMemoryServer(cfg.S3.Bucket)
+		if err != nil {
+			return nil, nil, &StartupError{"in-memory S3 (KAFSCALE_USE_MEMORY_S3)", err}
+		}
+		b.onStop(mem.Close)
+		s3opts = memoryS3Options(s3opts, mem.Endpoint)
+		log.Warn("KAFSCALE_USE_MEMORY_S3=true: segments are kept in this process's memory and are LOST when it exits, while etcd keeps pointing at them; for development only (kafscale_s3_in_memory=1)",
+			"bucket", cfg.S3.Bucket, "endpoint", mem.Endpoint, "ignored", "KAFSCALE_S3_ENDPOINT, KAFSCALE_S3_READ_*, KAFSCALE_S3_ACCESS_KEY/SECRET_KEY/SESSION_TOKEN, KAFSCALE_S3_KMS_*")
+	}
+	objects, err := storage.New(ctx, s3opts)
+	if err != nil {
+		return nil, nil, &StartupError{"S3 client", err}
+	}
+	b.onStop(objects.Close)
+	probeErr := objects.Probe(ctx)
+	for probeErr != nil && ctx.Err() == nil {
+		log.Warn("S3 probe failed; retrying until the startup timeout", "err", probeErr)
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+			probeErr = objects.Probe(ctx)
+		}
+	}
+	if probeErr != nil {
+		return nil, nil, &StartupError{fmt.Sprintf("write a probe object to s3://%s/%s within %s (KAFSCALE_STARTUP_TIMEOUT_SEC)", cfg.S3.Bucket, cfg.S3.Namespace, cfg.StartupTimeout), probeErr}
+	}
+	return objects, s3ReadLatency, nil
+}
+
+// Serve returns when ctx ends (nil), or with the reason the broker must stop: its Kafka
+// listener failed, or (KAFSCALE_BROKER_ID=auto only) another broker claimed its node id
+// while its etcd lease was lost. Stop shuts it down either way.
+func (b *Broker) Serve(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
-	case err := <-serveErr:
-		runErr = fmt.Errorf("kafka listener: %w", err)
-	case <-registration.Lost():
-		// Only with KAFSCALE_BROKER_ID=auto: the id is another broker's now. Drain and exit;
-		// the restart claims a new id.
-		runErr = registration.Err()
-		log.Error("stopping: this broker's node id was claimed by another broker while its etcd lease was lost", "err", runErr)
+		return nil
+	case err := <-b.serveErr:
+		return fmt.Errorf("kafka listener: %w", err)
+	case <-b.registration.Lost():
+		err := b.registration.Err()
+		b.log.Error("stopping: this broker's node id was claimed by another broker while its etcd lease was lost", "err", err)
+		return err
 	}
+}
 
-	// --- graceful shutdown -----------------------------------------------------------------
+// Stop shuts the broker down within KAFSCALE_SHUTDOWN_TIMEOUT_SEC: group requests waiting
+// for a rebalance are answered at once, requests in flight get two thirds of the budget, then
+// the drain flushes and commits everything buffered and releases leadership (a no-op when
+// the control service drained the broker already), and everything Start acquired is
+// released. It returns the drain's error: unflushed produces were not acknowledged.
+func (b *Broker) Stop() error {
+	cfg, log := b.cfg, b.log
 	log.Info("shutting down: draining requests, flushing, releasing leadership", "timeout", cfg.ShutdownTimeout)
-	ready.Store(false)
+	b.ready.Store(false)
 	drainCtx, cancelDrain := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancelDrain()
-	// Group requests waiting for a rebalance are answered NOT_COORDINATOR at once, so they do
-	// not hold the drain up; clients move to the next coordinator.
-	stopGroups()
-	// Requests get two thirds of the budget, so the flush always has time left.
+	b.stopGroups() // clients move to the next coordinator
 	requestsCtx, cancelRequests := context.WithTimeout(drainCtx, cfg.ShutdownTimeout*2/3)
-	if err := srv.Shutdown(requestsCtx); err != nil {
+	if err := b.srv.Shutdown(requestsCtx); err != nil {
 		log.Warn("requests still in flight after two thirds of the shutdown timeout were cut off", "err", err)
 	}
 	cancelRequests()
-	// A no-op when the control service drained the broker already.
-	if _, err := drain.drain(drainCtx, "shutdown", false); err != nil {
+	var stopErr error
+	if _, err := b.drain.drain(drainCtx, "shutdown", false); err != nil {
 		log.Error("flush on shutdown failed; unflushed produces were not acknowledged", "err", err)
-		runErr = errors.Join(runErr, fmt.Errorf("drain: %w", err))
+		stopErr = fmt.Errorf("drain: %w", err)
 	}
-	mgrClosed = true
-	_ = mgr.Close()
-	// After a failed drain leadership is still released (both calls are no-ops otherwise).
-	if err := registration.Close(drainCtx); err != nil {
+	_ = b.closeMgr()
+	// After a failed drain leadership is still released (both are no-ops otherwise).
+	if err := b.registration.Close(drainCtx); err != nil {
 		log.Warn("deregister", "err", err)
 	}
-	resignController()
-	shutdownHTTP(httpSrv)
+	b.resignController()
+	shutdownHTTP(b.httpSrv)
+	b.closeAll()
 	log.Info("stopped")
-	return runErr
+	return stopErr
 }
 
 // traceLogger is the logger of protocol tracing, tagged with the node id like the broker's
@@ -372,33 +409,6 @@ func authorizer(cfg *config.Broker, log *slog.Logger) *acl.Authorizer {
 	}
 	log.Info("ACLs enforced", "source", cfg.ACLSource, "rules", len(cfg.ACL), "principal_source", cfg.PrincipalSource)
 	return acl.New(true, cfg.ACL)
-}
-
-func s3Options(cfg *config.Broker) storage.Options {
-	return storage.Options{
-		Bucket:         cfg.S3.Bucket,
-		Region:         cfg.S3.Region,
-		Endpoint:       cfg.S3.Endpoint,
-		PathStyle:      cfg.S3.PathStyle,
-		AccessKey:      cfg.S3.AccessKey,
-		SecretKey:      cfg.S3.SecretKey,
-		SessionToken:   cfg.S3.SessionToken,
-		KMSKeyID:       cfg.S3.KMSKeyID,
-		Namespace:      cfg.S3.Namespace,
-		ReadBucket:     cfg.S3.ReadBucket,
-		ReadRegion:     cfg.S3.ReadRegion,
-		ReadEndpoint:   cfg.S3.ReadEndpoint,
-		RequestTimeout: cfg.S3.RequestTimeout,
-		Health: storage.HealthOptions{
-			Window:              cfg.S3.HealthWindow,
-			LatencyWarn:         cfg.S3.LatencyWarn,
-			LatencyCrit:         cfg.S3.LatencyCrit,
-			ErrorRateWarn:       cfg.S3.ErrorRateWarn,
-			ErrorRateCrit:       cfg.S3.ErrorRateCrit,
-			FailuresUnavailable: cfg.S3.FailuresUnavailable,
-			ProbeInterval:       cfg.S3.ProbeInterval,
-		},
-	}
 }
 
 // memoryS3Options points o at the in-memory S3 server: no read replica, no KMS, static

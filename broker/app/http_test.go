@@ -11,12 +11,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/kafscale/kafscale/internal/storage"
+	"github.com/kafscale/kafscale/broker/config"
+	"github.com/kafscale/kafscale/broker/storage"
 )
 
 // Go's profiles are served only with KAFSCALE_PPROF=true.
 func TestPprofOnlyWhenEnabled(t *testing.T) {
-	objects, err := storage.New(context.Background(), storage.Options{Bucket: "b", Endpoint: "http://127.0.0.1:1", AccessKey: "a", SecretKey: "s"})
+	o := StorageOptions(config.Defaults())
+	o.Bucket, o.Endpoint, o.AccessKey, o.SecretKey = "b", "http://127.0.0.1:1", "a", "s"
+	objects, err := storage.New(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,71 +23,56 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/kafscale/kafscale/broker/optcheck"
 	"github.com/kafscale/kafscale/internal/metadata"
 )
 
-// Options configure a Coordinator. Zero fields take the defaults of DefaultOptions.
+// Options configure a Coordinator; New checks them (Validate). The broker maps its
+// configuration onto them (broker/app.GroupOptions).
 type Options struct {
 	// NodeID is this broker's id in the metadata snapshot.
 	NodeID int32
-	// RequestTimeout bounds every etcd request (KAFSCALE_ETCD_REQUEST_TIMEOUT_MS, 5000).
+	// RequestTimeout bounds every etcd request (KAFSCALE_ETCD_REQUEST_TIMEOUT_MS).
 	RequestTimeout time.Duration
 	// MinSessionTimeout and MaxSessionTimeout bound the session timeouts members may ask for
-	// (KAFSCALE_GROUP_MIN_SESSION_TIMEOUT_MS 6000, KAFSCALE_GROUP_MAX_SESSION_TIMEOUT_MS 1800000).
+	// (KAFSCALE_GROUP_MIN_SESSION_TIMEOUT_MS, KAFSCALE_GROUP_MAX_SESSION_TIMEOUT_MS).
 	MinSessionTimeout, MaxSessionTimeout time.Duration
 	// InitialRebalanceDelay is how long the first rebalance of an empty group waits for more
 	// members, extended while members keep arriving, up to the rebalance timeout
-	// (KAFSCALE_GROUP_INITIAL_REBALANCE_DELAY_MS 3000; negative means none).
+	// (KAFSCALE_GROUP_INITIAL_REBALANCE_DELAY_MS; 0: none).
 	InitialRebalanceDelay time.Duration
 	// OffsetsRetention is how long a group stays once it is empty and commits nothing: then
-	// it is deleted with its offsets (KAFSCALE_OFFSETS_RETENTION_MS, 7 days, as Kafka's
-	// offsets.retention.minutes). A stable consumer group's offsets of topics it no longer
+	// it is deleted with its offsets (KAFSCALE_OFFSETS_RETENTION_MS). A stable consumer group's offsets of topics it no longer
 	// subscribes to go once committed this long ago.
 	OffsetsRetention time.Duration
 	// OffsetsRetentionCheckInterval is how often the coordinator looks for such groups and offsets
-	// (KAFSCALE_OFFSETS_RETENTION_CHECK_INTERVAL_MS, 10 minutes).
+	// (KAFSCALE_OFFSETS_RETENTION_CHECK_INTERVAL_MS).
 	OffsetsRetentionCheckInterval time.Duration
-	// MaxMetadataBytes caps the metadata string of a committed offset (4096, as Kafka).
+	// MaxMetadataBytes caps the metadata string of a committed offset.
 	MaxMetadataBytes int
-	// Clock is the time source for session and rebalance timeouts; tests pass a fake one.
+	// Clock is the time source for session and rebalance timeouts (nil: the real clock);
+	// tests pass a fake one.
 	Clock Clock
-	// Logger receives state changes at debug level and etcd failures at warn level.
+	// Logger receives state changes at debug level and etcd failures at warn level (nil:
+	// discarded).
 	Logger *slog.Logger
 }
 
-// DefaultOptions fills the zero fields of o.
-func DefaultOptions(o Options) Options {
-	if o.RequestTimeout <= 0 {
-		o.RequestTimeout = 5 * time.Second
+// Validate reports the options that cannot work, all of them. The broker's defaults live in
+// broker/config; nothing is filled in here.
+func (o Options) Validate() error {
+	p := optcheck.New("groups")
+	optcheck.Positive(p, "RequestTimeout", o.RequestTimeout)
+	optcheck.Positive(p, "MinSessionTimeout", o.MinSessionTimeout)
+	optcheck.Positive(p, "MaxSessionTimeout", o.MaxSessionTimeout)
+	optcheck.Positive(p, "OffsetsRetention", o.OffsetsRetention)
+	optcheck.Positive(p, "OffsetsRetentionCheckInterval", o.OffsetsRetentionCheckInterval)
+	optcheck.Positive(p, "MaxMetadataBytes", o.MaxMetadataBytes)
+	optcheck.NotNegative(p, "InitialRebalanceDelay", o.InitialRebalanceDelay, "0: none")
+	if o.MinSessionTimeout > o.MaxSessionTimeout {
+		p.Failf("MinSessionTimeout %s exceeds MaxSessionTimeout %s", o.MinSessionTimeout, o.MaxSessionTimeout)
 	}
-	if o.MinSessionTimeout <= 0 {
-		o.MinSessionTimeout = 6 * time.Second
-	}
-	if o.MaxSessionTimeout <= 0 {
-		o.MaxSessionTimeout = 30 * time.Minute
-	}
-	switch {
-	case o.InitialRebalanceDelay == 0:
-		o.InitialRebalanceDelay = 3 * time.Second
-	case o.InitialRebalanceDelay < 0:
-		o.InitialRebalanceDelay = 0
-	}
-	if o.MaxMetadataBytes <= 0 {
-		o.MaxMetadataBytes = 4096
-	}
-	if o.OffsetsRetention <= 0 {
-		o.OffsetsRetention = 7 * 24 * time.Hour
-	}
-	if o.OffsetsRetentionCheckInterval <= 0 {
-		o.OffsetsRetentionCheckInterval = 10 * time.Minute
-	}
-	if o.Clock == nil {
-		o.Clock = realClock{}
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	return o
+	return p.Err()
 }
 
 // Coordinator coordinates the groups that hash to this broker.
@@ -153,12 +138,20 @@ const sweepInterval = time.Minute
 
 // New returns a coordinator that reads the cluster view from snapshot (never nil) and keeps
 // group state in etcd through cli.
-func New(cli *clientv3.Client, keys metadata.Keys, snapshot func() *metadata.Snapshot, opts Options) *Coordinator {
+func New(cli *clientv3.Client, keys metadata.Keys, snapshot func() *metadata.Snapshot, opts Options) (*Coordinator, error) {
 	return newCoordinator(etcdKV{cli}, keys, snapshot, opts)
 }
 
-func newCoordinator(store kv, keys metadata.Keys, snapshot func() *metadata.Snapshot, opts Options) *Coordinator {
-	opts = DefaultOptions(opts)
+func newCoordinator(store kv, keys metadata.Keys, snapshot func() *metadata.Snapshot, opts Options) (*Coordinator, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Clock == nil {
+		opts.Clock = realClock{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	c := &Coordinator{
 		kv:       store,
 		keys:     keys,
@@ -169,7 +162,7 @@ func newCoordinator(store kv, keys metadata.Keys, snapshot func() *metadata.Snap
 	}
 	c.sweep = opts.Clock.AfterFunc(sweepInterval, c.sweepIdle)
 	c.expiry = opts.Clock.AfterFunc(opts.OffsetsRetentionCheckInterval, c.expireLoop)
-	return c
+	return c, nil
 }
 
 // sweepIdle drops the loaded groups that are empty and stored as such (or were never

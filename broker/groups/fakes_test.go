@@ -195,13 +195,28 @@ func (h *harness) snapshot() *metadata.Snapshot {
 }
 
 func (h *harness) coordinator(node int32, mod func(*Options)) *Coordinator {
-	opts := Options{NodeID: node, Clock: h.clock, InitialRebalanceDelay: -1}
+	opts := testOptions(node)
+	opts.Clock = h.clock
 	if mod != nil {
 		mod(&opts)
 	}
-	c := newCoordinator(h.kv, h.keys, h.snapshot, opts)
+	c, err := newCoordinator(h.kv, h.keys, h.snapshot, opts)
+	if err != nil {
+		h.t.Fatal(err)
+	}
 	h.t.Cleanup(c.Close)
 	return c
+}
+
+// testOptions are the broker's defaults without the initial rebalance delay, which tests
+// that need it set themselves.
+func testOptions(node int32) Options {
+	return Options{
+		NodeID: node, RequestTimeout: 5 * time.Second,
+		MinSessionTimeout: 6 * time.Second, MaxSessionTimeout: 30 * time.Minute,
+		OffsetsRetention: 7 * 24 * time.Hour, OffsetsRetentionCheckInterval: 10 * time.Minute,
+		MaxMetadataBytes: 4096,
+	}
 }
 
 // waitFor polls until cond holds; the long deadline only bounds a hang.

@@ -11,9 +11,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/kafscale/kafscale/broker/storage"
 	"github.com/kafscale/kafscale/internal/bytebuf"
 	"github.com/kafscale/kafscale/internal/metadata"
-	"github.com/kafscale/kafscale/internal/storage"
 )
 
 // ReadConcurrency is how many GETs run at once for the readahead of one broker, and for

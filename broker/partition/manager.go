@@ -1,4 +1,4 @@
-// Package partition is the broker's data path: it implements server.Log over S3 objects and
+// Package partition is the broker's data path: it implements logapi.Log over S3 objects and
 // per-partition state in etcd.
 //
 // Appends go into per-partition buffers. One flusher per broker writes everything buffered
@@ -21,52 +21,59 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/kafscale/kafscale/broker/server"
+	"github.com/kafscale/kafscale/broker/logapi"
+	"github.com/kafscale/kafscale/broker/object"
+	"github.com/kafscale/kafscale/broker/optcheck"
+	"github.com/kafscale/kafscale/broker/storage"
 	"github.com/kafscale/kafscale/internal/metadata"
-	"github.com/kafscale/kafscale/internal/storage"
 )
 
-// Options configure a Manager. The broker's config package fills them from KAFSCALE_*.
+// Options configure a Manager. The broker's config package (broker/config) holds every
+// default; broker/app maps a config onto these options. NewManager checks them (Validate)
+// and fills nothing in.
 type Options struct {
 	// NodeID is this broker's node id; it leads the partitions whose snapshot Leader it is.
 	NodeID int32
 	// SegmentBytes of buffered data (all partitions together) trigger a flush
-	// (KAFSCALE_SEGMENT_BYTES, 4 MiB).
+	// (KAFSCALE_SEGMENT_BYTES).
 	SegmentBytes int
-	// FlushInterval is the longest data waits in a buffer (KAFSCALE_FLUSH_INTERVAL_MS, 500 ms).
+	// FlushInterval is the longest data waits in a buffer (KAFSCALE_FLUSH_INTERVAL_MS).
 	FlushInterval time.Duration
 	// FlushParallelism is how many objects may upload at once: the next object uploads
 	// while earlier ones upload or commit; commits stay one at a time, in order (those
 	// uploaded behind a commit in flight commit together in the next). Up to twice as many
 	// flushes may be in flight in all, the others uploaded and waiting for their commit
-	// (KAFSCALE_FLUSH_PARALLELISM, 4; 1 = one upload at a time).
+	// (KAFSCALE_FLUSH_PARALLELISM; 1 = one upload at a time).
 	FlushParallelism int
-	// CacheBytes bounds the read cache (KAFSCALE_CACHE_BYTES, 256 MiB).
+	// CacheBytes bounds the read cache (KAFSCALE_CACHE_BYTES); 0 disables it: every read
+	// goes to S3.
 	CacheBytes int64
 	// ReadaheadSegments is how many chunks after the ones a fetch read are fetched into
-	// the cache in the background (KAFSCALE_READAHEAD_SEGMENTS; 0 disables; the config
-	// default is 2).
+	// the cache in the background (KAFSCALE_READAHEAD_SEGMENTS; 0 disables).
 	ReadaheadSegments int
 	// CommitTimeout bounds the etcd work of one flush and each partition claim attempt
-	// (KAFSCALE_ETCD_REQUEST_TIMEOUT_MS, 5 s).
+	// (KAFSCALE_ETCD_REQUEST_TIMEOUT_MS).
 	CommitTimeout time.Duration
-	// MaxTxnOps and MaxTxnBytes split a flush's commits into etcd transactions (128 ops,
-	// etcd's default --max-txn-ops; 1 MiB, under etcd's 1.5 MiB request limit).
+	// S3RequestTimeout bounds one S3 request of the data path: a GET of chunks or sections,
+	// the deletion of an uncommitted object; an object's upload gets twice as long
+	// (KAFSCALE_S3_REQUEST_TIMEOUT_MS).
+	S3RequestTimeout time.Duration
+	// MaxTxnOps and MaxTxnBytes split a flush's commits into etcd transactions.
 	MaxTxnOps, MaxTxnBytes int
 	// RetentionCheckInterval is how often the partitions this broker leads are checked
 	// against retention.ms and retention.bytes, and how often the controller broker sweeps
-	// unreferenced objects (KAFSCALE_RETENTION_CHECK_INTERVAL_MS, 60 s).
+	// unreferenced objects (KAFSCALE_RETENTION_CHECK_INTERVAL_MS).
 	RetentionCheckInterval time.Duration
 	// SweepGrace is how old an unreferenced object must be before the sweeper deletes it
-	// (KAFSCALE_RETENTION_SWEEP_GRACE_MS, 10 min). It must exceed the longest a flush can take from
-	// naming its object to its commit (2 × the S3 PUT bound + CommitTimeout; a pipelined
+	// (KAFSCALE_RETENTION_SWEEP_GRACE_MS). It must exceed the longest a flush can take from
+	// naming its object to its commit (2 × S3RequestTimeout + CommitTimeout; a pipelined
 	// flush that waited longer for the ones ahead of it fails instead of committing) plus
 	// the clock skew between brokers.
 	SweepGrace time.Duration
 	// ProducerIDExpiration is how long a partition remembers an idle idempotent producer
-	// (KAFSCALE_PRODUCER_ID_EXPIRATION_MS, 24 h).
+	// (KAFSCALE_PRODUCER_ID_EXPIRATION_MS).
 	ProducerIDExpiration time.Duration
-	// Logger defaults to slog.Default().
+	// Logger receives the data path's warnings; nil discards them.
 	Logger *slog.Logger
 	// ObserveUpload and ObserveCommit, when set, receive each flush's object upload time (the
 	// PUT, with its retries) and its etcd commit time (every transaction of the flush, with
@@ -74,48 +81,25 @@ type Options struct {
 	ObserveUpload, ObserveCommit func(time.Duration)
 }
 
-// DefaultOptions returns o with zero fields set to their defaults.
-func DefaultOptions(o Options) Options {
-	if o.SegmentBytes <= 0 {
-		o.SegmentBytes = 4 << 20
-	}
-	if o.ProducerIDExpiration <= 0 {
-		o.ProducerIDExpiration = 24 * time.Hour
-	}
-	if o.FlushInterval <= 0 {
-		o.FlushInterval = 500 * time.Millisecond
-	}
-	if o.FlushParallelism <= 0 {
-		o.FlushParallelism = 4
-	}
-	if o.CacheBytes == 0 {
-		o.CacheBytes = 256 << 20
-	}
-	if o.ReadaheadSegments < 0 {
-		o.ReadaheadSegments = 0
-	}
-	if o.CommitTimeout <= 0 {
-		o.CommitTimeout = 5 * time.Second
-	}
-	if o.MaxTxnOps <= 0 {
-		o.MaxTxnOps = 128
-	}
-	if o.MaxTxnBytes <= 0 {
-		o.MaxTxnBytes = 1 << 20
-	}
-	if o.RetentionCheckInterval <= 0 {
-		o.RetentionCheckInterval = time.Minute
-	}
-	if o.SweepGrace <= 0 {
-		o.SweepGrace = 10 * time.Minute
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-	return o
+// Validate reports the options that cannot work, all of them.
+func (o Options) Validate() error {
+	p := optcheck.New("partition")
+	optcheck.Positive(p, "SegmentBytes", o.SegmentBytes)
+	optcheck.Positive(p, "FlushInterval", o.FlushInterval)
+	optcheck.Positive(p, "FlushParallelism", o.FlushParallelism)
+	optcheck.Positive(p, "CommitTimeout", o.CommitTimeout)
+	optcheck.Positive(p, "S3RequestTimeout", o.S3RequestTimeout)
+	optcheck.Positive(p, "MaxTxnOps", o.MaxTxnOps)
+	optcheck.Positive(p, "MaxTxnBytes", o.MaxTxnBytes)
+	optcheck.Positive(p, "RetentionCheckInterval", o.RetentionCheckInterval)
+	optcheck.Positive(p, "SweepGrace", o.SweepGrace)
+	optcheck.Positive(p, "ProducerIDExpiration", o.ProducerIDExpiration)
+	optcheck.NotNegative(p, "CacheBytes", o.CacheBytes, "0 disables the cache")
+	optcheck.NotNegative(p, "ReadaheadSegments", o.ReadaheadSegments, "0 disables readahead")
+	return p.Err()
 }
 
-// Manager holds the partitions this broker leads. It implements server.Log.
+// Manager holds the partitions this broker leads. It implements logapi.Log.
 type Manager struct {
 	opts    Options
 	cli     *clientv3.Client
@@ -147,7 +131,7 @@ type Manager struct {
 	retentionReq chan chan struct{}
 	stop         chan struct{}
 	done         chan struct{}
-	closeMu      sync.Once
+	stopOnce     sync.Once
 
 	readahead chan struct{} // semaphore for background fetches
 	rd        readState     // the read path's loads in flight and decoded index sections
@@ -189,14 +173,19 @@ type topicPartition struct {
 
 func (tp topicPartition) String() string { return fmt.Sprintf("%s/%d", tp.topic, tp.partition) }
 
-var _ server.Log = (*Manager)(nil)
+var _ logapi.Log = (*Manager)(nil)
 
 // NewManager starts the flusher. The manager leads nothing until Apply gives it a snapshot.
 func NewManager(ctx context.Context, opts Options, cli *clientv3.Client, keys metadata.Keys, objects *storage.Store) (*Manager, error) {
 	if cli == nil || objects == nil {
 		return nil, errors.New("partition: an etcd client and an S3 store are required")
 	}
-	opts = DefaultOptions(opts)
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	m := &Manager{
 		opts:         opts,
 		cli:          cli,
@@ -453,9 +442,9 @@ func (m *Manager) loadProducers(ctx context.Context, st *metadata.PartitionState
 	if err != nil {
 		return fmt.Errorf("load producer state: %w", err)
 	}
-	var sec metadata.ProducerSection
-	if err := json.Unmarshal(data, &sec); err != nil {
-		return fmt.Errorf("decode producer section %s@%d: %w", ref.Object, ref.Pos, err)
+	sec, err := object.DecodeProducerSection(data)
+	if err != nil {
+		return fmt.Errorf("%s@%d: %w", ref.Object, ref.Pos, err)
 	}
 	st.ProducerBase = sec.Producers
 	return nil
@@ -566,7 +555,7 @@ func (m *Manager) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*m.opts.CommitTimeout)
 	defer cancel()
 	err := m.Drain(ctx)
-	m.closeMu.Do(func() { close(m.stop) })
+	m.stopOnce.Do(func() { close(m.stop) })
 	<-m.done
 	return err
 }

@@ -3,15 +3,16 @@ package partition
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/kafscale/kafscale/broker/object"
 	"github.com/kafscale/kafscale/internal/metadata"
 )
 
@@ -19,7 +20,9 @@ import (
 // archives index entries into the same object when a state outgrows MaxChunks, and ends
 // with a footer describing every section.
 func TestBuildObjectLayout(t *testing.T) {
-	m := &Manager{opts: DefaultOptions(Options{NodeID: 7, Logger: slog.Default()})}
+	o := testOptions()
+	o.NodeID = 7
+	m := &Manager{opts: o}
 	full := &metadata.PartitionState{HighWatermark: metadata.MaxChunks}
 	for i := int64(0); i < metadata.MaxChunks; i++ {
 		full.Chunks = append(full.Chunks, metadata.Chunk{Object: "old", Base: i, Last: i, MaxTimestamp: i})
@@ -37,12 +40,11 @@ func TestBuildObjectLayout(t *testing.T) {
 		t.Fatalf("body parts do not reuse the cuts' buffers: %d parts", len(parts))
 	}
 	body := bytes.Join(parts, nil)
-	if !bytes.HasPrefix(body, []byte("AAAABBBBBB")) || string(body[len(body)-4:]) != objectMagic {
+	if !bytes.HasPrefix(body, []byte("AAAABBBBBB")) {
 		t.Fatalf("layout %q", body)
 	}
-	n := binary.BigEndian.Uint32(body[len(body)-8:])
-	var footer objectFooter
-	if err := json.Unmarshal(body[len(body)-8-int(n):len(body)-8], &footer); err != nil {
+	footer, err := object.ReadFooter(body)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if footer.Node != 7 || len(footer.Sections) != 3 {
@@ -87,7 +89,9 @@ func TestResultWaitAndFinishOnce(t *testing.T) {
 
 // Appends wait while the buffers hold 4×SegmentBytes, until a flush takes them.
 func TestWaitForRoomBackpressure(t *testing.T) {
-	m := &Manager{opts: DefaultOptions(Options{SegmentBytes: 10}), cutDone: make(chan struct{}), kick: make(chan struct{}, 1)}
+	o := testOptions()
+	o.SegmentBytes = 10
+	m := &Manager{opts: o, cutDone: make(chan struct{}), kick: make(chan struct{}, 1)}
 	if err := m.waitForRoom(t.Context()); err != nil {
 		t.Fatalf("empty buffers: %v", err)
 	}
@@ -107,5 +111,16 @@ func TestWaitForRoomBackpressure(t *testing.T) {
 	m.mu.Unlock()
 	if err := <-done; err != nil {
 		t.Fatalf("after the cut: %v", err)
+	}
+}
+
+// testOptions are the broker's defaults (broker/config), which Manager tests start from.
+func testOptions() Options {
+	return Options{
+		SegmentBytes: 4 << 20, FlushInterval: 500 * time.Millisecond, FlushParallelism: 4,
+		CacheBytes: 256 << 20, ReadaheadSegments: 2, CommitTimeout: 5 * time.Second,
+		S3RequestTimeout: 10 * time.Second, MaxTxnOps: 128, MaxTxnBytes: 1 << 20,
+		RetentionCheckInterval: time.Minute, SweepGrace: 10 * time.Minute,
+		ProducerIDExpiration: 24 * time.Hour, Logger: slog.Default(),
 	}
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
-	"github.com/kafscale/kafscale/broker/server"
+	"github.com/kafscale/kafscale/broker/logapi"
 	"github.com/kafscale/kafscale/internal/metadata"
 )
 
@@ -58,7 +58,7 @@ type partition struct {
 	// mem is charged with the capacity of every buffer this partition holds until a flush
 	// hands it to the cache (or drops it), so buffered, in-flight and cached data share
 	// KAFSCALE_CACHE_BYTES. pendReserved is what pend holds of it. nil: no accounting.
-	mem          server.MemoryReserver
+	mem          logapi.MemoryReserver
 	pendReserved int64
 	pendRes      *result
 	lastCut      int // about the bytes of the recent cuts: sizes the next buffer

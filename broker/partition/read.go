@@ -2,13 +2,13 @@ package partition
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
-	"github.com/kafscale/kafscale/broker/server"
+	"github.com/kafscale/kafscale/broker/logapi"
+	"github.com/kafscale/kafscale/broker/object"
 	"github.com/kafscale/kafscale/internal/bytebuf"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/kafscale/kafscale/internal/recordbatch"
@@ -50,22 +50,22 @@ func (m *Manager) EndOffsetForEpoch(ctx context.Context, topic string, part int3
 // spanBytes. The bytes are the cached chunk's own when they come from one chunk (no copy;
 // read-only), else one exactly-sized copy. The chunks it needs are loaded
 // in parallel, and the next ReadaheadSegments chunks are loaded in the background.
-func (m *Manager) Read(ctx context.Context, topic string, part int32, offset int64, maxBytes int32) (server.ReadResult, error) {
+func (m *Manager) Read(ctx context.Context, topic string, part int32, offset int64, maxBytes int32) (logapi.ReadResult, error) {
 	return m.read(ctx, topic, part, offset, maxBytes, m.opts.ReadaheadSegments)
 }
 
 // ReadPrefetched is Read without readahead: Prefetch started it for the whole fetch.
-func (m *Manager) ReadPrefetched(ctx context.Context, topic string, part int32, offset int64, maxBytes int32) (server.ReadResult, error) {
+func (m *Manager) ReadPrefetched(ctx context.Context, topic string, part int32, offset int64, maxBytes int32) (logapi.ReadResult, error) {
 	return m.read(ctx, topic, part, offset, maxBytes, 0)
 }
 
-func (m *Manager) read(ctx context.Context, topic string, part int32, offset int64, maxBytes int32, nAhead int) (server.ReadResult, error) {
+func (m *Manager) read(ctx context.Context, topic string, part int32, offset int64, maxBytes int32, nAhead int) (logapi.ReadResult, error) {
 	st, err := m.committedState(ctx, topic, part)
 	if err != nil {
-		return server.ReadResult{}, err
+		return logapi.ReadResult{}, err
 	}
 	m.stats.reads.Add(1)
-	out := server.ReadResult{HighWatermark: st.HighWatermark, LogStartOffset: st.LogStartOffset}
+	out := logapi.ReadResult{HighWatermark: st.HighWatermark, LogStartOffset: st.LogStartOffset}
 	if offset < st.LogStartOffset || offset > st.HighWatermark {
 		return out, fmt.Errorf("%s/%d: offset %d is outside %d..%d: %w", topic, part, offset, st.LogStartOffset, st.HighWatermark, kerr.OffsetOutOfRange)
 	}
@@ -170,7 +170,7 @@ const prefetchSlack = 8
 
 // Prefetch loads, before a fetch reads its partitions one by one, the chunks all of them
 // will need, and their readahead in the background. maxBytes bounds the whole fetch. It
-// implements server.Prefetcher; errors are left for the Reads that follow to report.
+// implements logapi.Prefetcher; errors are left for the Reads that follow to report.
 //
 // A flush stores the chunks of many partitions back to back in one object, so a consumer
 // of many partitions reads every object in pieces. The plan therefore widens to the
@@ -179,7 +179,7 @@ const prefetchSlack = 8
 // readahead), and chunks of one object lying close together are read with one GET
 // (loader.go). Partitions not in the fetch are never read, so a consumer of one topic
 // does not pay for the others sharing its objects.
-func (m *Manager) Prefetch(ctx context.Context, reads []server.PartitionRead, maxBytes int32) {
+func (m *Manager) Prefetch(ctx context.Context, reads []logapi.PartitionRead, maxBytes int32) {
 	budget := int64(maxBytes)
 	if budget <= 0 {
 		budget = 1<<31 - 1
@@ -255,7 +255,7 @@ func (m *Manager) Prefetch(ctx context.Context, reads []server.PartitionRead, ma
 	}
 }
 
-var _ server.Prefetcher = (*Manager)(nil)
+var _ logapi.Prefetcher = (*Manager)(nil)
 
 // walkChunks calls fn with each committed chunk whose range ends at or after from, in
 // offset order, through the archived index sections (loaded from S3 or the cache) and then
@@ -316,12 +316,12 @@ func (m *Manager) loadSection(ctx context.Context, ref metadata.IndexRef) (*meta
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w (%w)", key, kerr.KafkaStorageError, err)
 	}
-	var sec metadata.IndexSection
-	if err := json.Unmarshal(data, &sec); err != nil {
-		return nil, fmt.Errorf("decode index section %s@%d: %w", ref.Object, ref.Pos, err)
+	sec, err := object.DecodeIndexSection(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s@%d: %w", ref.Object, ref.Pos, err)
 	}
-	m.rd.sections.put(key, &sec)
-	return &sec, nil
+	m.rd.sections.put(key, sec)
+	return sec, nil
 }
 
 // chunkData returns a chunk's bytes from the cache, from a GET in flight, or with a GET.

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/kafscale/kafscale/broker/object"
 	"github.com/kafscale/kafscale/internal/metadata"
 )
 
@@ -53,11 +54,7 @@ func (m *Manager) EnforceRetention(ctx context.Context) error {
 // topicRetention returns a topic's retention.ms and retention.bytes (-1: unlimited).
 func topicRetention(configs map[string]string) (ms, bytes int64) {
 	get := func(key string) int64 {
-		v, ok := configs[key]
-		if !ok {
-			v = metadata.TopicConfigDefaults[key]
-		}
-		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		n, err := strconv.ParseInt(strings.TrimSpace(metadata.TopicConfig(configs, key)), 10, 64)
 		if err != nil || n < 0 {
 			return -1
 		}
@@ -139,7 +136,7 @@ func (m *Manager) commitRetention(p *partition, prev, next *metadata.PartitionSt
 	m.log.Info("retention moved the log start", "partition", p.tp, "from", prev.LogStartOffset, "to", next.LogStartOffset)
 }
 
-// SweepObjects deletes the flush objects under segments/ that no partition state
+// SweepObjects deletes the flush objects (object.Prefix) that no partition state
 // references — directly or through its archived index sections — and that are older than
 // Options.SweepGrace (named at least that long ago, by the writer's clock). It reads every
 // state first and lists afterwards, so an object old enough to be deleted had its commit
@@ -190,13 +187,13 @@ func (m *Manager) SweepObjects(ctx context.Context) (int, error) {
 			}
 		}
 	}
-	objs, err := m.objects.List(ctx, "segments/")
+	objs, err := m.objects.List(ctx, object.Prefix)
 	if err != nil {
 		return 0, err
 	}
 	deleted := 0
 	for _, o := range objs {
-		written, ok := objectTime(o.Name)
+		written, ok := object.ParseName(o.Name)
 		if !ok || refs[o.Name] || start.Sub(written) < m.opts.SweepGrace {
 			continue
 		}
@@ -207,21 +204,4 @@ func (m *Manager) SweepObjects(ctx context.Context) (int, error) {
 		m.stats.swept.Add(1)
 	}
 	return deleted, nil
-}
-
-// objectTime reads the time a flush named its object: segments/<day>/<unix-ms>-<node>-<rand>.kso.
-func objectTime(name string) (time.Time, bool) {
-	base := name[strings.LastIndexByte(name, '/')+1:]
-	if !strings.HasPrefix(name, "segments/") || !strings.HasSuffix(base, ".kso") {
-		return time.Time{}, false
-	}
-	msPart, _, ok := strings.Cut(base, "-")
-	if !ok {
-		return time.Time{}, false
-	}
-	ms, err := strconv.ParseInt(msPart, 10, 64)
-	if err != nil || ms <= 0 {
-		return time.Time{}, false
-	}
-	return time.UnixMilli(ms), true
 }

@@ -2,17 +2,17 @@ package server
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"math"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/kafscale/kafscale/internal/acl"
+	"github.com/kafscale/kafscale/broker/acl"
+	"github.com/kafscale/kafscale/broker/logapi"
 	"github.com/kafscale/kafscale/internal/metadata"
+	"github.com/kafscale/kafscale/internal/recordbatch"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -57,7 +57,7 @@ func (s *Server) handleProduce(ctx context.Context, rc *requestContext, kreq kms
 		records []byte // nil once appended
 		size    int    // len(records)
 		count   int64
-		result  AppendResult
+		result  logapi.AppendResult
 		err     error
 	}
 	snap := s.cluster.Snapshot()
@@ -115,7 +115,7 @@ func (s *Server) handleProduce(ctx context.Context, rc *requestContext, kreq kms
 		return s.produceError(req, resp, kerr.RequestTimedOut.Code)
 	}
 	for _, t := range targets {
-		t.result, t.err = s.log.Append(appendCtx, t.topic, t.rp.Partition, t.records, false)
+		t.result, t.err = s.partitions.Append(appendCtx, t.topic, t.rp.Partition, t.records, false)
 		t.size, t.records = len(t.records), nil
 	}
 	rc.releaseTurn()
@@ -189,49 +189,23 @@ func (s *Server) produceError(req *kmsg.ProduceRequest, resp *kmsg.ProduceRespon
 	return resp, nil
 }
 
-// RecordBatch v2 layout (offsets into a batch).
-const (
-	batchLengthOffset  = 8  // int32: bytes after this field
-	batchMagicOffset   = 16 // int8
-	batchCRCOffset     = 17 // uint32: CRC-32C of attributes..end
-	batchAttrOffset    = 21
-	batchRecordsOffset = 57 // int32: record count
-	batchHeaderSize    = 61
-)
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// checkBatches validates a produce's record batches and returns how many records they hold.
+// checkBatches validates a produce's record batches (recordbatch.Each: magic 2, lengths,
+// lastOffsetDelta, CRC-32C; the one CRC pass of a produce, so the log need not check them
+// again) against the topic's max.message.bytes, and returns how many records they hold.
 func checkBatches(b []byte, maxBatch int64) (int64, error) {
 	if len(b) == 0 {
 		return 0, kerr.InvalidRecord
 	}
 	var records int64
-	for len(b) > 0 {
-		if len(b) < batchHeaderSize {
-			return 0, kerr.CorruptMessage
+	err := recordbatch.Each(b, func(bt recordbatch.Batch) error {
+		if size := int64(bt.Size()); size > maxBatch {
+			return fmt.Errorf("%w: a record batch of %d bytes is larger than the topic's max.message.bytes (%d)", kerr.MessageTooLarge, size, maxBatch)
 		}
-		length := int64(int32(binary.BigEndian.Uint32(b[batchLengthOffset:])))
-		size := 12 + length
-		if length < batchHeaderSize-12 || size > int64(len(b)) {
-			return 0, kerr.CorruptMessage
-		}
-		if b[batchMagicOffset] != 2 {
-			return 0, kerr.UnsupportedForMessageFormat
-		}
-		if size > maxBatch {
-			return 0, fmt.Errorf("%w: a record batch of %d bytes is larger than the topic's max.message.bytes (%d)", kerr.MessageTooLarge, size, maxBatch)
-		}
-		want := binary.BigEndian.Uint32(b[batchCRCOffset:])
-		if crc32.Checksum(b[batchAttrOffset:size], castagnoli) != want {
-			return 0, kerr.CorruptMessage
-		}
-		n := int32(binary.BigEndian.Uint32(b[batchRecordsOffset:]))
-		if n < 0 {
-			return 0, kerr.CorruptMessage
-		}
-		records += int64(n)
-		b = b[size:]
+		records += int64(bt.NumRecords)
+		return nil
+	})
+	if err != nil {
+		return 0, err
 	}
 	return records, nil
 }
@@ -239,13 +213,7 @@ func checkBatches(b []byte, maxBatch int64) (int64, error) {
 // topicMaxMessageBytes is the largest record batch a produce to t may carry: the topic's
 // max.message.bytes, or Kafka's default.
 func topicMaxMessageBytes(t *metadata.Topic) int64 {
-	v := metadata.TopicConfigDefaults["max.message.bytes"]
-	if t != nil {
-		if set, ok := t.Configs["max.message.bytes"]; ok {
-			v = set
-		}
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
+	n, err := strconv.ParseInt(t.Config("max.message.bytes"), 10, 64)
 	if err != nil || n <= 0 {
 		return math.MaxInt64 // validated at creation; never reject on an unreadable value
 	}

@@ -4,7 +4,8 @@ import (
 	"context"
 	"time"
 
-	"github.com/kafscale/kafscale/internal/acl"
+	"github.com/kafscale/kafscale/broker/acl"
+	"github.com/kafscale/kafscale/broker/logapi"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -52,7 +53,7 @@ func (s *Server) handleFetch(ctx context.Context, rc *requestContext, kreq kmsg.
 	}
 	deadline := time.Now().Add(time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond)
 	for {
-		changed := s.log.Changed() // taken before reading, so no append is missed
+		changed := s.partitions.Changed() // taken before reading, so no append is missed
 		resp, bytes, hasErr := s.fetchOnce(ctx, req, denied)
 		if bytes >= int(req.MinBytes) || hasErr || !time.Now().Before(deadline) {
 			s.metrics.fetchedBytes.Add(float64(bytes))
@@ -83,7 +84,7 @@ func (s *Server) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, denied m
 	snap := s.cluster.Snapshot()
 	hasErr := false
 	var (
-		reads []PartitionRead
+		reads []logapi.PartitionRead
 		dsts  []*kmsg.FetchResponseTopicPartition
 	)
 	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
@@ -109,12 +110,12 @@ func (s *Server) fetchOnce(ctx context.Context, req *kmsg.FetchRequest, denied m
 				hasErr = true
 				continue
 			}
-			reads = append(reads, PartitionRead{Topic: rt.Topic, Partition: rp.Partition, Offset: rp.FetchOffset, MaxBytes: rp.PartitionMaxBytes})
+			reads = append(reads, logapi.PartitionRead{Topic: rt.Topic, Partition: rp.Partition, Offset: rp.FetchOffset, MaxBytes: rp.PartitionMaxBytes})
 			dsts = append(dsts, sp)
 		}
 	}
 	total := 0
-	for i, res := range ReadPartitions(ctx, s.log, reads, req.MaxBytes) {
+	for i, res := range ReadPartitions(ctx, s.partitions, reads, req.MaxBytes) {
 		sp := dsts[i]
 		if res.HighWatermark >= 0 {
 			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = res.HighWatermark, res.HighWatermark, res.LogStartOffset
@@ -141,19 +142,10 @@ func (s *Server) checkFetchPartition(snap *metadata.Snapshot, topic string, rp *
 	return checkLeaderEpoch(rp.CurrentLeaderEpoch, p.LeaderEpoch)
 }
 
-// PartitionRead is one partition of a fetch: read from Offset up to about MaxBytes
-// (the request's PartitionMaxBytes).
-type PartitionRead struct {
-	Topic     string
-	Partition int32
-	Offset    int64
-	MaxBytes  int32
-}
-
 // PartitionResult is the answer for one PartitionRead. HighWatermark and LogStartOffset
 // are -1 when unknown; Err is the partition's error.
 type PartitionResult struct {
-	ReadResult
+	logapi.ReadResult
 	Err error
 }
 
@@ -162,12 +154,12 @@ type PartitionResult struct {
 // first partition with data returns at least one whole batch, as Kafka does. A partition
 // past the budget gets its offsets only. Exported for the read benchmarks, which measure
 // exactly what the handler does.
-func ReadPartitions(ctx context.Context, log Log, reads []PartitionRead, maxBytes int32) []PartitionResult {
+func ReadPartitions(ctx context.Context, log logapi.Log, reads []logapi.PartitionRead, maxBytes int32) []PartitionResult {
 	if maxBytes <= 0 {
 		maxBytes = 1<<31 - 1
 	}
 	read := log.Read
-	if p, ok := log.(Prefetcher); ok && len(reads) > 0 {
+	if p, ok := log.(logapi.Prefetcher); ok && len(reads) > 0 {
 		p.Prefetch(ctx, reads, maxBytes)
 		read = p.ReadPrefetched
 	}

@@ -3,7 +3,7 @@ package server
 import (
 	"context"
 
-	"github.com/kafscale/kafscale/internal/acl"
+	"github.com/kafscale/kafscale/broker/acl"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -46,7 +46,7 @@ func (s *Server) handleListOffsets(ctx context.Context, rc *requestContext, kreq
 				sp.LeaderEpoch = p.LeaderEpoch
 				switch ts := rp.Timestamp; {
 				case ts == -1 || ts == -2:
-					start, hw, err := s.log.Offsets(ctx, rt.Topic, rp.Partition)
+					start, hw, err := s.partitions.Offsets(ctx, rt.Topic, rp.Partition)
 					if err != nil {
 						return err
 					}
@@ -55,7 +55,7 @@ func (s *Server) handleListOffsets(ctx context.Context, rc *requestContext, kreq
 						sp.Offset = start
 					}
 				case ts >= 0:
-					off, at, err := s.log.OffsetForTimestamp(ctx, rt.Topic, rp.Partition, ts)
+					off, at, err := s.partitions.OffsetForTimestamp(ctx, rt.Topic, rp.Partition, ts)
 					if err != nil {
 						return err
 					}

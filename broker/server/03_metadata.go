@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kafscale/kafscale/internal/acl"
+	"github.com/kafscale/kafscale/broker/acl"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -113,7 +113,7 @@ func (s *Server) handleMetadata(ctx context.Context, rc *requestContext, kreq km
 		switch {
 		case rt.Topic == nil:
 			mt.ErrorCode = kerr.UnknownTopicID.Code
-		case !validTopicName(*rt.Topic):
+		case metadata.ValidateTopicName(*rt.Topic) != nil:
 			mt.ErrorCode = kerr.InvalidTopicException.Code
 		case allowCreate && autoCreatable(*rt.Topic) && s.mayCreateTopic(rc, "", *rt.Topic):
 			mt.ErrorCode = kerr.LeaderNotAvailable.Code // being created; clients retry
@@ -183,7 +183,7 @@ func (s *Server) metadataTopic(snap *metadata.Snapshot, t *metadata.Topic) kmsg.
 // committed offsets and groups live in etcd, and a client asking for those topics must not
 // conjure them up as ordinary ones.
 func autoCreatable(name string) bool {
-	return validTopicName(name) && !strings.HasPrefix(name, "__")
+	return metadata.ValidateTopicName(name) == nil && !strings.HasPrefix(name, "__")
 }
 
 func topicByID(snap *metadata.Snapshot, id [16]byte) *metadata.Topic {

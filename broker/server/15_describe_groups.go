@@ -3,7 +3,7 @@ package server
 import (
 	"context"
 
-	"github.com/kafscale/kafscale/internal/acl"
+	"github.com/kafscale/kafscale/broker/acl"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )

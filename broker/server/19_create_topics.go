@@ -78,7 +78,7 @@ func (s *Server) handleCreateTopics(ctx context.Context, rc *requestContext, kre
 			err = fmt.Errorf("%w: Create on topic %q or on the cluster is not allowed for %s", kerr.TopicAuthorizationFailed, rt.Topic, rc.principal)
 		case seen[rt.Topic] > 1:
 			err = fmt.Errorf("%w: topic named more than once in the request", kerr.InvalidRequest)
-		case !validTopicName(rt.Topic):
+		case metadata.ValidateTopicName(rt.Topic) != nil:
 			err = fmt.Errorf("%w: topic names are 1-249 characters of [a-zA-Z0-9._-]", kerr.InvalidTopicException)
 		case assignErr != nil:
 			err = assignErr

@@ -3,7 +3,7 @@ package server
 import (
 	"context"
 
-	"github.com/kafscale/kafscale/internal/acl"
+	"github.com/kafscale/kafscale/broker/acl"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -42,7 +42,7 @@ func (s *Server) handleOffsetForLeaderEpoch(ctx context.Context, rc *requestCont
 				if err := checkLeaderEpoch(rp.CurrentLeaderEpoch, p.LeaderEpoch); err != nil {
 					return err
 				}
-				end, epoch, err := s.log.EndOffsetForEpoch(ctx, rt.Topic, rp.Partition, rp.LeaderEpoch)
+				end, epoch, err := s.partitions.EndOffsetForEpoch(ctx, rt.Topic, rp.Partition, rp.LeaderEpoch)
 				if err != nil {
 					return err
 				}

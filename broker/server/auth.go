@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kafscale/kafscale/internal/acl"
+	"github.com/kafscale/kafscale/broker/acl"
 )
 
 // Authorization (KAFSCALE_ACL_*): each handler asks allow for the resources of its request,

@@ -4,11 +4,10 @@ import (
 	"context"
 	"net"
 	"net/netip"
-	"strconv"
 	"testing"
 	"time"
 
-	"github.com/kafscale/kafscale/internal/acl"
+	"github.com/kafscale/kafscale/broker/acl"
 	"github.com/kafscale/kafscale/internal/proxyproto"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -96,27 +95,12 @@ func startAuthBroker(t *testing.T, mutate func(*Config)) *testBroker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, portStr, _ := net.SplitHostPort(ln.Addr().String())
-	port, _ := strconv.Atoi(portStr)
-	cfg := Config{MaxRequestBytes: 1 << 20, AutoCreateTopics: true, AutoCreatePartitions: 1, ProduceSyncFlush: true,
-		AllowAdminAPIs: true, Authorizer: acl.New(true, rules)}
+	cfg := testConfig()
+	cfg.Authorizer = acl.New(true, rules)
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	b := &testBroker{log: newMemLog(), cluster: newMemCluster(host, int32(port)), addr: ln.Addr().String()}
-	b.srv = New(cfg, b.log, b.cluster, nil, nil)
-	b.srv.SetGroups(&echoGroups{})
-	go func() { _ = b.srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = b.srv.Shutdown(ctx)
-	})
-	return b
+	return startServer(t, cfg, &echoGroups{})
 }
 
 func (b *testBroker) denied(api string) float64 {

@@ -3,6 +3,8 @@ package server
 import (
 	"errors"
 	"sync"
+
+	"github.com/kafscale/kafscale/broker/logapi"
 )
 
 // byteBudget bounds the bytes of the request frames read and not yet released, across all
@@ -13,21 +15,14 @@ type byteBudget struct {
 	max int64
 	// mem, when set, is charged every frame's full size while it is held (the broker's read
 	// cache: cached data and the frames being handled then share KAFSCALE_CACHE_BYTES).
-	mem MemoryReserver
+	mem logapi.MemoryReserver
 
 	mu      sync.Mutex
 	used    int64
 	changed chan struct{} // closed and replaced on every release
 }
 
-// MemoryReserver is memory shared with other users: Reserve makes room for n bytes (evicting
-// what it must), Release gives it back. storage.Cache implements it.
-type MemoryReserver interface {
-	Reserve(n int64)
-	Release(n int64)
-}
-
-func newByteBudget(max int64, mem MemoryReserver) *byteBudget {
+func newByteBudget(max int64, mem logapi.MemoryReserver) *byteBudget {
 	return &byteBudget{max: max, mem: mem, changed: make(chan struct{})}
 }
 

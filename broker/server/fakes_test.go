@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/kafscale/kafscale/broker/logapi"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
@@ -33,14 +34,14 @@ func newMemLog() *memLog {
 
 func partKey(topic string, p int32) string { return fmt.Sprintf("%s/%d", topic, p) }
 
-func (l *memLog) Append(_ context.Context, topic string, partition int32, batches []byte, wait bool) (AppendResult, error) {
+func (l *memLog) Append(_ context.Context, topic string, partition int32, batches []byte, wait bool) (logapi.AppendResult, error) {
 	l.mu.Lock()
 	key := partKey(topic, partition)
 	next := int64(0)
 	if bs := l.parts[key]; len(bs) > 0 {
 		next = bs[len(bs)-1].last + 1
 	}
-	res := AppendResult{BaseOffset: next, LogAppendTime: -1}
+	res := logapi.AppendResult{BaseOffset: next, LogAppendTime: -1}
 	for len(batches) > 0 {
 		size := 12 + int(binary.BigEndian.Uint32(batches[8:]))
 		b := append([]byte(nil), batches[:size]...)
@@ -72,7 +73,7 @@ func (l *memLog) Append(_ context.Context, topic string, partition int32, batche
 	return res, nil
 }
 
-func (l *memLog) Read(_ context.Context, topic string, partition int32, offset int64, maxBytes int32) (ReadResult, error) {
+func (l *memLog) Read(_ context.Context, topic string, partition int32, offset int64, maxBytes int32) (logapi.ReadResult, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	bs := l.parts[partKey(topic, partition)]
@@ -81,9 +82,9 @@ func (l *memLog) Read(_ context.Context, topic string, partition int32, offset i
 		hw = bs[len(bs)-1].last + 1
 	}
 	if offset > hw || offset < 0 {
-		return ReadResult{}, kerr.OffsetOutOfRange
+		return logapi.ReadResult{}, kerr.OffsetOutOfRange
 	}
-	res := ReadResult{HighWatermark: hw}
+	res := logapi.ReadResult{HighWatermark: hw}
 	for _, b := range bs {
 		if b.last < offset {
 			continue

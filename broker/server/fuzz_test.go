@@ -41,7 +41,7 @@ func FuzzRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		log, cluster := newMemLog(), newMemCluster("127.0.0.1", 9092)
 		_ = cluster.CreateTopic(context.Background(), "a", 2, nil)
-		srv := New(Config{MaxRequestBytes: 1 << 20, AutoCreateTopics: true, ProduceSyncFlush: true, AllowAdminAPIs: true}, log, cluster, nil, nil)
+		srv := mustNew(t, testConfig(), log, cluster)
 		close(srv.closingCh) // long polls answer at once
 		client, server := net.Pipe()
 		defer client.Close()

@@ -2,11 +2,8 @@ package server
 
 import (
 	"context"
-	"net"
-	"strconv"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -68,24 +65,7 @@ func (f *fakeGroups) DeleteGroups(_ context.Context, req *kmsg.DeleteGroupsReque
 // startGroupsBroker starts a server with g as its coordinator (nil: none), set before Serve.
 func startGroupsBroker(t *testing.T, g Groups) *testBroker {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, portStr, _ := net.SplitHostPort(ln.Addr().String())
-	port, _ := strconv.Atoi(portStr)
-	b := &testBroker{log: newMemLog(), cluster: newMemCluster(host, int32(port)), addr: ln.Addr().String()}
-	b.srv = New(Config{MaxRequestBytes: 1 << 20}, b.log, b.cluster, nil, nil)
-	if g != nil {
-		b.srv.SetGroups(g)
-	}
-	go func() { _ = b.srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = b.srv.Shutdown(ctx)
-	})
-	return b
+	return startServer(t, Config{MaxRequestBytes: 1 << 20, MaxInflightPerConn: 64, AutoCreatePartitions: 1}, g)
 }
 
 func TestGroupAPIsWithoutCoordinator(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
-	"hash/crc32"
 	"io"
 	"net"
 	"strconv"
@@ -13,6 +12,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kafscale/kafscale/broker/logapi"
+	"github.com/kafscale/kafscale/internal/recordbatch/rbtest"
 )
 
 // testBroker is a Server on a loopback port with in-memory Log and Cluster.
@@ -23,7 +25,35 @@ type testBroker struct {
 	addr    string
 }
 
+// testConfig is the configuration handler tests start from: 1 MiB frames, the broker's
+// pipelining bound, topics auto-created with one partition, synchronous produce, admin APIs.
+func testConfig() Config {
+	return Config{NodeID: 0, MaxRequestBytes: 1 << 20, MaxInflightPerConn: 64, AutoCreateTopics: true,
+		AutoCreatePartitions: 1, ProduceSyncFlush: true, AllowAdminAPIs: true}
+}
+
+// mustNew is New for a configuration the test knows to be valid.
+func mustNew(t testing.TB, cfg Config, log logapi.Log, cluster Cluster) *Server {
+	t.Helper()
+	srv, err := New(cfg, log, cluster, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
 func startTestBroker(t *testing.T, mutate ...func(*Config)) *testBroker {
+	t.Helper()
+	cfg := testConfig()
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	return startServer(t, cfg, nil)
+}
+
+// startServer serves cfg on a loopback port with the in-memory log and cluster, and g as
+// its group coordinator (nil: none), set before Serve.
+func startServer(t *testing.T, cfg Config, g Groups) *testBroker {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -31,13 +61,11 @@ func startTestBroker(t *testing.T, mutate ...func(*Config)) *testBroker {
 	}
 	host, portStr, _ := net.SplitHostPort(ln.Addr().String())
 	port, _ := strconv.Atoi(portStr)
-	cfg := Config{NodeID: 0, MaxRequestBytes: 1 << 20, AutoCreateTopics: true, AutoCreatePartitions: 1,
-		ProduceSyncFlush: true, AllowAdminAPIs: true}
-	for _, m := range mutate {
-		m(&cfg)
-	}
 	b := &testBroker{log: newMemLog(), cluster: newMemCluster(host, int32(port)), addr: ln.Addr().String()}
-	b.srv = New(cfg, b.log, b.cluster, nil, nil)
+	b.srv = mustNew(t, cfg, b.log, b.cluster)
+	if g != nil {
+		b.srv.SetGroups(g)
+	}
 	served := make(chan error, 1)
 	go func() { served <- b.srv.Serve(ln) }()
 	t.Cleanup(func() {
@@ -173,33 +201,11 @@ func (c *rawConn) expectClosed() {
 	}
 }
 
-// makeBatch encodes a RecordBatch v2 holding one record per value, with a valid CRC.
+// makeBatch encodes a RecordBatch v2 holding one record per value (key k<i>, one header),
+// all at timestamp ts, with a valid CRC.
 func makeBatch(ts int64, values ...string) []byte {
-	var records []byte
-	for i, v := range values {
-		r := kmsg.NewRecord()
-		r.OffsetDelta = int32(i)
-		r.Key = []byte("k" + strconv.Itoa(i))
-		r.Value = []byte(v)
-		r.Headers = []kmsg.Header{{Key: "h", Value: []byte("v")}}
-		body := r.AppendTo(nil)
-		r.Length = int32(len(body) - 1) // Length 0 encodes as one varint byte
-		records = r.AppendTo(records)
-	}
-	b := kmsg.NewRecordBatch()
-	b.Magic = 2
-	b.PartitionLeaderEpoch = -1
-	b.ProducerID = -1
-	b.ProducerEpoch = -1
-	b.FirstSequence = -1
-	b.FirstTimestamp, b.MaxTimestamp = ts, ts
-	b.LastOffsetDelta = int32(len(values) - 1)
-	b.NumRecords = int32(len(values))
-	b.Records = records
-	out := b.AppendTo(nil)
-	binary.BigEndian.PutUint32(out[8:], uint32(len(out)-12))
-	binary.BigEndian.PutUint32(out[17:], crc32.Checksum(out[21:], crc32.MakeTable(crc32.Castagnoli)))
-	return out
+	return rbtest.Strings(rbtest.Options{Timestamp: ts, SameTimestamp: true, KeyPrefix: "k",
+		Headers: []kmsg.Header{{Key: "h", Value: []byte("v")}}}, values...)
 }
 
 func produceRequest(acks int16, topic string, partition int32, batch []byte) *kmsg.ProduceRequest {

@@ -14,11 +14,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/kafscale/kafscale/internal/acl"
+	"github.com/kafscale/kafscale/broker/acl"
+	"github.com/kafscale/kafscale/broker/logapi"
+	"github.com/kafscale/kafscale/broker/optcheck"
 )
 
 // Config is what the protocol server needs to know; broker/main.go fills it from
-// internal/config.
+// broker/config.
 type Config struct {
 	// NodeID is this broker's id in the metadata snapshot.
 	NodeID int32
@@ -44,9 +46,9 @@ type Config struct {
 	// RequestMemory, when set, is charged with every request frame being handled, in full
 	// (the broker passes its read cache, so the cache shrinks while large requests are
 	// handled and KAFSCALE_CACHE_BYTES bounds both).
-	RequestMemory MemoryReserver
+	RequestMemory logapi.MemoryReserver
 	// MaxInflightPerConn bounds the requests of one connection being handled at once
-	// (pipelining); the reader stops reading when it is reached. Default 64.
+	// (pipelining); the reader stops reading when it is reached.
 	MaxInflightPerConn int
 	// Authorizer checks every request but ApiVersions; nil or disabled allows everything.
 	Authorizer *acl.Authorizer
@@ -62,12 +64,14 @@ type Config struct {
 
 // Server serves the Kafka protocol on any number of listeners.
 type Server struct {
-	cfg     Config
-	log     Log
-	cluster Cluster
-	groups  Groups // nil until set (broker/server/groups.go): group APIs answer COORDINATOR_NOT_AVAILABLE
-	logger  *slog.Logger
-	metrics *Metrics
+	cfg Config
+	// partitions is the partition log (broker/partition in the broker); logger is the
+	// server's logger.
+	partitions logapi.Log
+	cluster    Cluster
+	groups     Groups // nil until set (broker/server/groups.go): group APIs answer COORDINATOR_NOT_AVAILABLE
+	logger     *slog.Logger
+	metrics    *Metrics
 	// traceLog receives KAFSCALE_TRACE_KAFKA's lines.
 	traceLog *slog.Logger
 
@@ -85,16 +89,24 @@ type Server struct {
 	frames *bufList
 }
 
-// New returns a server; metrics may be nil (tests).
-func New(cfg Config, log Log, cluster Cluster, logger *slog.Logger, metrics *Metrics) *Server {
-	if cfg.MaxRequestBytes <= 0 {
-		cfg.MaxRequestBytes = 100 << 20
+// Validate reports the settings that cannot work, all of them. The broker's defaults live in
+// broker/config; nothing is filled in here.
+func (c Config) Validate() error {
+	p := optcheck.New("server")
+	if c.MaxRequestBytes < 8 {
+		p.Failf("MaxRequestBytes %d is below a frame's 8-byte header", c.MaxRequestBytes)
 	}
-	if cfg.MaxInflightPerConn <= 0 {
-		cfg.MaxInflightPerConn = 64
-	}
-	if cfg.AutoCreatePartitions <= 0 {
-		cfg.AutoCreatePartitions = 1
+	optcheck.Positive(p, "MaxInflightPerConn", c.MaxInflightPerConn)
+	optcheck.Positive(p, "AutoCreatePartitions", c.AutoCreatePartitions)
+	optcheck.NotNegative(p, "MaxInflightRequestBytes", c.MaxInflightRequestBytes, "0: no bound")
+	return p.Err()
+}
+
+// New returns a server, or the error of a Config that cannot work; logger and metrics may
+// be nil (tests).
+func New(cfg Config, partitions logapi.Log, cluster Cluster, logger *slog.Logger, metrics *Metrics) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -107,19 +119,19 @@ func New(cfg Config, log Log, cluster Cluster, logger *slog.Logger, metrics *Met
 		traceLog = logger
 	}
 	return &Server{
-		cfg:       cfg,
-		log:       log,
-		cluster:   cluster,
-		logger:    logger,
-		metrics:   metrics,
-		traceLog:  traceLog,
-		listeners: map[net.Listener]struct{}{},
-		conns:     map[*conn]struct{}{},
-		closingCh: make(chan struct{}),
+		cfg:        cfg,
+		partitions: partitions,
+		cluster:    cluster,
+		logger:     logger,
+		metrics:    metrics,
+		traceLog:   traceLog,
+		listeners:  map[net.Listener]struct{}{},
+		conns:      map[*conn]struct{}{},
+		closingCh:  make(chan struct{}),
 
 		requestBytes: newByteBudget(cfg.MaxInflightRequestBytes, cfg.RequestMemory),
 		frames:       newFrameList(cfg.MaxInflightRequestBytes, cfg.RequestMemory),
-	}
+	}, nil
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.

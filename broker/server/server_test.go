@@ -263,7 +263,7 @@ func TestEveryFlexibleVersionIsChecked(t *testing.T) {
 // before kmsg decodes the body (kmsg would loop for up to a minute), and the same request
 // with an honest count decodes.
 func TestHugeTagCountsAreRefusedBeforeDecoding(t *testing.T) {
-	srv := New(Config{MaxRequestBytes: 1 << 20}, newMemLog(), newMemCluster("127.0.0.1", 9092), nil, nil)
+	srv := mustNew(t, Config{MaxRequestBytes: 1 << 20, MaxInflightPerConn: 64, AutoCreatePartitions: 1}, newMemLog(), newMemCluster("127.0.0.1", 9092))
 	client, server := net.Pipe()
 	defer client.Close()
 	defer server.Close()

@@ -8,20 +8,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
-// validTopicName applies Kafka's rules: 1-249 characters of [a-zA-Z0-9._-], not "." or "..".
-func validTopicName(name string) bool {
-	if name == "" || len(name) > 249 || name == "." || name == ".." {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
 // waitForSnapshot polls the cluster view until cond holds for the latest snapshot or the
 // context ends, and returns the last snapshot seen. Topic admin changes are written to etcd
 // and reach this broker's view through its watch a moment later.

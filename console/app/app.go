@@ -1,7 +1,7 @@
 // Package app wires the console together from its configuration — the read-only etcd
 // client, the cluster reader, the sampler, the record viewer, the login and the HTTP
 // server — and runs it until its context ends. console/main.go and the local platform
-// (internal/local) both run the console through Run.
+// (broker/local) both run the console through Run.
 package app
 
 import (

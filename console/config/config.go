@@ -4,15 +4,13 @@
 package config
 
 import (
-	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
+
+	envparse "github.com/kafscale/kafscale/internal/env"
 )
 
 // Console is the console's whole configuration.
@@ -73,14 +71,15 @@ func (c *Console) LoginConfigured() bool { return c.Username != "" && c.Password
 
 // Names lists every variable Parse reads.
 func Names() []string {
-	seen := map[string]bool{}
-	_, _ = Parse(func(name string) (string, bool) { seen[name] = true; return "", false })
-	out := make([]string, 0, len(seen))
-	for n := range seen {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
+	return envparse.Names(func(lookup func(string) (string, bool)) { _, _ = Parse(lookup) })
+}
+
+// Unknown returns the KAFSCALE_CONSOLE_* and KAFSCALE_UI_* variables in environ that the
+// console does not read (most likely typos), sorted.
+func Unknown(environ []string) []string {
+	return envparse.Unknown(environ, Names(), func(name string) bool {
+		return strings.HasPrefix(name, "KAFSCALE_CONSOLE_") || strings.HasPrefix(name, "KAFSCALE_UI_")
+	})
 }
 
 // Load reads the configuration from the process environment.
@@ -88,106 +87,48 @@ func Load() (*Console, error) { return Parse(os.LookupEnv) }
 
 // Parse reads the configuration through lookup and reports every bad value at once.
 func Parse(lookup func(string) (string, bool)) (*Console, error) {
-	p := &parser{lookup: lookup}
+	p := envparse.New(lookup)
 	c := &Console{
-		HTTPAddr:           p.str("KAFSCALE_CONSOLE_HTTP_ADDR", ":8080"),
-		BasePath:           p.basePath("KAFSCALE_CONSOLE_BASE_PATH"),
-		EtcdEndpoints:      p.list("KAFSCALE_CONSOLE_ETCD_ENDPOINTS"),
-		EtcdUsername:       p.str("KAFSCALE_CONSOLE_ETCD_USERNAME", ""),
-		EtcdPassword:       p.str("KAFSCALE_CONSOLE_ETCD_PASSWORD", ""),
-		Namespace:          p.str("KAFSCALE_CONSOLE_NAMESPACE", "default"),
-		Cluster:            p.str("KAFSCALE_CONSOLE_CLUSTER", "kafscale"),
-		BrokerMetricsURL:   p.url("KAFSCALE_CONSOLE_BROKER_METRICS_URL"),
-		OperatorMetricsURL: p.url("KAFSCALE_CONSOLE_OPERATOR_METRICS_URL"),
-		SnapshotStale:      p.seconds("KAFSCALE_CONSOLE_SNAPSHOT_STALE_SEC", 7200, 60, 30*86400),
-		Username:           p.secret("KAFSCALE_UI_USERNAME"),
-		Password:           p.secret("KAFSCALE_UI_PASSWORD"),
-		SessionTTL:         p.seconds("KAFSCALE_CONSOLE_SESSION_TTL_SEC", 8*3600, 60, 30*86400),
-		TrustedProxies:     p.prefixes("KAFSCALE_CONSOLE_TRUSTED_PROXIES"),
-		LoginBurst:         int(p.int("KAFSCALE_CONSOLE_LOGIN_BURST", 5, 1, 1000)),
-		LoginRefill:        p.seconds("KAFSCALE_CONSOLE_LOGIN_REFILL_SEC", 12, 1, 3600),
-		SampleInterval:     p.seconds("KAFSCALE_CONSOLE_SAMPLE_INTERVAL_SEC", 10, 1, 600),
+		HTTPAddr:           p.Str("KAFSCALE_CONSOLE_HTTP_ADDR", ":8080"),
+		BasePath:           basePath(p, "KAFSCALE_CONSOLE_BASE_PATH"),
+		EtcdEndpoints:      p.OptionalList("KAFSCALE_CONSOLE_ETCD_ENDPOINTS"),
+		EtcdUsername:       p.Str("KAFSCALE_CONSOLE_ETCD_USERNAME", ""),
+		EtcdPassword:       p.Str("KAFSCALE_CONSOLE_ETCD_PASSWORD", ""),
+		Namespace:          p.Str("KAFSCALE_CONSOLE_NAMESPACE", "default"),
+		Cluster:            p.Str("KAFSCALE_CONSOLE_CLUSTER", "kafscale"),
+		BrokerMetricsURL:   p.URL("KAFSCALE_CONSOLE_BROKER_METRICS_URL"),
+		OperatorMetricsURL: p.URL("KAFSCALE_CONSOLE_OPERATOR_METRICS_URL"),
+		SnapshotStale:      p.Duration("KAFSCALE_CONSOLE_SNAPSHOT_STALE_SEC", time.Second, 7200, 60, 30*86400),
+		Username:           p.Secret("KAFSCALE_UI_USERNAME"),
+		Password:           p.Secret("KAFSCALE_UI_PASSWORD"),
+		SessionTTL:         p.Duration("KAFSCALE_CONSOLE_SESSION_TTL_SEC", time.Second, 8*3600, 60, 30*86400),
+		TrustedProxies:     prefixes(p, "KAFSCALE_CONSOLE_TRUSTED_PROXIES"),
+		LoginBurst:         int(p.Int("KAFSCALE_CONSOLE_LOGIN_BURST", 5, 1, 1000)),
+		LoginRefill:        p.Duration("KAFSCALE_CONSOLE_LOGIN_REFILL_SEC", time.Second, 12, 1, 3600),
+		SampleInterval:     p.Duration("KAFSCALE_CONSOLE_SAMPLE_INTERVAL_SEC", time.Second, 10, 1, 600),
 		History:            time.Hour,
-		RecordsMax:         int(p.int("KAFSCALE_CONSOLE_RECORDS_MAX", 500, 1, 10000)),
-		RequestTimeout:     time.Duration(p.int("KAFSCALE_CONSOLE_REQUEST_TIMEOUT_MS", 5000, 100, 600000)) * time.Millisecond,
+		RecordsMax:         int(p.Int("KAFSCALE_CONSOLE_RECORDS_MAX", 500, 1, 10000)),
+		RequestTimeout:     p.Duration("KAFSCALE_CONSOLE_REQUEST_TIMEOUT_MS", time.Millisecond, 5000, 100, 600000),
 	}
 	if len(c.EtcdEndpoints) == 0 {
-		p.fail("KAFSCALE_CONSOLE_ETCD_ENDPOINTS is required: the etcd client URLs of the cluster (read-only access is enough)")
+		p.Fail("KAFSCALE_CONSOLE_ETCD_ENDPOINTS is required: the etcd client URLs of the cluster (read-only access is enough)")
 	}
 	if (c.Username == "") != (c.Password == "") {
-		p.fail("KAFSCALE_UI_USERNAME and KAFSCALE_UI_PASSWORD must be set together (or both left unset, which refuses every login)")
+		p.Fail("KAFSCALE_UI_USERNAME and KAFSCALE_UI_PASSWORD must be set together (or both left unset, which refuses every login)")
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
-		p.fail("KAFSCALE_CONSOLE_HTTP_ADDR=%q: want host:port, e.g. :8080", c.HTTPAddr)
+		p.Fail("KAFSCALE_CONSOLE_HTTP_ADDR=%q: want host:port, e.g. :8080", c.HTTPAddr)
 	}
-	if err := errors.Join(p.errs...); err != nil {
+	if err := p.Err("console"); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-type parser struct {
-	lookup func(string) (string, bool)
-	errs   []error
-}
-
-func (p *parser) fail(format string, args ...any) {
-	p.errs = append(p.errs, fmt.Errorf(format, args...))
-}
-
-func (p *parser) str(name, def string) string {
-	if v, ok := p.lookup(name); ok && strings.TrimSpace(v) != "" {
-		return strings.TrimSpace(v)
-	}
-	return def
-}
-
-// secret is a credential: taken verbatim (a password may start or end with a space).
-func (p *parser) secret(name string) string {
-	v, _ := p.lookup(name)
-	return v
-}
-
-func (p *parser) int(name string, def, lo, hi int64) int64 {
-	v := p.str(name, "")
-	if v == "" {
-		return def
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < lo || n > hi {
-		p.fail("%s=%q: want a whole number from %d to %d", name, v, lo, hi)
-		return def
-	}
-	return n
-}
-
-func (p *parser) seconds(name string, def, lo, hi int64) time.Duration {
-	return time.Duration(p.int(name, def, lo, hi)) * time.Second
-}
-
-func (p *parser) list(name string) []string {
-	var out []string
-	for _, s := range strings.Split(p.str(name, ""), ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func (p *parser) url(name string) string {
-	v := p.str(name, "")
-	if v != "" && !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
-		p.fail("%s=%q: want an http:// or https:// URL", name, v)
-		return ""
-	}
-	return v
-}
-
-func (p *parser) basePath(name string) string {
-	v := p.str(name, "/")
+func basePath(p *envparse.Parser, name string) string {
+	v := p.Str(name, "/")
 	if !strings.HasPrefix(v, "/") || strings.ContainsAny(v, "?#") {
-		p.fail("%s=%q: want a URL path starting with /, e.g. /kafscale/", name, v)
+		p.Fail("%s=%q: want a URL path starting with /, e.g. /kafscale/", name, v)
 		return "/"
 	}
 	if !strings.HasSuffix(v, "/") {
@@ -196,9 +137,9 @@ func (p *parser) basePath(name string) string {
 	return v
 }
 
-func (p *parser) prefixes(name string) []netip.Prefix {
+func prefixes(p *envparse.Parser, name string) []netip.Prefix {
 	var out []netip.Prefix
-	for _, s := range p.list(name) {
+	for _, s := range p.OptionalList(name) {
 		pfx, err := netip.ParsePrefix(s)
 		if err != nil {
 			if addr, aerr := netip.ParseAddr(s); aerr == nil {
@@ -206,7 +147,7 @@ func (p *parser) prefixes(name string) []netip.Prefix {
 			}
 		}
 		if err != nil {
-			p.fail("%s: %q is not a CIDR (10.0.0.0/8) or an IP address", name, s)
+			p.Fail("%s: %q is not a CIDR (10.0.0.0/8) or an IP address", name, s)
 			continue
 		}
 		out = append(out, pfx.Masked())

@@ -7,14 +7,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	envparse "github.com/kafscale/kafscale/internal/env"
 )
 
-func env(kv map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) { v, ok := kv[k]; return v, ok }
-}
-
 func TestDefaults(t *testing.T) {
-	c, err := Parse(env(map[string]string{"KAFSCALE_CONSOLE_ETCD_ENDPOINTS": "http://etcd:2379, http://etcd2:2379"}))
+	c, err := Parse(envparse.Map(map[string]string{"KAFSCALE_CONSOLE_ETCD_ENDPOINTS": "http://etcd:2379, http://etcd2:2379"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +31,7 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestValues(t *testing.T) {
-	c, err := Parse(env(map[string]string{
+	c, err := Parse(envparse.Map(map[string]string{
 		"KAFSCALE_CONSOLE_ETCD_ENDPOINTS":      "http://etcd:2379",
 		"KAFSCALE_CONSOLE_BASE_PATH":           "/kafscale",
 		"KAFSCALE_UI_USERNAME":                 "admin",
@@ -60,7 +58,7 @@ func TestValues(t *testing.T) {
 }
 
 func TestBadValuesAreNamed(t *testing.T) {
-	_, err := Parse(env(map[string]string{
+	_, err := Parse(envparse.Map(map[string]string{
 		"KAFSCALE_UI_USERNAME":                 "admin",
 		"KAFSCALE_CONSOLE_TRUSTED_PROXIES":     "everyone",
 		"KAFSCALE_CONSOLE_SAMPLE_INTERVAL_SEC": "0",

@@ -3,10 +3,13 @@
 //
 // make([]byte, n) clears its n bytes, and for the large buffers of the broker's hot paths
 // (request frames, partition buffers, chunks read from S3) the runtime often has to fault
-// the pages in as well: the soft memory limit returns freed memory to the kernel. Both were
-// measured at 6-14% of the broker's CPU under produce load. The standard library allocates
+// the pages in as well: the soft memory limit returns freed memory to the kernel. Both are a
+// pass over every byte before the real write (docs/benchmarks.md has the cost). The standard library allocates
 // without clearing where it overwrites at once (strings.Builder.Grow); Make uses that
 // allocation for buffers whose bytes are all written before they are read.
+//
+// It lives in internal/ rather than under broker/ because it holds no broker state and the
+// proxy, which moves the same large Kafka frames, is meant to allocate them the same way.
 package bytebuf
 
 import (

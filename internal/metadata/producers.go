@@ -86,9 +86,9 @@ func CheckSequence(prods map[int64]*ProducerState, pid int64, epoch int16, first
 	return nil, nil
 }
 
-// RecordBatch stores an appended batch (checked by CheckSequence) as the producer's newest,
+// RecordProducerBatch stores an appended batch (checked by CheckSequence) as the producer's newest,
 // replacing the map entry; a newer epoch starts a fresh history.
-func RecordBatch(prods map[int64]*ProducerState, pid int64, epoch int16, b ProducerBatch, nowMs int64) {
+func RecordProducerBatch(prods map[int64]*ProducerState, pid int64, epoch int16, b ProducerBatch, nowMs int64) {
 	next := &ProducerState{Epoch: epoch, LastMs: nowMs}
 	if cur, ok := prods[pid]; ok && cur.Epoch == epoch {
 		keep := cur.Batches

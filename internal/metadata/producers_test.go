@@ -14,7 +14,7 @@ func TestCheckSequence(t *testing.T) {
 	known := func() map[int64]*ProducerState {
 		prods := map[int64]*ProducerState{}
 		for i := int32(0); i < 3; i++ {
-			RecordBatch(prods, pid, 2, ProducerBatch{FirstSeq: 10 * i, LastSeq: 10*i + 9, Base: 100 + int64(i)*10}, 1)
+			RecordProducerBatch(prods, pid, 2, ProducerBatch{FirstSeq: 10 * i, LastSeq: 10*i + 9, Base: 100 + int64(i)*10}, 1)
 		}
 		return prods
 	}
@@ -57,7 +57,7 @@ func TestCheckSequence(t *testing.T) {
 func TestRecordBatchKeepsFiveAndResetsOnNewEpoch(t *testing.T) {
 	prods := map[int64]*ProducerState{}
 	for i := int32(0); i < 8; i++ {
-		RecordBatch(prods, 1, 0, ProducerBatch{FirstSeq: i, LastSeq: i, Base: int64(i)}, 1)
+		RecordProducerBatch(prods, 1, 0, ProducerBatch{FirstSeq: i, LastSeq: i, Base: int64(i)}, 1)
 	}
 	if n := len(prods[1].Batches); n != MaxProducerBatches {
 		t.Fatalf("%d batches remembered, want %d", n, MaxProducerBatches)
@@ -70,7 +70,7 @@ func TestRecordBatchKeepsFiveAndResetsOnNewEpoch(t *testing.T) {
 	}
 	before := prods[1]
 	snapshot := CloneProducers(prods)
-	RecordBatch(prods, 1, 1, ProducerBatch{FirstSeq: 0, LastSeq: 0, Base: 8}, 2)
+	RecordProducerBatch(prods, 1, 1, ProducerBatch{FirstSeq: 0, LastSeq: 0, Base: 8}, 2)
 	if st := prods[1]; st.Epoch != 1 || len(st.Batches) != 1 {
 		t.Fatalf("after an epoch bump: %+v", st)
 	}
@@ -84,7 +84,7 @@ func TestSequenceWraps(t *testing.T) {
 		t.Fatalf("LastSequence wraps to %d, want 1", got)
 	}
 	prods := map[int64]*ProducerState{}
-	RecordBatch(prods, 1, 0, ProducerBatch{FirstSeq: math.MaxInt32 - 4, LastSeq: math.MaxInt32}, 1)
+	RecordProducerBatch(prods, 1, 0, ProducerBatch{FirstSeq: math.MaxInt32 - 4, LastSeq: math.MaxInt32}, 1)
 	if _, err := CheckSequence(prods, 1, 0, 0, 4); err != nil {
 		t.Fatalf("sequence after MaxInt32: %v", err)
 	}
@@ -92,8 +92,8 @@ func TestSequenceWraps(t *testing.T) {
 
 func TestExpireProducers(t *testing.T) {
 	prods := map[int64]*ProducerState{}
-	RecordBatch(prods, 1, 0, ProducerBatch{}, 1000)
-	RecordBatch(prods, 2, 0, ProducerBatch{}, 5000)
+	RecordProducerBatch(prods, 1, 0, ProducerBatch{}, 1000)
+	RecordProducerBatch(prods, 2, 0, ProducerBatch{}, 5000)
 	if !ExpireProducers(prods, 2000) {
 		t.Fatal("nothing expired")
 	}
@@ -112,7 +112,7 @@ func TestExpireProducers(t *testing.T) {
 func TestExpireProducersKeepsAtMostMaxProducers(t *testing.T) {
 	prods := map[int64]*ProducerState{}
 	for pid := int64(0); pid < MaxProducers+10; pid++ {
-		RecordBatch(prods, pid, 0, ProducerBatch{}, 1000+pid)
+		RecordProducerBatch(prods, pid, 0, ProducerBatch{}, 1000+pid)
 	}
 	ExpireProducers(prods, 0)
 	if len(prods) != MaxProducers {

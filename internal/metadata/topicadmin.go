@@ -26,6 +26,23 @@ var TopicConfigDefaults = map[string]string{
 	"unclean.leader.election.enable": "false",
 }
 
+// TopicConfig is the value of a topic config in configs (a topic's Configs), or its default
+// (TopicConfigDefaults) when configs does not set it: the one place a topic config is read.
+func TopicConfig(configs map[string]string, key string) string {
+	if v, ok := configs[key]; ok {
+		return v
+	}
+	return TopicConfigDefaults[key]
+}
+
+// Config is TopicConfig for t (the defaults when t is nil).
+func (t *Topic) Config(key string) string {
+	if t == nil {
+		return TopicConfigDefaults[key]
+	}
+	return TopicConfig(t.Configs, key)
+}
+
 // TopicConfigAlterable says whether AlterTopicConfigs may change key.
 func TopicConfigAlterable(key string) bool {
 	for _, k := range AlterableTopicConfigs {

@@ -8,6 +8,9 @@
 //
 // The same inputs always give the same digest: every timestamp is Spec.Created, entries are
 // sorted, owners are numeric, and the layer is compressed by the Go toolchain's gzip.
+//
+// It lives in internal/ because it serves the build tools (internal/tools/images) and
+// their tests, not one binary.
 package ociimage
 
 import (

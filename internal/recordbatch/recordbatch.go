@@ -13,6 +13,10 @@
 // batchLength counts the bytes after the length field, so a batch occupies 12+batchLength
 // bytes. The CRC starts at attributes, so baseOffset and partitionLeaderEpoch can be
 // rewritten without recomputing it.
+//
+// It lives in internal/ rather than under broker/ because it is the codec of Kafka bytes
+// with no broker state: the storage tests and the benchmark harness check stored bytes with
+// it, and the proxy may read batch headers with it.
 package recordbatch
 
 import (
@@ -117,35 +121,49 @@ func Split(b []byte) ([]Batch, error) { return split(b, true) }
 func SplitChecked(b []byte) ([]Batch, error) { return split(b, false) }
 
 func split(b []byte, checkCRC bool) ([]Batch, error) {
-	if len(b) == 0 {
-		return nil, fmt.Errorf("no record batches: %w", kerr.CorruptMessage)
-	}
 	var out []Batch
+	err := each(b, checkCRC, func(bt Batch) error {
+		out = append(out, bt)
+		return nil
+	})
+	return out, err
+}
+
+// Each validates b as Split does and calls fn with each batch in order, allocating nothing;
+// it stops at the first invalid batch or the first error fn returns, and returns it.
+func Each(b []byte, fn func(Batch) error) error { return each(b, true, fn) }
+
+func each(b []byte, checkCRC bool, fn func(Batch) error) error {
+	if len(b) == 0 {
+		return fmt.Errorf("no record batches: %w", kerr.CorruptMessage)
+	}
 	for pos := 0; pos < len(b); {
 		h, err := ParseHeader(b[pos:])
 		if err != nil {
-			return nil, fmt.Errorf("batch at byte %d: %w", pos, err)
+			return fmt.Errorf("batch at byte %d: %w", pos, err)
 		}
 		if h.Magic != 2 {
-			return nil, fmt.Errorf("batch at byte %d has magic %d, only 2 is supported: %w", pos, h.Magic, kerr.UnsupportedForMessageFormat)
+			return fmt.Errorf("batch at byte %d has magic %d, only 2 is supported: %w", pos, h.Magic, kerr.UnsupportedForMessageFormat)
 		}
 		size := h.Size()
 		if h.Length < HeaderSize-12 || size > len(b)-pos {
-			return nil, fmt.Errorf("batch at byte %d: length %d does not fit the %d bytes left: %w", pos, h.Length, len(b)-pos, kerr.CorruptMessage)
+			return fmt.Errorf("batch at byte %d: length %d does not fit the %d bytes left: %w", pos, h.Length, len(b)-pos, kerr.CorruptMessage)
 		}
 		if h.LastOffsetDelta < 0 || h.NumRecords < 0 || (h.NumRecords > 0 && h.LastOffsetDelta < h.NumRecords-1) {
-			return nil, fmt.Errorf("batch at byte %d: lastOffsetDelta %d with %d records: %w", pos, h.LastOffsetDelta, h.NumRecords, kerr.CorruptMessage)
+			return fmt.Errorf("batch at byte %d: lastOffsetDelta %d with %d records: %w", pos, h.LastOffsetDelta, h.NumRecords, kerr.CorruptMessage)
 		}
 		raw := b[pos : pos+size]
 		if checkCRC {
 			if got := Checksum(raw); got != h.CRC {
-				return nil, fmt.Errorf("batch at byte %d: crc %08x, computed %08x: %w", pos, h.CRC, got, kerr.CorruptMessage)
+				return fmt.Errorf("batch at byte %d: crc %08x, computed %08x: %w", pos, h.CRC, got, kerr.CorruptMessage)
 			}
 		}
-		out = append(out, Batch{Header: h, Bytes: raw})
+		if err := fn(Batch{Header: h, Bytes: raw}); err != nil {
+			return err
+		}
 		pos += size
 	}
-	return out, nil
+	return nil
 }
 
 // Walk decodes the headers of stored (already validated) batches without checking CRCs,

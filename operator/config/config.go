@@ -3,16 +3,16 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	envparse "github.com/kafscale/kafscale/internal/env"
 )
 
 // Operator is the operator's configuration.
@@ -100,7 +100,7 @@ func Load() (*Operator, error) { return Parse(os.LookupEnv) }
 // Parse reads the configuration through lookup. Every bad value is reported, not just the
 // first.
 func Parse(lookup func(string) (string, bool)) (*Operator, error) {
-	p := &parser{lookup: lookup}
+	p := parser{envparse.New(lookup)}
 	host, _ := os.Hostname()
 	c := &Operator{
 		Namespace:              p.required("KAFSCALE_OPERATOR_NAMESPACE"),
@@ -167,61 +167,34 @@ func Parse(lookup func(string) (string, bool)) (*Operator, error) {
 	if c.LeaderKey == "" || !strings.HasPrefix(c.LeaderKey, "/") {
 		p.fail("KAFSCALE_OPERATOR_LEADER_KEY=%q: must be an etcd key starting with /", c.LeaderKey)
 	}
-	if len(p.errs) > 0 {
-		return nil, errors.Join(p.errs...)
+	if err := p.Err("operator"); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
 
-type parser struct {
-	lookup func(string) (string, bool)
-	errs   []error
-}
+// parser is the shared environment parser (internal/env) under the helper names Parse uses.
+type parser struct{ *envparse.Parser }
 
-func (p *parser) fail(format string, args ...any) {
-	p.errs = append(p.errs, fmt.Errorf(format, args...))
+func (p parser) str(name, def string) string { return p.Str(name, def) }
+func (p parser) required(name string) string { return p.Required(name) }
+func (p parser) int(name string, def, minimum, maximum int64) int64 {
+	return p.Int(name, def, minimum, maximum)
 }
-
-func (p *parser) str(name, def string) string {
-	if v, ok := p.lookup(name); ok && strings.TrimSpace(v) != "" {
-		return strings.TrimSpace(v)
-	}
-	return def
+func (p parser) oneOf(name, def string, allowed ...string) string {
+	return p.OneOf(name, def, allowed...)
 }
+func (p parser) list(name string) []string       { return p.OptionalList(name) }
+func (p parser) urls(name string) []string       { return p.URLs(name) }
+func (p parser) fail(format string, args ...any) { p.Fail(format, args...) }
 
-func (p *parser) required(name string) string {
-	v := p.str(name, "")
-	if v == "" {
-		p.fail("%s is required", name)
-	}
-	return v
-}
-
-func (p *parser) int(name string, def, minimum, maximum int64) int64 {
-	v := p.str(name, "")
-	if v == "" {
-		return def
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < minimum || n > maximum {
-		p.fail("%s=%q: must be an integer from %d to %d", name, v, minimum, maximum)
-		return def
-	}
-	return n
+// Names returns every variable Parse reads, sorted.
+func Names() []string {
+	return envparse.Names(func(lookup func(string) (string, bool)) { _, _ = Parse(lookup) })
 }
 
 // bool reads a switch: 1/true/yes/on or 0/false/no/off (the guide writes 1); unset is false.
-func (p *parser) bool(name string) bool {
-	switch v := strings.ToLower(p.str(name, "")); v {
-	case "", "0", "false", "no", "off":
-		return false
-	case "1", "true", "yes", "on":
-		return true
-	default:
-		p.fail("%s=%q: must be 1 or 0 (true or false)", name, v)
-		return false
-	}
-}
+func (p parser) bool(name string) bool { return p.Bool(name, false) }
 
 // validBucket reports whether b is a valid S3 bucket name.
 func validBucket(b string) bool {
@@ -237,34 +210,8 @@ func validBucket(b string) bool {
 	return true
 }
 
-func (p *parser) oneOf(name, def string, allowed ...string) string {
-	v := p.str(name, def)
-	for _, a := range allowed {
-		if v == a {
-			return v
-		}
-	}
-	p.fail("%s=%q: must be one of %s", name, v, strings.Join(allowed, ", "))
-	return def
-}
-
-func (p *parser) list(name string) []string {
-	var out []string
-	for _, s := range strings.Split(p.str(name, ""), ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func (p *parser) urls(name string) []string {
-	out := p.list(name)
-	for _, s := range out {
-		u, err := url.Parse(s)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			p.fail("%s: %q is not an http(s):// etcd client URL", name, s)
-		}
-	}
-	return out
+// Unknown returns the KAFSCALE_OPERATOR_* variables in environ that the operator does not
+// read (most likely typos), sorted.
+func Unknown(environ []string) []string {
+	return envparse.Unknown(environ, Names(), func(name string) bool { return strings.HasPrefix(name, "KAFSCALE_OPERATOR_") })
 }

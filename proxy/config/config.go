@@ -4,15 +4,13 @@
 package config
 
 import (
-	"fmt"
 	"log/slog"
 	"math"
-	"net"
 	"os"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
+
+	envparse "github.com/kafscale/kafscale/internal/env"
 )
 
 // Proxy is the proxy's whole configuration.
@@ -83,7 +81,7 @@ func Load() (*Proxy, error) { return Parse(os.LookupEnv) }
 // Parse reads the configuration through lookup (os.LookupEnv in production). Every bad value
 // is reported, not just the first.
 func Parse(lookup func(string) (string, bool)) (*Proxy, error) {
-	p := &parser{lookup: lookup}
+	p := parser{envparse.New(lookup)}
 	c := &Proxy{}
 	c.ListenAddr = p.str("KAFSCALE_PROXY_LISTEN_ADDR", ":9092")
 	listenHost, listenPort := p.hostPort("KAFSCALE_PROXY_LISTEN_ADDR", c.ListenAddr)
@@ -117,165 +115,42 @@ func Parse(lookup func(string) (string, bool)) (*Proxy, error) {
 	c.MaxInflightBytes = p.int("KAFSCALE_PROXY_MAX_INFLIGHT_BYTES", 256<<20, 1<<20, 1<<40)
 	c.MaxInflightBytesPerConn = p.int("KAFSCALE_PROXY_MAX_INFLIGHT_BYTES_PER_CONN", 64<<20, 64<<10, 1<<40)
 	c.ShutdownGrace = p.seconds("KAFSCALE_PROXY_SHUTDOWN_GRACE_SEC", 25, 0)
-	if len(p.errs) > 0 {
-		return nil, &Error{Problems: p.errs}
+	if err := p.Err("proxy"); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
 
 // Error lists every problem found in the configuration.
-type Error struct{ Problems []error }
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d bad proxy setting(s):", len(e.Problems))
-	for _, p := range e.Problems {
-		b.WriteString("\n  - ")
-		b.WriteString(p.Error())
-	}
-	return b.String()
-}
-
-func (e *Error) Unwrap() []error { return e.Problems }
+type Error = envparse.Error
 
 // Names returns every variable Parse reads, sorted.
 func Names() []string {
-	m := map[string]bool{}
-	_, _ = Parse(func(name string) (string, bool) { m[name] = true; return "", false })
-	out := make([]string, 0, len(m))
-	for name := range m {
-		out = append(out, name)
-	}
-	sort.Strings(out)
-	return out
+	return envparse.Names(func(lookup func(string) (string, bool)) { _, _ = Parse(lookup) })
 }
 
 // Unknown returns the KAFSCALE_PROXY_* variables in environ that the proxy does not read
 // (most likely typos), sorted.
 func Unknown(environ []string) []string {
-	known := map[string]bool{}
-	for _, n := range Names() {
-		known[n] = true
-	}
-	var out []string
-	for _, kv := range environ {
-		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "KAFSCALE_PROXY_") && !known[name] {
-			out = append(out, name)
-		}
-	}
-	sort.Strings(out)
-	return out
+	return envparse.Unknown(environ, Names(), func(name string) bool { return strings.HasPrefix(name, "KAFSCALE_PROXY_") })
 }
 
-func defaultAdvertisedHost(listenHost string) string {
-	if listenHost != "" && listenHost != "0.0.0.0" && listenHost != "::" {
-		return listenHost
-	}
-	if h, err := os.Hostname(); err == nil && h != "" {
-		return h
-	}
-	return "127.0.0.1"
-}
+var defaultAdvertisedHost = envparse.AdvertisedHost
 
-// parser reads variables and collects one error per bad value.
-type parser struct {
-	lookup func(string) (string, bool)
-	errs   []error
-}
+// parser is the shared environment parser (internal/env) under the helper names Parse uses.
+type parser struct{ *envparse.Parser }
 
-func (p *parser) fail(format string, args ...any) {
-	p.errs = append(p.errs, fmt.Errorf(format, args...))
+func (p parser) str(name, def string) string                { return p.Str(name, def) }
+func (p parser) int(name string, def, min, max int64) int64 { return p.Int(name, def, min, max) }
+func (p parser) bool(name string, def bool) bool            { return p.Bool(name, def) }
+func (p parser) millis(name string, def, min int64) time.Duration {
+	return p.Millis(name, def, min)
 }
-
-func (p *parser) raw(name string) (string, bool) {
-	v, ok := p.lookup(name)
-	v = strings.TrimSpace(v)
-	return v, ok && v != ""
+func (p parser) seconds(name string, def, min int64) time.Duration {
+	return p.Seconds(name, def, min)
 }
-
-func (p *parser) str(name, def string) string {
-	if v, ok := p.raw(name); ok {
-		return v
-	}
-	return def
-}
-
-func (p *parser) int(name string, def, min, max int64) int64 {
-	v, ok := p.raw(name)
-	if !ok {
-		return def
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < min || n > max {
-		p.fail("%s=%q: want a whole number from %d to %d", name, v, min, max)
-		return def
-	}
-	return n
-}
-
-func (p *parser) bool(name string, def bool) bool {
-	v, ok := p.raw(name)
-	if !ok {
-		return def
-	}
-	switch strings.ToLower(v) {
-	case "true", "1", "yes", "on":
-		return true
-	case "false", "0", "no", "off":
-		return false
-	}
-	p.fail("%s=%q: want true or false", name, v)
-	return def
-}
-
-func (p *parser) millis(name string, def, min int64) time.Duration {
-	return time.Duration(p.int(name, def, min, math.MaxInt64/int64(time.Millisecond))) * time.Millisecond
-}
-
-func (p *parser) seconds(name string, def, min int64) time.Duration {
-	return time.Duration(p.int(name, def, min, math.MaxInt64/int64(time.Second))) * time.Second
-}
-
-func (p *parser) list(name, def string) []string {
-	v := p.str(name, def)
-	var out []string
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	if len(out) == 0 {
-		p.fail("%s=%q: want a comma-separated list", name, v)
-	}
-	return out
-}
-
-func (p *parser) level(name string, def slog.Level) slog.Level {
-	v, ok := p.raw(name)
-	if !ok {
-		return def
-	}
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(strings.ToUpper(v))); err != nil {
-		p.fail("%s=%q: want debug, info, warn or error", name, v)
-		return def
-	}
-	return l
-}
-
-func (p *parser) hostPort(name, v string) (string, int) {
-	host, portStr, err := net.SplitHostPort(v)
-	port, perr := strconv.Atoi(portStr)
-	if err != nil || perr != nil || port < 0 || port > 65535 {
-		p.fail("%s=%q: want host:port (host may be empty)", name, v)
-		return "", 9092
-	}
-	return host, port
-}
-
-func (p *parser) keySegment(name, v string) {
-	if v == "" || strings.ContainsAny(v, "/ ") {
-		p.fail("%s=%q: want a non-empty name without '/' or spaces", name, v)
-	}
-}
+func (p parser) list(name, def string) []string               { return p.List(name, def) }
+func (p parser) level(name string, def slog.Level) slog.Level { return p.Level(name, def) }
+func (p parser) hostPort(name, v string) (string, int)        { return p.HostPort(name, v) }
+func (p parser) keySegment(name, v string)                    { p.KeySegment(name, v) }
+func (p parser) fail(format string, args ...any)              { p.Fail(format, args...) }

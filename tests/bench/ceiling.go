@@ -57,7 +57,7 @@ func machineBusy() time.Duration {
 func (c Ceiling) BytesPerSec() float64 { return rate(float64(c.Bytes), c.Elapsed) }
 
 // rawS3Client is a plain aws-sdk-go-v2 client set up as the broker sets up its own
-// (internal/storage): static credentials, path style, checksums only where required.
+// (broker/storage): static credentials, path style, checksums only where required.
 func rawS3Client(s *testenv.S3) *s3.Client {
 	return s3.New(s3.Options{
 		Region:                     s.Region,

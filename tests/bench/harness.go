@@ -24,7 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/kafscale/kafscale/internal/config"
+	"github.com/kafscale/kafscale/broker/config"
 	"github.com/kafscale/kafscale/tests/brokertest"
 	"github.com/kafscale/kafscale/tests/proxytest"
 	"github.com/kafscale/kafscale/tests/testenv"

@@ -3,7 +3,6 @@ package broker
 import (
 	"bufio"
 	"encoding/binary"
-	"hash/crc32"
 	"io"
 	"net"
 	"testing"
@@ -12,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kafscale/kafscale/internal/recordbatch/rbtest"
 )
 
 // TestBadInput sends what a broken or hostile client might: each gets the Kafka error or the
@@ -153,17 +154,5 @@ func produceRaw(t *testing.T, addr, topic string, batch []byte) kmsg.ProduceResp
 
 // recordBatch encodes a one-record RecordBatch v2 with a correct CRC-32C.
 func recordBatch(value string) []byte {
-	r := kmsg.NewRecord()
-	r.Value = []byte(value)
-	body := r.AppendTo(nil)
-	r.Length = int32(len(body) - 1)
-	b := kmsg.NewRecordBatch()
-	b.Magic, b.PartitionLeaderEpoch, b.ProducerID, b.ProducerEpoch, b.FirstSequence = 2, -1, -1, -1, -1
-	b.FirstTimestamp, b.MaxTimestamp = time.Now().UnixMilli(), time.Now().UnixMilli()
-	b.NumRecords = 1
-	b.Records = r.AppendTo(nil)
-	out := b.AppendTo(nil)
-	binary.BigEndian.PutUint32(out[8:], uint32(len(out)-12))
-	binary.BigEndian.PutUint32(out[17:], crc32.Checksum(out[21:], crc32.MakeTable(crc32.Castagnoli)))
-	return out
+	return rbtest.Strings(rbtest.Options{Timestamp: time.Now().UnixMilli()}, value)
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kafscale/kafscale/tests/brokertest"
+	"github.com/kafscale/kafscale/tests/testenv"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -19,7 +20,7 @@ func TestThreeBrokers(t *testing.T) {
 	ctx := testContext(t, 4*time.Minute)
 	seed := brokers[0].Addr
 
-	waitFor(t, ctx, "three brokers in the metadata", func() bool {
+	testenv.WaitFor(t, ctx, "three brokers in the metadata", func() bool {
 		m := metadata(t, ctx, seed, "")
 		return len(m.Brokers) == 3
 	})
@@ -37,7 +38,7 @@ func TestThreeBrokers(t *testing.T) {
 	checkReadBack(t, first, consumeFranz(t, ctx, seed, "spread", len(first)))
 
 	brokers[1].Stop()
-	waitFor(t, ctx, "no partition led by the stopped broker", func() bool {
+	testenv.WaitFor(t, ctx, "no partition led by the stopped broker", func() bool {
 		for _, p := range metadata(t, ctx, seed, "spread").Topics[0].Partitions {
 			if p.Leader == 1 || p.Leader < 0 {
 				return false
@@ -68,16 +69,4 @@ func metadata(t *testing.T, ctx context.Context, addr, topic string) *kmsg.Metad
 		t.Fatalf("metadata: %v", err)
 	}
 	return resp
-}
-
-// waitFor polls cond until it holds; the test's context bounds the wait.
-func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
-	t.Helper()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("gave up waiting for %s", what)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }

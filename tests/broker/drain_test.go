@@ -117,7 +117,7 @@ func TestDrainThroughControlService(t *testing.T) {
 	)
 	ctx := testContext(t, 4*time.Minute)
 	var ctrl int32 = -1
-	waitFor(t, ctx, "three brokers and a controller in the metadata", func() bool {
+	testenv.WaitFor(t, ctx, "three brokers and a controller in the metadata", func() bool {
 		m := metadata(t, ctx, brokers[0].Addr, "")
 		ctrl = m.ControllerID
 		return len(m.Brokers) == 3 && ctrl >= 0 && ctrl <= 2
@@ -125,7 +125,7 @@ func TestDrainThroughControlService(t *testing.T) {
 	victim, other := brokers[ctrl], int32((ctrl+1)%3)
 	seed := brokers[other].Addr
 	createTopic(t, seed, "drain", 6)
-	waitFor(t, ctx, "partitions led by all three brokers", func() bool {
+	testenv.WaitFor(t, ctx, "partitions led by all three brokers", func() bool {
 		leaders := map[int32]bool{}
 		for _, p := range metadata(t, ctx, seed, "drain").Topics[0].Partitions {
 			leaders[p.Leader] = true
@@ -145,7 +145,7 @@ func TestDrainThroughControlService(t *testing.T) {
 	}
 	defer cli.Close()
 	var st *controlpb.StatusResponse
-	waitFor(t, ctx, fmt.Sprintf("broker %d reporting %d claimed partitions", ctrl, len(led)), func() bool {
+	testenv.WaitFor(t, ctx, fmt.Sprintf("broker %d reporting %d claimed partitions", ctrl, len(led)), func() bool {
 		if st, err = cli.Status(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -192,7 +192,7 @@ func TestDrainThroughControlService(t *testing.T) {
 		}
 	}
 	movedAt := time.Now()
-	waitFor(t, ctx, "no partition led by the drained broker, which is gone from the metadata with a new controller", func() bool {
+	testenv.WaitFor(t, ctx, "no partition led by the drained broker, which is gone from the metadata with a new controller", func() bool {
 		m := metadata(t, ctx, seed, "drain")
 		for _, b := range m.Brokers {
 			if b.NodeID == ctrl {

@@ -1,12 +1,11 @@
 package broker
 
 import (
-	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"testing"
 	"time"
 
+	"github.com/kafscale/kafscale/internal/recordbatch/rbtest"
 	"github.com/kafscale/kafscale/tests/brokertest"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -135,24 +134,8 @@ func joinHeaders(hs []kgo.RecordHeader) string {
 
 // sequencedBatch encodes a RecordBatch v2 of an idempotent producer with a correct CRC-32C.
 func sequencedBatch(pid int64, epoch int16, seq int32, values ...string) []byte {
-	var records []byte
-	for i, v := range values {
-		r := kmsg.NewRecord()
-		r.OffsetDelta = int32(i)
-		r.Value = []byte(v)
-		r.Length = int32(len(r.AppendTo(nil)) - 1) // short records: a one-byte length varint
-		records = r.AppendTo(records)
-	}
-	now := time.Now().UnixMilli()
-	b := kmsg.NewRecordBatch()
-	b.Magic, b.PartitionLeaderEpoch, b.ProducerID, b.ProducerEpoch, b.FirstSequence = 2, -1, pid, epoch, seq
-	b.FirstTimestamp, b.MaxTimestamp = now, now
-	b.NumRecords, b.LastOffsetDelta = int32(len(values)), int32(len(values)-1)
-	b.Records = records
-	out := b.AppendTo(nil)
-	binary.BigEndian.PutUint32(out[8:], uint32(len(out)-12))
-	binary.BigEndian.PutUint32(out[17:], crc32.Checksum(out[21:], crc32.MakeTable(crc32.Castagnoli)))
-	return out
+	return rbtest.Strings(rbtest.Options{Timestamp: time.Now().UnixMilli(), SameTimestamp: true,
+		Idempotent: true, ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq}, values...)
 }
 
 // TestProducerIDsAreUniqueAcrossBrokers asks two brokers of one cluster for producer ids:

@@ -12,6 +12,7 @@ import (
 
 	meta "github.com/kafscale/kafscale/internal/metadata"
 	"github.com/kafscale/kafscale/tests/brokertest"
+	"github.com/kafscale/kafscale/tests/testenv"
 )
 
 // The broker binary's default cluster, where its etcd keys live.
@@ -53,7 +54,7 @@ func TestAutoNodeIDs(t *testing.T) {
 		}
 	}
 	victim.Kill()
-	waitFor(t, ctx, "the killed broker's keys to expire with its lease", func() bool {
+	testenv.WaitFor(t, ctx, "the killed broker's keys to expire with its lease", func() bool {
 		for _, k := range []string{defaultKeys.ID(1), defaultKeys.Broker(1)} {
 			resp, err := cli.Get(ctx, k)
 			if err != nil || len(resp.Kvs) != 0 {
@@ -89,7 +90,7 @@ func TestAutoNodeIDs(t *testing.T) {
 func etcdIDs(t *testing.T, ctx context.Context, cli *clientv3.Client, brokers []*brokertest.Broker) map[string]int32 {
 	t.Helper()
 	var ids map[string]int32
-	waitFor(t, ctx, "every broker registered in etcd", func() bool {
+	testenv.WaitFor(t, ctx, "every broker registered in etcd", func() bool {
 		resp, err := cli.Get(ctx, defaultKeys.Brokers(), clientv3.WithPrefix())
 		if err != nil {
 			return false
@@ -127,7 +128,7 @@ func etcdIDs(t *testing.T, ctx context.Context, cli *clientv3.Client, brokers []
 func checkMetadataIDs(t *testing.T, ctx context.Context, seed string, ids map[string]int32) {
 	t.Helper()
 	var got map[string]int32
-	waitFor(t, ctx, "Metadata to list the claimed ids", func() bool {
+	testenv.WaitFor(t, ctx, "Metadata to list the claimed ids", func() bool {
 		got = map[string]int32{}
 		for _, b := range metadata(t, ctx, seed, "").Brokers {
 			got[net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port)))] = b.NodeID

@@ -56,7 +56,7 @@ func (c *cluster) binProduce(cl *kgo.Client, topic string, partitions int32, pre
 		recs = append(recs, &kgo.Record{Topic: topic, Partition: int32(i) % partitions, Value: []byte(v)})
 		values = append(values, v)
 	}
-	if err := cl.ProduceSync(ctxT(c.t, 90*time.Second), recs...).FirstErr(); err != nil {
+	if err := cl.ProduceSync(testenv.Context(c.t, 90*time.Second), recs...).FirstErr(); err != nil {
 		c.t.Fatalf("produce: %v", err)
 	}
 	return values
@@ -80,7 +80,7 @@ func TestBinaryRestartKeepsGroup(t *testing.T) {
 	const topic, group = "restart-topic", "restart-group"
 	cl := c.binClient([]kgo.Opt{kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.DisableIdempotentWrite()}, b)
 	adm := kadm.NewClient(cl)
-	if _, err := adm.CreateTopic(ctxT(t, 30*time.Second), 3, 1, nil, topic); err != nil {
+	if _, err := adm.CreateTopic(testenv.Context(t, 30*time.Second), 3, 1, nil, topic); err != nil {
 		t.Fatal(err)
 	}
 	batchA := c.binProduce(cl, topic, 3, "a", 90)
@@ -139,25 +139,25 @@ func TestBinaryCoordinatorMoves(t *testing.T) {
 	cl := c.binClient([]kgo.Opt{kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.DisableIdempotentWrite()}, b1, b2)
 	adm := kadm.NewClient(cl)
 	testenv.Eventually(t, 60*time.Second, func() error {
-		m, err := adm.BrokerMetadata(ctxT(t, 10*time.Second))
+		m, err := adm.BrokerMetadata(testenv.Context(t, 10*time.Second))
 		if err != nil {
 			return err
 		}
 		if len(m.Brokers) != 2 {
-			resp, _ := c.cli.Get(ctxT(t, 5*time.Second), c.keys.Prefix(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+			resp, _ := c.cli.Get(testenv.Context(t, 5*time.Second), c.keys.Prefix(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
 			var keys []string
 			for _, kv := range resp.Kvs {
 				keys = append(keys, string(kv.Key))
 			}
-			snap, _ := c.cli.Get(ctxT(t, 5*time.Second), c.keys.Metadata())
+			snap, _ := c.cli.Get(testenv.Context(t, 5*time.Second), c.keys.Metadata())
 			return fmt.Errorf("%d brokers in the metadata; etcd keys %v; snapshot %s", len(m.Brokers), keys, snap.Kvs)
 		}
 		return nil
 	})
-	if _, err := adm.CreateTopic(ctxT(t, 30*time.Second), 4, 1, nil, topic); err != nil {
+	if _, err := adm.CreateTopic(testenv.Context(t, 30*time.Second), 4, 1, nil, topic); err != nil {
 		t.Fatal(err)
 	}
-	if co := adm.FindGroupCoordinators(ctxT(t, 10*time.Second), group)[group]; co.Err != nil || co.NodeID != 2 {
+	if co := adm.FindGroupCoordinators(testenv.Context(t, 10*time.Second), group)[group]; co.Err != nil || co.NodeID != 2 {
 		t.Fatalf("coordinator of %s: %+v", group, co)
 	}
 
@@ -173,7 +173,7 @@ func TestBinaryCoordinatorMoves(t *testing.T) {
 
 	b2.Stop()
 	testenv.Eventually(t, 60*time.Second, func() error {
-		if co := adm.FindGroupCoordinators(ctxT(t, 10*time.Second), group)[group]; co.Err != nil || co.NodeID != 1 {
+		if co := adm.FindGroupCoordinators(testenv.Context(t, 10*time.Second), group)[group]; co.Err != nil || co.NodeID != 1 {
 			return fmt.Errorf("coordinator still %+v", co)
 		}
 		return nil
@@ -200,14 +200,14 @@ func TestBinaryExpiresEmptyGroups(t *testing.T) {
 	const topic = "expiry-topic"
 	cl := c.binClient(nil, b)
 	adm := kadm.NewClient(cl)
-	if _, err := adm.CreateTopic(ctxT(t, 30*time.Second), 1, 1, nil, topic); err != nil {
+	if _, err := adm.CreateTopic(testenv.Context(t, 30*time.Second), 1, 1, nil, topic); err != nil {
 		t.Fatal(err)
 	}
 	commit := func(group string, at int64) {
 		t.Helper()
 		var o kadm.Offsets
 		o.AddOffset(topic, 0, at, -1)
-		resp, err := adm.CommitOffsets(ctxT(t, 10*time.Second), group, o)
+		resp, err := adm.CommitOffsets(testenv.Context(t, 10*time.Second), group, o)
 		if err == nil {
 			err = resp.Error()
 		}
@@ -222,7 +222,7 @@ func TestBinaryExpiresEmptyGroups(t *testing.T) {
 		fresh++
 		commit("expiry-fresh", fresh)
 		time.Sleep(200 * time.Millisecond)
-		resp, err := c.cli.Get(ctxT(t, 10*time.Second), c.keys.Group("expiry-old"))
+		resp, err := c.cli.Get(testenv.Context(t, 10*time.Second), c.keys.Group("expiry-old"))
 		if err != nil {
 			return err
 		}
@@ -234,7 +234,7 @@ func TestBinaryExpiresEmptyGroups(t *testing.T) {
 	if got := c.committedVia(adm, "expiry-old")[topic]; len(got) != 0 {
 		t.Fatalf("expired group still answers offsets %v", got)
 	}
-	listed, err := adm.ListGroups(ctxT(t, 10*time.Second))
+	listed, err := adm.ListGroups(testenv.Context(t, 10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +261,7 @@ func TestBinaryExpiresOffsetsOfUnsubscribedTopics(t *testing.T) {
 	b := c.startBinary(1, "KAFSCALE_OFFSETS_RETENTION_MS=2000", "KAFSCALE_OFFSETS_RETENTION_CHECK_INTERVAL_MS=200")
 	const group, kept, dropped = "unsub-group", "unsub-kept", "unsub-dropped"
 	adm := kadm.NewClient(c.binClient(nil, b))
-	if _, err := adm.CreateTopics(ctxT(t, 30*time.Second), 1, 1, nil, kept, dropped); err != nil {
+	if _, err := adm.CreateTopics(testenv.Context(t, 30*time.Second), 1, 1, nil, kept, dropped); err != nil {
 		t.Fatal(err)
 	}
 	c.binProduce(c.binClient(nil, b), kept, 1, "rec", 3)
@@ -269,14 +269,14 @@ func TestBinaryExpiresOffsetsOfUnsubscribedTopics(t *testing.T) {
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, b)
 	consumed := 0
 	for consumed < 3 { // assigned and consuming: the group is stable
-		fs := member.PollFetches(ctxT(t, 30*time.Second))
+		fs := member.PollFetches(testenv.Context(t, 30*time.Second))
 		if err := fs.Err0(); err != nil {
 			t.Fatal(err)
 		}
 		consumed += fs.NumRecords()
 	}
 	committed := make(chan error, 1)
-	member.CommitOffsets(ctxT(t, 10*time.Second), map[string]map[int32]kgo.EpochOffset{
+	member.CommitOffsets(testenv.Context(t, 10*time.Second), map[string]map[int32]kgo.EpochOffset{
 		kept: {0: {Epoch: -1, Offset: 3}}, dropped: {0: {Epoch: -1, Offset: 9}},
 	}, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		if err == nil {
@@ -297,7 +297,7 @@ func TestBinaryExpiresOffsetsOfUnsubscribedTopics(t *testing.T) {
 	}
 	droppedKey := c.keys.Offset(group, dropped, 0)
 	testenv.Eventually(t, 30*time.Second, func() error {
-		resp, err := c.cli.Get(ctxT(t, 10*time.Second), droppedKey)
+		resp, err := c.cli.Get(testenv.Context(t, 10*time.Second), droppedKey)
 		if err != nil {
 			return err
 		}
@@ -316,7 +316,7 @@ func TestBinaryExpiresOffsetsOfUnsubscribedTopics(t *testing.T) {
 	if got[kept][0] != 3 {
 		t.Fatalf("the subscribed topic's offset (as old) is %v, want 3", got[kept])
 	}
-	described, err := adm.DescribeGroups(ctxT(t, 10*time.Second), group)
+	described, err := adm.DescribeGroups(testenv.Context(t, 10*time.Second), group)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -117,7 +117,7 @@ func describeStable(t *testing.T, adm *kadm.Client, group string, n int) kadm.De
 	t.Helper()
 	var out kadm.DescribedGroup
 	testenv.Eventually(t, 60*time.Second, func() error {
-		d, err := adm.DescribeGroups(ctxT(t, 10*time.Second), group)
+		d, err := adm.DescribeGroups(testenv.Context(t, 10*time.Second), group)
 		if err != nil {
 			return err
 		}
@@ -221,7 +221,7 @@ func TestKadmListDescribeDeleteGroups(t *testing.T) {
 	offs := kadm.Offsets{}
 	offs.Add(kadm.Offset{Topic: topic, Partition: 0, At: 7, LeaderEpoch: -1})
 	offs.Add(kadm.Offset{Topic: topic, Partition: 1, At: 3, LeaderEpoch: -1})
-	cr, err := adm.CommitOffsets(ctxT(t, 20*time.Second), "offline", offs)
+	cr, err := adm.CommitOffsets(testenv.Context(t, 20*time.Second), "offline", offs)
 	if err != nil || cr.Error() != nil {
 		t.Fatalf("commit: %v / %v", err, cr.Error())
 	}
@@ -230,7 +230,7 @@ func TestKadmListDescribeDeleteGroups(t *testing.T) {
 	}
 
 	describeStable(t, adm, "live", 1)
-	listed, err := adm.ListGroups(ctxT(t, 20*time.Second))
+	listed, err := adm.ListGroups(testenv.Context(t, 20*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +242,7 @@ func TestKadmListDescribeDeleteGroups(t *testing.T) {
 		t.Fatalf("listed %v", states)
 	}
 
-	del, err := adm.DeleteGroups(ctxT(t, 20*time.Second), "live", "offline", "never-existed")
+	del, err := adm.DeleteGroups(testenv.Context(t, 20*time.Second), "live", "offline", "never-existed")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +254,7 @@ func TestKadmListDescribeDeleteGroups(t *testing.T) {
 	}
 
 	// offsets of a topic the live group does not consume can go; of its own topic not
-	ds, err := adm.DeleteOffsets(ctxT(t, 20*time.Second), "live", kadm.TopicsSet{topic: {0: {}}})
+	ds, err := adm.DeleteOffsets(testenv.Context(t, 20*time.Second), "live", kadm.TopicsSet{topic: {0: {}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,20 +264,20 @@ func TestKadmListDescribeDeleteGroups(t *testing.T) {
 
 	live.close()
 	testenv.Eventually(t, 30*time.Second, func() error {
-		del, err := adm.DeleteGroups(ctxT(t, 20*time.Second), "live")
+		del, err := adm.DeleteGroups(testenv.Context(t, 20*time.Second), "live")
 		if err != nil {
 			return err
 		}
 		return del["live"].Err
 	})
-	listed, err = adm.ListGroups(ctxT(t, 20*time.Second))
+	listed, err = adm.ListGroups(testenv.Context(t, 20*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(listed) != 0 {
 		t.Fatalf("groups left after deleting them all: %v", listed.Groups())
 	}
-	d, err := adm.DescribeGroups(ctxT(t, 20*time.Second), "live")
+	d, err := adm.DescribeGroups(testenv.Context(t, 20*time.Second), "live")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,11 +18,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/kafscale/kafscale/broker/app"
+	"github.com/kafscale/kafscale/broker/config"
 	"github.com/kafscale/kafscale/broker/groups"
 	"github.com/kafscale/kafscale/broker/partition"
 	"github.com/kafscale/kafscale/broker/server"
+	"github.com/kafscale/kafscale/broker/storage"
 	"github.com/kafscale/kafscale/internal/metadata"
-	"github.com/kafscale/kafscale/internal/storage"
 	"github.com/kafscale/kafscale/tests/testenv"
 )
 
@@ -83,23 +85,31 @@ func (c *cluster) startBroker(node int32, port int) *broker {
 	if b.meta, err = metadata.NewStore(ctx, c.cli, c.keys, metadata.StoreOptions{RequestTimeout: 2 * time.Second, Logger: lg}); err != nil {
 		t.Fatal(err)
 	}
-	b.objects, err = storage.New(ctx, storage.Options{
-		Bucket: c.s3.Bucket, Region: c.s3.Region, Endpoint: c.s3.Endpoint, PathStyle: true,
-		AccessKey: c.s3.AccessKey, SecretKey: c.s3.SecretKey, Namespace: "ns",
-		RequestTimeout: 5 * time.Second,
-	})
-	if err != nil {
+	cfg := config.Defaults()
+	cfg.NodeID = node
+	sopts := app.StorageOptions(cfg)
+	sopts.Bucket, sopts.Region, sopts.Endpoint, sopts.PathStyle = c.s3.Bucket, c.s3.Region, c.s3.Endpoint, true
+	sopts.AccessKey, sopts.SecretKey, sopts.Namespace, sopts.RequestTimeout = c.s3.AccessKey, c.s3.SecretKey, "ns", 5*time.Second
+	if b.objects, err = storage.New(ctx, sopts); err != nil {
 		t.Fatal(err)
 	}
-	if b.log, err = partition.NewManager(ctx, partition.Options{NodeID: node, FlushInterval: 20 * time.Millisecond, CommitTimeout: 2 * time.Second, Logger: lg}, c.cli, c.keys, b.objects); err != nil {
+	popts := app.PartitionOptions(cfg)
+	popts.FlushInterval, popts.CommitTimeout, popts.Logger = 20*time.Millisecond, 2*time.Second, lg
+	if b.log, err = partition.NewManager(ctx, popts, c.cli, c.keys, b.objects); err != nil {
 		t.Fatal(err)
 	}
 	b.meta.OnSnapshot(b.log.Apply)
-	b.coord = groups.New(c.cli, c.keys, b.meta.Snapshot, groups.Options{
-		NodeID: node, RequestTimeout: 2 * time.Second, InitialRebalanceDelay: 500 * time.Millisecond, Logger: lg,
-	})
+	gopts := app.GroupOptions(cfg)
+	gopts.RequestTimeout, gopts.InitialRebalanceDelay, gopts.Logger = 2*time.Second, 500*time.Millisecond, lg
+	if b.coord, err = groups.New(c.cli, c.keys, b.meta.Snapshot, gopts); err != nil {
+		t.Fatal(err)
+	}
 	b.meta.OnSnapshot(b.coord.Apply)
-	b.srv = server.New(server.Config{NodeID: node, ProduceSyncFlush: true, AllowAdminAPIs: true, AutoCreatePartitions: 1}, b.log, b.meta, lg, nil)
+	scfg := app.ServerConfig(cfg)
+	scfg.AutoCreateTopics, scfg.MaxInflightRequestBytes = false, 0
+	if b.srv, err = server.New(scfg, b.log, b.meta, lg, nil); err != nil {
+		t.Fatal(err)
+	}
 	b.srv.SetGroups(b.coord)
 
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
@@ -150,14 +160,14 @@ func (b *broker) stop() {
 func (c *cluster) createTopic(b *broker, name string, partitions int32) {
 	t := c.t
 	t.Helper()
-	if err := b.meta.CreateTopic(ctxT(t, 10*time.Second), name, partitions, nil); err != nil {
+	if err := b.meta.CreateTopic(testenv.Context(t, 10*time.Second), name, partitions, nil); err != nil {
 		t.Fatal(err)
 	}
 	cl := c.client(b, nil)
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	testenv.Eventually(t, 30*time.Second, func() error {
-		offs, err := adm.ListEndOffsets(ctxT(t, 5*time.Second), name)
+		offs, err := adm.ListEndOffsets(testenv.Context(t, 5*time.Second), name)
 		if err != nil {
 			return err
 		}
@@ -200,7 +210,7 @@ func (c *cluster) produce(b *broker, topic string, partitions int32, prefix stri
 		recs = append(recs, &kgo.Record{Topic: topic, Partition: int32(i) % partitions, Value: []byte(v)})
 		values = append(values, v)
 	}
-	if err := cl.ProduceSync(ctxT(t, 60*time.Second), recs...).FirstErr(); err != nil {
+	if err := cl.ProduceSync(testenv.Context(t, 60*time.Second), recs...).FirstErr(); err != nil {
 		t.Fatalf("produce: %v", err)
 	}
 	return values
@@ -217,7 +227,7 @@ func (c *cluster) committed(b *broker, group string) map[string]map[int32]int64 
 func (c *cluster) committedVia(adm *kadm.Client, group string) map[string]map[int32]int64 {
 	t := c.t
 	t.Helper()
-	resp, err := adm.FetchOffsets(ctxT(t, 30*time.Second), group)
+	resp, err := adm.FetchOffsets(testenv.Context(t, 30*time.Second), group)
 	if err != nil {
 		t.Fatalf("fetch offsets of %s: %v", group, err)
 	}
@@ -236,12 +246,6 @@ func sum(m map[int32]int64) (n int64) {
 		n += v
 	}
 	return n
-}
-
-func ctxT(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // seen tracks consumed values and reports duplicates.
@@ -275,7 +279,7 @@ func kadmClient(cl *kgo.Client) *kadm.Client { return kadm.NewClient(cl) }
 // storedGroup reads a group's document from etcd.
 func (c *cluster) storedGroup(group string) groups.GroupDocument {
 	c.t.Helper()
-	resp, err := c.cli.Get(ctxT(c.t, 10*time.Second), c.keys.Group(group))
+	resp, err := c.cli.Get(testenv.Context(c.t, 10*time.Second), c.keys.Group(group))
 	if err != nil || len(resp.Kvs) != 1 {
 		c.t.Fatalf("group %s in etcd: %v (%d keys)", group, err, len(resp.Kvs))
 	}

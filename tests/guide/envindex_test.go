@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	brokerconfig "github.com/kafscale/kafscale/broker/config"
 	consoleconfig "github.com/kafscale/kafscale/console/config"
-	brokerconfig "github.com/kafscale/kafscale/internal/config"
 	operatorconfig "github.com/kafscale/kafscale/operator/config"
 	proxyconfig "github.com/kafscale/kafscale/proxy/config"
 )

@@ -12,7 +12,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	brokerconfig "github.com/kafscale/kafscale/internal/config"
+	brokerconfig "github.com/kafscale/kafscale/broker/config"
 	"github.com/kafscale/kafscale/operator/api/v1alpha1"
 	"github.com/kafscale/kafscale/operator/app"
 )

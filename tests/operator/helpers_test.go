@@ -152,17 +152,15 @@ func create(t *testing.T, c client.Client, obj client.Object) {
 	}
 }
 
-// eventually polls check until it returns nil; the test's own deadline bounds it.
+// eventually is testenv.Eventually with the operator tests' minute-long bound and a label.
 func eventually(t *testing.T, what string, check func() error) {
 	t.Helper()
-	var err error
-	for range 600 {
-		if err = check(); err == nil {
-			return
+	testenv.Eventually(t, time.Minute, func() error {
+		if err := check(); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: %v", what, err)
+		return nil
+	})
 }
 
 func get(t *testing.T, c client.Client, name string, obj client.Object) error {

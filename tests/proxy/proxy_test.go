@@ -65,16 +65,10 @@ func testContext(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-// waitFor polls cond until it holds; the test's context bounds the wait.
+// waitFor is testenv.WaitFor.
 func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
 	t.Helper()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("gave up waiting for %s", what)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	testenv.WaitFor(t, ctx, what, cond)
 }
 
 func newClient(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {

@@ -3,7 +3,6 @@ package storage_test
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"net/http"
 	"strings"
@@ -15,9 +14,9 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/kafscale/kafscale/broker/partition"
+	"github.com/kafscale/kafscale/broker/storage"
 	"github.com/kafscale/kafscale/internal/recordbatch"
 	"github.com/kafscale/kafscale/internal/recordbatch/rbtest"
-	"github.com/kafscale/kafscale/internal/storage"
 )
 
 // Benchmarks of the data path against a real etcd and a real S3 server (versitygw on
@@ -47,11 +46,7 @@ func records1K(n, per int) [][]byte {
 
 // idempotentBatch is a batch of producer pid at epoch 0 starting at sequence seq.
 func idempotentBatch(pid int64, seq int32, values ...[]byte) []byte {
-	b := rbtest.Batch(values, rbtest.Options{Timestamp: time.Now().UnixMilli(), ProducerID: pid})
-	binary.BigEndian.PutUint16(b[51:], 0)           // producerEpoch
-	binary.BigEndian.PutUint32(b[53:], uint32(seq)) // baseSequence
-	binary.BigEndian.PutUint32(b[17:], recordbatch.Checksum(b))
-	return b
+	return rbtest.Batch(values, rbtest.Options{Timestamp: time.Now().UnixMilli(), Idempotent: true, ProducerID: pid, BaseSequence: seq})
 }
 
 // etcdStateBytes is the size of every partition state of topic: what one flush of all of

@@ -47,7 +47,7 @@ func TestFailoverThroughController(t *testing.T) {
 		}
 		return nil
 	})
-	if err := b1.meta.CreateTopic(ctxT(t, 10*time.Second), "failover", 4, nil); err != nil {
+	if err := b1.meta.CreateTopic(testenv.Context(t, 10*time.Second), "failover", 4, nil); err != nil {
 		t.Fatal(err)
 	}
 	leaderOf := func(snap *metadata.Snapshot, p int32) int32 { return snap.Topic("failover").Partition(p).Leader }
@@ -73,7 +73,7 @@ func TestFailoverThroughController(t *testing.T) {
 	}
 
 	// Broker 1 drains and leaves.
-	if err := b1.mgr.Drain(ctxT(t, 10*time.Second)); err != nil {
+	if err := b1.mgr.Drain(testenv.Context(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if err := b1.reg.Close(context.Background()); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/kafscale/kafscale/broker/partition"
 	"github.com/kafscale/kafscale/internal/recordbatch/rbtest"
+	"github.com/kafscale/kafscale/tests/testenv"
 )
 
 // One flush writes one object whatever the number of partitions it carries: PUTs follow
@@ -39,7 +40,7 @@ func TestFlushWritesOneObjectForAllPartitions(t *testing.T) {
 				mustFlush(t, m)
 			}
 			for _, d := range durable {
-				if err := d(ctxT(t, 10*time.Second)); err != nil {
+				if err := d(testenv.Context(t, 10*time.Second)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -86,7 +87,7 @@ func TestFlushIntervalTimer(t *testing.T) {
 	}
 	// Uncommitted data is not readable: buffered appends leave the high watermark alone.
 	res = mustAppend(t, m, "timer", 0, batch("y"), false)
-	if err := res.Durable(ctxT(t, 10*time.Second)); err != nil {
+	if err := res.Durable(testenv.Context(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	offsets, values := readAll(t, m, "timer", 0)
@@ -107,7 +108,7 @@ func TestFlushOnSegmentBytes(t *testing.T) {
 	value := string(make([]byte, 3000))
 	mustAppend(t, m, "big", 0, batch(value), false)
 	res := mustAppend(t, m, "big", 1, batch(value), false) // 2 x ~3 KB >= 4 KiB: flush
-	if err := res.Durable(ctxT(t, 20*time.Second)); err != nil {
+	if err := res.Durable(testenv.Context(t, 20*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if n := count.segmentPuts.Load(); n != 1 {
@@ -141,7 +142,7 @@ func TestAppendAssignsDenseOffsetsAndKeepsCompressedBytes(t *testing.T) {
 	if fmt.Sprint(values) != "[a b g0 g1 g2 c]" {
 		t.Fatalf("values %q", values)
 	}
-	res, err := m.Read(ctxT(t, 10*time.Second), "dense", 0, 3, 1)
+	res, err := m.Read(testenv.Context(t, 10*time.Second), "dense", 0, 3, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

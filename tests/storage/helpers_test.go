@@ -1,5 +1,5 @@
 // Package storage_test exercises the broker's data path (internal/metadata,
-// internal/storage, broker/partition) against a real etcd and a real S3 server.
+// broker/storage, broker/partition) against a real etcd and a real S3 server.
 package storage_test
 
 import (
@@ -17,11 +17,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/kafscale/kafscale/broker/app"
+	"github.com/kafscale/kafscale/broker/config"
+	"github.com/kafscale/kafscale/broker/logapi"
 	"github.com/kafscale/kafscale/broker/partition"
-	"github.com/kafscale/kafscale/broker/server"
+	"github.com/kafscale/kafscale/broker/storage"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/kafscale/kafscale/internal/recordbatch/rbtest"
-	"github.com/kafscale/kafscale/internal/storage"
 	"github.com/kafscale/kafscale/tests/testenv"
 )
 
@@ -70,15 +72,14 @@ func newEnv(t testing.TB) *env {
 func (e *env) store(t testing.TB, mod func(*storage.Options)) (*storage.Store, *counter) {
 	t.Helper()
 	c := &counter{base: http.DefaultTransport, bucket: e.s3.Bucket}
-	opts := storage.Options{
-		Bucket: e.s3.Bucket, Region: e.s3.Region, Endpoint: e.s3.Endpoint, PathStyle: true,
-		AccessKey: e.s3.AccessKey, SecretKey: e.s3.SecretKey, Namespace: "ns",
-		RequestTimeout: 5 * time.Second,
-		// Latency thresholds far above anything a loaded test machine shows: health here
-		// reacts to failures only, so the assertions do not depend on speed.
-		Health:     storage.HealthOptions{ProbeInterval: 100 * time.Millisecond, LatencyWarn: 30 * time.Second, LatencyCrit: time.Minute},
-		HTTPClient: &http.Client{Transport: c},
-	}
+	opts := app.StorageOptions(config.Defaults())
+	opts.Bucket, opts.Region, opts.Endpoint, opts.PathStyle = e.s3.Bucket, e.s3.Region, e.s3.Endpoint, true
+	opts.AccessKey, opts.SecretKey, opts.Namespace = e.s3.AccessKey, e.s3.SecretKey, "ns"
+	opts.RequestTimeout = 5 * time.Second
+	// Latency thresholds far above anything a loaded test machine shows: health here
+	// reacts to failures only, so the assertions do not depend on speed.
+	opts.Health.ProbeInterval, opts.Health.LatencyWarn, opts.Health.LatencyCrit = 100*time.Millisecond, 30*time.Second, time.Minute
+	opts.HTTPClient = &http.Client{Transport: c}
 	if mod != nil {
 		mod(&opts)
 	}
@@ -95,7 +96,8 @@ func (e *env) store(t testing.TB, mod func(*storage.Options)) (*storage.Store, *
 // flushes happen when a test calls Flush.
 func (e *env) manager(t testing.TB, node int32, objects *storage.Store, mod func(*partition.Options)) *partition.Manager {
 	t.Helper()
-	opts := partition.Options{NodeID: node, FlushInterval: time.Hour, CommitTimeout: 5 * time.Second, ReadaheadSegments: 2}
+	opts := app.PartitionOptions(config.Defaults())
+	opts.NodeID, opts.FlushInterval, opts.CommitTimeout, opts.ReadaheadSegments = node, time.Hour, 5*time.Second, 2
 	if mod != nil {
 		mod(&opts)
 	}
@@ -122,12 +124,6 @@ func snapshot(leader, epoch int32, topics map[string]int) *metadata.Snapshot {
 	return snap
 }
 
-func ctxT(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func batch(values ...string) []byte {
 	vs := make([][]byte, len(values))
 	for i, v := range values {
@@ -145,9 +141,9 @@ func waitLeading(t testing.TB, m *partition.Manager, topic string, p int32) {
 	})
 }
 
-func mustAppend(t testing.TB, m *partition.Manager, topic string, p int32, b []byte, wait bool) server.AppendResult {
+func mustAppend(t testing.TB, m *partition.Manager, topic string, p int32, b []byte, wait bool) logapi.AppendResult {
 	t.Helper()
-	res, err := m.Append(ctxT(t, 20*time.Second), topic, p, b, wait)
+	res, err := m.Append(testenv.Context(t, 20*time.Second), topic, p, b, wait)
 	if err != nil {
 		t.Fatalf("append %s/%d: %v", topic, p, err)
 	}
@@ -156,7 +152,7 @@ func mustAppend(t testing.TB, m *partition.Manager, topic string, p int32, b []b
 
 func mustFlush(t testing.TB, m *partition.Manager) {
 	t.Helper()
-	if err := m.Flush(ctxT(t, 30*time.Second)); err != nil {
+	if err := m.Flush(testenv.Context(t, 30*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -168,7 +164,7 @@ func readAll(t testing.TB, m *partition.Manager, topic string, p int32) ([]int64
 	var values []string
 	next := int64(0)
 	for {
-		res, err := m.Read(ctxT(t, 20*time.Second), topic, p, next, 1<<20)
+		res, err := m.Read(testenv.Context(t, 20*time.Second), topic, p, next, 1<<20)
 		if err != nil {
 			t.Fatalf("read %s/%d@%d: %v", topic, p, next, err)
 		}
@@ -208,7 +204,7 @@ func isKerr(err error, want *kerr.Error) bool {
 
 func listSegments(t *testing.T, e *env, bucket string) []string {
 	t.Helper()
-	out, err := e.s3.Client().ListObjectsV2(ctxT(t, 10*time.Second), &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String("ns/segments/")})
+	out, err := e.s3.Client().ListObjectsV2(testenv.Context(t, 10*time.Second), &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String("ns/segments/")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ func TestTopicAdmin(t *testing.T) {
 		r := register(t, s, id)
 		t.Cleanup(func() { _ = r.Close(context.Background()) })
 	}
-	ctx := ctxT(t, 30*time.Second)
+	ctx := testenv.Context(t, 30*time.Second)
 	if err := s.CreateTopic(ctx, "orders", 6, map[string]string{"retention.ms": "60000"}); err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestControllerReassignsLeaders(t *testing.T) {
 		return nil
 	})
 	go func() { _ = s2.RunController(ctx2, 2, metadata.ControllerOptions{SessionTTL: 2 * time.Second}) }()
-	if err := s1.CreateTopic(ctxT(t, 10*time.Second), "t", 4, nil); err != nil {
+	if err := s1.CreateTopic(testenv.Context(t, 10*time.Second), "t", 4, nil); err != nil {
 		t.Fatal(err)
 	}
 	// Broker 2 leaves: its partitions move to broker 1 with epoch 1.

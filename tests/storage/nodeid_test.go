@@ -11,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/kafscale/kafscale/internal/metadata"
+	"github.com/kafscale/kafscale/tests/testenv"
 )
 
 // KAFSCALE_BROKER_ID=auto: brokers claiming at once get distinct ids, the lowest free first;
@@ -29,7 +30,7 @@ func TestClaimNodeIDConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			regs[i], errs[i] = s.ClaimNodeID(ctxT(t, 20*time.Second), 2*time.Second)
+			regs[i], errs[i] = s.ClaimNodeID(testenv.Context(t, 20*time.Second), 2*time.Second)
 		}()
 	}
 	wg.Wait()
@@ -51,10 +52,10 @@ func TestClaimNodeIDConcurrent(t *testing.T) {
 
 	// Publishing makes the broker live under its claimed id.
 	s := newMetaStore(t, e)
-	if err := regs[0].Publish(ctxT(t, 5*time.Second), metadata.Broker{Host: "h", Port: 9}); err != nil {
+	if err := regs[0].Publish(testenv.Context(t, 5*time.Second), metadata.Broker{Host: "h", Port: 9}); err != nil {
 		t.Fatal(err)
 	}
-	live, err := s.LiveBrokers(ctxT(t, 5*time.Second))
+	live, err := s.LiveBrokers(testenv.Context(t, 5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,15 +65,15 @@ func TestClaimNodeIDConcurrent(t *testing.T) {
 
 	// Close frees the claim and the liveness key at once; the next claim takes the id.
 	freed := regs[0].NodeID()
-	if err := regs[0].Close(ctxT(t, 5*time.Second)); err != nil {
+	if err := regs[0].Close(testenv.Context(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range []string{e.keys.ID(freed), e.keys.Broker(freed)} {
-		if resp, err := e.cli.Get(ctxT(t, 5*time.Second), k); err != nil || len(resp.Kvs) != 0 {
+		if resp, err := e.cli.Get(testenv.Context(t, 5*time.Second), k); err != nil || len(resp.Kvs) != 0 {
 			t.Fatalf("%s after Close: %v %v", k, resp, err)
 		}
 	}
-	next, err := s.ClaimNodeID(ctxT(t, 5*time.Second), 2*time.Second)
+	next, err := s.ClaimNodeID(testenv.Context(t, 5*time.Second), 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func TestClaimNodeIDConcurrent(t *testing.T) {
 func TestClaimedNodeIDAfterLeaseLoss(t *testing.T) {
 	e := newEnv(t)
 	s := newMetaStore(t, e)
-	ctx := ctxT(t, 30*time.Second)
+	ctx := testenv.Context(t, 30*time.Second)
 	r, err := s.ClaimNodeID(ctx, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)

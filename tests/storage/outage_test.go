@@ -12,8 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/kafscale/kafscale/broker/partition"
+	"github.com/kafscale/kafscale/broker/storage"
 	"github.com/kafscale/kafscale/internal/metadata"
-	"github.com/kafscale/kafscale/internal/storage"
 	"github.com/kafscale/kafscale/tests/testenv"
 )
 
@@ -35,7 +35,7 @@ func TestS3OutageGatesProduceAndRecovers(t *testing.T) {
 	e.s3.Stop()
 	res := mustAppend(t, m, "s3out", 0, batch("during"), false)
 	mustFlush(t, m)
-	if err := res.Durable(ctxT(t, 30*time.Second)); !isKerr(err, kerr.KafkaStorageError) {
+	if err := res.Durable(testenv.Context(t, 30*time.Second)); !isKerr(err, kerr.KafkaStorageError) {
 		t.Fatalf("append while S3 is down: %v, want KAFKA_STORAGE_ERROR", err)
 	}
 	testenv.Eventually(t, 60*time.Second, func() error {
@@ -44,7 +44,7 @@ func TestS3OutageGatesProduceAndRecovers(t *testing.T) {
 		}
 		return nil
 	})
-	if _, err := m.Append(ctxT(t, 10*time.Second), "s3out", 0, batch("rejected"), true); !isKerr(err, kerr.KafkaStorageError) {
+	if _, err := m.Append(testenv.Context(t, 10*time.Second), "s3out", 0, batch("rejected"), true); !isKerr(err, kerr.KafkaStorageError) {
 		t.Fatalf("append while unavailable: %v, want KAFKA_STORAGE_ERROR", err)
 	}
 	// The committed data is in the cache (written through at flush): still served.
@@ -65,7 +65,7 @@ func TestS3OutageGatesProduceAndRecovers(t *testing.T) {
 		t.Fatalf("offset after the outage %d, want 2 (failed appends leave no gap)", res.BaseOffset)
 	}
 	mustFlush(t, m)
-	if err := res.Durable(ctxT(t, 10*time.Second)); err != nil {
+	if err := res.Durable(testenv.Context(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	offsets, values = readAll(t, m, "s3out", 0)
@@ -94,7 +94,7 @@ func TestEtcdOutageTimesOutAndRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = reg.Close(context.Background()) })
-	if err := meta.CreateTopic(ctxT(t, 10*time.Second), "etcdout", 1, nil); err != nil {
+	if err := meta.CreateTopic(testenv.Context(t, 10*time.Second), "etcdout", 1, nil); err != nil {
 		t.Fatal(err)
 	}
 	meta.OnSnapshot(m.Apply)
@@ -105,7 +105,7 @@ func TestEtcdOutageTimesOutAndRecovers(t *testing.T) {
 	e.etcd.Stop()
 	res := mustAppend(t, m, "etcdout", 0, batch("during"), false)
 	mustFlush(t, m)
-	if err := res.Durable(ctxT(t, 30*time.Second)); !isKerr(err, kerr.RequestTimedOut) {
+	if err := res.Durable(testenv.Context(t, 30*time.Second)); !isKerr(err, kerr.RequestTimedOut) {
 		t.Fatalf("append while etcd is down: %v, want REQUEST_TIMED_OUT", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -120,14 +120,14 @@ func TestEtcdOutageTimesOutAndRecovers(t *testing.T) {
 	if !isKerr(err, kerr.RequestTimedOut) {
 		t.Fatalf("CreateTopic while etcd is down: %v, want REQUEST_TIMED_OUT", err)
 	}
-	if res, err := m.Read(ctxT(t, 10*time.Second), "etcdout", 0, 0, 1<<20); err != nil || len(res.Batches) == 0 {
+	if res, err := m.Read(testenv.Context(t, 10*time.Second), "etcdout", 0, 0, 1<<20); err != nil || len(res.Batches) == 0 {
 		t.Fatalf("cached read while etcd is down: %d bytes, %v", len(res.Batches), err)
 	}
 
 	e.etcd.Start()
 	var after int64
 	testenv.Eventually(t, 60*time.Second, func() error {
-		r, err := m.Append(ctxT(t, 10*time.Second), "etcdout", 0, batch("after"), false)
+		r, err := m.Append(testenv.Context(t, 10*time.Second), "etcdout", 0, batch("after"), false)
 		if err != nil {
 			return err
 		}
@@ -143,7 +143,7 @@ func TestEtcdOutageTimesOutAndRecovers(t *testing.T) {
 	// The registration lease may have expired during the outage; once the broker has
 	// registered again, admin requests work.
 	testenv.Eventually(t, 60*time.Second, func() error {
-		err := meta.CreateTopic(ctxT(t, 10*time.Second), "other", 1, nil)
+		err := meta.CreateTopic(testenv.Context(t, 10*time.Second), "other", 1, nil)
 		if isKerr(err, kerr.TopicAlreadyExists) {
 			return nil // an earlier attempt landed but its answer was lost
 		}
@@ -156,7 +156,7 @@ func TestEtcdOutageTimesOutAndRecovers(t *testing.T) {
 func TestReadReplicaFallback(t *testing.T) {
 	e := newEnv(t)
 	replica := e.s3.Bucket + "-replica"
-	if _, err := e.s3.Client().CreateBucket(ctxT(t, 10*time.Second), &s3.CreateBucketInput{Bucket: aws.String(replica)}); err != nil {
+	if _, err := e.s3.Client().CreateBucket(testenv.Context(t, 10*time.Second), &s3.CreateBucketInput{Bucket: aws.String(replica)}); err != nil {
 		t.Fatal(err)
 	}
 	writer, _ := e.store(t, nil)
@@ -200,7 +200,7 @@ func TestReadReplicaFallback(t *testing.T) {
 
 	// Replicate the objects, as bucket replication would, and read with a cold cache.
 	for _, key := range listSegments(t, e, e.s3.Bucket) {
-		_, err := e.s3.Client().CopyObject(ctxT(t, 10*time.Second), &s3.CopyObjectInput{
+		_, err := e.s3.Client().CopyObject(testenv.Context(t, 10*time.Second), &s3.CopyObjectInput{
 			Bucket: aws.String(replica), Key: aws.String(key), CopySource: aws.String(e.s3.Bucket + "/" + key),
 		})
 		if err != nil {

@@ -13,9 +13,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/kafscale/kafscale/broker/app"
+	"github.com/kafscale/kafscale/broker/config"
+	"github.com/kafscale/kafscale/broker/logapi"
 	"github.com/kafscale/kafscale/broker/partition"
-	"github.com/kafscale/kafscale/broker/server"
-	"github.com/kafscale/kafscale/internal/storage"
+	"github.com/kafscale/kafscale/broker/storage"
+	"github.com/kafscale/kafscale/tests/testenv"
 )
 
 // putGate holds every segment PUT until the test decides its fate, so a test can have
@@ -128,7 +131,7 @@ func finished(f func(context.Context) error) (bool, error) {
 func durableAndRead(t *testing.T, m *partition.Manager, topic string, durable []func(context.Context) error, want string) {
 	t.Helper()
 	for i, d := range durable {
-		if err := d(ctxT(t, 30*time.Second)); err != nil {
+		if err := d(testenv.Context(t, 30*time.Second)); err != nil {
 			t.Fatalf("append %d: %v", i, err)
 		}
 	}
@@ -157,7 +160,7 @@ func TestPipelinedFlushesCommitInOrder(t *testing.T) {
 	// The last upload finishes first: its commit must wait for the two before it.
 	puts[2].decide <- false
 	<-puts[2].done
-	if _, hw, err := m.Offsets(ctxT(t, 10*time.Second), "pipe", 0); err != nil || hw != 0 {
+	if _, hw, err := m.Offsets(testenv.Context(t, 10*time.Second), "pipe", 0); err != nil || hw != 0 {
 		t.Fatalf("high watermark %d (%v) while the first flushes are uploading, want 0", hw, err)
 	}
 	if ok, _ := finished(durable[2]); ok {
@@ -194,7 +197,7 @@ func TestFlushesUploadedBehindOneCommitTogether(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	puts[0].decide <- false
 	for i, d := range durable {
-		if err := d(ctxT(t, 30*time.Second)); err != nil {
+		if err := d(testenv.Context(t, 30*time.Second)); err != nil {
 			t.Fatalf("append %d: %v", i, err)
 		}
 	}
@@ -270,8 +273,9 @@ func TestUploadsContinueWhileACommitWaits(t *testing.T) {
 	cli := e.etcd.Client()
 	commits := &commitGate{KV: cli.KV, held: make(chan struct{}, 16)}
 	cli.KV = commits
-	m, err := partition.NewManager(context.Background(), partition.Options{NodeID: 1, FlushInterval: time.Hour,
-		CommitTimeout: 30 * time.Second, SegmentBytes: 50, FlushParallelism: 1}, cli, e.keys, objects)
+	opts := app.PartitionOptions(config.Defaults())
+	opts.NodeID, opts.FlushInterval, opts.CommitTimeout, opts.SegmentBytes, opts.FlushParallelism = 1, time.Hour, 30*time.Second, 50, 1
+	m, err := partition.NewManager(context.Background(), opts, cli, e.keys, objects)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,16 +349,16 @@ func TestPipelineFailureFailsLaterFlushesOfThePartition(t *testing.T) {
 	<-put2.done
 	put1.decide <- true
 
-	if err := a0.Durable(ctxT(t, 30*time.Second)); err != nil {
+	if err := a0.Durable(testenv.Context(t, 30*time.Second)); err != nil {
 		t.Fatalf("a0, flushed before the failure: %v", err)
 	}
-	if err := a1.Durable(ctxT(t, 30*time.Second)); !isKerr(err, kerr.KafkaStorageError) {
+	if err := a1.Durable(testenv.Context(t, 30*time.Second)); !isKerr(err, kerr.KafkaStorageError) {
 		t.Fatalf("a1, whose upload failed: %v, want KAFKA_STORAGE_ERROR", err)
 	}
-	if err := a2.Durable(ctxT(t, 30*time.Second)); !isKerr(err, kerr.KafkaStorageError) {
+	if err := a2.Durable(testenv.Context(t, 30*time.Second)); !isKerr(err, kerr.KafkaStorageError) {
 		t.Fatalf("a2, uploaded after a failed flush of its partition: %v, want KAFKA_STORAGE_ERROR", err)
 	}
-	if err := b0.Durable(ctxT(t, 30*time.Second)); err != nil {
+	if err := b0.Durable(testenv.Context(t, 30*time.Second)); err != nil {
 		t.Fatalf("b0, another partition: %v", err)
 	}
 	_, values := readAll(t, m, "pfail", 0)
@@ -369,7 +373,7 @@ func TestPipelineFailureFailsLaterFlushesOfThePartition(t *testing.T) {
 		t.Fatalf("append after the failure got offset %d, want 1", a3.BaseOffset)
 	}
 	nextPut(t, gate).decide <- false
-	if err := a3.Durable(ctxT(t, 30*time.Second)); err != nil {
+	if err := a3.Durable(testenv.Context(t, 30*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -392,7 +396,7 @@ func TestPipelinedFlushesOfADeposedLeaderAreFenced(t *testing.T) {
 	e, m, gate := pipelineEnv(t, "pfence", 1, 4)
 	a0 := mustAppend(t, m, "pfence", 0, batch("a0"), false)
 	nextPut(t, gate).decide <- false
-	if err := a0.Durable(ctxT(t, 30*time.Second)); err != nil {
+	if err := a0.Durable(testenv.Context(t, 30*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	a1 := mustAppend(t, m, "pfence", 0, batch("a1"), false)
@@ -405,20 +409,20 @@ func TestPipelinedFlushesOfADeposedLeaderAreFenced(t *testing.T) {
 	m2 := e.manager(t, 2, objects2, nil)
 	m2.Apply(snapshot(2, 1, map[string]int{"pfence": 1}))
 	waitLeading(t, m2, "pfence", 0)
-	before, err := e.cli.Get(ctxT(t, 10*time.Second), e.keys.Partition("pfence", 0))
+	before, err := e.cli.Get(testenv.Context(t, 10*time.Second), e.keys.Partition("pfence", 0))
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	put2.decide <- false
 	put1.decide <- false
-	if err := a1.Durable(ctxT(t, 30*time.Second)); !isKerr(err, kerr.NotLeaderForPartition) {
+	if err := a1.Durable(testenv.Context(t, 30*time.Second)); !isKerr(err, kerr.NotLeaderForPartition) {
 		t.Fatalf("a1 of the deposed leader: %v, want NOT_LEADER_FOR_PARTITION", err)
 	}
-	if err := a2.Durable(ctxT(t, 30*time.Second)); err == nil {
+	if err := a2.Durable(testenv.Context(t, 30*time.Second)); err == nil {
 		t.Fatal("a2, following a fenced flush, was acknowledged")
 	}
-	after, err := e.cli.Get(ctxT(t, 10*time.Second), e.keys.Partition("pfence", 0))
+	after, err := e.cli.Get(testenv.Context(t, 10*time.Second), e.keys.Partition("pfence", 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,7 +431,7 @@ func TestPipelinedFlushesOfADeposedLeaderAreFenced(t *testing.T) {
 	}
 	b := mustAppend(t, m2, "pfence", 0, batch("b"), false)
 	mustFlush(t, m2)
-	if err := b.Durable(ctxT(t, 30*time.Second)); err != nil || b.BaseOffset != 1 {
+	if err := b.Durable(testenv.Context(t, 30*time.Second)); err != nil || b.BaseOffset != 1 {
 		t.Fatalf("new leader's append: offset %d, %v; want 1", b.BaseOffset, err)
 	}
 	offsets, values := readAll(t, m2, "pfence", 0)
@@ -446,7 +450,7 @@ func TestFlushTakesOldestBuffersUpToASegment(t *testing.T) {
 	const parts = 8
 	_, m, gate := pipelineEnvSegment(t, "oldest", parts, 1, 200)
 	pad := strings.Repeat(".", 40) // each batch about 110 bytes: two make a segment
-	res := make([]server.AppendResult, parts)
+	res := make([]logapi.AppendResult, parts)
 	res[0] = mustAppend(t, m, "oldest", 0, batch("p0"+pad), false)
 	res[1] = mustAppend(t, m, "oldest", 1, batch("p1"+pad), false)
 	first := nextPut(t, gate) // p0 and p1 made a segment
@@ -462,7 +466,7 @@ func TestFlushTakesOldestBuffersUpToASegment(t *testing.T) {
 		// The flush just released holds partitions 2i and 2i+1 and commits them, and
 		// only them: the later partitions are still waiting for their own flushes.
 		for p := 2 * i; p < 2*i+2; p++ {
-			if err := res[p].Durable(ctxT(t, 30*time.Second)); err != nil {
+			if err := res[p].Durable(testenv.Context(t, 30*time.Second)); err != nil {
 				t.Fatalf("partition %d: %v", p, err)
 			}
 		}
@@ -499,7 +503,7 @@ func TestFlushStopsShortOfOvershootingASegment(t *testing.T) {
 		return batch(name + strings.Repeat(".", size-len(b)))
 	}
 	sizes := []int{210, 210, 310, 200, 110} // p0+p1 fill the first flush; then p2, p3, p4
-	res := make([]server.AppendResult, len(sizes))
+	res := make([]logapi.AppendResult, len(sizes))
 	for p, size := range sizes[:2] {
 		res[p] = mustAppend(t, m, "short", int32(p), value(fmt.Sprintf("p%d", p), size), false)
 	}
@@ -517,7 +521,7 @@ func TestFlushStopsShortOfOvershootingASegment(t *testing.T) {
 	second := nextPut(t, gate)
 	second.decide <- false
 	for _, p := range []int{0, 1, 2, 4} { // 310 + 200 > 450: p3 waits; 310 + 110 fits
-		if err := res[p].Durable(ctxT(t, 30*time.Second)); err != nil {
+		if err := res[p].Durable(testenv.Context(t, 30*time.Second)); err != nil {
 			t.Fatalf("partition %d: %v", p, err)
 		}
 	}
@@ -525,7 +529,7 @@ func TestFlushStopsShortOfOvershootingASegment(t *testing.T) {
 		t.Fatal("partition 3 went into the second flush, taking it past a segment and an eighth")
 	}
 	nextPut(t, gate).decide <- false
-	if err := res[3].Durable(ctxT(t, 30*time.Second)); err != nil {
+	if err := res[3].Durable(testenv.Context(t, 30*time.Second)); err != nil {
 		t.Fatalf("partition 3 in the third flush: %v", err)
 	}
 	if st := m.Stats(); st.Flushes != 3 {
@@ -540,7 +544,7 @@ func TestFlushStopsShortOfOvershootingASegment(t *testing.T) {
 func TestPartitionAheadOfS3IsSealedBySegment(t *testing.T) {
 	_, m, gate := pipelineEnvSegment(t, "sealed", 1, 1, 200)
 	pad := strings.Repeat(".", 40) // about 110 bytes per batch: two make a segment
-	var res []server.AppendResult
+	var res []logapi.AppendResult
 	for i := 0; i < 2; i++ {
 		res = append(res, mustAppend(t, m, "sealed", 0, batch(fmt.Sprintf("v%d", i)+pad), false))
 	}
@@ -550,7 +554,7 @@ func TestPartitionAheadOfS3IsSealedBySegment(t *testing.T) {
 	}
 	first.decide <- false
 	for i := 0; i < 2; i++ {
-		if err := res[i].Durable(ctxT(t, 30*time.Second)); err != nil {
+		if err := res[i].Durable(testenv.Context(t, 30*time.Second)); err != nil {
 			t.Fatalf("v%d: %v", i, err)
 		}
 	}
@@ -558,7 +562,7 @@ func TestPartitionAheadOfS3IsSealedBySegment(t *testing.T) {
 	second := nextPut(t, gate)
 	second.decide <- false
 	for i := 2; i < 4; i++ {
-		if err := res[i].Durable(ctxT(t, 30*time.Second)); err != nil {
+		if err := res[i].Durable(testenv.Context(t, 30*time.Second)); err != nil {
 			t.Fatalf("v%d: %v", i, err)
 		}
 	}
@@ -570,7 +574,7 @@ func TestPartitionAheadOfS3IsSealedBySegment(t *testing.T) {
 	// The next upload (v4 v5) fails: v6 v7, sealed behind it, fail with it.
 	nextPut(t, gate).decide <- true
 	for i := 4; i < 8; i++ {
-		if err := res[i].Durable(ctxT(t, 30*time.Second)); !isKerr(err, kerr.KafkaStorageError) {
+		if err := res[i].Durable(testenv.Context(t, 30*time.Second)); !isKerr(err, kerr.KafkaStorageError) {
 			t.Fatalf("v%d after the failed upload: %v, want KAFKA_STORAGE_ERROR", i, err)
 		}
 	}
@@ -582,7 +586,7 @@ func TestPartitionAheadOfS3IsSealedBySegment(t *testing.T) {
 		t.Fatalf("append after the failure got offset %d, want 4", again.BaseOffset)
 	}
 	nextPut(t, gate).decide <- false
-	if err := again.Durable(ctxT(t, 30*time.Second)); err != nil {
+	if err := again.Durable(testenv.Context(t, 30*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	offsets, values := readAll(t, m, "sealed", 0)
@@ -624,15 +628,15 @@ func TestQuietProducersAreFlushedBeforeTheInterval(t *testing.T) {
 	default:
 	}
 	put.decide <- false
-	for i, r := range []server.AppendResult{first, second} {
-		if err := r.Durable(ctxT(t, 30*time.Second)); err != nil {
+	for i, r := range []logapi.AppendResult{first, second} {
+		if err := r.Durable(testenv.Context(t, 30*time.Second)); err != nil {
 			t.Fatalf("batch %d: %v", i, err)
 		}
 	}
 	// The first flush's end finds the producers quiet with two batches buffered.
 	nextPut(t, gate).decide <- false
-	for i, r := range []server.AppendResult{third, fourth} {
-		if err := r.Durable(ctxT(t, 30*time.Second)); err != nil {
+	for i, r := range []logapi.AppendResult{third, fourth} {
+		if err := r.Durable(testenv.Context(t, 30*time.Second)); err != nil {
 			t.Fatalf("batch %d: %v", i+2, err)
 		}
 	}

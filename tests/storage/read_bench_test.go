@@ -19,12 +19,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/kafscale/kafscale/broker/app"
+	"github.com/kafscale/kafscale/broker/config"
+	"github.com/kafscale/kafscale/broker/logapi"
 	"github.com/kafscale/kafscale/broker/partition"
 	"github.com/kafscale/kafscale/broker/server"
+	"github.com/kafscale/kafscale/broker/storage"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/kafscale/kafscale/internal/recordbatch"
 	"github.com/kafscale/kafscale/internal/recordbatch/rbtest"
-	"github.com/kafscale/kafscale/internal/storage"
 	"github.com/kafscale/kafscale/tests/testenv"
 )
 
@@ -81,12 +84,12 @@ func benchCatchUpRead(b *testing.B, parts int) {
 	topics := map[string]int{"backlog": parts}
 	counts := &counter{base: http.DefaultTransport, bucket: s3srv.Bucket}
 	newStore := func() *storage.Store {
-		s, err := storage.New(context.Background(), storage.Options{
-			Bucket: s3srv.Bucket, Region: s3srv.Region, Endpoint: s3srv.Endpoint, PathStyle: true,
-			AccessKey: s3srv.AccessKey, SecretKey: s3srv.SecretKey, Namespace: "ns",
-			Health:     storage.HealthOptions{LatencyWarn: 30 * time.Second, LatencyCrit: time.Minute},
-			HTTPClient: &http.Client{Transport: counts},
-		})
+		o := app.StorageOptions(config.Defaults())
+		o.Bucket, o.Region, o.Endpoint, o.PathStyle = s3srv.Bucket, s3srv.Region, s3srv.Endpoint, true
+		o.AccessKey, o.SecretKey, o.Namespace = s3srv.AccessKey, s3srv.SecretKey, "ns"
+		o.Health.LatencyWarn, o.Health.LatencyCrit = 30*time.Second, time.Minute
+		o.HTTPClient = &http.Client{Transport: counts}
+		s, err := storage.New(context.Background(), o)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -94,9 +97,9 @@ func benchCatchUpRead(b *testing.B, parts int) {
 		return s
 	}
 	newManager := func(objects *storage.Store) *partition.Manager {
-		m, err := partition.NewManager(context.Background(), partition.Options{
-			NodeID: 1, FlushInterval: time.Hour, CommitTimeout: 10 * time.Second, ReadaheadSegments: readahead,
-		}, cli, keys, objects)
+		o := app.PartitionOptions(config.Defaults())
+		o.NodeID, o.FlushInterval, o.CommitTimeout, o.ReadaheadSegments = 1, time.Hour, 10*time.Second, readahead
+		m, err := partition.NewManager(context.Background(), o, cli, keys, objects)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -233,7 +236,7 @@ func peakRSSBytes(b *testing.B) int64 {
 // fetch.max.bytes and max.partition.fetch.bytes. As the Java client does with its fetch
 // session, partitions that returned data move to the end of the next request, so none
 // starves behind fetch.max.bytes. It returns the bytes read.
-func catchUp(b *testing.B, log server.Log, topic string, hwms []int64) int64 {
+func catchUp(b *testing.B, log logapi.Log, topic string, hwms []int64) int64 {
 	ctx := context.Background()
 	next := make([]int64, len(hwms))
 	order := make([]int32, len(hwms))
@@ -242,10 +245,10 @@ func catchUp(b *testing.B, log server.Log, topic string, hwms []int64) int64 {
 	}
 	var read int64
 	for {
-		var reads []server.PartitionRead
+		var reads []logapi.PartitionRead
 		for _, p := range order {
 			if next[p] < hwms[p] {
-				reads = append(reads, server.PartitionRead{Topic: topic, Partition: p, Offset: next[p], MaxBytes: benchPartitionMax})
+				reads = append(reads, logapi.PartitionRead{Topic: topic, Partition: p, Offset: next[p], MaxBytes: benchPartitionMax})
 			}
 		}
 		if len(reads) == 0 {

@@ -37,7 +37,7 @@ func TestReadIsRangedAndReadsAhead(t *testing.T) {
 	m := e.manager(t, 1, objects, func(o *partition.Options) { o.ReadaheadSegments = 2 })
 	m.Apply(snapshot(1, 0, topics))
 	waitLeading(t, m, "ranged", 3)
-	res, err := m.Read(ctxT(t, 10*time.Second), "ranged", 3, 0, 1)
+	res, err := m.Read(testenv.Context(t, 10*time.Second), "ranged", 3, 0, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestReadIsRangedAndReadsAhead(t *testing.T) {
 	// With S3 stopped, offsets 1 and 2 are still readable: they come from the cache.
 	e.s3.Stop()
 	for off := int64(1); off <= 2; off++ {
-		res, err := m.Read(ctxT(t, 10*time.Second), "ranged", 3, off, 1)
+		res, err := m.Read(testenv.Context(t, 10*time.Second), "ranged", 3, off, 1)
 		if err != nil {
 			t.Fatalf("read of read-ahead offset %d: %v", off, err)
 		}

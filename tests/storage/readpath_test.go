@@ -8,10 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafscale/kafscale/broker/logapi"
 	"github.com/kafscale/kafscale/broker/partition"
 	"github.com/kafscale/kafscale/broker/server"
+	"github.com/kafscale/kafscale/broker/storage"
 	"github.com/kafscale/kafscale/internal/recordbatch/rbtest"
-	"github.com/kafscale/kafscale/internal/storage"
 	"github.com/kafscale/kafscale/tests/testenv"
 )
 
@@ -40,12 +41,12 @@ func TestFetchOfManyPartitionsSharesGets(t *testing.T) {
 	objects, count := e.store(t, nil)
 	m := e.manager(t, 1, objects, func(o *partition.Options) { o.ReadaheadSegments = 0 })
 	m.Apply(snapshot(1, 0, topics))
-	var reads []server.PartitionRead
+	var reads []logapi.PartitionRead
 	for p := int32(0); p < parts; p++ {
 		waitLeading(t, m, "shared", p)
-		reads = append(reads, server.PartitionRead{Topic: "shared", Partition: p, MaxBytes: 1 << 20})
+		reads = append(reads, logapi.PartitionRead{Topic: "shared", Partition: p, MaxBytes: 1 << 20})
 	}
-	results := server.ReadPartitions(ctxT(t, 20*time.Second), m, reads, 50<<20)
+	results := server.ReadPartitions(testenv.Context(t, 20*time.Second), m, reads, 50<<20)
 	for p, r := range results {
 		if r.Err != nil {
 			t.Fatalf("partition %d: %v", p, r.Err)
@@ -87,14 +88,14 @@ func TestConcurrentColdReadsShareOneGet(t *testing.T) {
 	m.Apply(snapshot(1, 0, topics))
 	waitLeading(t, m, "hot", 0)
 	const readers = 8
-	results := make([]server.ReadResult, readers)
+	results := make([]logapi.ReadResult, readers)
 	errs := make([]error, readers)
 	var wg sync.WaitGroup
 	for i := range readers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i], errs[i] = m.Read(ctxT(t, 20*time.Second), "hot", 0, 0, 1<<20)
+			results[i], errs[i] = m.Read(testenv.Context(t, 20*time.Second), "hot", 0, 0, 1<<20)
 		}()
 	}
 	wg.Wait()
@@ -123,7 +124,7 @@ func TestGetPartsAndExactGets(t *testing.T) {
 	for i := range body {
 		body[i] = byte(i * 7)
 	}
-	ctx := ctxT(t, 20*time.Second)
+	ctx := testenv.Context(t, 20*time.Second)
 	if err := store.Put(ctx, "segments/parts.kso", body); err != nil {
 		t.Fatal(err)
 	}
@@ -182,11 +183,11 @@ func TestFetchReadsAheadNextObjects(t *testing.T) {
 	m.Apply(snapshot(1, 0, topics))
 	fetch := func(offset int64) []server.PartitionResult {
 		t.Helper()
-		var reads []server.PartitionRead
+		var reads []logapi.PartitionRead
 		for p := int32(0); p < parts; p++ {
-			reads = append(reads, server.PartitionRead{Topic: "ahead", Partition: p, Offset: offset, MaxBytes: 1})
+			reads = append(reads, logapi.PartitionRead{Topic: "ahead", Partition: p, Offset: offset, MaxBytes: 1})
 		}
-		return server.ReadPartitions(ctxT(t, 20*time.Second), m, reads, 50<<20)
+		return server.ReadPartitions(testenv.Context(t, 20*time.Second), m, reads, 50<<20)
 	}
 	for p := int32(0); p < parts; p++ {
 		waitLeading(t, m, "ahead", p)

@@ -83,7 +83,7 @@ func TestRestartRecoversEveryRecord(t *testing.T) {
 		t.Fatalf("first offset after restart %d, want %d", res.BaseOffset, 2*flushes)
 	}
 	mustFlush(t, m2)
-	if err := res.Durable(ctxT(t, 10*time.Second)); err != nil {
+	if err := res.Durable(testenv.Context(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	// Timestamp lookup goes through archived sections too: flush f carries times 10f, 10f+1.
@@ -124,11 +124,11 @@ func TestStaleLeaderIsFenced(t *testing.T) {
 
 	mustFlush(t, a)
 	for i, d := range []func(context.Context) error{stale.Durable, stale1.Durable} {
-		if err := d(ctxT(t, 10*time.Second)); !isKerr(err, kerr.NotLeaderForPartition) {
+		if err := d(testenv.Context(t, 10*time.Second)); !isKerr(err, kerr.NotLeaderForPartition) {
 			t.Fatalf("stale append %d: %v, want NOT_LEADER_FOR_PARTITION", i, err)
 		}
 	}
-	if _, err := a.Append(ctxT(t, 5*time.Second), "fence", 0, batch("a3"), true); !isKerr(err, kerr.NotLeaderForPartition) {
+	if _, err := a.Append(testenv.Context(t, 5*time.Second), "fence", 0, batch("a3"), true); !isKerr(err, kerr.NotLeaderForPartition) {
 		t.Fatalf("append to the fenced leader: %v", err)
 	}
 	after, err := e.cli.Get(context.Background(), key)
@@ -160,7 +160,7 @@ func TestStaleLeaderIsFenced(t *testing.T) {
 	// A claim at an epoch that is not newer is refused: A re-applying its old view stays out.
 	a.Apply(snapshot(1, 5, topics))
 	testenv.Eventually(t, 10*time.Second, func() error {
-		_, err := a.Append(ctxT(t, 5*time.Second), "fence", 0, batch("nope"), false)
+		_, err := a.Append(testenv.Context(t, 5*time.Second), "fence", 0, batch("nope"), false)
 		if !isKerr(err, kerr.NotLeaderForPartition) {
 			return fmt.Errorf("append at a non-newer epoch: %v", err)
 		}
@@ -171,7 +171,7 @@ func TestStaleLeaderIsFenced(t *testing.T) {
 	}
 	// Leadership moving away in the snapshot stops the old leader at once.
 	b.Apply(snapshot(1, 6, topics))
-	if _, err := b.Append(ctxT(t, 5*time.Second), "fence", 1, batch("gone"), false); !isKerr(err, kerr.NotLeaderForPartition) {
+	if _, err := b.Append(testenv.Context(t, 5*time.Second), "fence", 1, batch("gone"), false); !isKerr(err, kerr.NotLeaderForPartition) {
 		t.Fatalf("append after leadership moved away: %v", err)
 	}
 }

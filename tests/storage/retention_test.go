@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/kafscale/kafscale/broker/object"
 	"github.com/kafscale/kafscale/broker/partition"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/kafscale/kafscale/internal/recordbatch/rbtest"
@@ -44,7 +45,7 @@ func withConfig(snap *metadata.Snapshot, topic, key, value string) *metadata.Sna
 
 func logStart(t *testing.T, m *partition.Manager, topic string, p int32) int64 {
 	t.Helper()
-	start, _, err := m.Offsets(ctxT(t, 20*time.Second), topic, p)
+	start, _, err := m.Offsets(testenv.Context(t, 20*time.Second), topic, p)
 	if err != nil {
 		t.Fatalf("offsets %s/%d: %v", topic, p, err)
 	}
@@ -58,7 +59,7 @@ func readFrom(t *testing.T, m *partition.Manager, topic string, p int32) (int64,
 	var values []string
 	next := start
 	for {
-		res, err := m.Read(ctxT(t, 20*time.Second), topic, p, next, 1<<20)
+		res, err := m.Read(testenv.Context(t, 20*time.Second), topic, p, next, 1<<20)
 		if err != nil {
 			t.Fatalf("read %s/%d@%d: %v", topic, p, next, err)
 		}
@@ -83,7 +84,7 @@ func readFrom(t *testing.T, m *partition.Manager, topic string, p int32) (int64,
 
 func assertOutOfRange(t *testing.T, m *partition.Manager, topic string, p int32, offset int64) {
 	t.Helper()
-	res, err := m.Read(ctxT(t, 20*time.Second), topic, p, offset, 1<<20)
+	res, err := m.Read(testenv.Context(t, 20*time.Second), topic, p, offset, 1<<20)
 	if !isKerr(err, kerr.OffsetOutOfRange) {
 		t.Fatalf("read %s/%d@%d below the log start: err %v, want OFFSET_OUT_OF_RANGE", topic, p, offset, err)
 	}
@@ -119,7 +120,7 @@ func TestRetentionMsSharedObjects(t *testing.T) {
 	}
 
 	// Nothing expires under the default retention (7 days).
-	if err := m.EnforceRetention(ctxT(t, 30*time.Second)); err != nil {
+	if err := m.EnforceRetention(testenv.Context(t, 30*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if s := logStart(t, m, "old", 0); s != 0 {
@@ -128,7 +129,7 @@ func TestRetentionMsSharedObjects(t *testing.T) {
 
 	snap = withConfig(snap, "old", "retention.ms", "60000")
 	m.Apply(snap)
-	if err := m.EnforceRetention(ctxT(t, 30*time.Second)); err != nil {
+	if err := m.EnforceRetention(testenv.Context(t, 30*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	start, vals := readFrom(t, m, "old", 0)
@@ -141,7 +142,7 @@ func TestRetentionMsSharedObjects(t *testing.T) {
 		t.Fatalf("keep: log start %d, values %v; want 0, [k0 k1 k2]", start, vals)
 	}
 	// The committed state in etcd says the same (a restarted leader would serve it).
-	resp, err := e.cli.Get(ctxT(t, 10*time.Second), e.keys.Partition("old", 0))
+	resp, err := e.cli.Get(testenv.Context(t, 10*time.Second), e.keys.Partition("old", 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +155,7 @@ func TestRetentionMsSharedObjects(t *testing.T) {
 	}
 
 	// "keep" still references all three objects: the sweeper deletes none.
-	if n, err := m.SweepObjects(ctxT(t, 30*time.Second)); err != nil || n != 0 {
+	if n, err := m.SweepObjects(testenv.Context(t, 30*time.Second)); err != nil || n != 0 {
 		t.Fatalf("sweep deleted %d (%v) while every object is referenced", n, err)
 	}
 	if n := len(listSegments(t, e, e.s3.Bucket)); n != 3 {
@@ -167,13 +168,13 @@ func TestRetentionMsSharedObjects(t *testing.T) {
 	// Once "keep" lets go of the first two objects too, they are deleted.
 	snap = withConfig(snap, "keep", "retention.ms", "60000")
 	m.Apply(snap)
-	if err := m.EnforceRetention(ctxT(t, 30*time.Second)); err != nil {
+	if err := m.EnforceRetention(testenv.Context(t, 30*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if start, vals := readFrom(t, m, "keep", 0); start != 2 || strings.Join(vals, ",") != "k2" {
 		t.Fatalf("keep: log start %d, values %v; want 2, [k2]", start, vals)
 	}
-	if n, err := m.SweepObjects(ctxT(t, 30*time.Second)); err != nil || n != 2 {
+	if n, err := m.SweepObjects(testenv.Context(t, 30*time.Second)); err != nil || n != 2 {
 		t.Fatalf("sweep deleted %d (%v), want 2", n, err)
 	}
 	if n := len(listSegments(t, e, e.s3.Bucket)); n != 1 {
@@ -223,6 +224,11 @@ func TestRetentionBytesPeriodic(t *testing.T) {
 		if n := len(listSegments(t, e, e.s3.Bucket)); n != 3 {
 			return fmt.Errorf("%d objects, want 3 (the one only big referenced is deleted)", n)
 		}
+		// The sweeper counts a deletion once its DELETE has returned, which may be after
+		// the listing above already misses the object.
+		if st := m.Stats(); st.SweptObjects != 1 {
+			return fmt.Errorf("%d objects swept, want 1", st.SweptObjects)
+		}
 		return nil
 	})
 	assertOutOfRange(t, m, "big", 0, 2)
@@ -256,15 +262,15 @@ func TestStaleLeaderCannotMoveLogStart(t *testing.T) {
 	m2.Apply(snapshot(2, 2, map[string]int{"t": 1}))
 	waitLeading(t, m2, "t", 0)
 	key := e.keys.Partition("t", 0)
-	before, err := e.cli.Get(ctxT(t, 10*time.Second), key)
+	before, err := e.cli.Get(testenv.Context(t, 10*time.Second), key)
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	if err := m1.EnforceRetention(ctxT(t, 30*time.Second)); err != nil {
+	if err := m1.EnforceRetention(testenv.Context(t, 30*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	after, err := e.cli.Get(ctxT(t, 10*time.Second), key)
+	after, err := e.cli.Get(testenv.Context(t, 10*time.Second), key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +306,7 @@ func TestSweepKeepsArchivedReferences(t *testing.T) {
 		mustAppend(t, m, "t", 0, batch(fmt.Sprintf("v%d", i)), false)
 		mustFlush(t, m)
 	}
-	resp, err := e.cli.Get(ctxT(t, 10*time.Second), e.keys.Partition("t", 0))
+	resp, err := e.cli.Get(testenv.Context(t, 10*time.Second), e.keys.Partition("t", 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,11 +329,11 @@ func TestSweepKeepsArchivedReferences(t *testing.T) {
 	}
 
 	old := time.Now().Add(-2 * time.Hour)
-	orphan := fmt.Sprintf("segments/%s/%013d-9-0123456789ab.kso", old.UTC().Format("20060102"), old.UnixMilli())
-	if err := objects.Put(ctxT(t, 10*time.Second), orphan, []byte("crashed flush")); err != nil {
+	orphan := object.Name(old, 9)
+	if err := objects.Put(testenv.Context(t, 10*time.Second), orphan, []byte("crashed flush")); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := m.SweepObjects(ctxT(t, 60*time.Second)); err != nil || n != 1 {
+	if n, err := m.SweepObjects(testenv.Context(t, 60*time.Second)); err != nil || n != 1 {
 		t.Fatalf("sweep deleted %d (%v), want only the orphan", n, err)
 	}
 	if n := len(listSegments(t, e, e.s3.Bucket)); n != flushes {
@@ -341,12 +347,12 @@ func TestSweepKeepsArchivedReferences(t *testing.T) {
 
 	// With the default grace, a young orphan (a flush that may still commit) is kept.
 	now := time.Now()
-	young := fmt.Sprintf("segments/%s/%013d-9-ba9876543210.kso", now.UTC().Format("20060102"), now.UnixMilli())
-	if err := objects.Put(ctxT(t, 10*time.Second), young, []byte("in flight")); err != nil {
+	young := object.Name(now, 9)
+	if err := objects.Put(testenv.Context(t, 10*time.Second), young, []byte("in flight")); err != nil {
 		t.Fatal(err)
 	}
 	other := e.manager(t, 2, objects, nil)
-	if n, err := other.SweepObjects(ctxT(t, 60*time.Second)); err != nil || n != 0 {
+	if n, err := other.SweepObjects(testenv.Context(t, 60*time.Second)); err != nil || n != 0 {
 		t.Fatalf("default-grace sweep deleted %d (%v), want 0", n, err)
 	}
 	if n := len(listSegments(t, e, e.s3.Bucket)); n != flushes+1 {

@@ -9,8 +9,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/kafscale/kafscale/broker/object"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/kafscale/kafscale/internal/recordbatch"
+	"github.com/kafscale/kafscale/tests/testenv"
 )
 
 // A partition state written by the previous version — every chunk and every idempotent
@@ -22,7 +24,7 @@ import (
 func TestOldFormatStateIsReadAndContinued(t *testing.T) {
 	e := newEnv(t)
 	objects, _ := e.store(t, nil)
-	ctx := ctxT(t, 2*time.Minute)
+	ctx := testenv.Context(t, 2*time.Minute)
 	const oldChunks, oldProducers = 40, 300
 	var topicID [16]byte
 	copy(topicID[:], fmt.Sprintf("%-16s", "upgrade"))
@@ -35,7 +37,7 @@ func TestOldFormatStateIsReadAndContinued(t *testing.T) {
 		v := fmt.Sprintf("old%d", i)
 		b := idempotentBatch(int64(5000+i%oldProducers), 0, []byte(v+"-a"), []byte(v+"-b"))
 		recordbatch.SetBaseOffset(b, int64(2*i))
-		name := fmt.Sprintf("segments/%s/%013d-2-%012x.kso", time.Now().UTC().Format("20060102"), now, i)
+		name := object.Name(time.UnixMilli(now), 2)
 		if err := objects.Put(ctx, name, b); err != nil {
 			t.Fatal(err)
 		}
@@ -78,7 +80,7 @@ func TestOldFormatStateIsReadAndContinued(t *testing.T) {
 		t.Helper()
 		i := pid - 5000
 		v := fmt.Sprintf("old%d", i)
-		res, err := m.Append(ctxT(t, 20*time.Second), "upgrade", 0, idempotentBatch(pid, 0, []byte(v+"-a"), []byte(v+"-b")), true)
+		res, err := m.Append(testenv.Context(t, 20*time.Second), "upgrade", 0, idempotentBatch(pid, 0, []byte(v+"-a"), []byte(v+"-b")), true)
 		if err != nil || res.BaseOffset != wantBase {
 			t.Fatalf("retried batch of producer %d: offset %d, %v; want the original %d", pid, res.BaseOffset, err, wantBase)
 		}
@@ -129,7 +131,7 @@ func TestOldFormatStateIsReadAndContinued(t *testing.T) {
 	dupOf(5000, 0)
 	dupOf(5039, 78)
 	// A producer known only from the old state must continue its sequence.
-	if _, err := m.Append(ctxT(t, 20*time.Second), "upgrade", 0, idempotentBatch(5100, 5, []byte("gap")), true); !isKerr(err, kerr.OutOfOrderSequenceNumber) {
+	if _, err := m.Append(testenv.Context(t, 20*time.Second), "upgrade", 0, idempotentBatch(5100, 5, []byte("gap")), true); !isKerr(err, kerr.OutOfOrderSequenceNumber) {
 		t.Fatalf("out-of-sequence batch of an old producer: %v, want OUT_OF_ORDER_SEQUENCE_NUMBER", err)
 	}
 	next := mustAppend(t, m, "upgrade", 0, idempotentBatch(5100, 1, []byte("next")), false)
@@ -155,7 +157,7 @@ func TestMissingProducerSectionIsForgotten(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.cli.Put(ctxT(t, 10*time.Second), e.keys.Partition("lostprod", 0), string(st)); err != nil {
+	if _, err := e.cli.Put(testenv.Context(t, 10*time.Second), e.keys.Partition("lostprod", 0), string(st)); err != nil {
 		t.Fatal(err)
 	}
 	m := e.manager(t, 1, objects, nil)
@@ -163,7 +165,7 @@ func TestMissingProducerSectionIsForgotten(t *testing.T) {
 	waitLeading(t, m, "lostprod", 0)
 	res := mustAppend(t, m, "lostprod", 0, idempotentBatch(7, 3, []byte("v")), false)
 	mustFlush(t, m)
-	if err := res.Durable(ctxT(t, 30*time.Second)); err != nil || res.BaseOffset != 0 {
+	if err := res.Durable(testenv.Context(t, 30*time.Second)); err != nil || res.BaseOffset != 0 {
 		t.Fatalf("append after a missing producer section: offset %d, %v", res.BaseOffset, err)
 	}
 	if _, values := readAll(t, m, "lostprod", 0); fmt.Sprint(values) != "[v]" {

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"encoding/binary"
 	"hash/crc32"
+	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -16,18 +17,40 @@ type Options struct {
 	Timestamp int64
 	// Gzip compresses the records (codec 1), as a producer with compression.type=gzip does.
 	Gzip bool
-	// ProducerID defaults to -1 (no idempotence).
+	// ProducerID defaults to -1 (no idempotence) unless Idempotent is set.
 	ProducerID int64
+	// Idempotent takes ProducerID, ProducerEpoch and BaseSequence as they are (an idempotent
+	// producer's batch); without it the epoch and sequence are -1.
+	Idempotent    bool
+	ProducerEpoch int16
+	BaseSequence  int32
+	// SameTimestamp gives every record Timestamp (and the batch that max timestamp) instead
+	// of Timestamp+i.
+	SameTimestamp bool
+	// KeyPrefix, when set, gives record i the key KeyPrefix+i.
+	KeyPrefix string
+	// Headers are given to every record.
+	Headers []kmsg.Header
 }
 
 // Batch encodes values as one batch with baseOffset 0.
 func Batch(values [][]byte, o Options) []byte {
-	if o.ProducerID == 0 {
+	epoch, seq := int16(-1), int32(-1)
+	if o.Idempotent {
+		epoch, seq = o.ProducerEpoch, o.BaseSequence
+	} else if o.ProducerID == 0 {
 		o.ProducerID = -1
+	}
+	step := int64(1)
+	if o.SameTimestamp {
+		step = 0
 	}
 	var records []byte
 	for i, v := range values {
-		r := kmsg.Record{TimestampDelta64: int64(i), OffsetDelta: int32(i), Value: v}
+		r := kmsg.Record{TimestampDelta64: step * int64(i), OffsetDelta: int32(i), Value: v, Headers: o.Headers}
+		if o.KeyPrefix != "" {
+			r.Key = []byte(o.KeyPrefix + strconv.Itoa(i))
+		}
 		body := r.AppendTo(nil)
 		r.Length = int32(len(body) - 1) // the zero length varint took one byte
 		records = r.AppendTo(records)
@@ -48,10 +71,10 @@ func Batch(values [][]byte, o Options) []byte {
 		Attributes:           attrs,
 		LastOffsetDelta:      int32(len(values) - 1),
 		FirstTimestamp:       o.Timestamp,
-		MaxTimestamp:         o.Timestamp + int64(len(values)-1),
+		MaxTimestamp:         o.Timestamp + step*int64(len(values)-1),
 		ProducerID:           o.ProducerID,
-		ProducerEpoch:        -1,
-		FirstSequence:        -1,
+		ProducerEpoch:        epoch,
+		FirstSequence:        seq,
 		NumRecords:           int32(len(values)),
 		Records:              records,
 	}
@@ -106,3 +129,12 @@ type shortErr struct{}
 func (shortErr) Error() string { return "rbtest: truncated record" }
 
 var errShort error = shortErr{}
+
+// Strings is Batch for string values.
+func Strings(o Options, values ...string) []byte {
+	vs := make([][]byte, len(values))
+	for i, v := range values {
+		vs[i] = []byte(v)
+	}
+	return Batch(vs, o)
+}

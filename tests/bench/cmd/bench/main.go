@@ -17,7 +17,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/kafscale/kafscale/internal/config"
+	"github.com/kafscale/kafscale/broker/config"
 	"github.com/kafscale/kafscale/tests/bench"
 )
 

@@ -22,7 +22,7 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3bolt"
 	"github.com/kafscale/kafscale/broker/app"
-	"github.com/kafscale/kafscale/internal/config"
+	"github.com/kafscale/kafscale/broker/config"
 	proxyapp "github.com/kafscale/kafscale/proxy/app"
 	proxyconfig "github.com/kafscale/kafscale/proxy/config"
 	bolt "go.etcd.io/bbolt"

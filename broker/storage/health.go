@@ -3,6 +3,8 @@ package storage
 import (
 	"sync"
 	"time"
+
+	"github.com/kafscale/kafscale/broker/optcheck"
 )
 
 // HealthState is the S3 health the broker gates on, exported as kafscale_s3_health_state.
@@ -29,63 +31,46 @@ func (s HealthState) String() string {
 	return "unknown"
 }
 
-// HealthOptions are the thresholds of the health tracker. Zero fields take the defaults of
-// DefaultHealthOptions.
+// HealthOptions are the thresholds of the health tracker. The broker's defaults live in
+// broker/config; NewHealth checks the options (Validate) and fills nothing in.
 type HealthOptions struct {
-	// Window is how far back samples count (KAFSCALE_S3_HEALTH_WINDOW_SEC, 60 s).
+	// Window is how far back samples count (KAFSCALE_S3_HEALTH_WINDOW_SEC).
 	Window time.Duration
-	// LatencyWarn is the mean latency at which S3 is degraded (KAFSCALE_S3_LATENCY_WARN_MS, 500 ms).
+	// LatencyWarn is the mean latency at which S3 is degraded (KAFSCALE_S3_LATENCY_WARN_MS).
 	LatencyWarn time.Duration
-	// LatencyCrit is the mean latency at which S3 is unavailable (KAFSCALE_S3_LATENCY_CRIT_MS, 2000 ms).
+	// LatencyCrit is the mean latency at which S3 is unavailable (KAFSCALE_S3_LATENCY_CRIT_MS).
 	LatencyCrit time.Duration
-	// ErrorRateWarn is the error fraction at which S3 is degraded (KAFSCALE_S3_ERROR_RATE_WARN, 0.2).
+	// ErrorRateWarn is the error fraction at which S3 is degraded (KAFSCALE_S3_ERROR_RATE_WARN).
 	ErrorRateWarn float64
-	// ErrorRateCrit is the error fraction at which S3 is unavailable (KAFSCALE_S3_ERROR_RATE_CRIT, 0.6).
+	// ErrorRateCrit is the error fraction at which S3 is unavailable (KAFSCALE_S3_ERROR_RATE_CRIT).
 	ErrorRateCrit float64
 	// FailuresUnavailable consecutive failures make S3 unavailable at once, whatever the
-	// window says (KAFSCALE_S3_FAILURES_UNAVAILABLE, 3).
+	// window says (KAFSCALE_S3_FAILURES_UNAVAILABLE).
 	FailuresUnavailable int
-	// MinSamples is how many samples the rates need before they count (5).
-	MinSamples int
-	// RecoverAfter consecutive successes after a failure clear the window, so recovery does
-	// not wait for old failures to age out (3).
-	RecoverAfter int
 	// ProbeInterval is how often a background probe tests S3 while it is not healthy
-	// (KAFSCALE_S3_PROBE_INTERVAL_MS, 1000 ms).
+	// (KAFSCALE_S3_PROBE_INTERVAL_MS).
 	ProbeInterval time.Duration
 }
 
-// DefaultHealthOptions returns o with zero fields set to their defaults.
-func DefaultHealthOptions(o HealthOptions) HealthOptions {
-	if o.Window <= 0 {
-		o.Window = 60 * time.Second
-	}
-	if o.LatencyWarn <= 0 {
-		o.LatencyWarn = 500 * time.Millisecond
-	}
-	if o.LatencyCrit <= 0 {
-		o.LatencyCrit = 2 * time.Second
-	}
-	if o.ErrorRateWarn <= 0 {
-		o.ErrorRateWarn = 0.2
-	}
-	if o.ErrorRateCrit <= 0 {
-		o.ErrorRateCrit = 0.6
-	}
-	if o.FailuresUnavailable <= 0 {
-		o.FailuresUnavailable = 3
-	}
-	if o.MinSamples <= 0 {
-		o.MinSamples = 5
-	}
-	if o.RecoverAfter <= 0 {
-		o.RecoverAfter = 3
-	}
-	if o.ProbeInterval <= 0 {
-		o.ProbeInterval = time.Second
-	}
-	return o
+// Validate reports the thresholds that cannot work, all of them.
+func (o HealthOptions) Validate() error {
+	p := optcheck.New("storage")
+	optcheck.Positive(p, "Health.Window", o.Window)
+	optcheck.Positive(p, "Health.LatencyWarn", o.LatencyWarn)
+	optcheck.Positive(p, "Health.LatencyCrit", o.LatencyCrit)
+	optcheck.Positive(p, "Health.ErrorRateWarn", o.ErrorRateWarn)
+	optcheck.Positive(p, "Health.ErrorRateCrit", o.ErrorRateCrit)
+	optcheck.Positive(p, "Health.FailuresUnavailable", o.FailuresUnavailable)
+	optcheck.Positive(p, "Health.ProbeInterval", o.ProbeInterval)
+	return p.Err()
 }
+
+// minSamples is how many samples the rates need before they count.
+const minSamples = 5
+
+// recoverAfter consecutive successes after a failure clear the window, so recovery does not
+// wait for old failures to age out.
+const recoverAfter = 3
 
 type sample struct {
 	at      time.Time
@@ -106,11 +91,14 @@ type Health struct {
 }
 
 // NewHealth returns a tracker; now is the clock (time.Now when nil).
-func NewHealth(opts HealthOptions, now func() time.Time) *Health {
+func NewHealth(opts HealthOptions, now func() time.Time) (*Health, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
 	if now == nil {
 		now = time.Now
 	}
-	return &Health{opts: DefaultHealthOptions(opts), now: now}
+	return &Health{opts: opts, now: now}, nil
 }
 
 // Observe records one S3 call.
@@ -128,7 +116,7 @@ func (h *Health) Observe(latency time.Duration, failed bool) {
 		h.consecOK++
 		// A run of successes after trouble forgets the trouble, so recovery does not wait
 		// for old failures to age out of the window.
-		if h.consecOK == h.opts.RecoverAfter && h.troubledLocked() {
+		if h.consecOK == recoverAfter && h.troubledLocked() {
 			h.samples = h.samples[:0]
 		}
 	}
@@ -178,7 +166,7 @@ func (h *Health) State() HealthState {
 	}
 	mean := total / time.Duration(n)
 	state := Healthy
-	if n >= h.opts.MinSamples {
+	if n >= minSamples {
 		rate := float64(failed) / float64(n)
 		switch {
 		case rate >= h.opts.ErrorRateCrit:
@@ -190,7 +178,7 @@ func (h *Health) State() HealthState {
 		state = Degraded
 	}
 	switch {
-	case mean >= h.opts.LatencyCrit && n >= h.opts.MinSamples:
+	case mean >= h.opts.LatencyCrit && n >= minSamples:
 		return Unavailable
 	case mean >= h.opts.LatencyWarn:
 		state = Degraded

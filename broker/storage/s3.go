@@ -21,14 +21,16 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/kafscale/kafscale/broker/optcheck"
 	"github.com/kafscale/kafscale/internal/bytebuf"
 )
 
-// Options configure the S3 store. The broker's config package fills them from KAFSCALE_S3_*.
+// Options configure the S3 store; New checks them (Validate) and fills nothing in. The
+// broker maps its configuration (broker/config) onto them (broker/app.StorageOptions).
 type Options struct {
 	// Bucket is the primary bucket; every write goes here (KAFSCALE_S3_BUCKET).
 	Bucket string
-	// Region of the primary bucket (KAFSCALE_S3_REGION, us-east-1).
+	// Region of the primary bucket (KAFSCALE_S3_REGION).
 	Region string
 	// Endpoint overrides the S3 endpoint, e.g. http://minio:9000 (KAFSCALE_S3_ENDPOINT).
 	Endpoint string
@@ -40,13 +42,13 @@ type Options struct {
 	AccessKey, SecretKey, SessionToken string
 	// KMSKeyID, when set, makes every PUT use SSE-KMS with this key (KAFSCALE_S3_KMS_KEY_ID).
 	KMSKeyID string
-	// Namespace prefixes every object key (KAFSCALE_S3_NAMESPACE, "kafscale").
+	// Namespace prefixes every object key (KAFSCALE_S3_NAMESPACE).
 	Namespace string
 	// ReadBucket, ReadRegion and ReadEndpoint name a read replica tried first for GETs
 	// (KAFSCALE_S3_READ_BUCKET, KAFSCALE_S3_READ_REGION, KAFSCALE_S3_READ_ENDPOINT); region
 	// and endpoint default to the primary's.
 	ReadBucket, ReadRegion, ReadEndpoint string
-	// RequestTimeout bounds each S3 call (KAFSCALE_S3_REQUEST_TIMEOUT_MS, 10 s).
+	// RequestTimeout bounds each S3 call (KAFSCALE_S3_REQUEST_TIMEOUT_MS).
 	RequestTimeout time.Duration
 	// Health holds the health thresholds.
 	Health HealthOptions
@@ -98,34 +100,39 @@ type Store struct {
 	done     chan struct{}
 }
 
-// DefaultOptions returns o with zero fields set to their defaults.
-func DefaultOptions(o Options) Options {
+// Validate reports the options that cannot work, all of them.
+func (o Options) Validate() error {
+	p := optcheck.New("storage")
+	if o.Bucket == "" {
+		p.Failf("no S3 bucket configured (set KAFSCALE_S3_BUCKET)")
+	}
 	if o.Region == "" {
-		o.Region = "us-east-1"
+		p.Failf("no S3 region")
 	}
-	if o.Namespace == "" {
-		o.Namespace = "kafscale"
+	if strings.Trim(o.Namespace, "/") == "" {
+		p.Failf("no namespace (the prefix of every object key)")
 	}
-	o.Namespace = strings.Trim(o.Namespace, "/")
-	if o.RequestTimeout <= 0 {
-		o.RequestTimeout = 10 * time.Second
-	}
-	if o.ReadRegion == "" {
-		o.ReadRegion = o.Region
-	}
-	if o.ReadEndpoint == "" {
-		o.ReadEndpoint = o.Endpoint
-	}
-	o.Health = DefaultHealthOptions(o.Health)
-	return o
+	optcheck.Positive(p, "RequestTimeout", o.RequestTimeout)
+	return errors.Join(p.Err(), o.Health.Validate())
 }
 
 // New builds the S3 clients and starts the background health probe. It does not contact
 // S3; call Probe for that.
 func New(ctx context.Context, opts Options) (*Store, error) {
-	opts = DefaultOptions(opts)
-	if opts.Bucket == "" {
-		return nil, errors.New("storage: no S3 bucket configured (set KAFSCALE_S3_BUCKET)")
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts.Namespace = strings.Trim(opts.Namespace, "/")
+	// A read replica without its own region or endpoint is reached like the primary.
+	if opts.ReadRegion == "" {
+		opts.ReadRegion = opts.Region
+	}
+	if opts.ReadEndpoint == "" {
+		opts.ReadEndpoint = opts.Endpoint
+	}
+	health, err := NewHealth(opts.Health, nil)
+	if err != nil {
+		return nil, err
 	}
 	var creds aws.CredentialsProvider
 	if opts.AccessKey != "" {
@@ -158,7 +165,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	s := &Store{
 		opts:    opts,
 		primary: client(opts.Region, opts.Endpoint),
-		health:  NewHealth(opts.Health, nil),
+		health:  health,
 		stop:    make(chan struct{}),
 		// The replica's miss ratio is judged over the same window as S3's health.
 		replicaWindow: newRatioWindow(opts.Health.Window, nil),

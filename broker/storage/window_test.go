@@ -34,7 +34,9 @@ func TestRatioWindow(t *testing.T) {
 
 func TestMeanLatency(t *testing.T) {
 	now := time.Unix(2_000_000, 0)
-	h := NewHealth(HealthOptions{Window: 10 * time.Second}, func() time.Time { return now })
+	o := testHealthOptions()
+	o.Window = 10 * time.Second
+	h := mustHealth(t, o, func() time.Time { return now })
 	if d := h.MeanLatency(); d != 0 {
 		t.Fatalf("no calls: %s", d)
 	}

@@ -3,6 +3,8 @@ package config
 import (
 	"strings"
 	"testing"
+
+	"github.com/kafscale/kafscale/internal/env"
 )
 
 func TestPublicShowsNoCredentials(t *testing.T) {
@@ -17,7 +19,7 @@ func TestPublicShowsNoCredentials(t *testing.T) {
 		"KAFSCALE_S3_ENDPOINT":      "http://user7:pass8@s3.local:9000",
 		"KAFSCALE_ETCD_ENDPOINTS":   "http://user9:pass10@etcd:2379",
 	}
-	c, err := Parse(env(secrets))
+	c, err := Parse(env.Map(secrets))
 	if err != nil {
 		t.Fatal(err)
 	}

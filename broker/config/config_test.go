@@ -3,21 +3,18 @@ package config
 import (
 	"log/slog"
 	"os"
+	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kafscale/kafscale/internal/env"
 )
 
-func env(kv map[string]string) func(string) (string, bool) {
-	return func(name string) (string, bool) {
-		v, ok := kv[name]
-		return v, ok
-	}
-}
-
 func TestDefaults(t *testing.T) {
-	c, err := Parse(env(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_BROKER_ADDR": "127.0.0.1:9092"}))
+	c, err := Parse(env.Map(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_BROKER_ADDR": "127.0.0.1:9092"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +51,7 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestOverrides(t *testing.T) {
-	c, err := Parse(env(map[string]string{
+	c, err := Parse(env.Map(map[string]string{
 		"KAFSCALE_S3_BUCKET":              "b",
 		"KAFSCALE_BROKER_ID":              "7",
 		"KAFSCALE_BROKER_ADDR":            ":19092",
@@ -76,7 +73,7 @@ func TestOverrides(t *testing.T) {
 }
 
 func TestControlSettings(t *testing.T) {
-	c, err := Parse(env(map[string]string{"KAFSCALE_S3_BUCKET": "b"}))
+	c, err := Parse(env.Map(map[string]string{"KAFSCALE_S3_BUCKET": "b"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +81,7 @@ func TestControlSettings(t *testing.T) {
 	if c.ControlAddr != "" || c.PodName != host {
 		t.Errorf("defaults: control %q pod %q, want no control service and the host name %q", c.ControlAddr, c.PodName, host)
 	}
-	c, err = Parse(env(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_CONTROL_ADDR": ":9094", "KAFSCALE_POD_NAME": "broker-abc"}))
+	c, err = Parse(env.Map(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_CONTROL_ADDR": ":9094", "KAFSCALE_POD_NAME": "broker-abc"}))
 	if err != nil || c.ControlAddr != ":9094" || c.PodName != "broker-abc" {
 		t.Errorf("set: %+v %v", c, err)
 	}
@@ -92,7 +89,7 @@ func TestControlSettings(t *testing.T) {
 
 func TestAutoNodeID(t *testing.T) {
 	for _, v := range []string{"auto", "AUTO", " auto "} {
-		c, err := Parse(env(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_BROKER_ID": v}))
+		c, err := Parse(env.Map(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_BROKER_ID": v}))
 		if err != nil {
 			t.Fatalf("%q: %v", v, err)
 		}
@@ -100,18 +97,18 @@ func TestAutoNodeID(t *testing.T) {
 			t.Errorf("%q: AutoNodeID=%v NodeID=%d, want true, 0", v, c.AutoNodeID, c.NodeID)
 		}
 	}
-	c, err := Parse(env(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_BROKER_ID": "3"}))
+	c, err := Parse(env.Map(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_BROKER_ID": "3"}))
 	if err != nil || c.AutoNodeID || c.NodeID != 3 {
 		t.Fatalf("explicit id: %+v, %v", c, err)
 	}
-	if _, err := Parse(env(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_BROKER_ID": "automatic"})); err == nil ||
+	if _, err := Parse(env.Map(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_BROKER_ID": "automatic"})); err == nil ||
 		!strings.Contains(err.Error(), "KAFSCALE_BROKER_ID") {
 		t.Fatalf("KAFSCALE_BROKER_ID=automatic: %v", err)
 	}
 }
 
 func TestBadValuesAreAllReportedByName(t *testing.T) {
-	_, err := Parse(env(map[string]string{
+	_, err := Parse(env.Map(map[string]string{
 		"KAFSCALE_BROKER_ID":              "-1",
 		"KAFSCALE_BROKER_ADDR":            "nonsense",
 		"KAFSCALE_AUTO_CREATE_TOPICS":     "maybe",
@@ -176,21 +173,21 @@ func TestRuntimeSettingsDocumentsEveryVariable(t *testing.T) {
 	}
 	// Other sections belong to other binaries (operator, proxy, console, snapshot jobs).
 	for name, broker := range documented {
-		if broker && !known[name] {
+		if broker && !slices.Contains(Names(), name) {
 			t.Errorf("%s is documented but the broker does not read it", name)
 		}
 	}
 }
 
 func TestSecuritySettings(t *testing.T) {
-	c, err := Parse(env(map[string]string{"KAFSCALE_S3_BUCKET": "b"}))
+	c, err := Parse(env.Map(map[string]string{"KAFSCALE_S3_BUCKET": "b"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.ACLEnabled || c.ACL != nil || c.PrincipalSource != PrincipalClientID || c.ProxyProtocol {
 		t.Fatalf("defaults: %+v", c)
 	}
-	c, err = Parse(env(map[string]string{
+	c, err = Parse(env.Map(map[string]string{
 		"KAFSCALE_S3_BUCKET":        "b",
 		"KAFSCALE_ACL_ENABLED":      "true",
 		"KAFSCALE_ACL_CONFIG_JSON":  `{"rules":[{"principal":"User:10.0.0.0/8","operations":["Write"],"resource":{"type":"topic","name":"t"}}]}`,
@@ -216,7 +213,7 @@ func TestSecuritySettings(t *testing.T) {
 	}
 	for _, tc := range cases {
 		tc.env["KAFSCALE_S3_BUCKET"] = "b"
-		if _, err := Parse(env(tc.env)); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := Parse(env.Map(tc.env)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err %v, want %q", tc.name, err, tc.want)
 		}
 	}
@@ -248,7 +245,7 @@ func TestACLDocumentSources(t *testing.T) {
 	}
 	for _, tc := range ok {
 		tc.env["KAFSCALE_S3_BUCKET"] = "b"
-		c, err := Parse(env(tc.env))
+		c, err := Parse(env.Map(tc.env))
 		if err != nil || c.ACLProblem != nil || len(c.ACL) != 1 || c.ACLSource != tc.source {
 			t.Errorf("%s: err %v, problem %v, %d rules from %q; want 1 rule from %q", tc.name, err, c.ACLProblem, len(c.ACL), c.ACLSource, tc.source)
 		}
@@ -265,7 +262,7 @@ func TestACLDocumentSources(t *testing.T) {
 	}
 	for _, tc := range refused {
 		tc.env["KAFSCALE_S3_BUCKET"] = "b"
-		_, err := Parse(env(tc.env))
+		_, err := Parse(env.Map(tc.env))
 		for _, w := range tc.want {
 			if err == nil || !strings.Contains(err.Error(), w) {
 				t.Errorf("%s: err %v, want it to name %q", tc.name, err, w)
@@ -286,7 +283,7 @@ func TestACLDocumentSources(t *testing.T) {
 	for _, tc := range unusable {
 		tc.env["KAFSCALE_S3_BUCKET"] = "b"
 		tc.env["KAFSCALE_ACL_ENABLED"] = "true"
-		c, err := Parse(env(tc.env))
+		c, err := Parse(env.Map(tc.env))
 		if err != nil {
 			t.Errorf("%s: stopped the broker (%v); want it to start and fail closed", tc.name, err)
 			continue
@@ -295,7 +292,7 @@ func TestACLDocumentSources(t *testing.T) {
 			t.Errorf("%s: problem %v, rules %v, fail-open %v; want a problem naming %q, no rules, fail closed", tc.name, c.ACLProblem, c.ACL, c.ACLFailOpen, tc.want)
 		}
 	}
-	c, err := Parse(env(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_ACL_FAIL_OPEN": "true"}))
+	c, err := Parse(env.Map(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_ACL_FAIL_OPEN": "true"}))
 	if err != nil || !c.ACLFailOpen {
 		t.Errorf("KAFSCALE_ACL_FAIL_OPEN=true: %v, %+v", err, c)
 	}
@@ -306,28 +303,28 @@ func TestACLDocumentSources(t *testing.T) {
 func TestKMSKeyNames(t *testing.T) {
 	const arn = "arn:aws:kms:us-east-1:111122223333:key/abcd"
 	for _, name := range []string{"KAFSCALE_S3_KMS_ARN", "KAFSCALE_S3_KMS_KEY_ID"} {
-		c, err := Parse(env(map[string]string{"KAFSCALE_S3_BUCKET": "b", name: arn}))
+		c, err := Parse(env.Map(map[string]string{"KAFSCALE_S3_BUCKET": "b", name: arn}))
 		if err != nil || c.S3.KMSKeyID != arn {
 			t.Errorf("%s: %v, key %q", name, err, c.S3.KMSKeyID)
 		}
 	}
-	c, err := Parse(env(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_S3_KMS_ARN": arn, "KAFSCALE_S3_KMS_KEY_ID": arn}))
+	c, err := Parse(env.Map(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_S3_KMS_ARN": arn, "KAFSCALE_S3_KMS_KEY_ID": arn}))
 	if err != nil || c.S3.KMSKeyID != arn {
 		t.Errorf("both, same key: %v, key %q", err, c.S3.KMSKeyID)
 	}
-	_, err = Parse(env(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_S3_KMS_ARN": arn, "KAFSCALE_S3_KMS_KEY_ID": "other"}))
+	_, err = Parse(env.Map(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_S3_KMS_ARN": arn, "KAFSCALE_S3_KMS_KEY_ID": "other"}))
 	if err == nil || !strings.Contains(err.Error(), "KAFSCALE_S3_KMS_ARN") || !strings.Contains(err.Error(), "KAFSCALE_S3_KMS_KEY_ID") {
 		t.Errorf("different keys: %v, want an error naming both variables", err)
 	}
 }
 
 func TestDevelopmentSettings(t *testing.T) {
-	c, err := Parse(env(map[string]string{"KAFSCALE_S3_BUCKET": "b"}))
+	c, err := Parse(env.Map(map[string]string{"KAFSCALE_S3_BUCKET": "b"}))
 	if err != nil || c.TraceKafka || c.ThroughputWindow != time.Minute || c.S3.UseMemory {
 		t.Fatalf("defaults: %v %+v", err, c)
 	}
 	// The in-memory store needs no bucket: it makes whichever it is given.
-	c, err = Parse(env(map[string]string{"KAFSCALE_USE_MEMORY_S3": "true", "KAFSCALE_TRACE_KAFKA": "1", "KAFSCALE_THROUGHPUT_WINDOW_SEC": "10"}))
+	c, err = Parse(env.Map(map[string]string{"KAFSCALE_USE_MEMORY_S3": "true", "KAFSCALE_TRACE_KAFKA": "1", "KAFSCALE_THROUGHPUT_WINDOW_SEC": "10"}))
 	if err != nil || !c.TraceKafka || c.ThroughputWindow != 10*time.Second || !c.S3.UseMemory || c.S3.Bucket != "kafscale" {
 		t.Fatalf("set: %v %+v", err, c)
 	}
@@ -337,7 +334,7 @@ func TestDevelopmentSettings(t *testing.T) {
 		"KAFSCALE_USE_MEMORY_S3":         {"ram"},
 	} {
 		for _, v := range bad {
-			_, err := Parse(env(map[string]string{"KAFSCALE_S3_BUCKET": "b", name: v}))
+			_, err := Parse(env.Map(map[string]string{"KAFSCALE_S3_BUCKET": "b", name: v}))
 			if err == nil || !strings.Contains(err.Error(), name) {
 				t.Errorf("%s=%q: %v, want an error naming it", name, v, err)
 			}
@@ -370,5 +367,34 @@ func TestGuideBrokerVariablesAreRead(t *testing.T) {
 	}
 	if unknown := Unknown(environ); len(unknown) > 0 {
 		t.Errorf("the broker does not read these variables of the guide: %v", unknown)
+	}
+}
+
+// The sweeper's grace must outlast the longest a flush may take to commit, which the S3 and
+// etcd request bounds set; a grace that does not is refused with both names.
+func TestSweepGraceMustOutlastAFlush(t *testing.T) {
+	if _, err := Parse(env.Map(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_S3_REQUEST_TIMEOUT_MS": "60000"})); err != nil {
+		t.Fatalf("a 60 s S3 bound under the default 10 min grace was refused: %v", err)
+	}
+	_, err := Parse(env.Map(map[string]string{"KAFSCALE_S3_BUCKET": "b", "KAFSCALE_S3_REQUEST_TIMEOUT_MS": "30000", "KAFSCALE_RETENTION_SWEEP_GRACE_MS": "60000"}))
+	if err == nil || !strings.Contains(err.Error(), "KAFSCALE_RETENTION_SWEEP_GRACE_MS (60000) must exceed") || !strings.Contains(err.Error(), "KAFSCALE_S3_REQUEST_TIMEOUT_MS") {
+		t.Fatalf("a grace shorter than a flush was not refused clearly: %v", err)
+	}
+}
+
+// Defaults is every default in one place: it is what an empty environment parses to, the
+// bucket aside.
+func TestDefaultsAreTheEmptyEnvironment(t *testing.T) {
+	parsed, err := Parse(env.Map(map[string]string{"KAFSCALE_S3_BUCKET": "b"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Defaults()
+	if d.S3.Bucket != "" {
+		t.Fatalf("Defaults has bucket %q", d.S3.Bucket)
+	}
+	d.S3.Bucket = "b"
+	if !reflect.DeepEqual(d, parsed) {
+		t.Fatalf("Defaults differs from an empty environment:\n%+v\n%+v", d, parsed)
 	}
 }

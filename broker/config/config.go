@@ -7,14 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/kafscale/kafscale/internal/acl"
+	"github.com/kafscale/kafscale/broker/acl"
+	"github.com/kafscale/kafscale/internal/env"
 )
 
 // Broker is the broker's whole configuration.
@@ -81,6 +80,10 @@ type Broker struct {
 	ACLFailOpen     bool
 	PrincipalSource string // KAFSCALE_PRINCIPAL_SOURCE: client_id, remote_addr or proxy_addr
 	ProxyProtocol   bool   // KAFSCALE_PROXY_PROTOCOL: require a PROXY v1/v2 header on every connection
+
+	// MaxInflightPerConn bounds the requests of one connection being handled at once
+	// (pipelining). Not settable.
+	MaxInflightPerConn int
 
 	// TraceKafka logs one line per Kafka request and one per response (KAFSCALE_TRACE_KAFKA).
 	TraceKafka bool
@@ -150,6 +153,9 @@ type Storage struct {
 	SweepGrace        time.Duration // KAFSCALE_RETENTION_SWEEP_GRACE_MS
 	// ProducerIDExpiration is how long partitions remember an idle idempotent producer.
 	ProducerIDExpiration time.Duration // KAFSCALE_PRODUCER_ID_EXPIRATION_MS
+	// MaxTxnOps and MaxTxnBytes split a flush's commits into etcd transactions: etcd's
+	// default --max-txn-ops, and 1 MiB under its 1.5 MiB request limit. Not settable.
+	MaxTxnOps, MaxTxnBytes int
 }
 
 // Groups tunes the consumer group coordinator.
@@ -164,154 +170,181 @@ type Groups struct {
 	// OffsetsRetentionCheckInterval is how often groups are checked for that
 	// (KAFSCALE_OFFSETS_RETENTION_CHECK_INTERVAL_MS).
 	OffsetsRetentionCheckInterval time.Duration
+	// MaxMetadataBytes caps the metadata string of a committed offset (Kafka's
+	// offset.metadata.max.bytes default). Not settable.
+	MaxMetadataBytes int
 }
 
 // Load reads the configuration from the process environment.
 func Load() (*Broker, error) { return Parse(os.LookupEnv) }
 
+// Defaults returns the configuration of an environment that sets nothing: every default of
+// the broker, in the one place they are written (Parse). Its S3 bucket is empty. Tests and
+// tools start from it and change what they need.
+func Defaults() *Broker {
+	c, _ := parse(env.New(func(string) (string, bool) { return "", false }))
+	return c
+}
+
 // Parse reads the configuration through lookup (os.LookupEnv in production). Every bad value
 // is reported, not just the first.
 func Parse(lookup func(string) (string, bool)) (*Broker, error) {
-	p := &parser{lookup: lookup}
+	c, err := parse(env.New(lookup))
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// parse returns the configuration, with the defaults in place of bad values, and the error
+// listing them.
+func parse(p *env.Parser) (*Broker, error) {
 	c := &Broker{}
-	if v, ok := p.raw("KAFSCALE_BROKER_ID"); ok {
+	if v, ok := p.Raw("KAFSCALE_BROKER_ID"); ok {
 		if strings.EqualFold(v, "auto") {
 			c.AutoNodeID = true
 		} else if n, err := strconv.ParseInt(v, 10, 32); err == nil && n >= 0 {
 			c.NodeID = int32(n)
 		} else {
-			p.fail("KAFSCALE_BROKER_ID=%q: want auto or a whole number from 0 to %d", v, math.MaxInt32)
+			p.Fail("KAFSCALE_BROKER_ID=%q: want auto or a whole number from 0 to %d", v, math.MaxInt32)
 		}
 	}
-	c.ListenAddr = p.str("KAFSCALE_BROKER_ADDR", ":9092")
-	listenHost, listenPort := p.hostPort("KAFSCALE_BROKER_ADDR", c.ListenAddr)
-	c.AdvertisedHost = p.str("KAFSCALE_BROKER_HOST", defaultAdvertisedHost(listenHost))
-	c.AdvertisedPort = int32(p.int("KAFSCALE_BROKER_PORT", int64(listenPort), 1, 65535))
-	c.Rack = p.str("KAFSCALE_BROKER_RACK", "")
-	c.MetricsAddr = p.str("KAFSCALE_METRICS_ADDR", ":9093")
-	p.hostPort("KAFSCALE_METRICS_ADDR", c.MetricsAddr)
-	c.ControlAddr = p.str("KAFSCALE_CONTROL_ADDR", "")
+	c.ListenAddr = p.Str("KAFSCALE_BROKER_ADDR", ":9092")
+	listenHost, listenPort := p.HostPort("KAFSCALE_BROKER_ADDR", c.ListenAddr)
+	c.AdvertisedHost = p.Str("KAFSCALE_BROKER_HOST", env.AdvertisedHost(listenHost))
+	c.AdvertisedPort = int32(p.Int("KAFSCALE_BROKER_PORT", int64(listenPort), 1, 65535))
+	c.Rack = p.Str("KAFSCALE_BROKER_RACK", "")
+	c.MetricsAddr = p.Str("KAFSCALE_METRICS_ADDR", ":9093")
+	p.HostPort("KAFSCALE_METRICS_ADDR", c.MetricsAddr)
+	c.ControlAddr = p.Str("KAFSCALE_CONTROL_ADDR", "")
 	if c.ControlAddr != "" {
-		p.hostPort("KAFSCALE_CONTROL_ADDR", c.ControlAddr)
+		p.HostPort("KAFSCALE_CONTROL_ADDR", c.ControlAddr)
 	}
 	hostname, _ := os.Hostname()
-	c.PodName = p.str("KAFSCALE_POD_NAME", hostname)
-	c.Pprof = p.bool("KAFSCALE_PPROF", false)
-	c.LogLevel = p.level("KAFSCALE_LOG_LEVEL", slog.LevelInfo)
-	c.StartupTimeout = p.seconds("KAFSCALE_STARTUP_TIMEOUT_SEC", 30, 1)
-	c.ShutdownTimeout = p.seconds("KAFSCALE_SHUTDOWN_TIMEOUT_SEC", 30, 1)
-	c.LeaseTTL = p.seconds("KAFSCALE_BROKER_LEASE_TTL_SEC", 10, 2)
+	c.PodName = p.Str("KAFSCALE_POD_NAME", hostname)
+	c.Pprof = p.Bool("KAFSCALE_PPROF", false)
+	c.LogLevel = p.Level("KAFSCALE_LOG_LEVEL", slog.LevelInfo)
+	c.StartupTimeout = p.Seconds("KAFSCALE_STARTUP_TIMEOUT_SEC", 30, 1)
+	c.ShutdownTimeout = p.Seconds("KAFSCALE_SHUTDOWN_TIMEOUT_SEC", 30, 1)
+	c.LeaseTTL = p.Seconds("KAFSCALE_BROKER_LEASE_TTL_SEC", 10, 2)
 
-	c.MaxRequestBytes = int32(p.int("KAFSCALE_MAX_REQUEST_BYTES", 100<<20, 1<<10, math.MaxInt32))
-	c.MaxInflightRequestBytes = p.int("KAFSCALE_MAX_INFLIGHT_REQUEST_BYTES", 32<<20, 1<<20, 1<<40)
-	c.AutoCreateTopics = p.bool("KAFSCALE_AUTO_CREATE_TOPICS", true)
-	c.AutoCreatePartitions = int32(p.int("KAFSCALE_AUTO_CREATE_PARTITIONS", 1, 1, 10000))
-	c.ProduceSyncFlush = p.bool("KAFSCALE_PRODUCE_SYNC_FLUSH", true)
-	c.AllowAdminAPIs = p.bool("KAFSCALE_ALLOW_ADMIN_APIS", true)
+	c.MaxRequestBytes = int32(p.Int("KAFSCALE_MAX_REQUEST_BYTES", 100<<20, 1<<10, math.MaxInt32))
+	c.MaxInflightRequestBytes = p.Int("KAFSCALE_MAX_INFLIGHT_REQUEST_BYTES", 32<<20, 1<<20, 1<<40)
+	c.AutoCreateTopics = p.Bool("KAFSCALE_AUTO_CREATE_TOPICS", true)
+	c.AutoCreatePartitions = int32(p.Int("KAFSCALE_AUTO_CREATE_PARTITIONS", 1, 1, 10000))
+	c.ProduceSyncFlush = p.Bool("KAFSCALE_PRODUCE_SYNC_FLUSH", true)
+	c.AllowAdminAPIs = p.Bool("KAFSCALE_ALLOW_ADMIN_APIS", true)
+	c.MaxInflightPerConn = 64
 
-	c.ACLEnabled = p.bool("KAFSCALE_ACL_ENABLED", false)
-	c.ACLFailOpen = p.bool("KAFSCALE_ACL_FAIL_OPEN", false)
-	p.aclDocument(c)
-	c.ProxyProtocol = p.bool("KAFSCALE_PROXY_PROTOCOL", false)
-	c.PrincipalSource = p.str("KAFSCALE_PRINCIPAL_SOURCE", PrincipalClientID)
+	c.ACLEnabled = p.Bool("KAFSCALE_ACL_ENABLED", false)
+	c.ACLFailOpen = p.Bool("KAFSCALE_ACL_FAIL_OPEN", false)
+	aclDocument(p, c)
+	c.ProxyProtocol = p.Bool("KAFSCALE_PROXY_PROTOCOL", false)
+	c.PrincipalSource = p.Str("KAFSCALE_PRINCIPAL_SOURCE", PrincipalClientID)
 	switch c.PrincipalSource {
 	case PrincipalClientID, PrincipalRemoteAddr:
 	case PrincipalProxyAddr:
 		if !c.ProxyProtocol {
-			p.fail("KAFSCALE_PRINCIPAL_SOURCE=proxy_addr needs KAFSCALE_PROXY_PROTOCOL=true (the address comes from the PROXY protocol header)")
+			p.Fail("KAFSCALE_PRINCIPAL_SOURCE=proxy_addr needs KAFSCALE_PROXY_PROTOCOL=true (the address comes from the PROXY protocol header)")
 		}
 	default:
-		p.fail("KAFSCALE_PRINCIPAL_SOURCE=%q: want client_id, remote_addr or proxy_addr", c.PrincipalSource)
+		p.Fail("KAFSCALE_PRINCIPAL_SOURCE=%q: want client_id, remote_addr or proxy_addr", c.PrincipalSource)
 	}
 
-	c.TraceKafka = p.bool("KAFSCALE_TRACE_KAFKA", false)
-	c.ThroughputWindow = p.seconds("KAFSCALE_THROUGHPUT_WINDOW_SEC", 60, 1)
+	c.TraceKafka = p.Bool("KAFSCALE_TRACE_KAFKA", false)
+	c.ThroughputWindow = p.Seconds("KAFSCALE_THROUGHPUT_WINDOW_SEC", 60, 1)
 	if c.ThroughputWindow > time.Hour {
-		p.fail("KAFSCALE_THROUGHPUT_WINDOW_SEC=%d: want a whole number from 1 to 3600", int64(c.ThroughputWindow/time.Second))
+		p.Fail("KAFSCALE_THROUGHPUT_WINDOW_SEC=%d: want a whole number from 1 to 3600", int64(c.ThroughputWindow/time.Second))
 		c.ThroughputWindow = time.Minute
 	}
 
 	c.Etcd = Etcd{
-		Endpoints:      p.list("KAFSCALE_ETCD_ENDPOINTS", "http://127.0.0.1:2379"),
-		Username:       p.str("KAFSCALE_ETCD_USERNAME", ""),
-		Password:       p.str("KAFSCALE_ETCD_PASSWORD", ""),
-		DialTimeout:    p.millis("KAFSCALE_ETCD_DIAL_TIMEOUT_MS", 5000, 1),
-		RequestTimeout: p.millis("KAFSCALE_ETCD_REQUEST_TIMEOUT_MS", 5000, 1),
+		Endpoints:      p.List("KAFSCALE_ETCD_ENDPOINTS", "http://127.0.0.1:2379"),
+		Username:       p.Str("KAFSCALE_ETCD_USERNAME", ""),
+		Password:       p.Str("KAFSCALE_ETCD_PASSWORD", ""),
+		DialTimeout:    p.Millis("KAFSCALE_ETCD_DIAL_TIMEOUT_MS", 5000, 1),
+		RequestTimeout: p.Millis("KAFSCALE_ETCD_REQUEST_TIMEOUT_MS", 5000, 1),
 	}
-	c.Namespace = p.str("KAFSCALE_CLUSTER_NAMESPACE", "default")
-	c.Cluster = p.str("KAFSCALE_CLUSTER_NAME", "kafscale")
-	p.keySegment("KAFSCALE_CLUSTER_NAMESPACE", c.Namespace)
-	p.keySegment("KAFSCALE_CLUSTER_NAME", c.Cluster)
+	c.Namespace = p.Str("KAFSCALE_CLUSTER_NAMESPACE", "default")
+	c.Cluster = p.Str("KAFSCALE_CLUSTER_NAME", "kafscale")
+	p.KeySegment("KAFSCALE_CLUSTER_NAMESPACE", c.Namespace)
+	p.KeySegment("KAFSCALE_CLUSTER_NAME", c.Cluster)
 
-	useMemory := p.bool("KAFSCALE_USE_MEMORY_S3", false)
-	bucket := p.str("KAFSCALE_S3_BUCKET", "")
+	useMemory := p.Bool("KAFSCALE_USE_MEMORY_S3", false)
+	bucket := p.Str("KAFSCALE_S3_BUCKET", "")
 	if bucket == "" {
 		if useMemory {
 			bucket = "kafscale" // the in-memory store has any bucket asked for
 		} else {
-			p.required("KAFSCALE_S3_BUCKET")
+			p.Required("KAFSCALE_S3_BUCKET")
 		}
 	}
 	c.S3 = S3{
 		Bucket:              bucket,
 		UseMemory:           useMemory,
-		Region:              p.str("KAFSCALE_S3_REGION", "us-east-1"),
-		Endpoint:            p.url("KAFSCALE_S3_ENDPOINT"),
-		PathStyle:           p.bool("KAFSCALE_S3_PATH_STYLE", false),
-		AccessKey:           p.str("KAFSCALE_S3_ACCESS_KEY", ""),
-		SecretKey:           p.str("KAFSCALE_S3_SECRET_KEY", ""),
-		SessionToken:        p.str("KAFSCALE_S3_SESSION_TOKEN", ""),
-		KMSKeyID:            p.kmsKey(),
-		Namespace:           p.str("KAFSCALE_S3_NAMESPACE", "kafscale"),
-		ReadBucket:          p.str("KAFSCALE_S3_READ_BUCKET", ""),
-		ReadRegion:          p.str("KAFSCALE_S3_READ_REGION", ""),
-		ReadEndpoint:        p.url("KAFSCALE_S3_READ_ENDPOINT"),
-		RequestTimeout:      p.millis("KAFSCALE_S3_REQUEST_TIMEOUT_MS", 10000, 1),
-		HealthWindow:        p.seconds("KAFSCALE_S3_HEALTH_WINDOW_SEC", 60, 1),
-		LatencyWarn:         p.millis("KAFSCALE_S3_LATENCY_WARN_MS", 500, 1),
-		LatencyCrit:         p.millis("KAFSCALE_S3_LATENCY_CRIT_MS", 2000, 1),
-		ErrorRateWarn:       p.fraction("KAFSCALE_S3_ERROR_RATE_WARN", 0.2),
-		ErrorRateCrit:       p.fraction("KAFSCALE_S3_ERROR_RATE_CRIT", 0.6),
-		FailuresUnavailable: int(p.int("KAFSCALE_S3_FAILURES_UNAVAILABLE", 3, 1, 1000)),
-		ProbeInterval:       p.millis("KAFSCALE_S3_PROBE_INTERVAL_MS", 1000, 1),
+		Region:              p.Str("KAFSCALE_S3_REGION", "us-east-1"),
+		Endpoint:            p.URL("KAFSCALE_S3_ENDPOINT"),
+		PathStyle:           p.Bool("KAFSCALE_S3_PATH_STYLE", false),
+		AccessKey:           p.Str("KAFSCALE_S3_ACCESS_KEY", ""),
+		SecretKey:           p.Str("KAFSCALE_S3_SECRET_KEY", ""),
+		SessionToken:        p.Str("KAFSCALE_S3_SESSION_TOKEN", ""),
+		KMSKeyID:            kmsKey(p),
+		Namespace:           p.Str("KAFSCALE_S3_NAMESPACE", "kafscale"),
+		ReadBucket:          p.Str("KAFSCALE_S3_READ_BUCKET", ""),
+		ReadRegion:          p.Str("KAFSCALE_S3_READ_REGION", ""),
+		ReadEndpoint:        p.URL("KAFSCALE_S3_READ_ENDPOINT"),
+		RequestTimeout:      p.Millis("KAFSCALE_S3_REQUEST_TIMEOUT_MS", 10000, 1),
+		HealthWindow:        p.Seconds("KAFSCALE_S3_HEALTH_WINDOW_SEC", 60, 1),
+		LatencyWarn:         p.Millis("KAFSCALE_S3_LATENCY_WARN_MS", 500, 1),
+		LatencyCrit:         p.Millis("KAFSCALE_S3_LATENCY_CRIT_MS", 2000, 1),
+		ErrorRateWarn:       p.Fraction("KAFSCALE_S3_ERROR_RATE_WARN", 0.2),
+		ErrorRateCrit:       p.Fraction("KAFSCALE_S3_ERROR_RATE_CRIT", 0.6),
+		FailuresUnavailable: int(p.Int("KAFSCALE_S3_FAILURES_UNAVAILABLE", 3, 1, 1000)),
+		ProbeInterval:       p.Millis("KAFSCALE_S3_PROBE_INTERVAL_MS", 1000, 1),
 	}
 	if (c.S3.AccessKey == "") != (c.S3.SecretKey == "") {
-		p.fail("KAFSCALE_S3_ACCESS_KEY and KAFSCALE_S3_SECRET_KEY must be set together (or both left empty for the default AWS credential chain)")
+		p.Fail("KAFSCALE_S3_ACCESS_KEY and KAFSCALE_S3_SECRET_KEY must be set together (or both left empty for the default AWS credential chain)")
 	}
 	if c.S3.LatencyWarn > c.S3.LatencyCrit {
-		p.fail("KAFSCALE_S3_LATENCY_WARN_MS (%d) must not exceed KAFSCALE_S3_LATENCY_CRIT_MS (%d)", c.S3.LatencyWarn.Milliseconds(), c.S3.LatencyCrit.Milliseconds())
+		p.Fail("KAFSCALE_S3_LATENCY_WARN_MS (%d) must not exceed KAFSCALE_S3_LATENCY_CRIT_MS (%d)", c.S3.LatencyWarn.Milliseconds(), c.S3.LatencyCrit.Milliseconds())
 	}
 	if c.S3.ErrorRateWarn > c.S3.ErrorRateCrit {
-		p.fail("KAFSCALE_S3_ERROR_RATE_WARN (%g) must not exceed KAFSCALE_S3_ERROR_RATE_CRIT (%g)", c.S3.ErrorRateWarn, c.S3.ErrorRateCrit)
+		p.Fail("KAFSCALE_S3_ERROR_RATE_WARN (%g) must not exceed KAFSCALE_S3_ERROR_RATE_CRIT (%g)", c.S3.ErrorRateWarn, c.S3.ErrorRateCrit)
 	}
 
 	c.Storage = Storage{
-		SegmentBytes:      int(p.int("KAFSCALE_SEGMENT_BYTES", 4<<20, 1<<10, 1<<30)),
-		FlushInterval:     p.millis("KAFSCALE_FLUSH_INTERVAL_MS", 500, 1),
-		FlushParallelism:  int(p.int("KAFSCALE_FLUSH_PARALLELISM", 4, 1, 64)),
-		CacheBytes:        p.int("KAFSCALE_CACHE_BYTES", 256<<20, 0, math.MaxInt64),
-		ReadaheadSegments: int(p.int("KAFSCALE_READAHEAD_SEGMENTS", 2, 0, 64)),
-		RetentionCheck:    p.millis("KAFSCALE_RETENTION_CHECK_INTERVAL_MS", 60000, 1000),
-		// An object must outlive its flush (2 × 10 s PUT bound + the etcd commit bound)
-		// before an unreferenced one may be deleted: at least a minute.
-		SweepGrace:           p.millis("KAFSCALE_RETENTION_SWEEP_GRACE_MS", 600000, 60000),
-		ProducerIDExpiration: p.millis("KAFSCALE_PRODUCER_ID_EXPIRATION_MS", 86400000, 1000),
+		SegmentBytes:      int(p.Int("KAFSCALE_SEGMENT_BYTES", 4<<20, 1<<10, 1<<30)),
+		FlushInterval:     p.Millis("KAFSCALE_FLUSH_INTERVAL_MS", 500, 1),
+		FlushParallelism:  int(p.Int("KAFSCALE_FLUSH_PARALLELISM", 4, 1, 64)),
+		CacheBytes:        p.Int("KAFSCALE_CACHE_BYTES", 256<<20, 0, math.MaxInt64),
+		ReadaheadSegments: int(p.Int("KAFSCALE_READAHEAD_SEGMENTS", 2, 0, 64)),
+		RetentionCheck:    p.Millis("KAFSCALE_RETENTION_CHECK_INTERVAL_MS", 60000, 1000),
+		// An object must outlive its flush before an unreferenced one may be deleted
+		// (checked below): at least a minute.
+		SweepGrace:           p.Millis("KAFSCALE_RETENTION_SWEEP_GRACE_MS", 600000, 60000),
+		ProducerIDExpiration: p.Millis("KAFSCALE_PRODUCER_ID_EXPIRATION_MS", 86400000, 1000),
+		MaxTxnOps:            128,
+		MaxTxnBytes:          1 << 20,
+	}
+	// A flush may commit up to 2 × the S3 request bound + the etcd bound after naming its
+	// object; the sweeper must not delete an unreferenced object that young.
+	if flush := 2*c.S3.RequestTimeout + c.Etcd.RequestTimeout; c.Storage.SweepGrace <= flush {
+		p.Fail("KAFSCALE_RETENTION_SWEEP_GRACE_MS (%d) must exceed 2 × KAFSCALE_S3_REQUEST_TIMEOUT_MS + KAFSCALE_ETCD_REQUEST_TIMEOUT_MS (%d): a flush may still commit an object that young",
+			c.Storage.SweepGrace.Milliseconds(), flush.Milliseconds())
 	}
 	c.Groups = Groups{
-		MinSessionTimeout:     p.millis("KAFSCALE_GROUP_MIN_SESSION_TIMEOUT_MS", 6000, 1),
-		MaxSessionTimeout:     p.millis("KAFSCALE_GROUP_MAX_SESSION_TIMEOUT_MS", 1800000, 1),
-		InitialRebalanceDelay: p.millis("KAFSCALE_GROUP_INITIAL_REBALANCE_DELAY_MS", 3000, 0),
+		MinSessionTimeout:     p.Millis("KAFSCALE_GROUP_MIN_SESSION_TIMEOUT_MS", 6000, 1),
+		MaxSessionTimeout:     p.Millis("KAFSCALE_GROUP_MAX_SESSION_TIMEOUT_MS", 1800000, 1),
+		InitialRebalanceDelay: p.Millis("KAFSCALE_GROUP_INITIAL_REBALANCE_DELAY_MS", 3000, 0),
 		// Kafka's offsets.retention.minutes (7 days) and its check interval (10 minutes).
-		OffsetsRetention:              p.millis("KAFSCALE_OFFSETS_RETENTION_MS", 604800000, 1000),
-		OffsetsRetentionCheckInterval: p.millis("KAFSCALE_OFFSETS_RETENTION_CHECK_INTERVAL_MS", 600000, 100),
+		OffsetsRetention:              p.Millis("KAFSCALE_OFFSETS_RETENTION_MS", 604800000, 1000),
+		OffsetsRetentionCheckInterval: p.Millis("KAFSCALE_OFFSETS_RETENTION_CHECK_INTERVAL_MS", 600000, 100),
+		MaxMetadataBytes:              4096,
 	}
 	if c.Groups.MinSessionTimeout > c.Groups.MaxSessionTimeout {
-		p.fail("KAFSCALE_GROUP_MIN_SESSION_TIMEOUT_MS must not exceed KAFSCALE_GROUP_MAX_SESSION_TIMEOUT_MS")
+		p.Fail("KAFSCALE_GROUP_MIN_SESSION_TIMEOUT_MS must not exceed KAFSCALE_GROUP_MAX_SESSION_TIMEOUT_MS")
 	}
-	if len(p.errs) > 0 {
-		return nil, &Error{Problems: p.errs}
-	}
-	return c, nil
+	return c, p.Err("broker")
 }
 
 // aclDocument reads the ACL document from whichever of its three variables is set:
@@ -320,21 +353,21 @@ func Parse(lookup func(string) (string, bool)) (*Broker, error) {
 // the broker cannot know which one was meant. The two inline names holding the same text
 // are one document. A file that cannot be read or a document that does not parse is not a
 // configuration error but an ACLProblem: the broker starts and fails closed (or open).
-func (p *parser) aclDocument(c *Broker) {
+func aclDocument(p *env.Parser, c *Broker) {
 	type source struct{ name, text string }
 	var inline []source
 	for _, name := range []string{"KAFSCALE_ACL_JSON", "KAFSCALE_ACL_CONFIG_JSON"} {
-		if v, ok := p.raw(name); ok {
+		if v, ok := p.Raw(name); ok {
 			inline = append(inline, source{name, v})
 		}
 	}
-	file, hasFile := p.raw("KAFSCALE_ACL_FILE")
+	file, hasFile := p.Raw("KAFSCALE_ACL_FILE")
 	switch {
 	case len(inline) == 2 && inline[0].text != inline[1].text:
-		p.fail("KAFSCALE_ACL_JSON and KAFSCALE_ACL_CONFIG_JSON hold different ACL documents: set only one (KAFSCALE_ACL_JSON)")
+		p.Fail("KAFSCALE_ACL_JSON and KAFSCALE_ACL_CONFIG_JSON hold different ACL documents: set only one (KAFSCALE_ACL_JSON)")
 		return
 	case len(inline) > 0 && hasFile:
-		p.fail("%s and KAFSCALE_ACL_FILE are both set: set only one of them (an inline document or a file)", inline[0].name)
+		p.Fail("%s and KAFSCALE_ACL_FILE are both set: set only one of them (an inline document or a file)", inline[0].name)
 		return
 	}
 	var text string
@@ -366,11 +399,11 @@ func (p *parser) aclDocument(c *Broker) {
 
 // kmsKey reads the SSE-KMS key from KAFSCALE_S3_KMS_ARN (the guide's name) or
 // KAFSCALE_S3_KMS_KEY_ID; both set to different keys is an error.
-func (p *parser) kmsKey() string {
-	arn, hasARN := p.raw("KAFSCALE_S3_KMS_ARN")
-	id, hasID := p.raw("KAFSCALE_S3_KMS_KEY_ID")
+func kmsKey(p *env.Parser) string {
+	arn, hasARN := p.Raw("KAFSCALE_S3_KMS_ARN")
+	id, hasID := p.Raw("KAFSCALE_S3_KMS_KEY_ID")
 	if hasARN && hasID && arn != id {
-		p.fail("KAFSCALE_S3_KMS_ARN=%q and KAFSCALE_S3_KMS_KEY_ID=%q name different keys: set only one", arn, id)
+		p.Fail("KAFSCALE_S3_KMS_ARN=%q and KAFSCALE_S3_KMS_KEY_ID=%q name different keys: set only one", arn, id)
 	}
 	if hasARN {
 		return arn
@@ -379,32 +412,14 @@ func (p *parser) kmsKey() string {
 }
 
 // Error lists every problem found in the configuration.
-type Error struct{ Problems []error }
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d bad broker setting(s):", len(e.Problems))
-	for _, p := range e.Problems {
-		b.WriteString("\n  - ")
-		b.WriteString(p.Error())
-	}
-	return b.String()
-}
-
-func (e *Error) Unwrap() []error { return e.Problems }
+type Error = env.Error
 
 // Unknown returns the KAFSCALE_* variables in environ that the broker does not read — most
 // likely typos — sorted.
 func Unknown(environ []string) []string {
-	var out []string
-	for _, kv := range environ {
-		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "KAFSCALE_") && !known[name] && !ignoredPrefix(name) {
-			out = append(out, name)
-		}
-	}
-	sort.Strings(out)
-	return out
+	return env.Unknown(environ, Names(), func(name string) bool {
+		return strings.HasPrefix(name, "KAFSCALE_") && !ignoredPrefix(name)
+	})
 }
 
 // ignoredPrefix names variables of other components and of the tests, which may share the
@@ -420,166 +435,6 @@ func ignoredPrefix(name string) bool {
 }
 
 // Names returns every variable Parse reads, sorted.
-func Names() []string {
-	out := make([]string, 0, len(known))
-	for name := range known {
-		out = append(out, name)
-	}
-	sort.Strings(out)
-	return out
-}
+func Names() []string { return names }
 
-// known holds every name Parse looks up, collected by running it once on an empty
-// environment (the error about the missing bucket is expected and dropped).
-var known = func() map[string]bool {
-	m := map[string]bool{}
-	_, _ = Parse(func(name string) (string, bool) { m[name] = true; return "", false })
-	return m
-}()
-
-func defaultAdvertisedHost(listenHost string) string {
-	if listenHost != "" && listenHost != "0.0.0.0" && listenHost != "::" {
-		return listenHost
-	}
-	if h, err := os.Hostname(); err == nil && h != "" {
-		return h
-	}
-	return "127.0.0.1"
-}
-
-// parser reads variables and collects one error per bad value.
-type parser struct {
-	lookup func(string) (string, bool)
-	errs   []error
-}
-
-func (p *parser) fail(format string, args ...any) {
-	p.errs = append(p.errs, fmt.Errorf(format, args...))
-}
-
-func (p *parser) raw(name string) (string, bool) {
-	v, ok := p.lookup(name)
-	v = strings.TrimSpace(v)
-	return v, ok && v != ""
-}
-
-func (p *parser) str(name, def string) string {
-	if v, ok := p.raw(name); ok {
-		return v
-	}
-	return def
-}
-
-func (p *parser) required(name string) string {
-	v, ok := p.raw(name)
-	if !ok {
-		p.fail("%s is required and not set", name)
-	}
-	return v
-}
-
-func (p *parser) int(name string, def, min, max int64) int64 {
-	v, ok := p.raw(name)
-	if !ok {
-		return def
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < min || n > max {
-		p.fail("%s=%q: want a whole number from %d to %d", name, v, min, max)
-		return def
-	}
-	return n
-}
-
-func (p *parser) bool(name string, def bool) bool {
-	v, ok := p.raw(name)
-	if !ok {
-		return def
-	}
-	switch strings.ToLower(v) {
-	case "true", "1", "yes", "on":
-		return true
-	case "false", "0", "no", "off":
-		return false
-	}
-	p.fail("%s=%q: want true or false", name, v)
-	return def
-}
-
-func (p *parser) millis(name string, def, min int64) time.Duration {
-	return time.Duration(p.int(name, def, min, math.MaxInt64/int64(time.Millisecond))) * time.Millisecond
-}
-
-func (p *parser) seconds(name string, def, min int64) time.Duration {
-	return time.Duration(p.int(name, def, min, math.MaxInt64/int64(time.Second))) * time.Second
-}
-
-func (p *parser) fraction(name string, def float64) float64 {
-	v, ok := p.raw(name)
-	if !ok {
-		return def
-	}
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || f < 0 || f > 1 || math.IsNaN(f) {
-		p.fail("%s=%q: want a fraction from 0 to 1", name, v)
-		return def
-	}
-	return f
-}
-
-func (p *parser) list(name, def string) []string {
-	v := p.str(name, def)
-	var out []string
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	if len(out) == 0 {
-		p.fail("%s=%q: want a comma-separated list", name, v)
-	}
-	return out
-}
-
-func (p *parser) url(name string) string {
-	v := p.str(name, "")
-	if v != "" && !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
-		p.fail("%s=%q: want an http:// or https:// URL", name, v)
-	}
-	return v
-}
-
-func (p *parser) level(name string, def slog.Level) slog.Level {
-	v, ok := p.raw(name)
-	if !ok {
-		return def
-	}
-	switch strings.ToLower(v) {
-	case "debug":
-		return slog.LevelDebug
-	case "info":
-		return slog.LevelInfo
-	case "warn", "warning":
-		return slog.LevelWarn
-	case "error":
-		return slog.LevelError
-	}
-	p.fail("%s=%q: want debug, info, warn or error", name, v)
-	return def
-}
-
-func (p *parser) hostPort(name, v string) (string, int) {
-	host, portStr, err := net.SplitHostPort(v)
-	port, perr := strconv.Atoi(portStr)
-	if err != nil || perr != nil || port < 0 || port > 65535 {
-		p.fail("%s=%q: want host:port (host may be empty)", name, v)
-		return "", 9092
-	}
-	return host, port
-}
-
-func (p *parser) keySegment(name, v string) {
-	if v == "" || strings.ContainsAny(v, "/ ") {
-		p.fail("%s=%q: want a non-empty name without '/' or spaces", name, v)
-	}
-}
+var names = env.Names(func(lookup func(string) (string, bool)) { _, _ = Parse(lookup) })

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -49,7 +50,7 @@ func TestHealthTransitions(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			clock := &fakeClock{t: time.Unix(1_000_000, 0)}
-			h := NewHealth(HealthOptions{}, clock.now)
+			h := mustHealth(t, testHealthOptions(), clock.now)
 			for i, s := range c.steps {
 				clock.advance(s.advance + time.Second)
 				h.Observe(s.latency, s.failed)
@@ -61,10 +62,36 @@ func TestHealthTransitions(t *testing.T) {
 	}
 }
 
-func TestHealthDefaultsAndStrings(t *testing.T) {
-	o := DefaultHealthOptions(HealthOptions{LatencyWarn: time.Second})
-	if o.LatencyWarn != time.Second || o.LatencyCrit != 2*time.Second || o.Window != time.Minute || o.FailuresUnavailable != 3 {
-		t.Fatalf("defaults %+v", o)
+// testHealthOptions are the broker's default thresholds (broker/config).
+func testHealthOptions() HealthOptions {
+	return HealthOptions{
+		Window: time.Minute, LatencyWarn: 500 * time.Millisecond, LatencyCrit: 2 * time.Second,
+		ErrorRateWarn: 0.2, ErrorRateCrit: 0.6, FailuresUnavailable: 3, ProbeInterval: time.Second,
+	}
+}
+
+func mustHealth(t *testing.T, o HealthOptions, now func() time.Time) *Health {
+	t.Helper()
+	h, err := NewHealth(o, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// Thresholds left out are refused, each by name, rather than silently given a value.
+func TestHealthOptionsValidated(t *testing.T) {
+	_, err := NewHealth(HealthOptions{LatencyWarn: time.Second}, nil)
+	if err == nil {
+		t.Fatal("zero thresholds accepted")
+	}
+	for _, name := range []string{"Window", "LatencyCrit", "ErrorRateWarn", "ErrorRateCrit", "FailuresUnavailable", "ProbeInterval"} {
+		if !strings.Contains(err.Error(), "Health."+name) {
+			t.Errorf("error does not name %s: %v", name, err)
+		}
+	}
+	if strings.Contains(err.Error(), "LatencyWarn") {
+		t.Errorf("a set threshold was refused: %v", err)
 	}
 	if Healthy.String() != "healthy" || Degraded.String() != "degraded" || Unavailable.String() != "unavailable" {
 		t.Fatal("state names")
