@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kafscale/kafscale/internal/etcdclient"
 	"log/slog"
 	"net"
 	"net/http"
@@ -77,13 +78,13 @@ func Run(ctx context.Context, cfg *config.Broker, opts Options) error {
 	// --- startup gate: metadata readable, S3 writable, within the startup timeout ---------
 	startCtx, cancelStart := context.WithTimeout(ctx, cfg.StartupTimeout)
 	defer cancelStart()
-	cli, err := clientv3.New(clientv3.Config{
+	cli, err := etcdclient.New(clientv3.Config{
 		Endpoints:   cfg.Etcd.Endpoints,
 		Username:    cfg.Etcd.Username,
 		Password:    cfg.Etcd.Password,
 		DialTimeout: cfg.Etcd.DialTimeout,
 		Logger:      quietEtcdLogger(),
-	})
+	}, log)
 	if err != nil {
 		return &StartupError{"etcd client", err}
 	}

@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"github.com/kafscale/kafscale/internal/etcdclient"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -133,7 +134,7 @@ func Run(ctx context.Context, o Options) error {
 		return runLeaseElected(ctx, o, mgr, ctrls)
 	}
 
-	lockClient, err := clientv3.New(clientv3.Config{Endpoints: cfg.LeaderEtcdEndpoints, DialTimeout: 5 * time.Second})
+	lockClient, err := etcdclient.New(clientv3.Config{Endpoints: cfg.LeaderEtcdEndpoints, DialTimeout: 5 * time.Second}, log)
 	if err != nil {
 		return fmt.Errorf("etcd client for the leader lock: %w", err)
 	}

@@ -3,6 +3,8 @@ package controller
 import (
 	"context"
 	"fmt"
+	"github.com/kafscale/kafscale/internal/etcdclient"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -51,7 +53,7 @@ func (p *EtcdPool) Client(endpoints []string) (*clientv3.Client, error) {
 	if c, ok := p.clients[key]; ok {
 		return c, nil
 	}
-	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second})
+	c, err := etcdclient.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second}, slog.Default())
 	if err != nil {
 		return nil, fmt.Errorf("etcd client for %s: %w", key, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kafscale/kafscale/internal/etcdclient"
 	"log/slog"
 	"net"
 	"net/http"
@@ -70,13 +71,13 @@ func Run(ctx context.Context, cfg *config.Proxy, opts Options) error {
 		_ = httpSrv.Shutdown(sctx)
 	}()
 
-	cli, err := clientv3.New(clientv3.Config{
+	cli, err := etcdclient.New(clientv3.Config{
 		Endpoints:   cfg.Etcd.Endpoints,
 		Username:    cfg.Etcd.Username,
 		Password:    cfg.Etcd.Password,
 		DialTimeout: cfg.Etcd.DialTimeout,
 		Logger:      zap.NewNop(),
-	})
+	}, log)
 	if err != nil {
 		return fmt.Errorf("etcd client for %v (KAFSCALE_PROXY_ETCD_ENDPOINTS): %w", cfg.Etcd.Endpoints, err)
 	}
