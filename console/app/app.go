@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kafscale/kafscale/internal/etcdclient"
 	"log/slog"
 	"net"
 	"net/http"
@@ -27,6 +26,7 @@ import (
 	"github.com/kafscale/kafscale/console/records"
 	"github.com/kafscale/kafscale/console/web"
 	"github.com/kafscale/kafscale/internal/buildinfo"
+	"github.com/kafscale/kafscale/internal/etcdclient"
 	"github.com/kafscale/kafscale/internal/metadata"
 )
 

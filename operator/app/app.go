@@ -6,7 +6,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"github.com/kafscale/kafscale/internal/etcdclient"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -26,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/kafscale/kafscale/internal/etcdclient"
 	"github.com/kafscale/kafscale/operator/api/v1alpha1"
 	"github.com/kafscale/kafscale/operator/config"
 	"github.com/kafscale/kafscale/operator/controller"
