@@ -14,7 +14,8 @@
 # Environment (the Makefile sets the first ones): KIND_CLUSTER, IMAGES_DIR, KUBECTL,
 # KIND_OFFLINE (1: the node image is KIND_NODE_IMAGE, built here), KIND_NODE_IMAGE,
 # ETCD_VERSION, COREDNS_VERSION; KIND_KAFKA_PORT (9092) and KIND_CONSOLE_PORT (8080) on
-# 127.0.0.1; KIND_NAMESPACE (kafscale).
+# 127.0.0.1; KIND_NAMESPACE (kafscale); KIND_UP_UNTIL=s3 stops once the S3 server and its
+# bucket are there, before the chart (tests/e2e).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -127,6 +128,11 @@ k -n "$ns" delete pod/volume-check pvc/volume-check --wait=false >/dev/null
 step "4/5 S3 server, chart, KafscaleCluster"
 sed -e "s#@VERSITYGW_IMAGE@#$VERSITYGW_IMAGE#" -e "s#@CHECK_IMAGE@#$CHECK_IMAGE#" "$here/s3.yaml" | k -n "$ns" apply -f -
 k -n "$ns" wait job/s3-bucket --for=condition=Complete --timeout 5m
+if [ "${KIND_UP_UNTIL:-}" = s3 ]; then
+  # The e2e tier (tests/e2e) installs the chart releases itself.
+  step "stopping before the chart (KIND_UP_UNTIL=s3)"
+  exit 0
+fi
 set -- --set operator.image.tag="$IMAGE_TAG" --set operator.brokerImage.tag="$IMAGE_TAG" \
   --set tests.image.tag="$IMAGE_TAG" --set proxy.advertisedPort="$kafka_port" \
   --set operator.extraEnv[0].name=KAFSCALE_OPERATOR_ETCD_IMAGE --set operator.extraEnv[0].value="$ETCD_IMAGE"
