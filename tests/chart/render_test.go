@@ -549,6 +549,13 @@ func TestDesignValues(t *testing.T) {
 			}
 			p = get[corev1.Pod](t, off, "Pod", name("test-produce"))
 			eq(t, "helm test bootstrap without it", p.Spec.Containers[0].Args[1:3], []string{"-bootstrap", name("proxy") + ":9092"})
+			// helm upgrade --reuse-values from a release older than the key renders with no
+			// proxy.internalListener at all (null removes it): the listener is off, no error.
+			gone := render(t, values{set: map[string]string{"proxy.internalListener": "null"}})
+			if gone.has("Service", name("proxy-internal")) {
+				t.Error("the internal Service is rendered without proxy.internalListener")
+			}
+			eq(t, "no internal listener without its values", envNames(container(t, gone, "proxy")), envNames(container(t, off, "proxy")))
 		}},
 		{"tests.*", values{set: map[string]string{"tests.image.repository": "acme/check", "tests.image.tag": "1.7.0", "tests.topic": "smoke", "tests.timeoutSeconds": "30"}}, func(t *testing.T, m manifest) {
 			p := get[corev1.Pod](t, m, "Pod", name("test-produce"))

@@ -10,7 +10,7 @@ set -euo pipefail
 repo=$(git rev-parse --show-toplevel)
 commit=$(git -C "$repo" rev-parse --verify "$1^{commit}")
 out=$2/$commit
-if [ -f "$out/images/images.env" ] && [ -f "$out/chart/Chart.yaml" ]; then
+if [ -f "$out/images/images.env" ] && [ -f "$out/chart/Chart.yaml" ] && [ -f "$out/commit" ]; then
   echo "release $commit: images and chart cached in $out"
   exit 0
 fi
@@ -29,6 +29,7 @@ echo "release $commit: building its images in $src"
 make -C "$src" --no-print-directory images IMAGES_DIR="$out/images.partial"
 mkdir -p "$out"
 cp -r "$src/charts/kafscale" "$out/chart"
+echo "$commit" >"$out/commit"
 mv "$out/images.partial" "$out/images"
 rm -rf "$src"
 echo "release $commit: images and chart in $out"
