@@ -67,20 +67,20 @@ type rel struct {
 const etcdRedialCommit = "149f070"
 
 type env struct {
-	t        *testing.T
-	quiet    *k8s.KubectlOptions // for polls: no log line per call
+	t     *testing.T
+	quiet *k8s.KubectlOptions // for polls: no log line per call
 	// aLacksEtcdRedial: release A predates etcdRedialCommit.
 	aLacksEtcdRedial bool
-	repo     string
-	work     string
-	cluster  string
-	kubectl  string
-	kopts    *k8s.KubectlOptions
-	a, b     rel
-	values   string
-	broken   bool
-	steps    []string
-	stepFrom time.Time
+	repo             string
+	work             string
+	cluster          string
+	kubectl          string
+	kopts            *k8s.KubectlOptions
+	a, b             rel
+	values           string
+	broken           bool
+	steps            []string
+	stepFrom         time.Time
 }
 
 func need(t *testing.T, name string) string {
