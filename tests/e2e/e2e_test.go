@@ -144,6 +144,26 @@ func TestUpgradeRollbackOnKind(t *testing.T) {
 	if e.uid("kafscalecluster", "kafscale") != clusterUID {
 		t.Fatal("the KafscaleCluster was replaced")
 	}
+
+	e.step("7 uninstall, then reinstall under the same name")
+	helm.Delete(t, e.helm(nil), release, false)
+	e.waitGone()
+	if e.uid("kafscalecluster", "kafscale") != clusterUID || e.uid("kafscaletopic", "kafscale-helm-test") != topicUID {
+		t.Fatal("helm uninstall deleted or replaced the KafscaleCluster or a KafscaleTopic")
+	}
+	for _, crd := range []string{"kafscaleclusters.kafscale.io", "kafscaletopics.kafscale.io"} {
+		k8s.RunKubectl(t, e.kopts, "get", "crd", crd)
+	}
+	helm.Install(t, e.helm(nil), e.b.chart, release)
+	e.waitRelease(e.b, false)
+	if e.uid("kafscalecluster", "kafscale") != clusterUID || e.uid("kafscaletopic", "kafscale-helm-test") != topicUID {
+		t.Fatal("the reinstall replaced the KafscaleCluster or a KafscaleTopic instead of adopting them")
+	}
+	e.history([]string{"deployed"}, e.b)
+	e.helmTest()
+	// The record the last helm test of the first installation produced (revision 4) is
+	// served by the reinstalled release.
+	e.findRecord(e.b, "kafscale-helm-test kafscale revision 4")
 	e.step("done")
 }
 
@@ -304,8 +324,8 @@ func (e *env) replaced(before map[string]string) {
 
 // waitRelease waits until every component runs its count of ready pods, all on r's images,
 // with no other pod of theirs left, and the KafscaleCluster and its topics are Ready. It
-// fails at once when a pod of r crash-loops. Then, after helm test and a minute, no pod may
-// have restarted (checked by stable restart counts).
+// fails at once when a pod of r crash-loops. Then no pod may restart for 30 s (stable
+// restart counts). restartStuck: see etcdRedialCommit.
 func (e *env) waitRelease(r rel, restartStuck bool) {
 	e.t.Helper()
 	start := time.Now()
@@ -332,8 +352,6 @@ func (e *env) waitRelease(r rel, restartStuck bool) {
 		}
 		time.Sleep(5 * time.Second)
 	}
-	k8s.RunKubectl(e.t, e.kopts, "wait", "kafscalecluster/kafscale", "--for=condition=Ready", "--timeout=10m")
-	k8s.RunKubectl(e.t, e.kopts, "wait", "kafscaletopic", "--all", "--for=condition=Ready", "--timeout=5m")
 	restarts := e.restarts()
 	time.Sleep(30 * time.Second)
 	if now := e.restarts(); now != restarts {
@@ -360,10 +378,59 @@ func (e *env) restartUnready() {
 	if etcdReady != 3 {
 		return
 	}
+	if !e.clusterReady() {
+		// The operator's pod is ready whatever its etcd client does; the cluster says it.
+		unready["operator"] = true
+	}
 	for c := range unready {
 		e.t.Logf("WARNING: release A predates %s (etcd clients redial a wrong peer); its %s is not ready after 4 minutes with etcd ready: restarting it once", etcdRedialCommit, c)
 		k8s.RunKubectl(e.t, e.kopts, "rollout", "restart", "deployment/kafscale-"+c)
 	}
+}
+
+// waitGone waits until the chart's own objects are gone after helm uninstall.
+func (e *env) waitGone() {
+	e.t.Helper()
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		out, err := k8s.RunKubectlAndGetOutputE(e.t, e.quiet, "get", "deployments,services,serviceaccounts,configmaps,secrets,roles,rolebindings,poddisruptionbudgets",
+			"-l", "app.kubernetes.io/managed-by=Helm,app.kubernetes.io/instance="+release, "-o", "name")
+		if err == nil && strings.TrimSpace(out) == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("objects of the chart left 5 minutes after helm uninstall (err %v):\n%s", err, out)
+		}
+		time.Sleep(5 * time.Second)
+	}
+}
+
+// findRecord runs kafscale-check consume of release r in a pod: the value must be in the
+// topic kafscale-helm-test.
+func (e *env) findRecord(r rel, value string) {
+	e.t.Helper()
+	pod := "e2e-find-record"
+	_, _ = k8s.RunKubectlAndGetOutputE(e.t, e.quiet, "delete", "pod", pod, "--ignore-not-found", "--wait")
+	k8s.RunKubectl(e.t, e.kopts, "run", pod, "--image=ghcr.io/kafscale/kafscale-check:"+r.tag, "--image-pull-policy=Never", "--restart=Never", "--",
+		"consume", "-bootstrap", "kafscale-proxy:9092", "-topic", "kafscale-helm-test", "-value", value, "-timeout", "120s")
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		phase, _ := k8s.RunKubectlAndGetOutputE(e.t, e.quiet, "get", "pod", pod, "-o", "jsonpath={.status.phase}")
+		if phase == "Succeeded" || phase == "Failed" || time.Now().After(deadline) {
+			logs, _ := k8s.RunKubectlAndGetOutputE(e.t, e.quiet, "logs", pod)
+			if phase != "Succeeded" {
+				e.t.Fatalf("record %q not found (pod %s: %s):\n%s", value, pod, phase, logs)
+			}
+			e.t.Logf("record %q found: %s", value, logs)
+			return
+		}
+		time.Sleep(3 * time.Second)
+	}
+}
+
+func (e *env) clusterReady() bool {
+	out, _ := k8s.RunKubectlAndGetOutputE(e.t, e.quiet, "get", "kafscalecluster", "kafscale", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+	return out == "True"
 }
 
 // rolledOut says what is still missing ("" when nothing), or a problem that waiting cannot fix.
@@ -374,6 +441,15 @@ func (e *env) rolledOut(r rel) (state, problem string) {
 		byComponent[c] = append(byComponent[c], p)
 	}
 	var missing []string
+	if !e.clusterReady() {
+		missing = append(missing, "KafscaleCluster kafscale not Ready")
+	}
+	topics, _ := k8s.RunKubectlAndGetOutputE(e.t, e.quiet, "get", "kafscaletopic", "-o", `jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status} {end}`)
+	for _, f := range strings.Fields(topics) {
+		if !strings.HasSuffix(f, "=True") {
+			missing = append(missing, "KafscaleTopic "+strings.TrimSuffix(f, "=")+" not Ready")
+		}
+	}
 	for _, c := range components {
 		ready := 0
 		for _, p := range byComponent[c.name] {
