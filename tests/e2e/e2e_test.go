@@ -146,7 +146,7 @@ func TestUpgradeRollbackOnKind(t *testing.T) {
 	}
 
 	e.step("7 uninstall, then reinstall under the same name")
-	helm.Delete(t, e.helm(nil), release, false)
+	helm.Delete(t, e.helm(nil), release, true) // true: no --keep-history, as a plain helm uninstall
 	e.waitGone()
 	if e.uid("kafscalecluster", "kafscale") != clusterUID || e.uid("kafscaletopic", "kafscale-helm-test") != topicUID {
 		t.Fatal("helm uninstall deleted or replaced the KafscaleCluster or a KafscaleTopic")
@@ -447,7 +447,8 @@ func (e *env) rolledOut(r rel) (state, problem string) {
 	topics, _ := k8s.RunKubectlAndGetOutputE(e.t, e.quiet, "get", "kafscaletopic", "-o", `jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status} {end}`)
 	for _, f := range strings.Fields(topics) {
 		if !strings.HasSuffix(f, "=True") {
-			missing = append(missing, "KafscaleTopic "+strings.TrimSuffix(f, "=")+" not Ready")
+			name, _, _ := strings.Cut(f, "=")
+			missing = append(missing, "KafscaleTopic "+name+" not Ready")
 		}
 	}
 	for _, c := range components {
