@@ -249,7 +249,7 @@ test-broker: tools ## broker integration tests: kcat, franz-go, sarama, kafka-go
 # sensitive (session timeouts, rebalances) and would share the 2 cores with them.
 .PHONY: test-integration
 test-integration: tools ## tier 3: real etcd, S3 server and kube-apiserver on loopback (test-kgo included)
-	$(GOTEST) $(TEST_FLAGS) -timeout 20m $$($(GO) list ./tests/... | grep -v -e /tests/chart -e /tests/kgo)
+	$(GOTEST) $(TEST_FLAGS) -timeout 20m $$($(GO) list ./tests/... | grep -v -e /tests/chart -e /tests/kgo -e /tests/e2e)
 	$(MAKE) --no-print-directory test-kgo
 
 .PHONY: test-kgo
@@ -340,6 +340,29 @@ kind-up: images $(KIND_TOOLS) ## local kind cluster: operator, brokers, managed 
 	KIND_OFFLINE=$$offline KIND_NODE_IMAGE=$${KIND_NODE_IMAGE:-$$([ "$$offline" = 1 ] && echo $(NODE_IMAGE))} \
 	  KIND_CLUSTER=$(KIND_CLUSTER) IMAGES_DIR=$(IMAGES_DIR) KUBECTL=$(BIN)/kube/kubectl ETCD_VERSION=$(ETCD_VERSION) \
 	  COREDNS_VERSION=$(COREDNS_VERSION) kind/up.sh
+
+# --- e2e: install, upgrade, rollback on one kind cluster (tests/e2e, docs/upgrades.md) -------
+E2E_CLUSTER   ?= kafscale-e2e
+E2E_DIR       ?= $(CURDIR)/.e2e
+# Release A: the commit named in tests/e2e/release-a; its images are cached by commit.
+E2E_RELEASE_A  = $(shell sed -n '/^[0-9a-f]\{40\}$$/p' tests/e2e/release-a)
+E2E_TEST_FLAGS ?=
+
+.PHONY: e2e
+e2e: $(KIND_TOOLS) $(STAMP)/etcd-$(ETCD_VERSION) $(STAMP)/versitygw-$(VERSITYGW_VERSION)-static ## tier 4: release A installed, upgraded to this commit, rolled back and forward on a kind cluster
+	@test -n "$(E2E_RELEASE_A)" || { echo "tests/e2e/release-a names no commit" >&2; exit 1; }
+	@echo "e2e: $$(date -u +%H:%M:%S) images of this commit (release B)"
+	$(MAKE) --no-print-directory images IMAGES_DIR=$(E2E_DIR)/images-B
+	@echo "e2e: $$(date -u +%H:%M:%S) images of release A ($(E2E_RELEASE_A))"
+	tests/e2e/release-images.sh $(E2E_RELEASE_A) $(E2E_DIR)/releases
+	@echo "e2e: $$(date -u +%H:%M:%S) node image and the test"
+	@offline=$${KIND_OFFLINE:-}; if [ -z "$$offline" ] && [ -z "$${KIND_NODE_IMAGE:-}" ]; then \
+	  if curl -s -o /dev/null --max-time 5 https://registry-1.docker.io/v2/; then offline=0; else offline=1; fi; fi; \
+	if [ "$$offline" = 1 ] && [ -z "$${KIND_NODE_IMAGE:-}" ]; then $(MAKE) --no-print-directory kind-node-image; fi; \
+	KIND_OFFLINE=$$offline KIND_NODE_IMAGE=$${KIND_NODE_IMAGE:-$$([ "$$offline" = 1 ] && echo $(NODE_IMAGE))} \
+	  E2E_CLUSTER=$(E2E_CLUSTER) E2E_RELEASE_A=$(E2E_DIR)/releases/$(E2E_RELEASE_A) E2E_IMAGES_B=$(E2E_DIR)/images-B \
+	  KUBECTL=$(BIN)/kube/kubectl ETCD_VERSION=$(ETCD_VERSION) COREDNS_VERSION=$(COREDNS_VERSION) \
+	  $(GOTEST) -v -count=1 -timeout 80m $(E2E_TEST_FLAGS) ./tests/e2e
 
 .PHONY: kind-down
 kind-down: $(STAMP)/kind-$(KIND_VERSION) ## delete the kind cluster (and everything in it)

@@ -6,7 +6,8 @@
 #    beginning, and the records read are exactly the ones produced;
 #  - the console's page loads through its mapped port;
 #  - the KafscaleCluster is Ready with 3 etcd members and its 3 brokers running.
-# (Not helm test: the proxy advertises 127.0.0.1 for this host, which pods cannot reach.)
+#  - helm test passes: its pods use the proxy's internal listener (the main one advertises
+#    127.0.0.1 for this host, which pods cannot reach).
 set -euo pipefail
 cluster=${KIND_CLUSTER:-kafscale}
 ns=${KIND_NAMESPACE:-kafscale}
@@ -66,4 +67,6 @@ echo "== console at $console"
 code=$(curl -s -o "$work/console.html" -w '%{http_code}' "$console/")
 echo "GET / -> $code, $(wc -c <"$work/console.html") bytes: $(grep -o '<title>[^<]*</title>' "$work/console.html" || true)"
 if [ "$code" != 200 ]; then echo "FAIL: console answered $code" >&2; exit 1; fi
+echo "== helm test (pods through the proxy's internal listener)"
+helm test kafscale --kube-context "kind-$cluster" -n "$ns" --timeout 5m --logs
 echo "smoke: all passed"

@@ -24,6 +24,7 @@ import (
 	"github.com/kafscale/kafscale/broker/server"
 	"github.com/kafscale/kafscale/broker/storage"
 	"github.com/kafscale/kafscale/internal/buildinfo"
+	"github.com/kafscale/kafscale/internal/etcdclient"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -127,13 +128,13 @@ func Start(ctx context.Context, cfg *config.Broker, opts Options) (_ *Broker, er
 	keys := metadata.Keys{Namespace: cfg.Namespace, Cluster: cfg.Cluster}
 	startCtx, cancelStart := context.WithTimeout(ctx, cfg.StartupTimeout)
 	defer cancelStart()
-	cli, err := clientv3.New(clientv3.Config{
+	cli, err := etcdclient.New(clientv3.Config{
 		Endpoints:   cfg.Etcd.Endpoints,
 		Username:    cfg.Etcd.Username,
 		Password:    cfg.Etcd.Password,
 		DialTimeout: cfg.Etcd.DialTimeout,
 		Logger:      quietEtcdLogger(),
-	})
+	}, log)
 	if err != nil {
 		return nil, &StartupError{"etcd client", err}
 	}

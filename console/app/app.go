@@ -26,6 +26,7 @@ import (
 	"github.com/kafscale/kafscale/console/records"
 	"github.com/kafscale/kafscale/console/web"
 	"github.com/kafscale/kafscale/internal/buildinfo"
+	"github.com/kafscale/kafscale/internal/etcdclient"
 	"github.com/kafscale/kafscale/internal/metadata"
 )
 
@@ -45,13 +46,13 @@ func Run(ctx context.Context, cfg *config.Console, opts Options) error {
 	if !cfg.LoginConfigured() {
 		log.Warn("no login configured (KAFSCALE_UI_USERNAME, KAFSCALE_UI_PASSWORD): the login page shows a warning and every API call is refused")
 	}
-	cli, err := clientv3.New(clientv3.Config{
+	cli, err := etcdclient.New(clientv3.Config{
 		Endpoints:   cfg.EtcdEndpoints,
 		Username:    cfg.EtcdUsername,
 		Password:    cfg.EtcdPassword,
 		DialTimeout: cfg.RequestTimeout,
 		Logger:      zap.NewNop(),
-	})
+	}, log)
 	if err != nil {
 		return fmt.Errorf("etcd client for %v (KAFSCALE_CONSOLE_ETCD_ENDPOINTS): %w", cfg.EtcdEndpoints, err)
 	}

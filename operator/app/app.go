@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/kafscale/kafscale/internal/etcdclient"
 	"github.com/kafscale/kafscale/operator/api/v1alpha1"
 	"github.com/kafscale/kafscale/operator/config"
 	"github.com/kafscale/kafscale/operator/controller"
@@ -138,7 +139,7 @@ func Run(ctx context.Context, o Options) error {
 		return runLeaseElected(ctx, o, mgr, ctrls)
 	}
 
-	lockClient, err := clientv3.New(clientv3.Config{Endpoints: cfg.LeaderEtcdEndpoints, DialTimeout: 5 * time.Second})
+	lockClient, err := etcdclient.New(clientv3.Config{Endpoints: cfg.LeaderEtcdEndpoints, DialTimeout: 5 * time.Second}, log)
 	if err != nil {
 		return fmt.Errorf("etcd client for the leader lock: %w", err)
 	}

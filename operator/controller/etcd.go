@@ -3,12 +3,14 @@ package controller
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/kafscale/kafscale/internal/etcdclient"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/kafscale/kafscale/operator/api/v1alpha1"
 	"github.com/kafscale/kafscale/operator/config"
@@ -51,7 +53,7 @@ func (p *EtcdPool) Client(endpoints []string) (*clientv3.Client, error) {
 	if c, ok := p.clients[key]; ok {
 		return c, nil
 	}
-	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second})
+	c, err := etcdclient.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second}, slog.Default())
 	if err != nil {
 		return nil, fmt.Errorf("etcd client for %s: %w", key, err)
 	}

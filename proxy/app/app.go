@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kafscale/kafscale/internal/etcdclient"
 	"github.com/kafscale/kafscale/internal/metadata"
 	"github.com/kafscale/kafscale/proxy/config"
 	"github.com/kafscale/kafscale/proxy/route"
@@ -27,9 +28,12 @@ import (
 
 // Ready describes a proxy that serves.
 type Ready struct {
-	KafkaAddr   string // the listener's actual address
-	Advertised  string // host:port given to clients
-	MetricsAddr string // the HTTP listener's actual address
+	KafkaAddr  string // the listener's actual address
+	Advertised string // host:port given to clients
+	// InternalKafkaAddr and InternalAdvertised are the internal listener's, when configured.
+	InternalKafkaAddr  string
+	InternalAdvertised string
+	MetricsAddr        string // the HTTP listener's actual address
 }
 
 // Options are extras for embedding (make run, tests); the zero value is what main uses.
@@ -71,13 +75,13 @@ func Run(ctx context.Context, cfg *config.Proxy, opts Options) error {
 		_ = httpSrv.Shutdown(sctx)
 	}()
 
-	cli, err := clientv3.New(clientv3.Config{
+	cli, err := etcdclient.New(clientv3.Config{
 		Endpoints:   cfg.Etcd.Endpoints,
 		Username:    cfg.Etcd.Username,
 		Password:    cfg.Etcd.Password,
 		DialTimeout: cfg.Etcd.DialTimeout,
 		Logger:      zap.NewNop(),
-	})
+	}, log)
 	if err != nil {
 		return fmt.Errorf("etcd client for %v (KAFSCALE_PROXY_ETCD_ENDPOINTS): %w", cfg.Etcd.Endpoints, err)
 	}
@@ -107,20 +111,45 @@ func Run(ctx context.Context, cfg *config.Proxy, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("listen for Kafka clients on %s (KAFSCALE_PROXY_LISTEN_ADDR): %w", cfg.ListenAddr, err)
 	}
-	serveErr := make(chan error, 1)
+	var internalLn net.Listener
+	if cfg.Internal != nil {
+		if internalLn, err = net.Listen("tcp", cfg.Internal.ListenAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("listen for Kafka clients on %s (KAFSCALE_PROXY_INTERNAL_LISTEN_ADDR): %w", cfg.Internal.ListenAddr, err)
+		}
+	}
+	// Both listeners report here; the first to stop ends the proxy.
+	serveErr := make(chan error, 2)
+	serving := 1
 	go func() { serveErr <- srv.Serve(ln) }()
 	ready.Store(true)
 	advertised := net.JoinHostPort(cfg.AdvertisedHost, strconv.Itoa(int(cfg.AdvertisedPort)))
 	log.Info("proxy serving", "listen", ln.Addr().String(), "advertised", advertised, "etcd", cfg.Etcd.Endpoints,
 		"prefix", keys.Prefix(), "proxy_protocol", cfg.ProxyProtocol)
+	r := Ready{KafkaAddr: ln.Addr().String(), Advertised: advertised, MetricsAddr: httpLn.Addr().String()}
+	if internalLn != nil {
+		in := srv.Advertising(cfg.Internal.AdvertisedHost, cfg.Internal.AdvertisedPort)
+		serving++
+		go func() { serveErr <- in.Serve(internalLn) }()
+		r.InternalKafkaAddr = internalLn.Addr().String()
+		r.InternalAdvertised = net.JoinHostPort(cfg.Internal.AdvertisedHost, strconv.Itoa(int(cfg.Internal.AdvertisedPort)))
+		log.Info("proxy serving the internal listener", "listen", r.InternalKafkaAddr, "advertised", r.InternalAdvertised)
+	}
 	if opts.OnReady != nil {
-		opts.OnReady(Ready{KafkaAddr: ln.Addr().String(), Advertised: advertised, MetricsAddr: httpLn.Addr().String()})
+		opts.OnReady(r)
 	}
 
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
 		ready.Store(false)
+		serving--
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		for ; serving > 0; serving-- {
+			<-serveErr
+		}
 		return fmt.Errorf("kafka listener: %w", err)
 	}
 	ready.Store(false)
@@ -130,10 +159,13 @@ func Run(ctx context.Context, cfg *config.Proxy, opts Options) error {
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("grace period over: closed the connections with requests still in flight (KAFSCALE_PROXY_SHUTDOWN_GRACE_SEC)", "err", err)
 	}
-	if err := <-serveErr; err != nil && !errors.Is(err, server.ErrServerClosed) {
-		return err
+	var first error
+	for ; serving > 0; serving-- {
+		if err := <-serveErr; err != nil && !errors.Is(err, server.ErrServerClosed) && first == nil {
+			first = err
+		}
 	}
-	return nil
+	return first
 }
 
 // followRoutes reads the routing state, retrying while etcd is unreachable, until ctx ends.

@@ -22,6 +22,12 @@ type Proxy struct {
 	// the listener's host (the machine's hostname when it listens on all interfaces) and port.
 	AdvertisedHost string
 	AdvertisedPort int32
+	// Internal is a second Kafka listener with an endpoint of its own, or nil
+	// (KAFSCALE_PROXY_INTERNAL_LISTEN_ADDR unset). As with a Kafka broker's listeners, a
+	// client only ever sees the advertised endpoint of the listener it connected to: e.g.
+	// the main listener advertises what clients outside Kubernetes reach (a node port, a
+	// load balancer) and the internal one the Service's cluster DNS name for pods.
+	Internal *Listener
 	// MetricsAddr serves /metrics, /healthz and /readyz (KAFSCALE_PROXY_METRICS_ADDR).
 	MetricsAddr string
 	// LogLevel is debug, info, warn or error (KAFSCALE_PROXY_LOG_LEVEL).
@@ -67,6 +73,16 @@ type Proxy struct {
 	ShutdownGrace time.Duration
 }
 
+// Listener is one more Kafka listener and the endpoint its clients are given.
+type Listener struct {
+	// ListenAddr is host:port (KAFSCALE_PROXY_INTERNAL_LISTEN_ADDR).
+	ListenAddr string
+	// AdvertisedHost and AdvertisedPort (KAFSCALE_PROXY_INTERNAL_ADVERTISED_HOST,
+	// KAFSCALE_PROXY_INTERNAL_ADVERTISED_PORT) default as the main listener's do.
+	AdvertisedHost string
+	AdvertisedPort int32
+}
+
 // Etcd is how the proxy reaches etcd.
 type Etcd struct {
 	Endpoints   []string      // KAFSCALE_PROXY_ETCD_ENDPOINTS, comma-separated
@@ -88,7 +104,8 @@ func Parse(lookup func(string) (string, bool)) (*Proxy, error) {
 	c.AdvertisedHost = p.str("KAFSCALE_PROXY_ADVERTISED_HOST", defaultAdvertisedHost(listenHost))
 	c.AdvertisedPort = int32(p.int("KAFSCALE_PROXY_ADVERTISED_PORT", int64(max(listenPort, 1)), 1, 65535))
 	c.MetricsAddr = p.str("KAFSCALE_PROXY_METRICS_ADDR", ":9093")
-	p.hostPort("KAFSCALE_PROXY_METRICS_ADDR", c.MetricsAddr)
+	_, metricsPort := p.hostPort("KAFSCALE_PROXY_METRICS_ADDR", c.MetricsAddr)
+	c.Internal = p.internalListener(listenPort, metricsPort)
 	c.LogLevel = p.level("KAFSCALE_PROXY_LOG_LEVEL", slog.LevelInfo)
 	c.Pprof = p.bool("KAFSCALE_PROXY_PPROF", false)
 
@@ -136,6 +153,32 @@ func Unknown(environ []string) []string {
 }
 
 var defaultAdvertisedHost = envparse.AdvertisedHost
+
+// internalListener reads the KAFSCALE_PROXY_INTERNAL_* variables: nil without a listen
+// address, and an error when its port is one the proxy already listens on.
+func (p *parser) internalListener(listenPort, metricsPort int) *Listener {
+	const addrVar = "KAFSCALE_PROXY_INTERNAL_LISTEN_ADDR"
+	addr := p.str(addrVar, "")
+	host := p.str("KAFSCALE_PROXY_INTERNAL_ADVERTISED_HOST", "")
+	port := p.int("KAFSCALE_PROXY_INTERNAL_ADVERTISED_PORT", 0, 1, 65535)
+	if addr == "" {
+		if host != "" || port != 0 {
+			p.fail("KAFSCALE_PROXY_INTERNAL_ADVERTISED_HOST and _PORT need the internal listener: set %s (e.g. :9094)", addrVar)
+		}
+		return nil
+	}
+	lhost, lport := p.hostPort(addrVar, addr)
+	if lport != 0 && (lport == listenPort || lport == metricsPort) {
+		p.fail("%s=%q: port %d is already KAFSCALE_PROXY_LISTEN_ADDR's or KAFSCALE_PROXY_METRICS_ADDR's; give the internal listener a port of its own", addrVar, addr, lport)
+	}
+	if host == "" {
+		host = defaultAdvertisedHost(lhost)
+	}
+	if port == 0 {
+		port = int64(max(lport, 1))
+	}
+	return &Listener{ListenAddr: addr, AdvertisedHost: host, AdvertisedPort: int32(port)}
+}
 
 // parser is the shared environment parser (internal/env) under the helper names Parse uses.
 type parser struct{ *envparse.Parser }

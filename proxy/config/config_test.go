@@ -101,3 +101,38 @@ func TestRuntimeSettingsDocumentsEveryVariable(t *testing.T) {
 		t.Fatalf("only %d variables read", len(read))
 	}
 }
+
+// The internal listener: off by default, its advertised endpoint defaulting as the main
+// one's, and its port never one the proxy already listens on.
+func TestInternalListener(t *testing.T) {
+	c, err := Parse(env(map[string]string{}))
+	if err != nil || c.Internal != nil {
+		t.Fatalf("no internal listener by default: %+v %v", c.Internal, err)
+	}
+	c, err = Parse(env(map[string]string{
+		"KAFSCALE_PROXY_ADVERTISED_HOST":          "127.0.0.1",
+		"KAFSCALE_PROXY_INTERNAL_LISTEN_ADDR":     ":9094",
+		"KAFSCALE_PROXY_INTERNAL_ADVERTISED_HOST": "kafscale-proxy-internal.kafscale.svc",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Internal == nil || c.Internal.ListenAddr != ":9094" || c.Internal.AdvertisedHost != "kafscale-proxy-internal.kafscale.svc" ||
+		c.Internal.AdvertisedPort != 9094 || c.AdvertisedHost != "127.0.0.1" || c.AdvertisedPort != 9092 {
+		t.Fatalf("internal listener: %+v, main %s:%d", c.Internal, c.AdvertisedHost, c.AdvertisedPort)
+	}
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"KAFSCALE_PROXY_INTERNAL_LISTEN_ADDR": ":9092"}, "port 9092 is already"},
+		{map[string]string{"KAFSCALE_PROXY_INTERNAL_LISTEN_ADDR": ":9093"}, "port 9093 is already"},
+		{map[string]string{"KAFSCALE_PROXY_INTERNAL_ADVERTISED_HOST": "x"}, "set KAFSCALE_PROXY_INTERNAL_LISTEN_ADDR"},
+		{map[string]string{"KAFSCALE_PROXY_INTERNAL_LISTEN_ADDR": "nope"}, "KAFSCALE_PROXY_INTERNAL_LISTEN_ADDR=\"nope\""},
+	} {
+		_, err := Parse(env(tc.env))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: want an error with %q, got %v", tc.env, tc.want, err)
+		}
+	}
+}

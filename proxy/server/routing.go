@@ -290,8 +290,9 @@ func (c *conn) noteGroupError(group string, code int16) {
 	}
 }
 
-// advertised is the proxy's endpoint as every answer names it.
-func (s *Server) advertised() (string, int32) { return s.cfg.AdvertisedHost, s.cfg.AdvertisedPort }
+// advertised is the proxy's endpoint as every answer names it: the one of the listener the
+// connection came in on (Server.Advertising).
+func (s *Server) advertised() (string, int32) { return s.advHost, s.advPort }
 
 func backendRequest(key, version int16, clientID *string, body []byte) backend.Request {
 	return backend.Request{Key: key, Version: version, ClientID: clientID, Body: body}

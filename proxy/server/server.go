@@ -51,8 +51,19 @@ type Routes interface {
 	Changed() <-chan struct{}
 }
 
-// Server serves the Kafka protocol to clients on any number of listeners.
+// Server serves the Kafka protocol to clients on any number of listeners. Every listener
+// may advertise its own endpoint (Advertising), as a Kafka broker's listeners do: a client
+// only ever sees the endpoint of the listener it connected to.
 type Server struct {
+	*core
+	// advHost and advPort replace every broker address in the answers of this view's
+	// connections.
+	advHost string
+	advPort int32
+}
+
+// core is what every listener of a Server shares: routes, broker pools, budgets, connections.
+type core struct {
 	cfg     Config
 	routes  Routes
 	logger  *slog.Logger
@@ -93,13 +104,13 @@ func New(cfg Config, routes Routes, logger *slog.Logger, metrics *Metrics) *Serv
 		metrics = NewMetrics(nil)
 	}
 	stats := &backend.Stats{OnError: metrics.brokerError}
-	s := &Server{
+	s := &Server{advHost: cfg.AdvertisedHost, advPort: cfg.AdvertisedPort, core: &core{
 		cfg: cfg, routes: routes, logger: logger, metrics: metrics, stats: stats,
 		coords:    newCoordinators(),
 		budget:    newByteBudget(cfg.MaxInflightBytes),
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
-	}
+	}}
 	s.pool = backend.NewPool(backend.Options{Conns: cfg.BrokerConns, DialTimeout: cfg.BrokerDialTimeout, Stats: stats})
 	s.own = s.pool
 	if cfg.ProxyProtocol {
@@ -108,6 +119,13 @@ func New(cfg Config, routes Routes, logger *slog.Logger, metrics *Metrics) *Serv
 	s.versions = newVersionTable(s)
 	metrics.watchBackend(stats, s.budget.inUse)
 	return s
+}
+
+// Advertising returns a view of s that serves the same brokers through the same pools and
+// budgets, and advertises host:port to the clients of the listeners it Serves. Shutdown of
+// any view stops them all.
+func (s *Server) Advertising(host string, port int32) *Server {
+	return &Server{core: s.core, advHost: host, advPort: port}
 }
 
 // RoutesChanged tells the server the routing state changed: connections to brokers that

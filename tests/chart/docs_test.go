@@ -199,9 +199,12 @@ func TestOperationsGuideExamples(t *testing.T) {
 			eq(t, "etcd", env(t, c, "KAFSCALE_PROXY_ETCD_ENDPOINTS").Value, "http://etcd-0.etcd:2379,http://etcd-1.etcd:2379,http://etcd-2.etcd:2379")
 			eq(t, "PDB", get[policyv1.PodDisruptionBudget](t, m, "PodDisruptionBudget", name("proxy")).Spec.MaxUnavailable.IntValue(), 1)
 			md := strings.Join(get[corev1.Pod](t, m, "Pod", name("test-metadata")).Spec.Containers[0].Args, " ")
-			if !strings.Contains(md, "-advertised kafka.example.com:9092") {
+			// Pods use the internal listener: kafka.example.com is for clients outside.
+			if !strings.Contains(md, "-bootstrap "+name("proxy-internal")+":9094") || !strings.Contains(md, "-advertised "+name("proxy-internal")+".streaming.svc:9094") {
 				t.Errorf("helm test checks the wrong endpoint: %s", md)
 			}
+			eq(t, "internal listener", env(t, c, "KAFSCALE_PROXY_INTERNAL_ADVERTISED_HOST").Value, name("proxy-internal")+".streaming.svc")
+			eq(t, "internal Service type", get[corev1.Service](t, m, "Service", name("proxy-internal")).Spec.Type, corev1.ServiceTypeClusterIP)
 		},
 		"acl-proxy-protocol": func(t *testing.T, m manifest) {
 			e := brokerEnv(t, m)

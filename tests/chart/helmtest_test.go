@@ -46,6 +46,9 @@ func TestHelmTestPodsAgainstKafka(t *testing.T) {
 		host, port, _ := net.SplitHostPort(addr)
 		m := render(t, values{set: map[string]string{
 			"proxy.advertisedHost": host, "proxy.advertisedPort": port, "tests.timeoutSeconds": "10", "tests.topic": topic,
+			// The main listener's endpoint is what kfake stands in for here; with the
+			// internal listener on, the pods would check that one instead.
+			"proxy.internalListener.enabled": "false",
 		}})
 		args := append([]string(nil), get[corev1.Pod](t, m, "Pod", name("test-"+which)).Spec.Containers[0].Args...)
 		replaced := false

@@ -101,6 +101,7 @@ func TestDefaultRenderMakesExactlyTheseObjects(t *testing.T) {
 		"Service/" + name("console-operator-metrics"),
 		"Service/" + name("operator-metrics"),
 		"Service/" + name("proxy"),
+		"Service/" + name("proxy-internal"),
 		"Service/" + name("proxy-metrics"),
 		"ServiceAccount/" + name("console"),
 		"ServiceAccount/" + name("operator"),
@@ -570,18 +571,41 @@ func TestDesignValues(t *testing.T) {
 			eq(t, "console from", cs.Spec.Ingress[0].From[0].PodSelector.MatchLabels["app"], "oauth2-proxy")
 			eq(t, "console selects console pods", cs.Spec.PodSelector.MatchLabels["app.kubernetes.io/component"], "console")
 		}},
+		{"proxy.internalListener.*", values{set: map[string]string{"proxy.internalListener.port": "19094"}}, func(t *testing.T, m manifest) {
+			c := container(t, m, "proxy")
+			eq(t, "listen", env(t, c, "KAFSCALE_PROXY_INTERNAL_LISTEN_ADDR").Value, ":19094")
+			eq(t, "advertised host", env(t, c, "KAFSCALE_PROXY_INTERNAL_ADVERTISED_HOST").Value, name("proxy-internal")+"."+namespace+".svc")
+			eq(t, "advertised port", env(t, c, "KAFSCALE_PROXY_INTERNAL_ADVERTISED_PORT").Value, "19094")
+			s := get[corev1.Service](t, m, "Service", name("proxy-internal"))
+			eq(t, "Service", []any{s.Spec.Type, s.Spec.Ports[0].Port, s.Spec.Ports[0].TargetPort.String()}, []any{corev1.ServiceTypeClusterIP, int32(19094), "kafka-internal"})
+			p := get[corev1.Pod](t, m, "Pod", name("test-produce"))
+			eq(t, "helm test bootstrap", p.Spec.Containers[0].Args[1:3], []string{"-bootstrap", name("proxy-internal") + ":19094"})
+			off := render(t, values{set: map[string]string{"proxy.internalListener.enabled": "false"}})
+			if off.has("Service", name("proxy-internal")) {
+				t.Error("the internal Service is rendered with the listener off")
+			}
+			p = get[corev1.Pod](t, off, "Pod", name("test-produce"))
+			eq(t, "helm test bootstrap without it", p.Spec.Containers[0].Args[1:3], []string{"-bootstrap", name("proxy") + ":9092"})
+			// helm upgrade --reuse-values from a release older than the key renders with no
+			// proxy.internalListener at all (null removes it): the listener is off, no error.
+			gone := render(t, values{set: map[string]string{"proxy.internalListener": "null"}})
+			if gone.has("Service", name("proxy-internal")) {
+				t.Error("the internal Service is rendered without proxy.internalListener")
+			}
+			eq(t, "no internal listener without its values", envNames(container(t, gone, "proxy")), envNames(container(t, off, "proxy")))
+		}},
 		{"tests.*", values{set: map[string]string{"tests.image.repository": "acme/check", "tests.image.tag": "1.7.0", "tests.topic": "smoke", "tests.timeoutSeconds": "30"}}, func(t *testing.T, m manifest) {
 			p := get[corev1.Pod](t, m, "Pod", name("test-produce"))
 			eq(t, "hook", p.Annotations["helm.sh/hook"], "test")
 			eq(t, "image", p.Spec.Containers[0].Image, "ghcr.io/acme/check:1.7.0")
 			eq(t, "no command: the image's entrypoint is the check binary", len(p.Spec.Containers[0].Command), 0)
-			eq(t, "produce args", p.Spec.Containers[0].Args[:5], []string{"produce", "-bootstrap", name("proxy") + ":9092", "-timeout", "30s"})
+			eq(t, "produce args: the internal listener", p.Spec.Containers[0].Args[:5], []string{"produce", "-bootstrap", name("proxy-internal") + ":9094", "-timeout", "30s"})
 			eq(t, "produce topic", p.Spec.Containers[0].Args[5:7], []string{"-topic", "smoke"})
 			c := get[corev1.Pod](t, m, "Pod", name("test-consume"))
 			eq(t, "consume args", c.Spec.Containers[0].Args[0], "consume")
 			eq(t, "same record", c.Spec.Containers[0].Args[len(c.Spec.Containers[0].Args)-1], p.Spec.Containers[0].Args[len(p.Spec.Containers[0].Args)-1])
 			md := get[corev1.Pod](t, m, "Pod", name("test-metadata"))
-			eq(t, "metadata checks the advertised endpoint", md.Spec.Containers[0].Args[len(md.Spec.Containers[0].Args)-2:], []string{"-advertised", name("proxy") + "." + namespace + ".svc:9092"})
+			eq(t, "metadata checks the internal listener's advertised endpoint", md.Spec.Containers[0].Args[len(md.Spec.Containers[0].Args)-2:], []string{"-advertised", name("proxy-internal") + "." + namespace + ".svc:9094"})
 			eq(t, "order", []string{md.Annotations["helm.sh/hook-weight"], p.Annotations["helm.sh/hook-weight"], c.Annotations["helm.sh/hook-weight"]}, []string{"1", "2", "3"})
 		}},
 	}

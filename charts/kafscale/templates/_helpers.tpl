@@ -142,6 +142,20 @@ the key's SHA-256. The operator derives the same name (operator/leader LeaseName
 {{- default (printf "%s.%s.svc" (include "kafscale.componentName" (dict "ctx" . "component" "proxy")) .Release.Namespace) .Values.proxy.advertisedHost -}}
 {{- end -}}
 
+{{/*
+The proxy's internal listener port, or "" when it is off. `helm upgrade --reuse-values` from a
+release older than proxy.internalListener renders with that release's values, which have no
+such key: then it is off, as it was.
+*/}}
+{{- define "kafscale.proxyInternalPort" -}}
+{{- $il := .Values.proxy.internalListener | default dict -}}
+{{- if and .Values.proxy.enabled $il.enabled -}}{{ int $il.port }}{{- end -}}
+{{- end -}}
+
+{{- define "kafscale.proxyInternalHost" -}}
+{{- printf "%s.%s.svc" (include "kafscale.componentName" (dict "ctx" . "component" "proxy-internal")) .Release.Namespace -}}
+{{- end -}}
+
 {{- define "kafscale.proxyAdvertisedPort" -}}
 {{- if .Values.proxy.advertisedPort -}}{{ .Values.proxy.advertisedPort }}{{- else -}}{{ .Values.proxy.service.port }}{{- end -}}
 {{- end -}}
@@ -233,6 +247,10 @@ Checks of value combinations that the schema cannot express. Each failure says w
 {{- if $v.proxy.enabled -}}
 {{- if and (has $v.proxy.service.type (list "LoadBalancer" "NodePort")) (not $v.proxy.advertisedHost) -}}
 {{- fail (printf "proxy.service.type is %s but proxy.advertisedHost is empty: clients outside the cluster cannot resolve the Service's cluster DNS name; set proxy.advertisedHost to the load balancer's DNS name or IP" $v.proxy.service.type) -}}
+{{- end -}}
+{{- $internalPort := include "kafscale.proxyInternalPort" . -}}
+{{- if and $internalPort (has (int $internalPort) (list 9092 (int $v.proxy.metrics.port))) -}}
+{{- fail (printf "proxy.internalListener.port is %s, a port the proxy pod already uses (9092 is the main Kafka listener's, %d proxy.metrics.port): choose another, e.g. 9094" $internalPort (int $v.proxy.metrics.port)) -}}
 {{- end -}}
 {{- if and $v.proxy.service.loadBalancerSourceRanges (ne $v.proxy.service.type "LoadBalancer") -}}
 {{- fail "proxy.service.loadBalancerSourceRanges is set but proxy.service.type is not LoadBalancer: set proxy.service.type=LoadBalancer or remove the ranges" -}}
