@@ -53,6 +53,7 @@ TOOL_STAMPS := \
 	$(STAMP)/versitygw-$(VERSITYGW_VERSION)-static \
 	$(STAMP)/prometheus-operator-crds-$(PROMETHEUS_OPERATOR_VERSION) \
 	$(STAMP)/kube-apiserver-$(KUBE_VERSION)-v \
+	$(STAMP)/kubectl-$(KUBE_VERSION) \
 	$(STAMP)/etcd-$(ETCD_VERSION) \
 	$(STAMP)/protoc-gen-go-$(PROTOC_GEN_GO_VERSION) \
 	$(STAMP)/protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION) \
@@ -122,6 +123,13 @@ KUBE_LDFLAGS = -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
 
 $(STAMP)/kube-apiserver-$(KUBE_VERSION)-v: tests/tools/kube-apiserver/go.mod | $(STAMP)
 	cd tests/tools/kube-apiserver && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(KUBE_LDFLAGS)" -o $(BIN)/kube-apiserver .
+	@touch $@
+
+# kubectl of the same release, for the operator tests that scale the way users do
+# (tests/operator TestOutsideScaling); the kind tools put it beside the node binaries.
+$(STAMP)/kubectl-$(KUBE_VERSION): tests/tools/kube-apiserver/go.mod | $(STAMP)
+	mkdir -p $(BIN)/kube
+	cd tests/tools/kube-apiserver && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(KUBE_LDFLAGS)" -o $(BIN)/kube/kubectl k8s.io/kubernetes/cmd/kubectl
 	@touch $@
 
 $(STAMP)/etcd-$(ETCD_VERSION): tests/tools/etcd/go.mod | $(STAMP)
@@ -285,7 +293,7 @@ NODE_DEBIAN_PACKAGES := systemd dbus containerd=1.6.20~ds1-1+deb12u3 runc=1.1.5+
 DEBIAN_MIRROR          ?= http://deb.debian.org/debian
 DEBIAN_SECURITY_MIRROR ?= http://deb.debian.org/debian-security
 COREDNS_VERSION := $(call module_version,github.com/coredns/coredns,kind/node/go.mod)
-KUBE_NODE_BINARIES := kubeadm kubelet kubectl kube-controller-manager kube-scheduler kube-proxy
+KUBE_NODE_BINARIES := kubeadm kubelet kube-controller-manager kube-scheduler kube-proxy
 # The node image's tag: Kubernetes' version and a hash of every input of build.sh.
 NODE_IMAGE_INPUTS = $(sort $(shell git ls-files kind/node internal/ociimage internal/tools/images)) \
 	tests/tools/kube-apiserver/go.mod tests/tools/kube-apiserver/go.sum tests/tools/etcd/go.mod
@@ -308,9 +316,9 @@ $(STAMP)/kind-debian-$(subst $(space),+,$(subst :,_,$(KIND_DEBIAN_PACKAGES))): |
 	fi
 	@touch $@
 
-# kubeadm, kubelet, kubectl and the control plane (kube-apiserver is the tools' build) from
-# the same module and release, static, into bin/kube/. CPU-heavy: about 12 min cold.
-$(STAMP)/kube-node-$(KUBE_VERSION): tests/tools/kube-apiserver/go.mod | $(STAMP)
+# kubeadm, kubelet and the control plane (kube-apiserver and kubectl are the tools' builds)
+# from the same module and release, static, into bin/kube/. CPU-heavy: about 12 min cold.
+$(STAMP)/kube-node-$(KUBE_VERSION): tests/tools/kube-apiserver/go.mod $(STAMP)/kubectl-$(KUBE_VERSION) | $(STAMP)
 	mkdir -p $(BIN)/kube
 	cd tests/tools/kube-apiserver && for b in $(KUBE_NODE_BINARIES); do \
 	  CGO_ENABLED=0 nice -n 10 $(GO) build -trimpath -ldflags "$(KUBE_LDFLAGS)" -o $(BIN)/kube/$$b k8s.io/kubernetes/cmd/$$b; done
