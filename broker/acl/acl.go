@@ -157,6 +157,30 @@ func parseLegacy(text string) (Rules, error) {
 	return out, nil
 }
 
+// setPrincipal fills in who the rule matches from the principal's name (after "User:"):
+// everyone (`*`), a CIDR, an address, a name, or with globs a name with `*` wildcards.
+func (r *Rule) setPrincipal(principal, name string, globs bool) error {
+	r.name = name
+	switch {
+	case name == "*":
+		r.anyone = true
+	case globs && strings.Contains(name, "*"):
+		r.glob = true
+	case strings.Contains(name, "/"):
+		p, err := netip.ParsePrefix(name)
+		if err != nil {
+			return fmt.Errorf("principal %q: bad CIDR: %v", principal, err)
+		}
+		r.prefix = p.Masked()
+	default:
+		if a, err := netip.ParseAddr(name); err == nil {
+			a = a.Unmap()
+			r.prefix = netip.PrefixFrom(a, a.BitLen())
+		}
+	}
+	return nil
+}
+
 func parseRule(principal string, ops []string, res *struct {
 	Type        string `json:"type"`
 	Name        string `json:"name"`
@@ -167,21 +191,8 @@ func parseRule(principal string, ops []string, res *struct {
 	if !ok || name == "" {
 		return r, errors.New(`principal must be "User:<name>", "User:<CIDR>" or "User:*"`)
 	}
-	r.name = name
-	switch {
-	case name == "*":
-		r.anyone = true
-	case strings.Contains(name, "/"):
-		p, err := netip.ParsePrefix(name)
-		if err != nil {
-			return r, fmt.Errorf("principal %q: bad CIDR: %v", principal, err)
-		}
-		r.prefix = p.Masked()
-	default:
-		if a, err := netip.ParseAddr(name); err == nil {
-			a = a.Unmap()
-			r.prefix = netip.PrefixFrom(a, a.BitLen())
-		}
+	if err := r.setPrincipal(principal, name, false); err != nil {
+		return r, err
 	}
 	if len(ops) == 0 {
 		return r, errors.New("no operations")

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"sort"
 	"strings"
 )
@@ -130,23 +129,8 @@ func parseGuide(text string) (Rules, error) {
 func guideRule(principal string, e guideEntry, deny bool) (Rule, error) {
 	r := Rule{Principal: principal, Deny: deny}
 	name := strings.TrimPrefix(strings.TrimSpace(principal), "User:")
-	r.name = name
-	switch {
-	case name == "*":
-		r.anyone = true
-	case strings.Contains(name, "*"):
-		r.glob = true
-	case strings.Contains(name, "/"):
-		p, err := netip.ParsePrefix(name)
-		if err != nil {
-			return r, fmt.Errorf("principal %q: bad CIDR: %v", principal, err)
-		}
-		r.prefix = p.Masked()
-	default:
-		if a, err := netip.ParseAddr(name); err == nil {
-			a = a.Unmap()
-			r.prefix = netip.PrefixFrom(a, a.BitLen())
-		}
+	if err := r.setPrincipal(principal, name, true); err != nil {
+		return r, err
 	}
 	action, ok := Actions[strings.ToLower(e.Action)]
 	if !ok {
