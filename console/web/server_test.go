@@ -214,17 +214,21 @@ func TestAPIAnswers(t *testing.T) {
 	if code, _ := get("/kafscale/api/group?name=nope"); code != http.StatusNotFound {
 		t.Errorf("unknown group = %d, want 404", code)
 	}
-	for path, want := range map[string]int{
-		"/kafscale/api/topic":                                                            400,
-		"/kafscale/api/records?topic=orders":                                             400,
-		"/kafscale/api/records?topic=orders&partition=0&limit=101":                       400,
-		"/kafscale/api/records?topic=orders&partition=0&offset=-1":                       400,
-		"/kafscale/api/records?topic=orders&partition=0&offset=1&timestamp=2":            400,
-		"/kafscale/api/records?topic=gone&partition=0":                                   404,
-		"/kafscale/api/records?topic=orders&partition=0&timestamp=1700000000000&limit=3": 200,
+	// In order: the record query checked below is the last one asked.
+	for _, tc := range []struct {
+		path string
+		want int
+	}{
+		{"/kafscale/api/topic", 400},
+		{"/kafscale/api/records?topic=orders", 400},
+		{"/kafscale/api/records?topic=orders&partition=0&limit=101", 400},
+		{"/kafscale/api/records?topic=orders&partition=0&offset=-1", 400},
+		{"/kafscale/api/records?topic=orders&partition=0&offset=1&timestamp=2", 400},
+		{"/kafscale/api/records?topic=gone&partition=0", 404},
+		{"/kafscale/api/records?topic=orders&partition=0&timestamp=1700000000000&limit=3", 200},
 	} {
-		if code, body := get(path); code != want {
-			t.Errorf("%s = %d %v, want %d", path, code, body, want)
+		if code, body := get(tc.path); code != tc.want {
+			t.Errorf("%s = %d %v, want %d", tc.path, code, body, tc.want)
 		}
 	}
 	if q := e.records.last; q.Timestamp == nil || *q.Timestamp != 1700000000000 || q.Limit != 3 {
