@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kafscale/kafscale/internal/env"
+	"github.com/kafscale/kafscale/internal/env/envdoc"
 )
 
 func TestDefaults(t *testing.T) {
@@ -151,21 +152,10 @@ func TestRuntimeSettingsDocumentsEveryVariable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	documented := map[string]bool{} // name -> documented in a broker section
-	name := regexp.MustCompile("`(KAFSCALE_[A-Z0-9_]+)`")
-	brokerSection := false
-	for _, line := range strings.Split(string(doc), "\n") {
-		if strings.HasPrefix(line, "#") {
-			brokerSection = strings.HasPrefix(line, "## Broker") || strings.HasPrefix(line, "### Brokers")
-			continue
-		}
-		// The first column of a table row names the variable(s).
-		if cells := strings.Split(line, "|"); len(cells) > 2 && strings.HasPrefix(line, "| `KAFSCALE_") {
-			for _, m := range name.FindAllStringSubmatch(cells[1], -1) {
-				documented[m[1]] = documented[m[1]] || brokerSection
-			}
-		}
-	}
+	// name -> documented in a broker section (the first column of a table row names it)
+	documented := envdoc.Variables(string(doc), func(h string) bool {
+		return strings.HasPrefix(h, "## Broker") || strings.HasPrefix(h, "### Brokers")
+	}, regexp.MustCompile("`(KAFSCALE_[A-Z0-9_]+)`"), "| `KAFSCALE_")
 	for _, name := range Names() {
 		if _, ok := documented[name]; !ok {
 			t.Errorf("%s is read but not documented in docs/runtime-settings.md", name)

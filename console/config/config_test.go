@@ -9,6 +9,7 @@ import (
 	"time"
 
 	envparse "github.com/kafscale/kafscale/internal/env"
+	"github.com/kafscale/kafscale/internal/env/envdoc"
 )
 
 func TestDefaults(t *testing.T) {
@@ -83,20 +84,8 @@ func TestRuntimeSettingsDocumentsEveryVariable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	documented := map[string]bool{}
-	name := regexp.MustCompile("`((?:KAFSCALE_CONSOLE|KAFSCALE_UI)_[A-Z0-9_]+)`")
-	section := false
-	for _, line := range strings.Split(string(doc), "\n") {
-		if strings.HasPrefix(line, "#") {
-			section = line == "### Console"
-			continue
-		}
-		if cells := strings.Split(line, "|"); section && len(cells) > 2 {
-			for _, m := range name.FindAllStringSubmatch(cells[1], -1) {
-				documented[m[1]] = true
-			}
-		}
-	}
+	documented := envdoc.In(envdoc.Variables(string(doc), func(h string) bool { return h == "### Console" },
+		regexp.MustCompile("`((?:KAFSCALE_CONSOLE|KAFSCALE_UI)_[A-Z0-9_]+)`"), ""))
 	read := map[string]bool{}
 	for _, n := range Names() {
 		read[n] = true

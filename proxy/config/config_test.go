@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kafscale/kafscale/internal/env/envdoc"
 )
 
 func env(m map[string]string) func(string) (string, bool) {
@@ -71,20 +73,8 @@ func TestRuntimeSettingsDocumentsEveryVariable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	documented := map[string]bool{}
-	name := regexp.MustCompile("`(KAFSCALE_[A-Z0-9_]+)`")
-	section := false
-	for _, line := range strings.Split(string(doc), "\n") {
-		if strings.HasPrefix(line, "#") {
-			section = strings.TrimSpace(line) == "### Proxy settings"
-			continue
-		}
-		if cells := strings.Split(line, "|"); section && len(cells) > 2 && strings.HasPrefix(line, "| `KAFSCALE_") {
-			for _, m := range name.FindAllStringSubmatch(cells[1], -1) {
-				documented[m[1]] = true
-			}
-		}
-	}
+	documented := envdoc.In(envdoc.Variables(string(doc), func(h string) bool { return strings.TrimSpace(h) == "### Proxy settings" },
+		regexp.MustCompile("`(KAFSCALE_[A-Z0-9_]+)`"), "| `KAFSCALE_"))
 	read := map[string]bool{}
 	for _, n := range Names() {
 		read[n] = true
