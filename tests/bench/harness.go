@@ -298,8 +298,9 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Report, error) {
 }
 
 // runProxy repeats the 1 KiB produce runs (1 and 64 partitions, Config.Producers clients)
-// and the consumer catch-up (after a broker restart: from S3) with the clients going
-// through one proxy in front of the broker, measuring the proxy's CPU too.
+// with the clients going through one proxy in front of the broker, and reads the backlog
+// (after a broker restart: from S3) with a consumer going direct and through the proxy in
+// turn (Report.ProxyRounds), measuring the proxy's CPU too.
 func runProxy(ctx context.Context, tb testing.TB, rep *Report, etcd *testenv.Etcd, broker *brokertest.Broker, sys System, cfg Config, pool *Payload,
 	profile func(addr, name string, secs int), profiled func()) error {
 	px := proxytest.Start(tb, proxytest.Options{Etcd: etcd, Env: []string{"KAFSCALE_PROXY_LOG_LEVEL=info", "KAFSCALE_PROXY_PPROF=" + strconv.FormatBool(cfg.Profile)}})
@@ -317,16 +318,29 @@ func runProxy(ctx context.Context, tb testing.TB, rep *Report, etcd *testenv.Etc
 			parts, cfg.Producers, r.BytesPerSec()/1e6, r.Delta.ProxyCPU, r.Delta.CPU)
 		rep.ProxyProduce = append(rep.ProxyProduce, r)
 	}
-	tb.Logf("bench: restarting the broker, then reading the backlog from S3 through the proxy")
-	broker.Stop()
-	settle(tb)
-	broker.Start()
-	px.WaitReady()
-	// About as long as the direct catch-up took; idle time adds no samples.
-	profile(px.MetricsAddr, "proxy-catchup-cpu.pprof", int(rep.BrokerCatchUp.Delta.Elapsed.Seconds())+1)
-	var err error
-	if rep.ProxyCatchUp, err = catchUp(ctx, psys, "bench-backlog", rep.BrokerBacklog.Records); err != nil {
-		return err
+	// The catch-up: direct, proxy, proxy, direct, each from a restarted broker (from S3).
+	profiledOnce := false
+	for _, through := range []bool{false, true, true, false} {
+		s := sys
+		if through {
+			s = psys
+		}
+		tb.Logf("bench: restarting the broker, then reading the backlog from S3 (%s)", s.Name)
+		broker.Stop()
+		settle(tb)
+		broker.Start()
+		px.WaitReady()
+		if through && !profiledOnce {
+			// About as long as the direct catch-up took; idle time adds no samples.
+			profile(px.MetricsAddr, "proxy-catchup-cpu.pprof", int(rep.BrokerCatchUp.Delta.Elapsed.Seconds())+1)
+			profiledOnce = true
+		}
+		c, err := catchUp(ctx, s, "bench-backlog", rep.BrokerBacklog.Records)
+		if err != nil {
+			return err
+		}
+		tb.Logf("bench: catch-up (%s): %.1f MB/s", s.Name, c.BytesPerSec()/1e6)
+		rep.ProxyRounds = append(rep.ProxyRounds, c)
 	}
 	if p, err := readProc(px.PID()); err == nil {
 		rep.ProxyPeakRSS = p.PeakRSS

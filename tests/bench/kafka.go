@@ -103,6 +103,24 @@ type Delta struct {
 	Uploads, Commits Hist
 }
 
+// add sums two deltas of separate runs (the high-water mark is the larger; histogram
+// bounds are not summed).
+func (d Delta) add(o Delta) Delta {
+	d.Elapsed += o.Elapsed
+	d.CPU += o.CPU
+	d.SelfCPU += o.SelfCPU
+	d.ProxyCPU += o.ProxyCPU
+	d.Busy += o.Busy
+	d.PeakRSS = max(d.PeakRSS, o.PeakRSS)
+	d.Puts += o.Puts
+	d.PutBytes += o.PutBytes
+	d.Gets += o.Gets
+	d.GetBytes += o.GetBytes
+	d.Flushes += o.Flushes
+	d.Objects += o.Objects
+	return d
+}
+
 // Hist is a histogram's observations between two scrapes: how many, the upper bound of the
 // bucket holding the 99th percentile, and how many took longer than Slow.
 type Hist struct {
