@@ -224,6 +224,11 @@ func BrokerDeployment(c *v1alpha1.KafscaleCluster, in BrokerInputs) *appsv1.Depl
 		Containers:                    []corev1.Container{container},
 		TerminationGracePeriodSeconds: ptr.To(int64(config.BrokerTerminationGrace / time.Second)),
 		AutomountServiceAccountToken:  ptr.To(false),
+		// Service links would put a variable per Service of the namespace into the
+		// environment: KAFSCALE_BROKER_PORT_9092_TCP and the like for the cluster's own
+		// Services, which the broker reports as unknown settings at every start. Every
+		// address the broker needs is set explicitly.
+		EnableServiceLinks: ptr.To(false),
 		SecurityContext: &corev1.PodSecurityContext{
 			RunAsNonRoot:   ptr.To(true),
 			RunAsUser:      ptr.To[int64](65532),

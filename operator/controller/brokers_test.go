@@ -158,6 +158,9 @@ func TestBrokerDeploymentPod(t *testing.T) {
 	if len(p.ImagePullSecrets) != 1 || p.ImagePullSecrets[0].Name != "regcred" {
 		t.Errorf("pull secrets %+v", p.ImagePullSecrets)
 	}
+	if p.EnableServiceLinks == nil || *p.EnableServiceLinks {
+		t.Errorf("service links on: the namespace's Services become KAFSCALE_* variables the broker reports as unknown")
+	}
 	for k, v := range brokerSelector(newCluster()) {
 		if d.Spec.Selector.MatchLabels[k] != v || d.Spec.Template.Labels[k] != v {
 			t.Errorf("selector label %s", k)

@@ -169,6 +169,7 @@ func EtcdStatefulSet(c *v1alpha1.KafscaleCluster, cfg *config.Operator) *appsv1.
 					Containers:                   []corev1.Container{container},
 					ImagePullSecrets:             pullSecrets,
 					AutomountServiceAccountToken: ptr.To(false),
+					EnableServiceLinks:           ptr.To(false), // see BrokerDeployment
 					SecurityContext: &corev1.PodSecurityContext{
 						RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](65532), RunAsGroup: ptr.To[int64](65532), FSGroup: ptr.To[int64](65532),
 						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},

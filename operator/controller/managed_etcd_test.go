@@ -169,7 +169,7 @@ func TestEtcdRestoreInitContainer(t *testing.T) {
 				!slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
 				t.Errorf("init security context %+v", sc)
 			}
-			if *pod.AutomountServiceAccountToken || len(pod.ImagePullSecrets) != 1 || pod.ImagePullSecrets[0].Name != "regcred" {
+			if *pod.AutomountServiceAccountToken || pod.EnableServiceLinks == nil || *pod.EnableServiceLinks || len(pod.ImagePullSecrets) != 1 || pod.ImagePullSecrets[0].Name != "regcred" {
 				t.Errorf("token %v pull secrets %+v", *pod.AutomountServiceAccountToken, pod.ImagePullSecrets)
 			}
 		})

@@ -63,6 +63,7 @@ func SnapshotCronJob(c *v1alpha1.KafscaleCluster, cfg *config.Operator, etcdEndp
 	pod := corev1.PodSpec{
 		RestartPolicy:                corev1.RestartPolicyOnFailure,
 		AutomountServiceAccountToken: ptr.To(false),
+		EnableServiceLinks:           ptr.To(false),
 		SecurityContext: &corev1.PodSecurityContext{
 			RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](65532), RunAsGroup: ptr.To[int64](65532),
 			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},

@@ -50,6 +50,9 @@ func TestSnapshotCronJob(t *testing.T) {
 					t.Errorf("%s = %+v (present %v, want %v)", key, e, ok, tc.secret)
 				}
 			}
+			if links := cj.Spec.JobTemplate.Spec.Template.Spec.EnableServiceLinks; links == nil || *links {
+				t.Errorf("service links on: the namespace's Services become KAFSCALE_* variables")
+			}
 			if cj.Spec.JobTemplate.Spec.Template.Spec.RestartPolicy != corev1.RestartPolicyOnFailure {
 				t.Error("restart policy")
 			}

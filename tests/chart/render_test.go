@@ -716,6 +716,9 @@ func TestOperatorRBACIsNamespacedAndMinimal(t *testing.T) {
 	for where, spec := range podSpecs(t, m) {
 		mounts := spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken
 		eq(t, where+" mounts a token", mounts, strings.HasSuffix(where, name("operator")))
+		// Service links would add KAFSCALE_<SERVICE>_PORT… variables the binaries report
+		// as unknown settings.
+		eq(t, where+" has service links", spec.EnableServiceLinks == nil || *spec.EnableServiceLinks, false)
 	}
 }
 
