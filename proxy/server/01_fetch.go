@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"math"
 
 	"github.com/kafscale/kafscale/proxy/backend"
 	"github.com/kafscale/kafscale/proxy/route"
@@ -29,6 +30,11 @@ import (
 //
 // Partitions without a live leader, or whose broker failed, are answered
 // NOT_LEADER_OR_FOLLOWER, so the client refreshes its metadata.
+//
+// Memory: a client connection's fetches are forwarded one at a time, each once the one
+// before is answered, and MaxBytes is lowered to KAFSCALE_PROXY_MAX_INFLIGHT_BYTES_PER_CONN,
+// so the proxy holds at most one fetch answer of that size (plus a first record batch
+// larger than it, which Kafka always returns) per client connection.
 
 const fetchKey = 1
 
@@ -51,6 +57,16 @@ type fetchAnswer struct {
 
 func handleFetch(c *conn, r *request) (*response, error) {
 	req := r.msg.(*kmsg.FetchRequest)
+	select {
+	case <-r.turn: // the connection's previous fetch is answered (conn.lastFetch)
+	case <-c.ctx.Done():
+		return nil, c.ctx.Err()
+	}
+	// One answer is at most the connection's share of the proxy's memory, as a Kafka
+	// broker's fetch.max.bytes caps it; the client fetches the rest next time.
+	if limit := int32(min(c.s.cfg.MaxInflightBytesPerConn, math.MaxInt32)); req.MaxBytes <= 0 || req.MaxBytes > limit {
+		req.MaxBytes = limit
+	}
 	sp := splitByLeader(c.state(), fetchKeys(req), c.firstCandidate(r))
 	subs := splitFetch(req, sp)
 	parts := make([]*fetchPart, len(sp.order))

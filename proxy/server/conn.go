@@ -41,6 +41,11 @@ type conn struct {
 	// lastProduce is closed once the previous Produce of this connection has been written to
 	// the brokers, so pipelined produces reach each broker in arrival order.
 	lastProduce chan struct{}
+	// lastFetch is closed once the previous Fetch of this connection has been answered (its
+	// answer written to the client or dropped): a connection's fetches are forwarded one at
+	// a time, so the proxy holds at most one fetch answer per client connection however
+	// many fetches it pipelines. Clients keep one fetch per broker in flight and never wait.
+	lastFetch chan struct{}
 }
 
 // request is one decoded client request.
@@ -51,7 +56,8 @@ type request struct {
 	body         []byte // the request body as the client sent it
 	msg          kmsg.Request
 
-	// Produce only: wait for turn before writing to brokers, call sent after.
+	// Produce: wait for turn before writing to brokers, call sent after. Fetch: wait for
+	// turn (the previous fetch answered) before forwarding.
 	turn <-chan struct{}
 	sent func()
 }
@@ -81,6 +87,16 @@ type inflight struct {
 	done         chan struct{}
 	resp         *response // nil: send nothing
 	err          error     // non-nil: close the connection
+	answered     func()    // when set, called once the answer is written or dropped
+}
+
+// drop ends in's life in the writer once its answer is written or will never be. It does
+// not touch in.resp: a dropped request's handler may still be running.
+func (c *conn) drop(in *inflight) {
+	c.releaseBytes(in.size)
+	if in.answered != nil {
+		in.answered()
+	}
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -97,6 +113,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		budget:      newByteBudget(s.cfg.MaxInflightBytesPerConn),
 		stop:        make(chan struct{}),
 		lastProduce: first,
+		lastFetch:   first,
 	}
 }
 
@@ -260,12 +277,18 @@ func (c *conn) decode(frame []byte) (*inflight, *request, error) {
 	if err := msg.ReadFrom(r.body); err != nil {
 		return nil, nil, fmt.Errorf("%s v%d: malformed request body: %w", kmsg.NameForKey(key), version, err)
 	}
-	if key == produceKey {
+	switch key {
+	case produceKey:
 		turn, mine := c.lastProduce, make(chan struct{})
 		c.lastProduce = mine
 		var once sync.Once
 		r.turn = turn
 		r.sent = func() { once.Do(func() { close(mine) }) }
+	case fetchKey:
+		turn, mine := c.lastFetch, make(chan struct{})
+		c.lastFetch = mine
+		r.turn = turn
+		in.answered = func() { close(mine) }
 	}
 	return in, r, nil
 }
@@ -296,14 +319,14 @@ func (c *conn) writeLoop() {
 	var buf []byte
 	for in := range c.pending {
 		if failed {
-			c.releaseBytes(in.size)
+			c.drop(in)
 			continue
 		}
 		select {
 		case <-in.done:
 		case <-c.ctx.Done():
 			failed = true
-			c.releaseBytes(in.size)
+			c.drop(in)
 			continue
 		}
 		api := kmsg.NameForKey(in.key)
@@ -313,7 +336,7 @@ func (c *conn) writeLoop() {
 			failed = true
 			c.cancel()
 			c.nc.Close()
-			c.releaseBytes(in.size)
+			c.drop(in)
 			continue
 		}
 		var err error
@@ -348,8 +371,8 @@ func (c *conn) writeLoop() {
 			}
 		}
 		in.resp.done() // written (copied to w or the socket), or nothing to write
+		c.drop(in)
 		c.s.metrics.observe(api, time.Since(in.start))
-		c.releaseBytes(in.size)
 		if err == nil && len(c.pending) == 0 {
 			err = w.Flush()
 		}

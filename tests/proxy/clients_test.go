@@ -99,10 +99,9 @@ func TestClientsThroughProxies(t *testing.T) {
 	c := startCluster(t, 3)
 	var relays []*relay
 	for i := 0; i < 2; i++ {
-		var target string
-		r := startRelay(t, func() string { return target })
+		r := startRelay(t)
 		p := c.addProxy(t, proxytest.Options{AdvertisedPort: r.port()})
-		target = p.Addr
+		r.to(p.Addr)
 		relays = append(relays, r)
 	}
 	a, b := relays[0].addr(), relays[1].addr()

@@ -36,11 +36,10 @@ func produceOne(t *testing.T, conn *rawConn, topic, value string, corr int32) in
 // and the client's next request on its untouched connection succeeds at once.
 func TestBrokerClosesIdleConnection(t *testing.T) {
 	etcd, s3 := testenv.StartEtcd(t), testenv.StartS3(t)
-	var target string
-	r := startRelay(t, func() string { return target })
+	r := startRelay(t)
 	b := brokertest.Start(t, brokertest.Options{NodeID: 0, Etcd: etcd, S3: s3,
 		Env: []string{"KAFSCALE_BROKER_HOST=127.0.0.1", "KAFSCALE_BROKER_PORT=" + strconv.Itoa(r.port())}})
-	target = b.Addr
+	r.to(b.Addr)
 	p := proxytest.Start(t, proxytest.Options{Etcd: etcd})
 	ctx := testContext(t, 2*time.Minute)
 	createTopic(t, ctx, p.Addr, "idle", 1)

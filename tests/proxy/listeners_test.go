@@ -23,9 +23,8 @@ import (
 func TestListenersAdvertiseTheirOwnEndpoint(t *testing.T) {
 	c := startCluster(t, 3)
 	internalAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
-	var mainTarget string
-	mainRelay := startRelay(t, func() string { return mainTarget })
-	internalRelay := startRelay(t, func() string { return internalAddr })
+	mainRelay, internalRelay := startRelay(t), startRelay(t)
+	internalRelay.to(internalAddr)
 	p := c.addProxy(t, proxytest.Options{Env: []string{
 		"KAFSCALE_PROXY_ADVERTISED_HOST=external.test",
 		"KAFSCALE_PROXY_ADVERTISED_PORT=9092",
@@ -33,7 +32,7 @@ func TestListenersAdvertiseTheirOwnEndpoint(t *testing.T) {
 		"KAFSCALE_PROXY_INTERNAL_ADVERTISED_HOST=internal.test",
 		"KAFSCALE_PROXY_INTERNAL_ADVERTISED_PORT=9094",
 	}})
-	mainTarget = p.Addr
+	mainRelay.to(p.Addr)
 	ctx := testContext(t, 5*time.Minute)
 	createTopic(t, ctx, c.brokers[0].Addr, "listeners", 6)
 

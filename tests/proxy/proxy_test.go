@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -126,11 +127,12 @@ func metadata(t *testing.T, ctx context.Context, cl *kgo.Client, topic string) *
 	return resp
 }
 
-// relay is a TCP forwarder in front of a target address. It records every byte sent back
-// to the clients and can cut its connections.
+// relay is a TCP forwarder in front of a target address, set with to (the target often
+// starts after the relay, knowing the relay's port). It records every byte sent back to the
+// clients and can cut its connections.
 type relay struct {
 	ln     net.Listener
-	target func() string
+	target atomic.Pointer[string]
 
 	mu    sync.Mutex
 	conns []net.Conn
@@ -138,17 +140,20 @@ type relay struct {
 	count int          // connections accepted
 }
 
-func startRelay(t *testing.T, target func() string) *relay {
+func startRelay(t *testing.T) *relay {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(testenv.FreePort(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &relay{ln: ln, target: target}
+	r := &relay{ln: ln}
 	t.Cleanup(func() { ln.Close(); r.cut() })
 	go r.serve()
 	return r
 }
+
+// to sets the address new connections are forwarded to.
+func (r *relay) to(addr string) { r.target.Store(&addr) }
 
 func (r *relay) addr() string { return r.ln.Addr().String() }
 func (r *relay) port() int    { return r.ln.Addr().(*net.TCPAddr).Port }
@@ -159,7 +164,12 @@ func (r *relay) serve() {
 		if err != nil {
 			return
 		}
-		up, err := net.Dial("tcp", r.target())
+		target := r.target.Load()
+		if target == nil {
+			c.Close()
+			continue
+		}
+		up, err := net.Dial("tcp", *target)
 		if err != nil {
 			c.Close()
 			continue
