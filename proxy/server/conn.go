@@ -311,8 +311,8 @@ func (c *conn) handle(in *inflight, r *request) {
 	in.resp, in.err = resp, err
 }
 
-// writeLoop writes answers in request order, flushing whenever no further answer is ready,
-// and closes the connection on the first handler error.
+// writeLoop writes answers in request order, flushing whenever the next answer is not
+// ready, and closes the connection on the first handler error.
 func (c *conn) writeLoop() {
 	w := bufio.NewWriterSize(c.nc, 64<<10)
 	failed := false
@@ -324,10 +324,23 @@ func (c *conn) writeLoop() {
 		}
 		select {
 		case <-in.done:
-		case <-c.ctx.Done():
-			failed = true
-			c.drop(in)
-			continue
+		default:
+			// The next answer is not ready (a fetch's long poll, say): what is buffered goes
+			// out now instead of waiting behind it.
+			if w.Buffered() > 0 && w.Flush() != nil {
+				failed = true
+				c.cancel()
+				c.nc.Close()
+				c.drop(in)
+				continue
+			}
+			select {
+			case <-in.done:
+			case <-c.ctx.Done():
+				failed = true
+				c.drop(in)
+				continue
+			}
 		}
 		api := kmsg.NameForKey(in.key)
 		if in.err != nil {

@@ -10,14 +10,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// TestFetchMemoryBounds: what the proxy holds of fetch answers is bounded per client
-// connection, whatever the client asks for.
-func TestFetchMemoryBounds(t *testing.T) {
+// TestFetchesOfAConnection: what the proxy holds of fetch answers is bounded per client
+// connection, whatever the client asks for, and a fetch's long poll delays no answer
+// before it.
+func TestFetchesOfAConnection(t *testing.T) {
 	const share = 64 << 10 // KAFSCALE_PROXY_MAX_INFLIGHT_BYTES_PER_CONN, its least value
 	c := startCluster(t, 1)
 	p := c.addProxy(t, proxytest.Options{Env: []string{"KAFSCALE_PROXY_MAX_INFLIGHT_BYTES_PER_CONN=65536"}})
 	ctx := testContext(t, 3*time.Minute)
-	createTopic(t, ctx, p.Addr, "bounds", 2)
+	createTopic(t, ctx, p.Addr, "bounds", 3)
 
 	// 1 MiB in partition 0, one 16 KiB record per batch, produced without waiting for each
 	// acknowledgement so that several batches share a segment.
@@ -104,6 +105,35 @@ func TestFetchMemoryBounds(t *testing.T) {
 			if !bytes.Contains(rp.RecordBatches, []byte(want.value)) {
 				t.Fatalf("answer %d (partition %d): no record %q in %d record bytes; high watermark %d", want.corr, want.partition, want.value, len(rp.RecordBatches), rp.HighWatermark)
 			}
+		}
+	})
+
+	t.Run("an answer does not wait behind a later long poll", func(t *testing.T) {
+		// Metadata, then a fetch of the empty partition 2 that waits up to 45 s. The
+		// Metadata answer must come while the fetch waits: the record produced only after
+		// it arrived must be in the fetch's answer.
+		conn := dialRaw(t, p.Addr)
+		md := kmsg.NewPtrMetadataRequest()
+		md.Version = 7
+		conn.send(md, 1)
+		conn.send(fetch(2, 45_000), 2)
+		if corr, _, err := conn.read(false); err != nil || corr != 1 {
+			t.Fatalf("Metadata answer: correlation id %d, %v", corr, err)
+		}
+		if err := prod.ProduceSync(ctx, &kgo.Record{Partition: 2, Value: []byte("after the metadata answer")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		corr, body, err := conn.read(false)
+		if err != nil || corr != 2 {
+			t.Fatalf("Fetch answer: correlation id %d, %v", corr, err)
+		}
+		resp := kmsg.NewPtrFetchResponse()
+		resp.Version = 11
+		if err := resp.ReadFrom(body); err != nil {
+			t.Fatal(err)
+		}
+		if rp := resp.Topics[0].Partitions[0]; !bytes.Contains(rp.RecordBatches, []byte("after the metadata answer")) {
+			t.Fatalf("the fetch was answered without the record produced once the Metadata answer arrived (error %d, high watermark %d): the Metadata answer waited behind the long poll", rp.ErrorCode, rp.HighWatermark)
 		}
 	})
 }
