@@ -11,7 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// writeLoop writes responses in request order, flushing whenever no further response is
+// writeLoop writes responses in request order, flushing whenever the next response is not
 // ready, and closes the connection on the first handler error.
 func (c *conn) writeLoop() {
 	w := bufio.NewWriterSize(c.nc, 64<<10)
@@ -23,9 +23,21 @@ func (c *conn) writeLoop() {
 		}
 		select {
 		case <-in.done:
-		case <-c.ctx.Done():
-			failed = true
-			continue
+		default:
+			// The next response is not ready (a fetch's long poll, say): what is buffered
+			// goes out now instead of waiting behind it.
+			if w.Buffered() > 0 && w.Flush() != nil {
+				failed = true
+				c.cancel()
+				c.nc.Close()
+				continue
+			}
+			select {
+			case <-in.done:
+			case <-c.ctx.Done():
+				failed = true
+				continue
+			}
 		}
 		api := kmsg.NameForKey(in.key)
 		if in.err != nil {

@@ -109,31 +109,45 @@ func TestFetchesOfAConnection(t *testing.T) {
 	})
 
 	t.Run("an answer does not wait behind a later long poll", func(t *testing.T) {
-		// Metadata, then a fetch of the empty partition 2 that waits up to 45 s. The
-		// Metadata answer must come while the fetch waits: the record produced only after
-		// it arrived must be in the fetch's answer.
-		conn := dialRaw(t, p.Addr)
-		md := kmsg.NewPtrMetadataRequest()
-		md.Version = 7
-		conn.send(md, 1)
-		conn.send(fetch(2, 45_000), 2)
-		if corr, _, err := conn.read(false); err != nil || corr != 1 {
-			t.Fatalf("Metadata answer: correlation id %d, %v", corr, err)
-		}
-		if err := prod.ProduceSync(ctx, &kgo.Record{Partition: 2, Value: []byte("after the metadata answer")}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-		corr, body, err := conn.read(false)
-		if err != nil || corr != 2 {
-			t.Fatalf("Fetch answer: correlation id %d, %v", corr, err)
-		}
-		resp := kmsg.NewPtrFetchResponse()
-		resp.Version = 11
-		if err := resp.ReadFrom(body); err != nil {
-			t.Fatal(err)
-		}
-		if rp := resp.Topics[0].Partitions[0]; !bytes.Contains(rp.RecordBatches, []byte("after the metadata answer")) {
-			t.Fatalf("the fetch was answered without the record produced once the Metadata answer arrived (error %d, high watermark %d): the Metadata answer waited behind the long poll", rp.ErrorCode, rp.HighWatermark)
+		// A produce to partition 0, then a fetch of partition 2 beyond its end that waits up
+		// to 45 s. The produce's answer must come while the fetch waits: the record produced
+		// only after it arrived must be in the fetch's answer. The broker's own connections
+		// too.
+		for i, target := range []struct{ name, addr string }{{"through the proxy", p.Addr}, {"direct to the broker", c.brokers[0].Addr}} {
+			conn := dialRaw(t, target.addr)
+			// A produce waits for its flush, so the fetch behind it is queued by then.
+			pr := kmsg.NewPtrProduceRequest()
+			pr.Version, pr.Acks, pr.TimeoutMillis = 7, -1, 30000
+			rt := kmsg.NewProduceRequestTopic()
+			rt.Topic = "bounds"
+			rp := kmsg.NewProduceRequestTopicPartition()
+			rp.Records = recordBatch("before the long poll")
+			rt.Partitions = append(rt.Partitions, rp)
+			pr.Topics = append(pr.Topics, rt)
+			conn.send(pr, 1)
+			f := fetch(2, 45_000)
+			f.Topics[0].Partitions[0].FetchOffset = int64(i)
+			conn.send(f, 2)
+			if corr, _, err := conn.read(false); err != nil || corr != 1 {
+				t.Fatalf("%s: Produce answer: correlation id %d, %v", target.name, corr, err)
+			}
+			value := "after the produce answer " + target.name
+			if err := prod.ProduceSync(ctx, &kgo.Record{Partition: 2, Value: []byte(value)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			corr, body, err := conn.read(false)
+			if err != nil || corr != 2 {
+				t.Fatalf("%s: Fetch answer: correlation id %d, %v", target.name, corr, err)
+			}
+			resp := kmsg.NewPtrFetchResponse()
+			resp.Version = 11
+			if err := resp.ReadFrom(body); err != nil {
+				t.Fatal(err)
+			}
+			if rp := resp.Topics[0].Partitions[0]; !bytes.Contains(rp.RecordBatches, []byte(value)) {
+				t.Fatalf("%s: the fetch was answered without the record produced once the Produce answer arrived (error %d, high watermark %d): the Produce answer waited behind the long poll",
+					target.name, rp.ErrorCode, rp.HighWatermark)
+			}
 		}
 	})
 }
