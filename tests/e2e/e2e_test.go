@@ -171,6 +171,9 @@ func TestUpgradeRollbackOnKind(t *testing.T) {
 	// The record the last helm test of the first installation produced (revision 4) is
 	// served by the reinstalled release.
 	e.findRecord(e.b, "kafscale-helm-test kafscale revision 4")
+
+	e.step("8 ct install")
+	e.t.Logf("ct install passed with %s", strings.Join(e.ctInstall(), ", "))
 	e.step("done")
 }
 
