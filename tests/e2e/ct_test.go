@@ -33,6 +33,9 @@ func (e *env) ctInstall() []string {
 	}
 	dir := filepath.Join(e.work, "ct")
 	chart := filepath.Join(dir, "kafscale")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		e.t.Fatal(err)
+	}
 	if out, err := exec.Command("cp", "-r", filepath.Join(e.repo, "charts", "kafscale"), dir+"/").CombinedOutput(); err != nil {
 		e.t.Fatalf("copy the chart: %v %s", err, out)
 	}
