@@ -115,7 +115,7 @@ func TestUpgradeRollbackOnKind(t *testing.T) {
 	}
 	e.waitRelease(e.b)
 	e.replaced(before)
-	watch.check(e, before)
+	watch.check(e, before, e.b)
 	e.helmTest()
 	e.history([]string{"superseded", "deployed"}, e.a, e.b)
 
@@ -125,7 +125,7 @@ func TestUpgradeRollbackOnKind(t *testing.T) {
 	helm.Rollback(t, e.helm(nil), release, "1")
 	e.waitRelease(e.a)
 	e.replaced(before)
-	watch.check(e, before)
+	watch.check(e, before, e.a)
 	if e.uid("kafscalecluster", "kafscale") != clusterUID || e.uid("kafscaletopic", "kafscale-helm-test") != topicUID {
 		t.Fatal("the KafscaleCluster or the KafscaleTopic was replaced by the rollback")
 	}
@@ -141,7 +141,7 @@ func TestUpgradeRollbackOnKind(t *testing.T) {
 	helm.Upgrade(t, e.helm(nil), e.b.chart, release)
 	e.waitRelease(e.b)
 	e.replaced(before)
-	watch.check(e, before)
+	watch.check(e, before, e.b)
 	e.helmTest()
 	e.history([]string{"superseded", "superseded", "superseded", "deployed"}, e.a, e.b, e.a, e.b)
 	if e.uid("kafscalecluster", "kafscale") != clusterUID {
