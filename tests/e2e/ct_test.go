@@ -80,6 +80,9 @@ func (e *env) ctInstall() []string {
 		" --set=operator.brokerImage.pullPolicy=Never"
 	cmd := exec.Command(filepath.Join(e.repo, "bin", "ct"), "install", "--config", filepath.Join(e.repo, "ct.yaml"),
 		"--chart-dirs", dir, "--charts", chart, "--namespace", namespace, "--release-label", "app.kubernetes.io/instance",
+		// The test's release name: the CRDs the uninstall kept carry it (meta.helm.sh/
+		// release-name), and helm adopts them only into a release of that name.
+		"--release-name", release,
 		"--helm-extra-set-args", set)
 	cmd.Dir = e.repo
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "PATH="+filepath.Dir(e.kubectl)+string(os.PathListSeparator)+os.Getenv("PATH"))
