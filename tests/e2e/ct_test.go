@@ -74,15 +74,16 @@ func (e *env) ctInstall() []string {
 	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
 		e.t.Fatal(err)
 	}
-	// Only what kind needs: the managed etcd's image (as tests/e2e/values.yaml), and images
-	// never pulled (they are loaded), which also leaves the brokers' pod template as it is.
+	// Only what kind needs: the managed etcd's image (as tests/e2e/values.yaml), images
+	// never pulled (they are loaded), which also leaves the brokers' pod template as it is,
+	// and crds.enabled=false: the CRDs are there, kept by the uninstall and owned by the
+	// test's release name (meta.helm.sh/release-name), and helm cannot adopt them into ct's
+	// releases, whose names ct always suffixes at random ("installed by other means", as
+	// the value's documentation says).
 	set := "--set=operator.extraEnv[0].name=KAFSCALE_OPERATOR_ETCD_IMAGE --set=operator.extraEnv[0].value=ghcr.io/kafscale/etcd:" + need(e.t, "ETCD_VERSION") +
-		" --set=operator.brokerImage.pullPolicy=Never"
+		" --set=operator.brokerImage.pullPolicy=Never --set=crds.enabled=false"
 	cmd := exec.Command(filepath.Join(e.repo, "bin", "ct"), "install", "--config", filepath.Join(e.repo, "ct.yaml"),
 		"--chart-dirs", dir, "--charts", chart, "--namespace", namespace, "--release-label", "app.kubernetes.io/instance",
-		// The test's release name: the CRDs the uninstall kept carry it (meta.helm.sh/
-		// release-name), and helm adopts them only into a release of that name.
-		"--release-name", release,
 		"--helm-extra-set-args", set)
 	cmd.Dir = e.repo
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "PATH="+filepath.Dir(e.kubectl)+string(os.PathListSeparator)+os.Getenv("PATH"))
