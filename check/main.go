@@ -18,7 +18,12 @@
 //	    writes, syncs, reads back and removes a file in DIR: that a volume is writable
 //	    by the pod's user (kind/up.sh runs it as 65532 on a fresh claim)
 //
-// -timeout bounds each check (default 60s).
+//	kafscale-check produce-flow -bootstrap host:port -topic T -id ID -partitions N -rate R -stop-file F
+//	kafscale-check consume-flow -bootstrap host:port -topic T -group G -stop-file F
+//	    the e2e tier's clients that run through upgrades and account for every record
+//	    (flow.go)
+//
+// -timeout bounds each check (default 60s; not the flow clients, which run until stopped).
 package main
 
 import (
@@ -61,6 +66,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	endpoint := fs.String("endpoint", "", "bucket: the S3 endpoint URL")
 	bucketName := fs.String("bucket", "", "bucket: the bucket to create")
 	region := fs.String("region", "us-east-1", "bucket: the region")
+	id := fs.String("id", "", "produce-flow: the producer's name, the first word of its records")
+	partitions := fs.Int("partitions", 3, "produce-flow: how many partitions to write round robin")
+	rate := fs.Int("rate", 20, "produce-flow: records per second")
+	stopFile := fs.String("stop-file", "", "produce-flow, consume-flow: stop when this file says stop")
+	group := fs.String("group", "", "consume-flow: the consumer group")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -83,6 +93,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *bootstrap == "" {
 		fmt.Fprintln(stderr, "kafscale-check: -bootstrap is required")
 		return 2
+	}
+	if args[0] == "produce-flow" || args[0] == "consume-flow" {
+		var err error
+		if args[0] == "produce-flow" {
+			err = flowProduce(*bootstrap, *topic, *id, *partitions, *rate, *stopFile, stdout)
+		} else {
+			err = flowConsume(*bootstrap, *topic, *group, *stopFile, stdout)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "kafscale-check %s: %v\n", args[0], err)
+			return 1
+		}
+		return 0
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()

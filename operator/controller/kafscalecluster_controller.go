@@ -242,6 +242,7 @@ func (r *ClusterReconciler) reconcileBrokers(ctx context.Context, c *v1alpha1.Ka
 		}
 		restartedAt := deploy.Spec.Template.Annotations[restartedAtAnnotation]
 		deploy.Spec.Strategy = want.Spec.Strategy
+		deploy.Spec.MinReadySeconds = want.Spec.MinReadySeconds
 		deploy.Spec.Template = want.Spec.Template
 		if restartedAt != "" {
 			deploy.Spec.Template.Annotations[restartedAtAnnotation] = restartedAt

@@ -127,3 +127,33 @@ func TestClusterReconcilerIgnoresAMissingCluster(t *testing.T) {
 		t.Fatalf("Reconcile of a missing cluster = %+v, %v; want nothing to do", res, err)
 	}
 }
+
+// A broker Deployment made by an older operator (no minReadySeconds, as release A's) gets
+// the rolling-update settings of this one when the cluster is reconciled: an upgrade rolls
+// its brokers one drain at a time (TestBrokerRollOneDrainAtATime).
+func TestClusterReconcilerUpdatesTheRollSettingsOfAnOlderDeployment(t *testing.T) {
+	c := newCluster(withReplicas(3), func(c *v1alpha1.KafscaleCluster) { c.Spec.Etcd.Endpoints = []string{unreachableEtcd} })
+	c.UID = "cluster-uid"
+	in := testInputs()
+	in.Config.BrokerEnvConfigMap = ""
+	in.EtcdEndpoints = []string{unreachableEtcd}
+	older := BrokerDeployment(c, in)
+	older.Spec.MinReadySeconds = 0
+	older.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType}
+	cli := fakeClient(t, c, older)
+	pool := NewEtcdPool()
+	defer pool.Close()
+	r := &ClusterReconciler{Client: cli, Scheme: fakeScheme(t), Config: in.Config, Etcd: pool}
+	ctx := boundedContext(t)
+	_, _ = r.Reconcile(ctx, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: c.Namespace, Name: c.Name}}) // etcd unreachable: an error, after the Deployment
+	var got appsv1.Deployment
+	if err := cli.Get(ctx, client.ObjectKeyFromObject(older), &got); err != nil {
+		t.Fatalf("broker Deployment: %v", err)
+	}
+	if got.Spec.MinReadySeconds != BrokerMinReadySeconds {
+		t.Errorf("minReadySeconds %d after the reconcile, want %d", got.Spec.MinReadySeconds, BrokerMinReadySeconds)
+	}
+	if ru := got.Spec.Strategy.RollingUpdate; ru == nil || ru.MaxSurge.IntValue() != 1 || ru.MaxUnavailable.IntValue() != 0 {
+		t.Errorf("strategy %+v, want maxSurge 1, maxUnavailable 0", got.Spec.Strategy)
+	}
+}

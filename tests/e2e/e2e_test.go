@@ -59,28 +59,21 @@ type rel struct {
 	chart string // packaged chart
 }
 
-// etcdRedialCommit is the commit from which the operator, proxy and console redial an etcd
-// connection that answers something that is not etcd (internal/etcdclient). A release A
-// older than it can keep, at install, a connection made before kube-proxy routed the managed
-// etcd's Service, and never become ready; the test then restarts such a Deployment once, with
-// a warning, as kind/up.sh did. Once release-a names a later commit this does nothing.
-const etcdRedialCommit = "149f070"
-
 type env struct {
 	t     *testing.T
 	quiet *k8s.KubectlOptions // for polls: no log line per call
-	// aLacksEtcdRedial: release A predates etcdRedialCommit.
-	aLacksEtcdRedial bool
-	repo             string
-	work             string
-	cluster          string
-	kubectl          string
-	kopts            *k8s.KubectlOptions
-	a, b             rel
-	values           string
-	broken           bool
-	steps            []string
-	stepFrom         time.Time
+	// flowing: the data flow's clients run (steps 2 to 6); a wait fails if one ends.
+	flowing  bool
+	repo     string
+	work     string
+	cluster  string
+	kubectl  string
+	kopts    *k8s.KubectlOptions
+	a, b     rel
+	values   string
+	broken   bool
+	steps    []string
+	stepFrom time.Time
 }
 
 func need(t *testing.T, name string) string {
@@ -98,14 +91,19 @@ func TestUpgradeRollbackOnKind(t *testing.T) {
 	e.step("1 install release A (%s)", e.a.tag)
 	helm.Install(t, e.helm(nil), e.a.chart, release)
 	k8s.RunKubectl(t, e.kopts, "apply", "-f", filepath.Join(e.repo, "kind", "cluster-resources.yaml"))
-	e.waitRelease(e.a, e.aLacksEtcdRedial)
+	e.waitRelease(e.a)
 	clusterUID := e.uid("kafscalecluster", "kafscale")
 	topicUID := e.uid("kafscaletopic", "kafscale-helm-test")
 	e.helmTest()
 	e.history([]string{"deployed"}, e.a)
 
+	e.step("2 start producers and a consumer group in the cluster")
+	e.startFlow()
+	e.flowing = true
+
 	e.step("3 upgrade to release B (%s) with --reuse-values", e.b.tag)
 	before := e.podUIDs()
+	watch := e.watchBrokers()
 	args := []string{"--reuse-values"}
 	if e.broken {
 		// A broker image whose entrypoint exits at once (the check binary without a
@@ -115,16 +113,19 @@ func TestUpgradeRollbackOnKind(t *testing.T) {
 	if out, err := helm.RunHelmCommandAndGetOutputE(t, e.helm(nil), "upgrade", append([]string{release, e.b.chart}, args...)...); err != nil {
 		t.Fatalf("helm upgrade --reuse-values: %v\n%s", err, out)
 	}
-	e.waitRelease(e.b, false)
+	e.waitRelease(e.b)
 	e.replaced(before)
+	watch.check(e, before, e.b)
 	e.helmTest()
 	e.history([]string{"superseded", "deployed"}, e.a, e.b)
 
 	e.step("4 rollback to release A")
 	before = e.podUIDs()
+	watch = e.watchBrokers()
 	helm.Rollback(t, e.helm(nil), release, "1")
-	e.waitRelease(e.a, false)
+	e.waitRelease(e.a)
 	e.replaced(before)
+	watch.check(e, before, e.a)
 	if e.uid("kafscalecluster", "kafscale") != clusterUID || e.uid("kafscaletopic", "kafscale-helm-test") != topicUID {
 		t.Fatal("the KafscaleCluster or the KafscaleTopic was replaced by the rollback")
 	}
@@ -136,14 +137,20 @@ func TestUpgradeRollbackOnKind(t *testing.T) {
 
 	e.step("5 roll forward to release B with -f values")
 	before = e.podUIDs()
+	watch = e.watchBrokers()
 	helm.Upgrade(t, e.helm(nil), e.b.chart, release)
-	e.waitRelease(e.b, false)
+	e.waitRelease(e.b)
 	e.replaced(before)
+	watch.check(e, before, e.b)
 	e.helmTest()
 	e.history([]string{"superseded", "superseded", "superseded", "deployed"}, e.a, e.b, e.a, e.b)
 	if e.uid("kafscalecluster", "kafscale") != clusterUID {
 		t.Fatal("the KafscaleCluster was replaced")
 	}
+
+	e.step("6 stop the clients: every acknowledged record read")
+	e.stopFlow()
+	e.flowing = false
 
 	e.step("7 uninstall, then reinstall under the same name")
 	helm.Delete(t, e.helm(nil), release, true) // true: no --keep-history, as a plain helm uninstall
@@ -155,7 +162,7 @@ func TestUpgradeRollbackOnKind(t *testing.T) {
 		k8s.RunKubectl(t, e.kopts, "get", "crd", crd)
 	}
 	helm.Install(t, e.helm(nil), e.b.chart, release)
-	e.waitRelease(e.b, false)
+	e.waitRelease(e.b)
 	if e.uid("kafscalecluster", "kafscale") != clusterUID || e.uid("kafscaletopic", "kafscale-helm-test") != topicUID {
 		t.Fatal("the reinstall replaced the KafscaleCluster or a KafscaleTopic instead of adopting them")
 	}
@@ -164,6 +171,9 @@ func TestUpgradeRollbackOnKind(t *testing.T) {
 	// The record the last helm test of the first installation produced (revision 4) is
 	// served by the reinstalled release.
 	e.findRecord(e.b, "kafscale-helm-test kafscale revision 4")
+
+	e.step("8 ct install")
+	e.t.Logf("ct install passed with %s", strings.Join(e.ctInstall(), ", "))
 	e.step("done")
 }
 
@@ -191,11 +201,6 @@ func setup(t *testing.T) *env {
 	e.quiet.Logger = logger.Discard
 	dirA, imagesB := need(t, "E2E_RELEASE_A"), need(t, "E2E_IMAGES_B")
 	e.a = rel{name: "A", tag: imageTag(t, filepath.Join(dirA, "images"))}
-	commitA, err := os.ReadFile(filepath.Join(dirA, "commit"))
-	if err != nil {
-		t.Fatalf("%v (written by tests/e2e/release-images.sh)", err)
-	}
-	e.aLacksEtcdRedial = exec.Command("git", "-C", repo, "merge-base", "--is-ancestor", etcdRedialCommit, strings.TrimSpace(string(commitA))).Run() != nil
 	e.b = rel{name: "B", tag: imageTag(t, imagesB)}
 	e.a.chart = e.pack(filepath.Join(dirA, "chart"), "a", e.a.tag)
 	e.b.chart = e.pack(filepath.Join(repo, "charts", "kafscale"), "b", e.b.tag)
@@ -325,16 +330,14 @@ func (e *env) replaced(before map[string]string) {
 // waitRelease waits until every component runs its count of ready pods, all on r's images,
 // with no other pod of theirs left, and the KafscaleCluster and its topics are Ready. It
 // fails at once when a pod of r crash-loops. Then no pod may restart for 30 s (stable
-// restart counts). restartStuck: see etcdRedialCommit.
-func (e *env) waitRelease(r rel, restartStuck bool) {
+// restart counts).
+func (e *env) waitRelease(r rel) {
 	e.t.Helper()
-	start := time.Now()
-	deadline := start.Add(rollout)
+	deadline := time.Now().Add(rollout)
 	var last string
 	for {
-		if restartStuck && time.Since(start) > 4*time.Minute {
-			restartStuck = false
-			e.restartUnready()
+		if e.flowing {
+			e.flowAlive()
 		}
 		state, problem := e.rolledOut(r)
 		if problem != "" {
@@ -356,35 +359,6 @@ func (e *env) waitRelease(r rel, restartStuck bool) {
 	time.Sleep(30 * time.Second)
 	if now := e.restarts(); now != restarts {
 		e.t.Fatalf("release %s: pods restarted after the rollout:\nbefore %s\nafter  %s", r.name, restarts, now)
-	}
-}
-
-// restartUnready restarts, once, every chart Deployment (operator, proxy, console) with an
-// unready pod while all three etcd members are ready: release A's etcd clients may be stuck
-// (etcdRedialCommit).
-func (e *env) restartUnready() {
-	e.t.Helper()
-	etcdReady := 0
-	unready := map[string]bool{}
-	for _, p := range e.pods() {
-		c := p.Labels["app.kubernetes.io/component"]
-		switch {
-		case c == "etcd" && podReady(p):
-			etcdReady++
-		case (c == "operator" || c == "proxy" || c == "console") && !podReady(p):
-			unready[c] = true
-		}
-	}
-	if etcdReady != 3 {
-		return
-	}
-	if !e.clusterReady() {
-		// The operator's pod is ready whatever its etcd client does; the cluster says it.
-		unready["operator"] = true
-	}
-	for c := range unready {
-		e.t.Logf("WARNING: release A predates %s (etcd clients redial a wrong peer); its %s is not ready after 4 minutes with etcd ready: restarting it once", etcdRedialCommit, c)
-		k8s.RunKubectl(e.t, e.kopts, "rollout", "restart", "deployment/kafscale-"+c)
 	}
 }
 
@@ -605,6 +579,9 @@ func (e *env) diagnostics() {
 	for _, pod := range strings.Fields(string(out)) {
 		show("logs of "+pod, e.kubectl, kc("logs", pod, "--all-containers", "--tail=200")...)
 		show("previous logs of "+pod, e.kubectl, kc("logs", pod, "--all-containers", "--previous", "--tail=100")...)
+	}
+	for _, pod := range flowPods {
+		show("logs of the data flow's "+pod, e.kubectl, kc("logs", pod, "--tail=60")...)
 	}
 	dir := filepath.Join(e.repo, ".e2e", "kind-logs-"+time.Now().UTC().Format("20060102-150405"))
 	show("kind export logs", "kind", "export", "logs", dir, "--name", e.cluster)
