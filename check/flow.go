@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,32 +18,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kafscale/kafscale/internal/flowresult"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-// FlowProducerResult is what a producer reports: per partition, the sequence numbers of the
-// records the cluster acknowledged, as ranges; every failure franz-go gave up on.
-type FlowProducerResult struct {
-	ID     string             `json:"id"`
-	Sent   int                `json:"sent"`
-	Acked  map[int32][][2]int `json:"acked"`
-	Failed []string           `json:"failed"`
-	// Disorder: acknowledgements of one partition whose offsets did not increase.
-	Disorder []string `json:"disorder"`
-}
-
-// FlowConsumerResult is what the consumer reports: per partition and producer, the
-// sequence numbers it read, as ranges; the violations it saw; the committed offsets and end
-// offsets after it left the group.
-type FlowConsumerResult struct {
-	Read        map[int32]map[string][][2]int `json:"read"`
-	Records     int                           `json:"records"`
-	Redelivered int                           `json:"redelivered"`
-	Violations  []string                      `json:"violations"`
-	Committed   map[int32]int64               `json:"committed"`
-	End         map[int32]int64               `json:"end"`
-}
 
 // stopped reports whether the stop file says "stop"; a missing file means run.
 func stopped(path string) bool {
@@ -66,15 +43,6 @@ func ranges(xs []int) [][2]int {
 	return out
 }
 
-func printResult(out io.Writer, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(out, "RESULT %s\n", b)
-	return err
-}
-
 // flowProduce writes records "<id> <n>" (n counting per partition from 0) round robin to
 // partitions 0..partitions-1 at rate records per second, idempotent with acks=all, until the
 // stop file says stop; then it flushes and reports. franz-go retries every retriable error
@@ -92,7 +60,7 @@ func flowProduce(bootstrap, topic, id string, partitions, rate int, stopFile str
 	}
 	defer cl.Close()
 	var mu sync.Mutex
-	res := FlowProducerResult{ID: id, Acked: map[int32][][2]int{}}
+	res := flowresult.Producer{ID: id, Acked: map[int32][][2]int{}}
 	acked := map[int32][]int{}
 	lastOffset := map[int32]int64{}
 	next := make([]int, partitions)
@@ -143,7 +111,7 @@ func flowProduce(bootstrap, topic, id string, partitions, rate int, stopFile str
 	for p, xs := range acked {
 		res.Acked[p] = ranges(xs)
 	}
-	return printResult(out, res)
+	return flowresult.Write(out, res)
 }
 
 // flowConsume reads topic in consumer group group, committing after every poll, until the
@@ -164,7 +132,7 @@ func flowConsume(bootstrap, topic, group, stopFile string, out io.Writer) error 
 		return err
 	}
 	adm := kadm.NewClient(cl)
-	res := FlowConsumerResult{Read: map[int32]map[string][][2]int{}}
+	res := flowresult.Consumer{Read: map[int32]map[string][][2]int{}}
 	type rec struct {
 		id string
 		n  int
@@ -337,5 +305,5 @@ func flowConsume(bootstrap, topic, group, stopFile string, out io.Writer) error 
 		}
 	})
 	listed.Each(func(o kadm.ListedOffset) { res.End[o.Partition] = o.Offset })
-	return printResult(out, res)
+	return flowresult.Write(out, res)
 }

@@ -2,29 +2,22 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/kafscale/kafscale/internal/flowresult"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
-// result returns the RESULT line's JSON of a flow client's output.
+// result decodes the RESULT line of a flow client's output.
 func result(t *testing.T, out string, v any) {
 	t.Helper()
-	for _, line := range strings.Split(out, "\n") {
-		if j, ok := strings.CutPrefix(line, "RESULT "); ok {
-			if err := json.Unmarshal([]byte(j), v); err != nil {
-				t.Fatalf("RESULT: %v", err)
-			}
-			return
-		}
+	if err := flowresult.Find(out, v); err != nil {
+		t.Fatalf("%v in %q", err, out)
 	}
-	t.Fatalf("no RESULT line in %q", out)
 }
 
 // Two producers and the consumer run until their stop files say stop; the consumer then
@@ -68,14 +61,14 @@ func TestFlowClientsAccountForEveryRecord(t *testing.T) {
 			t.Fatalf("client %d exit %d: %s %s", i, codes[i], errs[i].String(), outs[i].String())
 		}
 	}
-	var c FlowConsumerResult
+	var c flowresult.Consumer
 	result(t, outs[2].String(), &c)
 	if len(c.Violations) != 0 {
 		t.Errorf("violations: %v", c.Violations)
 	}
 	total := 0
 	for i, id := range []string{"p0", "p1"} {
-		var p FlowProducerResult
+		var p flowresult.Producer
 		result(t, outs[i].String(), &p)
 		if len(p.Failed) != 0 || len(p.Disorder) != 0 || p.Sent == 0 {
 			t.Errorf("producer %s: sent %d failed %v disorder %v", id, p.Sent, p.Failed, p.Disorder)

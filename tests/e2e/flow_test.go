@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gruntwork-io/terratest/modules/k8s"
+	"github.com/kafscale/kafscale/internal/flowresult"
 )
 
 // The data flow of steps 2 and 6 (flow.yaml): two idempotent producers and a consumer group
@@ -19,24 +19,6 @@ var (
 	flowProducers = []string{"p0", "p1"}
 	flowPods      = []string{"e2e-producer-p0", "e2e-producer-p1", "e2e-consumer"}
 )
-
-// producerResult and consumerResult mirror kafscale-check's RESULT lines (check/flow.go).
-type producerResult struct {
-	ID       string             `json:"id"`
-	Sent     int                `json:"sent"`
-	Acked    map[int32][][2]int `json:"acked"`
-	Failed   []string           `json:"failed"`
-	Disorder []string           `json:"disorder"`
-}
-
-type consumerResult struct {
-	Read        map[int32]map[string][][2]int `json:"read"`
-	Records     int                           `json:"records"`
-	Redelivered int                           `json:"redelivered"`
-	Violations  []string                      `json:"violations"`
-	Committed   map[int32]int64               `json:"committed"`
-	End         map[int32]int64               `json:"end"`
-}
 
 // startFlow creates the topic and the clients with release B's check image and waits until
 // the consumer has read a record.
@@ -90,14 +72,14 @@ func (e *env) flowAlive() {
 func (e *env) stopFlow() {
 	e.t.Helper()
 	k8s.RunKubectl(e.t, e.kopts, "patch", "configmap", "e2e-flow-control", "--type=merge", "-p", `{"data":{"producers":"stop"}}`)
-	produced := map[string]producerResult{}
+	produced := map[string]flowresult.Producer{}
 	for _, id := range flowProducers {
-		var r producerResult
+		var r flowresult.Producer
 		e.flowResult("e2e-producer-"+id, &r)
 		produced[id] = r
 	}
 	k8s.RunKubectl(e.t, e.kopts, "patch", "configmap", "e2e-flow-control", "--type=merge", "-p", `{"data":{"consumers":"stop"}}`)
-	var c consumerResult
+	var c flowresult.Consumer
 	e.flowResult("e2e-consumer", &c)
 
 	var problems []string
@@ -145,16 +127,11 @@ func (e *env) flowResult(pod string, v any) {
 			if phase != "Succeeded" {
 				e.t.Fatalf("client pod %s did not finish after it was stopped (%s):\n%s", pod, phase, tail(logs, 60))
 			}
-			for _, line := range strings.Split(logs, "\n") {
-				if j, ok := strings.CutPrefix(line, "RESULT "); ok {
-					if err := json.Unmarshal([]byte(j), v); err != nil {
-						e.t.Fatalf("%s: RESULT: %v", pod, err)
-					}
-					e.t.Logf("%s:\n%s", pod, tail(logs, 12))
-					return
-				}
+			if err := flowresult.Find(logs, v); err != nil {
+				e.t.Fatalf("client pod %s: %v:\n%s", pod, err, tail(logs, 60))
 			}
-			e.t.Fatalf("client pod %s wrote no RESULT line:\n%s", pod, tail(logs, 60))
+			e.t.Logf("%s:\n%s", pod, tail(logs, 12))
+			return
 		}
 		time.Sleep(5 * time.Second)
 	}
