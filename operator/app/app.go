@@ -131,7 +131,8 @@ func Run(ctx context.Context, o Options) error {
 	cluster := &controller.ClusterReconciler{Client: mgr.GetClient(), Scheme: scheme, Config: cfg, Etcd: pool, Preflight: ops.Preflight, Recorder: recorder}
 	topic := &controller.TopicReconciler{Client: mgr.GetClient(), Config: cfg, Etcd: pool}
 	podDrain := &controller.PodDrainReconciler{Client: mgr.GetClient(), Config: cfg, Etcd: pool, Recorder: recorder}
-	ctrls, err := controller.Controllers(mgr, cluster, topic, podDrain)
+	drainTurn := &controller.DrainTurnReconciler{Client: mgr.GetClient()}
+	ctrls, err := controller.Controllers(mgr, cluster, topic, podDrain, drainTurn)
 	if err != nil {
 		return err
 	}

@@ -186,10 +186,6 @@ func restrictedContainerSecurity() *corev1.SecurityContext {
 	}
 }
 
-// BrokerMinReadySeconds is the broker Deployment's minReadySeconds: longer than a broker
-// pod's termination grace, so a rolling update never has two brokers terminating at once.
-const BrokerMinReadySeconds = int32(config.BrokerTerminationGrace/time.Second) + 5
-
 // BrokerDeployment builds the broker Deployment. With autoscaling the replica count is left
 // unset so the HPA owns it.
 func BrokerDeployment(c *v1alpha1.KafscaleCluster, in BrokerInputs) *appsv1.Deployment {
@@ -233,6 +229,8 @@ func BrokerDeployment(c *v1alpha1.KafscaleCluster, in BrokerInputs) *appsv1.Depl
 		// Services, which the broker reports as unknown settings at every start. Every
 		// address the broker needs is set explicitly.
 		EnableServiceLinks: ptr.To(false),
+		// Ready only once no other broker of the cluster drains (DrainTurnGate).
+		ReadinessGates: []corev1.PodReadinessGate{{ConditionType: DrainTurnGate}},
 		SecurityContext: &corev1.PodSecurityContext{
 			RunAsNonRoot:   ptr.To(true),
 			RunAsUser:      ptr.To[int64](65532),
@@ -255,17 +253,12 @@ func BrokerDeployment(c *v1alpha1.KafscaleCluster, in BrokerInputs) *appsv1.Depl
 		ObjectMeta: metav1.ObjectMeta{Name: BrokerName(c), Namespace: c.Namespace, Labels: brokerLabels(c)},
 		Spec: appsv1.DeploymentSpec{
 			Selector: &metav1.LabelSelector{MatchLabels: brokerSelector(c)},
-			// One broker drains at a time. The Deployment controller does not count a
-			// terminating pod: as soon as an old broker starts terminating (drained by the
-			// operator while its preStop hook holds SIGTERM back) the next surge pod starts,
-			// and once that one is available the next old broker is deleted — with brokers
-			// that start faster than they drain, two or three drains overlapped and one
-			// ran out of its Drain deadline (tests/e2e). A new broker counts as available
-			// only after the whole termination grace (plus the 2 s the kubelet may add to a
-			// preStop hook, and a margin), so the old broker deleted before it is gone by
-			// then, whatever its drain took. The price: a roll takes at least a minute per
-			// broker.
-			MinReadySeconds: BrokerMinReadySeconds,
+			// One broker drains at a time: a new broker is Ready (and the next old one
+			// deleted) only once no other broker of the cluster is terminating, through
+			// the pods' readiness gate (DrainTurnGate). minReadySeconds is 0, set
+			// explicitly: an operator before the gate set 65 s to the same end, and
+			// an upgrade takes that wait away from an existing Deployment.
+			MinReadySeconds: 0,
 			Strategy: appsv1.DeploymentStrategy{
 				Type: appsv1.RollingUpdateDeploymentStrategyType,
 				RollingUpdate: &appsv1.RollingUpdateDeployment{

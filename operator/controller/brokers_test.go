@@ -312,19 +312,21 @@ func TestTargetsBrokers(t *testing.T) {
 	}
 }
 
-// A rolling update replaces one broker at a time (one surge pod, none unavailable), and the
-// next old broker is deleted only once the previous one is past its termination grace: the
-// Deployment controller does not count terminating pods, so without minReadySeconds beyond
-// the grace, brokers that start faster than they drain pile up terminating (seen in
-// tests/e2e: two at once, one Drain out of its deadline).
+// A rolling update replaces one broker at a time (one surge pod, none unavailable), and a
+// new broker is Ready only once the operator gave it its turn (DrainTurnGate): the
+// Deployment controller does not count terminating pods, so without the gate brokers that
+// start faster than they drain pile up terminating (seen in tests/e2e: two at once, one Drain
+// out of its deadline).
 func TestBrokerRollOneDrainAtATime(t *testing.T) {
 	d := BrokerDeployment(newCluster(), testInputs())
 	ru := d.Spec.Strategy.RollingUpdate
 	if ru == nil || ru.MaxSurge.IntValue() != 1 || ru.MaxUnavailable.IntValue() != 0 {
 		t.Fatalf("strategy %+v, want maxSurge 1, maxUnavailable 0", d.Spec.Strategy)
 	}
-	grace := *d.Spec.Template.Spec.TerminationGracePeriodSeconds
-	if int64(d.Spec.MinReadySeconds) <= grace+2 {
-		t.Errorf("minReadySeconds %d, want more than the pods' termination grace %d s plus the kubelet's 2 s preStop extension", d.Spec.MinReadySeconds, grace)
+	if g := d.Spec.Template.Spec.ReadinessGates; len(g) != 1 || g[0].ConditionType != DrainTurnGate {
+		t.Errorf("readiness gates %+v, want the operator's %s", g, DrainTurnGate)
+	}
+	if d.Spec.MinReadySeconds != 0 {
+		t.Errorf("minReadySeconds %d: the gate orders the drains, a wait on top only slows the roll", d.Spec.MinReadySeconds)
 	}
 }

@@ -128,9 +128,10 @@ func TestClusterReconcilerIgnoresAMissingCluster(t *testing.T) {
 	}
 }
 
-// A broker Deployment made by an older operator (no minReadySeconds, as release A's) gets
-// the rolling-update settings of this one when the cluster is reconciled: an upgrade rolls
-// its brokers one drain at a time (TestBrokerRollOneDrainAtATime).
+// A broker Deployment made by an older operator (a 65 s minReadySeconds and no readiness
+// gate, or neither) gets the rolling-update settings of this one when the cluster is
+// reconciled: an upgrade rolls its brokers one drain at a time, with no wait beyond the
+// drains (TestBrokerRollOneDrainAtATime).
 func TestClusterReconcilerUpdatesTheRollSettingsOfAnOlderDeployment(t *testing.T) {
 	c := newCluster(withReplicas(3), func(c *v1alpha1.KafscaleCluster) { c.Spec.Etcd.Endpoints = []string{unreachableEtcd} })
 	c.UID = "cluster-uid"
@@ -138,7 +139,8 @@ func TestClusterReconcilerUpdatesTheRollSettingsOfAnOlderDeployment(t *testing.T
 	in.Config.BrokerEnvConfigMap = ""
 	in.EtcdEndpoints = []string{unreachableEtcd}
 	older := BrokerDeployment(c, in)
-	older.Spec.MinReadySeconds = 0
+	older.Spec.MinReadySeconds = 65
+	older.Spec.Template.Spec.ReadinessGates = nil
 	older.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType}
 	cli := fakeClient(t, c, older)
 	pool := NewEtcdPool()
@@ -150,8 +152,11 @@ func TestClusterReconcilerUpdatesTheRollSettingsOfAnOlderDeployment(t *testing.T
 	if err := cli.Get(ctx, client.ObjectKeyFromObject(older), &got); err != nil {
 		t.Fatalf("broker Deployment: %v", err)
 	}
-	if got.Spec.MinReadySeconds != BrokerMinReadySeconds {
-		t.Errorf("minReadySeconds %d after the reconcile, want %d", got.Spec.MinReadySeconds, BrokerMinReadySeconds)
+	if got.Spec.MinReadySeconds != 0 {
+		t.Errorf("minReadySeconds %d after the reconcile, want 0", got.Spec.MinReadySeconds)
+	}
+	if g := got.Spec.Template.Spec.ReadinessGates; len(g) != 1 || g[0].ConditionType != DrainTurnGate {
+		t.Errorf("readiness gates %+v after the reconcile, want %s", g, DrainTurnGate)
 	}
 	if ru := got.Spec.Strategy.RollingUpdate; ru == nil || ru.MaxSurge.IntValue() != 1 || ru.MaxUnavailable.IntValue() != 0 {
 		t.Errorf("strategy %+v, want maxSurge 1, maxUnavailable 0", got.Spec.Strategy)

@@ -22,7 +22,7 @@ import (
 
 // Controllers builds the reconcilers' controllers, unmanaged: the caller adds them to the
 // manager behind its leader gate, so only the elected replica reconciles.
-func Controllers(mgr manager.Manager, cluster *ClusterReconciler, topic *TopicReconciler, podDrain *PodDrainReconciler) ([]controller.Controller, error) {
+func Controllers(mgr manager.Manager, cluster *ClusterReconciler, topic *TopicReconciler, podDrain *PodDrainReconciler, drainTurn *DrainTurnReconciler) ([]controller.Controller, error) {
 	opts := func(r reconcile.Reconciler) controller.Options {
 		// Several managers may run in one process (tests); names need not be unique.
 		return controller.Options{Reconciler: r, Logger: mgr.GetLogger(), SkipNameValidation: ptr.To(true), MaxConcurrentReconciles: 2}
@@ -115,5 +115,16 @@ func Controllers(mgr manager.Manager, cluster *ClusterReconciler, topic *TopicRe
 	if err := pc.Watch(source.Kind(cache, &corev1.Pod{}, &handler.TypedEnqueueRequestForObject[*corev1.Pod]{}, terminatingBroker)); err != nil {
 		return nil, err
 	}
-	return []controller.Controller{cc, tc, pc}, nil
+
+	// New broker pods, made Ready (DrainTurnGate) once no other broker of theirs drains; any
+	// broker pod's event, a terminating one's deletion above all, looks at the waiting ones.
+	gc, err := controller.NewUnmanaged("brokerdrainturn", opts(drainTurn))
+	if err != nil {
+		return nil, err
+	}
+	brokerPod := predicate.NewTypedPredicateFuncs(isBrokerPod)
+	if err := gc.Watch(source.Kind(cache, &corev1.Pod{}, handler.TypedEnqueueRequestsFromMapFunc(BrokerPodsWaitingForTurn(mgr.GetClient())), brokerPod)); err != nil {
+		return nil, err
+	}
+	return []controller.Controller{cc, tc, pc, gc}, nil
 }

@@ -681,7 +681,7 @@ func TestOperatorRBACIsNamespacedAndMinimal(t *testing.T) {
 	eq(t, "Role namespace", role.Namespace, namespace)
 	allowed := map[string][]string{
 		"kafscale.io":         {"kafscaleclusters", "kafscaletopics", "kafscaleclusters/status", "kafscaletopics/status", "kafscaleclusters/finalizers", "kafscaletopics/finalizers"},
-		"":                    {"secrets", "services", "configmaps", "pods", "events"},
+		"":                    {"secrets", "services", "configmaps", "pods", "pods/status", "events"},
 		"apps":                {"deployments", "statefulsets"},
 		"policy":              {"poddisruptionbudgets"},
 		"autoscaling":         {"horizontalpodautoscalers"},
@@ -705,6 +705,10 @@ func TestOperatorRBACIsNamespacedAndMinimal(t *testing.T) {
 		// scale-down is undone.
 		if slices.Contains(r.Resources, "pods") && !reflect.DeepEqual(r.Verbs, []string{"get", "list", "watch", "patch", "delete"}) {
 			t.Errorf("pods must be get/list/watch/patch/delete, got %v", r.Verbs)
+		}
+		// Pod status only to set the broker pods' readiness gate (kafscale.io/drain-turn).
+		if slices.Contains(r.Resources, "pods/status") && !reflect.DeepEqual(r.Verbs, []string{"patch"}) {
+			t.Errorf("pods/status must be patch only, got %v", r.Verbs)
 		}
 		if slices.Contains(r.Verbs, "*") || slices.Contains(r.Resources, "*") {
 			t.Errorf("wildcard rule %+v", r)

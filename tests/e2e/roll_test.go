@@ -14,9 +14,10 @@ import (
 // brokerWatch follows the broker pods while a release rolls, every 2 seconds: how many are
 // ready and not terminating (the operator's Deployment rolls with maxUnavailable 0 and
 // maxSurge 1, so never fewer than the 3 replicas), how many terminate at the same time
-// (each is drained by the operator while its preStop hook holds SIGTERM back; B's
-// minReadySeconds keeps that to one), and which pods terminated. A poll can miss a change shorter than its period; the drain events are
-// checked from the API, not polled.
+// (each is drained by the operator while its preStop hook holds SIGTERM back; B's broker
+// pods become Ready only once no other broker drains, through their readiness gate, which
+// keeps that to one), and which pods terminated. A poll can miss a change shorter than its
+// period; the drain events are checked from the API, not polled.
 type brokerWatch struct {
 	stop, done     chan struct{}
 	mu             sync.Mutex
@@ -62,8 +63,8 @@ func (e *env) watchBrokers() *brokerWatch {
 }
 
 // check stops the watch and checks the roll: never fewer than 3 ready brokers, and, when
-// release r's operator rolled them and is B (this checkout, whose broker Deployment has
-// minReadySeconds beyond the termination grace), never two brokers terminating at once and
+// release r's operator rolled them and is B (this checkout, whose broker pods wait for
+// their drain turn), never two brokers terminating at once and
 // every broker pod of before drained by the operator (a Drained event on it). Release A's
 // operator is older code: its roll is logged, not held to B's promise.
 func (w *brokerWatch) check(e *env, before map[string]string, r rel) {
@@ -100,6 +101,24 @@ func (w *brokerWatch) check(e *env, before map[string]string, r rel) {
 		e.t.Fatalf("broker roll:\n%s", strings.Join(problems, "\n"))
 	}
 	e.t.Logf("broker roll: one at a time, %d broker pods each drained by the operator: %s", len(old), strings.Join(old, " "))
+	if r.name == "B" {
+		e.bRollSettings()
+	}
+}
+
+// bRollSettings checks that B's operator rolls with its readiness gate and no
+// minReadySeconds, also on the Deployment release A's operator made with a 65 s one.
+func (e *env) bRollSettings() {
+	e.t.Helper()
+	out, err := k8s.RunKubectlAndGetOutputE(e.t, e.quiet, "get", "deployment", "kafscale-broker",
+		"-o", `jsonpath={.spec.minReadySeconds}/{.spec.template.spec.readinessGates[*].conditionType}`)
+	if err != nil {
+		e.t.Fatalf("broker Deployment: %v %s", err, out)
+	}
+	// An unset minReadySeconds (0, omitted) prints as nothing.
+	if out != "/kafscale.io/drain-turn" && out != "0/kafscale.io/drain-turn" {
+		e.t.Fatalf("broker Deployment after B's roll: minReadySeconds/readiness gates %q, want 0 and kafscale.io/drain-turn", out)
+	}
 }
 
 // brokerPodsOf names the broker pods (of the operator's Deployment kafscale-broker) in a
