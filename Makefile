@@ -317,7 +317,8 @@ $(STAMP)/kind-debian-$(subst $(space),+,$(subst :,_,$(KIND_DEBIAN_PACKAGES))): |
 	@touch $@
 
 # kubeadm, kubelet and the control plane (kube-apiserver and kubectl are the tools' builds)
-# from the same module and release, static, into bin/kube/. CPU-heavy: about 12 min cold.
+# from the same module and release, static, into bin/kube/. CPU-heavy: about 4 min cold after
+# kube-apiserver's build (docs/development.md).
 # One `go build` for all five, so their compiles and links share both cores; the packages
 # they share with kube-apiserver come from the build cache (same module, same flags).
 $(STAMP)/kube-node-$(KUBE_VERSION): tests/tools/kube-apiserver/go.mod $(STAMP)/kubectl-$(KUBE_VERSION) | $(STAMP)
@@ -333,7 +334,7 @@ KIND_TOOLS := $(STAMP)/kind-$(KIND_VERSION) $(STAMP)/kind-debian-$(subst $(space
 kind-tools: $(KIND_TOOLS) ## install kind, podman, runc, debootstrap, helm and the Kubernetes node binaries (pinned)
 
 .PHONY: kind-node-image
-kind-node-image: $(KIND_TOOLS) $(STAMP)/etcd-$(ETCD_VERSION) $(STAMP)/kube-apiserver-$(KUBE_VERSION)-v ## build the offline kind node image unless its inputs' hash is built (~20 min cold)
+kind-node-image: $(KIND_TOOLS) $(STAMP)/etcd-$(ETCD_VERSION) $(STAMP)/kube-apiserver-$(KUBE_VERSION)-v ## build the offline kind node image unless its inputs' hash is built (~8 min cold)
 	@ln -sf ../kube-apiserver $(BIN)/kube/kube-apiserver
 	@if podman image exists $(NODE_IMAGE); then echo "node image $(NODE_IMAGE) is current"; else \
 	  NODE_IMAGE=$(NODE_IMAGE) WORK=$(CURDIR)/.kind-node-build ROOTFS_CACHE=$(ROOTFS_CACHE) KIND_MODULE=$$($(GO) list -m -f '{{.Dir}}' sigs.k8s.io/kind@$(KIND_VERSION) 2>/dev/null || $(GO) mod download -json sigs.k8s.io/kind@$(KIND_VERSION) | sed -n 's/^\s*"Dir": "\(.*\)",$$/\1/p') \
