@@ -255,9 +255,9 @@ func BrokerDeployment(c *v1alpha1.KafscaleCluster, in BrokerInputs) *appsv1.Depl
 			Selector: &metav1.LabelSelector{MatchLabels: brokerSelector(c)},
 			// One broker drains at a time: a new broker is Ready (and the next old one
 			// deleted) only once no other broker of the cluster is terminating, through
-			// the pods' readiness gate (DrainTurnGate). minReadySeconds is 0, set
-			// explicitly: an operator before the gate set 65 s to the same end, and
-			// an upgrade takes that wait away from an existing Deployment.
+			// the pods' readiness gate (DrainTurnGate). minReadySeconds must be 0 and is
+			// set so explicitly: a Deployment made by an older operator carries 65 s,
+			// which would only slow every roll down now that the gate orders the drains.
 			MinReadySeconds: 0,
 			Strategy: appsv1.DeploymentStrategy{
 				Type: appsv1.RollingUpdateDeploymentStrategyType,
