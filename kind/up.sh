@@ -2,7 +2,8 @@
 # make kind-up: a kind cluster running the chart, from the images of `make images`.
 #
 #  1. creates the cluster (kind/cluster.yaml; with the offline node image, plus
-#     kind/offline-patch.yaml) unless it exists, with docker when it works, else podman;
+#     kind/offline-patch.yaml) unless it runs already, with docker when it works, else
+#     podman; a cluster whose node is stopped (after a reboot) is deleted and made anew;
 #  2. loads every archive of IMAGES_DIR (kind load image-archive);
 #  3. checks that a pod running as 65532 can write to a fresh claim of the default
 #     StorageClass (managed etcd and the S3 server need it);
@@ -49,6 +50,14 @@ if [ ! -d /lib/modules ]; then
 fi
 
 step "1/5 cluster $cluster ($provider, node image ${KIND_NODE_IMAGE:-the provider default})"
+if kind get clusters 2>/dev/null | grep -qx "$cluster" &&
+  [ "$("$provider" inspect -f '{{.State.Running}}' "$cluster-control-plane" 2>/dev/null)" != true ]; then
+  # A reboot, or a killed run, leaves the node container stopped: nothing answers in it, and
+  # every later step would fail on it. kind does not restart nodes under podman, and one
+  # started by hand may come up on a new address; a new cluster is the dependable way.
+  echo "cluster $cluster exists but its node $cluster-control-plane is not running: deleting it and creating it anew"
+  KIND_CLUSTER=$cluster "$here/down.sh"
+fi
 if kind get clusters 2>/dev/null | grep -qx "$cluster"; then
   echo "cluster $cluster exists; reusing it (make kind-down to start afresh)"
 else

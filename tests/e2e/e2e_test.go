@@ -5,7 +5,8 @@
 //
 // `make e2e` prepares what the test needs and passes it in the environment:
 //
-//	E2E_CLUSTER      kind cluster to create (deleted at the end; E2E_KEEP=1 keeps it)
+//	E2E_CLUSTER      kind cluster to create (a cluster of that name left by an earlier run is
+//	                 deleted first; deleted at the end unless E2E_KEEP=1)
 //	E2E_RELEASE_A    directory with release A's images/ and chart/ (tests/e2e/release-images.sh)
 //	E2E_IMAGES_B     release B's image archives (make images)
 //	KIND_NODE_IMAGE, KIND_OFFLINE, KUBECTL, ETCD_VERSION, COREDNS_VERSION: as for kind/up.sh
@@ -21,8 +22,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,7 +63,7 @@ type rel struct {
 }
 
 type env struct {
-	t     *testing.T
+	t     *recT
 	quiet *k8s.KubectlOptions // for polls: no log line per call
 	// flowing: the data flow's clients run (steps 2 to 6); a wait fails if one ends.
 	flowing  bool
@@ -74,9 +77,10 @@ type env struct {
 	broken   bool
 	steps    []string
 	stepFrom time.Time
+	kindLogs string // where the diagnostics exported kind's logs
 }
 
-func need(t *testing.T, name string) string {
+func need(t testing.TB, name string) string {
 	t.Helper()
 	v := os.Getenv(name)
 	if v == "" {
@@ -85,8 +89,9 @@ func need(t *testing.T, name string) string {
 	return v
 }
 
-func TestUpgradeRollbackOnKind(t *testing.T) {
-	e := setup(t)
+func TestUpgradeRollbackOnKind(tt *testing.T) {
+	e := setup(tt)
+	t := e.t
 
 	e.step("1 install release A (%s)", e.a.tag)
 	helm.Install(t, e.helm(nil), e.a.chart, release)
@@ -183,7 +188,7 @@ func setup(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e := &env{
-		t:       t,
+		t:       &recT{T: t},
 		repo:    repo,
 		work:    t.TempDir(),
 		cluster: need(t, "E2E_CLUSTER"),
@@ -207,6 +212,12 @@ func setup(t *testing.T) *env {
 
 	e.step("0 kind cluster %s, images of B, S3 server", e.cluster)
 	t.Cleanup(e.teardown)
+	if out, _ := exec.Command("kind", "get", "clusters").Output(); slices.Contains(strings.Fields(string(out)), e.cluster) {
+		// Left by a killed run (E2E_KEEP=1, an interrupted session, a reboot): its node may
+		// be stopped, and its state is not this run's. The scenario starts on a new cluster.
+		t.Logf("a kind cluster %s is left from an earlier run: deleting it", e.cluster)
+		e.run(filepath.Join(repo, "kind", "down.sh"), "KIND_CLUSTER="+e.cluster)
+	}
 	e.run(filepath.Join(repo, "kind", "up.sh"), "KIND_CLUSTER="+e.cluster, "IMAGES_DIR="+imagesB, "KIND_UP_UNTIL=s3",
 		"KIND_NAMESPACE="+namespace, "KIND_KAFKA_PORT=29092", "KIND_CONSOLE_PORT=28080")
 	e.step("0 images of A")
@@ -559,6 +570,68 @@ func (e *env) teardown() {
 	cmd.Env = append(os.Environ(), "KIND_CLUSTER="+e.cluster)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	_ = cmd.Run()
+	if e.t.Failed() {
+		// Last, after pages of diagnostics: a log cut to its tail still says what failed.
+		step := "setup"
+		if len(e.steps) > 0 {
+			step = e.steps[len(e.steps)-1]
+		}
+		fmt.Printf("\ne2e: FAILED in step %q after %s: %s\n(diagnostics above; kind's logs in %s)\n",
+			step, time.Since(e.stepFrom).Round(time.Second), e.t.firstFailure(), e.kindLogs)
+	}
+}
+
+// recT is the test's *testing.T keeping the first failure's message, which the teardown
+// repeats at the very end.
+type recT struct {
+	*testing.T
+	mu    sync.Mutex
+	first string
+}
+
+func (r *recT) note(msg string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.first == "" {
+		r.first = msg
+	}
+}
+
+func (r *recT) firstFailure() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.first == "" {
+		return "(no message)"
+	}
+	const max = 1500
+	if len(r.first) > max {
+		return r.first[:max] + " …"
+	}
+	return r.first
+}
+
+func (r *recT) Errorf(format string, args ...any) {
+	r.T.Helper()
+	r.note(fmt.Sprintf(format, args...))
+	r.T.Errorf(format, args...)
+}
+
+func (r *recT) Error(args ...any) {
+	r.T.Helper()
+	r.note(fmt.Sprint(args...))
+	r.T.Error(args...)
+}
+
+func (r *recT) Fatalf(format string, args ...any) {
+	r.T.Helper()
+	r.note(fmt.Sprintf(format, args...))
+	r.T.Fatalf(format, args...)
+}
+
+func (r *recT) Fatal(args ...any) {
+	r.T.Helper()
+	r.note(fmt.Sprint(args...))
+	r.T.Fatal(args...)
 }
 
 // diagnostics prints what a failed step needs to be understood, and exports kind's logs.
@@ -567,6 +640,13 @@ func (e *env) diagnostics() {
 		out, err := exec.Command(name, args...).CombinedOutput()
 		fmt.Printf("\n===== %s (%s %s; err %v)\n%s", title, name, strings.Join(args, " "), err, out)
 	}
+	engine := "podman"
+	if os.Getenv("KIND_EXPERIMENTAL_PROVIDER") == "" {
+		engine = "docker"
+	}
+	// The node container first: when it is not running, nothing below can answer.
+	show("kind node container", engine, "ps", "-a", "--filter", "label=io.x-k8s.kind.cluster="+e.cluster)
+	show("kind node's own log", engine, "logs", "--tail", "40", e.cluster+"-control-plane")
 	ctx := "kind-" + e.cluster
 	kc := func(args ...string) []string { return append([]string{"--context", ctx, "-n", namespace}, args...) }
 	show("pods", e.kubectl, kc("get", "pods", "-o", "wide")...)
@@ -583,6 +663,6 @@ func (e *env) diagnostics() {
 	for _, pod := range flowPods {
 		show("logs of the data flow's "+pod, e.kubectl, kc("logs", pod, "--tail=60")...)
 	}
-	dir := filepath.Join(e.repo, ".e2e", "kind-logs-"+time.Now().UTC().Format("20060102-150405"))
-	show("kind export logs", "kind", "export", "logs", dir, "--name", e.cluster)
+	e.kindLogs = filepath.Join(e.repo, ".e2e", "kind-logs-"+time.Now().UTC().Format("20060102-150405"))
+	show("kind export logs", "kind", "export", "logs", e.kindLogs, "--name", e.cluster)
 }
