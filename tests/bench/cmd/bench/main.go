@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -16,6 +17,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/kafscale/kafscale/broker/config"
 	"github.com/kafscale/kafscale/tests/bench"
@@ -52,18 +54,34 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	free, err := diskFree(tmp)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if why := lowDisk(tmp, free); why != "" {
+		_ = os.RemoveAll(tmp)
+		log.Fatalf("bench not started: %s", why)
+	}
+	log.Printf("S3 and etcd data go to %s (%.1f GiB free; a default run writes about 20 GiB)", tmp, float64(free)/(1<<30))
 	tb := &bench.ProgramTB{Dir: tmp}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, cancel := context.WithCancelCause(ctx)
+	go watchDisk(ctx, tmp, 2*time.Second, diskFree, cancel)
 	var rep *bench.Report
 	err = tb.Run(func() error {
 		var err error
 		rep, err = bench.Run(ctx, tb, cfg)
 		return err
 	})
+	cause := context.Cause(ctx)
+	cancel(nil)
 	stop()
 	tb.Close()
 	_ = os.RemoveAll(tmp)
 	if err != nil {
+		if cause != nil && !errors.Is(cause, context.Canceled) {
+			log.Fatalf("bench stopped: %v (%v)", cause, err)
+		}
 		log.Fatalf("bench failed: %v", err)
 	}
 	rep.Command = cmd
