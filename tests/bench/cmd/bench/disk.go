@@ -8,8 +8,8 @@ import (
 )
 
 // minFree is the free space below which the bench stops: the S3 server's and etcd's data live
-// under the run's temporary directory, and on a full disk both stop answering writes, which
-// franz-go's producers wait out for as long as the run lasts instead of failing.
+// under the run's temporary directory, and a run that filled its disk stalled instead of
+// failing, its producers waiting with nothing acknowledged.
 const minFree = 1 << 30
 
 // diskFree reports the bytes an unprivileged writer may still use on dir's file system.
