@@ -9,7 +9,8 @@ import (
 
 // minFree is the free space below which the bench stops: the S3 server's and etcd's data live
 // under the run's temporary directory, and a run that filled its disk stalled instead of
-// failing, its producers waiting with nothing acknowledged.
+// failing (the broker answers KAFKA_STORAGE_ERROR while uploads fail, which franz-go's
+// producers retry with no time limit by default).
 const minFree = 1 << 30
 
 // diskFree reports the bytes an unprivileged writer may still use on dir's file system.
