@@ -285,7 +285,8 @@ func bucket(ctx context.Context, endpoint, region, name string, out io.Writer) e
 		UsePathStyle: true,
 		Credentials:  credentials.NewStaticCredentialsProvider(key, secret, ""),
 	})
-	for {
+	start, said := time.Now(), time.Now()
+	for attempts := 1; ; attempts++ {
 		// Each attempt bounded: a request to a Service whose routes are not yet programmed
 		// can hang rather than fail.
 		attempt, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -293,8 +294,13 @@ func bucket(ctx context.Context, endpoint, region, name string, out io.Writer) e
 		cancel()
 		var owned *s3types.BucketAlreadyOwnedByYou
 		if err == nil || errors.As(err, &owned) {
-			fmt.Fprintf(out, "bucket %s at %s is there\n", name, endpoint)
+			fmt.Fprintf(out, "bucket %s at %s is there (attempt %d, after %s)\n", name, endpoint, attempts, time.Since(start).Round(time.Second))
 			return nil
+		}
+		// A slow start should say what it waits for, not only that it took long.
+		if time.Since(said) >= 10*time.Second {
+			fmt.Fprintf(out, "still creating bucket %s at %s after %s (attempt %d): %v\n", name, endpoint, time.Since(start).Round(time.Second), attempts, err)
+			said = time.Now()
 		}
 		select {
 		case <-ctx.Done():

@@ -136,7 +136,14 @@ k -n "$ns" delete pod/volume-check pvc/volume-check --wait=false >/dev/null
 
 step "4/5 S3 server, chart, KafscaleCluster"
 sed -e "s#@VERSITYGW_IMAGE@#$VERSITYGW_IMAGE#" -e "s#@CHECK_IMAGE@#$CHECK_IMAGE#" "$here/s3.yaml" | k -n "$ns" apply -f -
-k -n "$ns" wait job/s3-bucket --for=condition=Complete --timeout 5m
+if ! k -n "$ns" wait job/s3-bucket --for=condition=Complete --timeout 5m; then
+  echo "kind-up: the S3 bucket was not created; the Job's pods and their logs:" >&2
+  k -n "$ns" get pods -l job-name=s3-bucket -o wide >&2 || true
+  k -n "$ns" logs job/s3-bucket --tail 50 >&2 || true
+  k -n "$ns" logs deployment/s3 --tail 50 >&2 || true
+  exit 1
+fi
+k -n "$ns" logs job/s3-bucket --tail 20 || true
 if [ "${KIND_UP_UNTIL:-}" = s3 ]; then
   # The e2e tier (tests/e2e) installs the chart releases itself.
   step "stopping before the chart (KIND_UP_UNTIL=s3)"
