@@ -223,7 +223,7 @@ func setup(t *testing.T) *env {
 	e.step("0 images of A")
 	archives, _ := filepath.Glob(filepath.Join(dirA, "images", "kafscale-*.tar"))
 	if len(archives) < 4 {
-		t.Fatalf("release A has %d product image archives in %s, want operator, broker, proxy, console, check", len(archives), dirA)
+		e.t.Fatalf("release A has %d product image archives in %s, want operator, broker, proxy, console, check", len(archives), dirA)
 	}
 	for _, a := range archives {
 		e.run("kind", "load", "image-archive", "--name", e.cluster, a)
