@@ -28,7 +28,7 @@ func lowDisk(dir string, free uint64) string {
 		return ""
 	}
 	return fmt.Sprintf("the disk under %s has %.2f GiB free, less than the %d GiB the bench keeps in reserve: "+
-		"its S3 and etcd data (about 20 GiB in a default run) no longer fit; free space there, or set TMPDIR "+
+		"its S3 and etcd data (about 20 GiB in a default run) cannot fit; free space there, or set TMPDIR "+
 		"to a directory on a larger disk", dir, float64(free)/(1<<30), minFree>>30)
 }
 
