@@ -21,6 +21,9 @@ type fakeBroker struct {
 	mu    sync.Mutex
 	conns []net.Conn
 	delay chan struct{} // when set, answers wait for it
+	// held receives a value each time an answer starts waiting for delay: the request was
+	// read, so its connection is in conns and dropAll closes it.
+	held chan struct{}
 }
 
 func startFake(t *testing.T) *fakeBroker {
@@ -29,7 +32,7 @@ func startFake(t *testing.T) *fakeBroker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeBroker{ln: ln}
+	f := &fakeBroker{ln: ln, held: make(chan struct{}, 64)}
 	t.Cleanup(func() { ln.Close(); f.dropAll() })
 	go func() {
 		for {
@@ -73,6 +76,10 @@ func (f *fakeBroker) serve(c net.Conn) {
 		delay := f.delay
 		f.mu.Unlock()
 		if delay != nil {
+			select {
+			case f.held <- struct{}{}:
+			default:
+			}
 			<-delay
 		}
 		if _, err := c.Write(append(out, body...)); err != nil {
@@ -142,6 +149,9 @@ func TestClosedConnectionIsReplaced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The client's dial returns before the fake's Accept registers the connection; dropping
+	// before the request is held could close nothing and leave the call waiting forever.
+	<-f.held
 	f.dropAll()
 	if _, err := pending.Wait(context.Background()); !errors.Is(err, ErrConnClosed) {
 		t.Fatalf("pending call on a closed connection: %v, want ErrConnClosed", err)
